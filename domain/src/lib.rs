@@ -1,0 +1,20 @@
+//! Academy's domain: what can happen, and the rules deciding whether it may.
+//!
+//! Each aggregate is a [`Decider`]: a pure `decide(command, state) -> events` and a pure
+//! `evolve(state, event) -> state`. Nothing here does I/O, reads a clock or draws a random number: time, ids and
+//! seeds arrive inside commands and are recorded in events, so replaying the log always reproduces the same state.
+//!
+//! - [`decider`]: the Decider contract.
+//! - [`event`]: how domain events become stored events (a stable type string, a schema version, JSON data).
+//! - [`stream`]: stream ids, `<category>-<uuid>`.
+//! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
+
+pub mod decider;
+pub mod event;
+pub mod stream;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use decider::Decider;
+pub use event::{DecodeError, DomainEvent};
+pub use stream::{StreamId, StreamIdError};

@@ -1,0 +1,613 @@
+//! A PostgreSQL cluster run from the system's server binaries, so that `academy` and every test need nothing but
+//! PostgreSQL installed.
+//!
+//! The cluster listens only on a unix socket in a private folder (no TCP port, so clusters never collide), is
+//! created with `initdb` on first use, and reused when a previous run left it running. When the process runs as
+//! root, `initdb` and `postgres` run as an unprivileged system user (PostgreSQL refuses root), and the data folder
+//! is handed to that user.
+//!
+//! The `postgres` process is spawned from a dedicated thread that lives as long as the [`Cluster`] handle:
+//! `PR_SET_PDEATHSIG` fires when the *spawning thread* exits, so spawning from a short-lived thread (a tokio
+//! blocking task, a test thread) would shut the server down under our feet. If our process dies, the same signal
+//! makes PostgreSQL do a fast shutdown instead of lingering.
+#![allow(unsafe_code)] // getpwnam, kill and prctl have no safe wrappers in std
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+
+/// The port only names the socket file; with `listen_addresses=''` nothing listens on TCP, and each cluster has
+/// its own socket folder, so one fixed number serves every cluster.
+const PORT: u16 = 5432;
+/// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes with the terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+/// Oldest PostgreSQL we support (`pg_current_xact_id` / `xid8` snapshots arrived in 13; we test on 14+).
+const MIN_MAJOR: u32 = 14;
+const SERVER_LOG: &str = "server.log";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries (initdb, postgres) were not found on PATH, under /usr/lib/postgresql/*/bin \
+         or in ACADEMY_PG_BIN. Install them (Debian/Ubuntu: `apt-get install -y postgresql`; PostgreSQL {MIN_MAJOR} \
+         or newer), point ACADEMY_PG_BIN at their folder, or set DATABASE_URL to use an existing server"
+    )]
+    BinariesNotFound,
+    #[error(
+        "running as root, but there is no system user `{0}` to run PostgreSQL as (PostgreSQL refuses to run as \
+         root). Create one (`useradd --system {0}`), set ACADEMY_PG_USER to another unprivileged user, or set \
+         DATABASE_URL"
+    )]
+    NoSuchUser(String),
+    #[error(
+        "the data folder {data_dir} cannot be reached by the `{user}` user that runs PostgreSQL: {blocker} is not \
+         enterable by it (mode {mode:o}). Set ACADEMY_DATA_DIR to a folder it can reach (for example \
+         /var/lib/academy), or allow it through with `chmod o+x {blocker}`"
+    )]
+    Unreachable {
+        data_dir: PathBuf,
+        user: String,
+        blocker: PathBuf,
+        mode: u32,
+    },
+    #[error(
+        "{0} exists and is not empty, but is not a PostgreSQL data folder (no PG_VERSION); point ACADEMY_DATA_DIR \
+         at an empty or PostgreSQL folder"
+    )]
+    NotADataDir(PathBuf),
+    #[error(
+        "the data folder {data_dir} was made by PostgreSQL {found}, but the binaries in {bin_dir} are version \
+         {binaries}; use matching binaries (ACADEMY_PG_BIN) or a new data folder"
+    )]
+    VersionMismatch {
+        data_dir: PathBuf,
+        found: String,
+        binaries: u32,
+        bin_dir: PathBuf,
+    },
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("PostgreSQL did not become ready within {0:?}; its log says:\n{1}")]
+    NotReady(Duration, String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ClusterError {
+    let context = context.into();
+    move |source| ClusterError::Io { context, source }
+}
+
+/// How the server is tuned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Stock settings: every commit is durable.
+    Durable,
+    /// For throwaway test clusters only: no fsync, no full-page writes. A crash loses the cluster, which a test
+    /// does not care about.
+    Throwaway,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Where the cluster lives; created (with `initdb`) when missing or empty.
+    pub data_dir: PathBuf,
+    /// Folder holding `initdb` and `postgres`; searched for when `None`.
+    pub bin_dir: Option<PathBuf>,
+    /// The unprivileged user PostgreSQL runs as when we are root.
+    pub run_as: String,
+    pub durability: Durability,
+}
+
+impl ClusterConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            bin_dir: None,
+            run_as: "postgres".to_owned(),
+            durability: Durability::Durable,
+        }
+    }
+}
+
+/// A running cluster. Dropping the handle of a cluster this process started stops it (fast shutdown); a cluster
+/// that another process started and we merely reuse is left running.
+#[derive(Debug)]
+pub struct Cluster {
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+    /// `Some` when this process started the server and so must stop it.
+    guardian: Option<Guardian>,
+}
+
+#[derive(Debug)]
+struct Guardian {
+    stop: mpsc::Sender<()>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Creates the cluster if needed and starts it, or attaches to the server already running on this data
+    /// folder. Blocks until the server accepts connections.
+    pub fn start(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        let bin_dir = match &config.bin_dir {
+            Some(dir) if dir.join("postgres").is_file() => dir.clone(),
+            Some(_) => return Err(ClusterError::BinariesNotFound),
+            None => find_bin_dir().ok_or(ClusterError::BinariesNotFound)?,
+        };
+        let run_as = if unsafe { libc::geteuid() } == 0 {
+            Some(lookup_user(&config.run_as)?)
+        } else {
+            None
+        };
+
+        fs::create_dir_all(&config.data_dir)
+            .map_err(io_err(format!("creating {}", config.data_dir.display())))?;
+        let data_dir = fs::canonicalize(&config.data_dir)
+            .map_err(io_err(format!("resolving {}", config.data_dir.display())))?;
+        if let Some(user) = &run_as {
+            check_reachable(&data_dir, user)?;
+        }
+
+        if let Some(running) = Self::attach(&data_dir)? {
+            tracing::info!(data_dir = %data_dir.display(), "reusing the PostgreSQL server already running here");
+            return Ok(running);
+        }
+
+        if !data_dir.join("PG_VERSION").exists() {
+            if fs::read_dir(&data_dir)
+                .map_err(io_err(format!("listing {}", data_dir.display())))?
+                .next()
+                .is_some()
+            {
+                return Err(ClusterError::NotADataDir(data_dir));
+            }
+            initdb(&bin_dir, &data_dir, run_as.as_ref(), config.durability)?;
+        }
+        check_version(&bin_dir, &data_dir)?;
+
+        let socket_dir = socket_dir_for(&data_dir);
+        fs::create_dir_all(&socket_dir).map_err(io_err(format!("creating {}", socket_dir.display())))?;
+        if let Some(user) = &run_as {
+            chown(&socket_dir, user)?;
+            fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))
+                .map_err(io_err(format!("restricting {}", socket_dir.display())))?;
+        }
+        remove_stale_lock(&socket_dir.join(format!(".s.PGSQL.{PORT}.lock")))?;
+
+        let guardian = spawn_guarded(&bin_dir, &data_dir, &socket_dir, run_as.as_ref(), config.durability)?;
+        let cluster = Self {
+            data_dir,
+            socket_dir,
+            port: PORT,
+            guardian: Some(guardian),
+        };
+        cluster.wait_ready(Duration::from_secs(60))?;
+        tracing::info!(data_dir = %cluster.data_dir.display(), socket = %cluster.socket_dir.display(), "PostgreSQL started");
+        Ok(cluster)
+    }
+
+    /// Attaches to a live postmaster of this data folder; removes a stale `postmaster.pid` left by a crash.
+    fn attach(data_dir: &Path) -> Result<Option<Self>, ClusterError> {
+        let pid_file = data_dir.join("postmaster.pid");
+        let Ok(contents) = fs::read_to_string(&pid_file) else {
+            return Ok(None);
+        };
+        let lines: Vec<&str> = contents.lines().collect();
+        let pid = lines.first().and_then(|l| l.trim().parse::<i32>().ok());
+        match pid {
+            Some(pid) if is_postgres_process(pid) => {
+                let port = lines.get(3).and_then(|l| l.trim().parse().ok()).unwrap_or(PORT);
+                let socket_dir = lines
+                    .get(4)
+                    .map(|l| l.trim())
+                    .filter(|l| !l.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| socket_dir_for(data_dir));
+                let cluster = Self {
+                    data_dir: data_dir.to_owned(),
+                    socket_dir,
+                    port,
+                    guardian: None,
+                };
+                cluster.wait_ready(Duration::from_secs(60))?;
+                Ok(Some(cluster))
+            }
+            _ => {
+                tracing::warn!(pid_file = %pid_file.display(), "removing a stale postmaster.pid left by a previous run");
+                fs::remove_file(&pid_file).map_err(io_err(format!("removing stale {}", pid_file.display())))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        let pid_file = self.data_dir.join("postmaster.pid");
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        loop {
+            // postmaster.pid's 8th line turns to "ready" once the server accepts connections
+            let ready = fs::read_to_string(&pid_file)
+                .map(|c| c.lines().nth(7).is_some_and(|l| l.trim() == "ready"))
+                .unwrap_or(false);
+            if ready && socket.exists() {
+                return Ok(());
+            }
+            if self.guardian.as_ref().is_some_and(Guardian::finished) || Instant::now() > deadline {
+                return Err(ClusterError::NotReady(timeout, log_tail(&self.data_dir)));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether this process started the server (and will stop it), rather than reusing another's.
+    pub fn is_owned(&self) -> bool {
+        self.guardian.is_some()
+    }
+
+    /// Connection options for database `database` as the `postgres` superuser over the private socket.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host(&self.socket_dir.to_string_lossy())
+            .port(self.port)
+            .username("postgres")
+            .database(database)
+    }
+
+    /// A `DATABASE_URL`-style address of database `database`, for tools such as psql.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@localhost:{}/{}?host={}",
+            self.port,
+            database,
+            self.socket_dir.display()
+        )
+    }
+
+    /// Stops a server this process started (fast shutdown) and waits for it. Does nothing for a reused one.
+    pub fn stop(mut self) {
+        self.stop_guardian();
+    }
+
+    fn stop_guardian(&mut self) {
+        if let Some(mut guardian) = self.guardian.take() {
+            // a send error only means the thread already ended (the server died); joining is still right
+            let _ = guardian.stop.send(());
+            if let Some(thread) = guardian.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_guardian();
+    }
+}
+
+impl Guardian {
+    fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+/// Where the socket goes: inside the data folder when the path is short enough, else a per-folder place in /tmp.
+fn socket_dir_for(data_dir: &Path) -> PathBuf {
+    let in_data = data_dir.join(format!(".s.PGSQL.{PORT}"));
+    if in_data.as_os_str().len() <= MAX_SOCKET_PATH {
+        return data_dir.to_owned();
+    }
+    // a stable name per data folder (FNV-1a of its path), so a second process finds the same socket
+    let hash = data_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    std::env::temp_dir().join(format!("academy-pg-{hash:016x}"))
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file());
+    if on_path.is_some() {
+        return on_path;
+    }
+    // Debian and Ubuntu keep server binaries out of PATH, one folder per major version; take the newest
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (major >= MIN_MAJOR && bin.join("initdb").is_file() && bin.join("postgres").is_file())
+                .then_some((major, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+#[derive(Debug, Clone)]
+struct RunAs {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+fn lookup_user(name: &str) -> Result<RunAs, ClusterError> {
+    let c_name = CString::new(name).map_err(|_| ClusterError::NoSuchUser(name.to_owned()))?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; we copy the two ids out at once and this
+    // runs before any thread of ours could call getpw* concurrently on this path.
+    let entry = unsafe { libc::getpwnam(c_name.as_ptr()) };
+    if entry.is_null() {
+        return Err(ClusterError::NoSuchUser(name.to_owned()));
+    }
+    // SAFETY: non-null pointer returned by getpwnam, read immediately.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    if uid == 0 {
+        return Err(ClusterError::NoSuchUser(name.to_owned()));
+    }
+    Ok(RunAs {
+        name: name.to_owned(),
+        uid,
+        gid,
+    })
+}
+
+/// Every folder above the data folder must be enterable by the server's user (a checkout under /root is not).
+fn check_reachable(data_dir: &Path, user: &RunAs) -> Result<(), ClusterError> {
+    for dir in data_dir.ancestors().skip(1) {
+        let meta = fs::metadata(dir).map_err(io_err(format!("inspecting {}", dir.display())))?;
+        let mode = meta.permissions().mode();
+        let can_enter = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !can_enter {
+            return Err(ClusterError::Unreachable {
+                data_dir: data_dir.to_owned(),
+                user: user.name.clone(),
+                blocker: dir.to_owned(),
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn chown(path: &Path, user: &RunAs) -> Result<(), ClusterError> {
+    std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+        .map_err(io_err(format!("handing {} to user {}", path.display(), user.name)))
+}
+
+fn as_user(command: &mut Command, run_as: Option<&RunAs>) {
+    if let Some(user) = run_as {
+        command.uid(user.uid).gid(user.gid);
+    }
+    // the server's user may not be able to enter our working directory
+    command.current_dir("/");
+}
+
+fn initdb(bin_dir: &Path, data_dir: &Path, run_as: Option<&RunAs>, durability: Durability) -> Result<(), ClusterError> {
+    if let Some(user) = run_as {
+        chown(data_dir, user)?;
+    }
+    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_err(format!("restricting {}", data_dir.display())))?;
+    let mut command = Command::new(bin_dir.join("initdb"));
+    command
+        .arg("-D")
+        .arg(data_dir)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"]);
+    if durability == Durability::Throwaway {
+        command.arg("-N");
+    }
+    as_user(&mut command, run_as);
+    tracing::info!(data_dir = %data_dir.display(), "creating a PostgreSQL cluster (initdb)");
+    let output = command
+        .output()
+        .map_err(io_err(format!("running {}", bin_dir.join("initdb").display())))?;
+    if !output.status.success() {
+        return Err(ClusterError::Command {
+            what: format!("initdb -D {}", data_dir.display()),
+            detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_version(bin_dir: &Path, data_dir: &Path) -> Result<(), ClusterError> {
+    let found = fs::read_to_string(data_dir.join("PG_VERSION"))
+        .map_err(io_err(format!("reading {}/PG_VERSION", data_dir.display())))?;
+    let found = found.trim().to_owned();
+    let output = Command::new(bin_dir.join("postgres"))
+        .arg("--version")
+        .output()
+        .map_err(io_err(format!("running {}/postgres --version", bin_dir.display())))?;
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let text = String::from_utf8_lossy(&output.stdout);
+    let binaries = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| ClusterError::Command {
+            what: "postgres --version".to_owned(),
+            detail: format!("unexpected output {text:?}"),
+        })?;
+    if found != binaries.to_string() {
+        return Err(ClusterError::VersionMismatch {
+            data_dir: data_dir.to_owned(),
+            found,
+            binaries,
+            bin_dir: bin_dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn is_postgres_process(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // kill(pid, 0) says whether the pid exists; /proc tells whether it is still a postgres and not a reused pid
+    // SAFETY: signal 0 only checks for existence and permission.
+    let exists = unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists
+        && fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+            .unwrap_or(true)
+}
+
+/// A socket lock file whose owner is gone would make PostgreSQL refuse to start when the pid has been reused.
+fn remove_stale_lock(lock: &Path) -> Result<(), ClusterError> {
+    let Ok(contents) = fs::read_to_string(lock) else {
+        return Ok(());
+    };
+    let pid = contents.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    if !pid.is_some_and(is_postgres_process) {
+        fs::remove_file(lock).map_err(io_err(format!("removing stale {}", lock.display())))?;
+    }
+    Ok(())
+}
+
+fn spawn_guarded(
+    bin_dir: &Path,
+    data_dir: &Path,
+    socket_dir: &Path,
+    run_as: Option<&RunAs>,
+    durability: Durability,
+) -> Result<Guardian, ClusterError> {
+    let log_path = data_dir.join(SERVER_LOG);
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io_err(format!("opening {}", log_path.display())))?;
+    let log_err = log.try_clone().map_err(io_err("duplicating the log handle"))?;
+
+    let mut command = Command::new(bin_dir.join("postgres"));
+    command
+        .arg("-D")
+        .arg(data_dir)
+        .arg("-k")
+        .arg(socket_dir)
+        .args(["-p", &PORT.to_string(), "-c", "listen_addresses="])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        // our own process group: a terminal's Ctrl-C reaches academy only, which drains requests and then stops
+        // the server itself
+        .process_group(0);
+    if durability == Durability::Throwaway {
+        command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        command.args(["-c", "max_connections=300"]);
+    }
+    as_user(&mut command, run_as);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (spawned_tx, spawned_rx) = mpsc::channel::<io::Result<()>>();
+    let thread = thread::Builder::new()
+        .name("postgres-guardian".to_owned())
+        .spawn(move || {
+            let child = match command.spawn() {
+                Ok(child) => {
+                    let _ = spawned_tx.send(Ok(()));
+                    child
+                }
+                Err(e) => {
+                    let _ = spawned_tx.send(Err(e));
+                    return;
+                }
+            };
+            guard(child, stop_rx);
+        })
+        .map_err(io_err("starting the postgres guardian thread"))?;
+    spawned_rx
+        .recv()
+        .map_err(|_| ClusterError::Command {
+            what: "starting postgres".to_owned(),
+            detail: "the guardian thread ended before spawning".to_owned(),
+        })?
+        .map_err(io_err(format!("running {}", bin_dir.join("postgres").display())))?;
+    Ok(Guardian {
+        stop: stop_tx,
+        thread: Some(thread),
+    })
+}
+
+/// Runs on the guardian thread: waits for a stop request (or the handle's drop), then shuts the server down.
+fn guard(mut child: Child, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    tracing::error!(%status, "PostgreSQL exited on its own");
+                    return;
+                }
+            }
+        }
+    }
+    let pid = child.id() as i32;
+    // SIGINT = fast shutdown: aborts open transactions, checkpoints, exits
+    // SAFETY: plain signal to our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            tracing::info!("PostgreSQL stopped");
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!("PostgreSQL did not stop within 30 s; sending an immediate shutdown");
+    // SAFETY: as above; SIGQUIT is PostgreSQL's immediate shutdown.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let _ = child.wait();
+}
+
+/// The last lines of the server log, for error messages.
+fn log_tail(data_dir: &Path) -> String {
+    let Ok(mut file) = fs::File::open(data_dir.join(SERVER_LOG)) else {
+        return "(no server log)".to_owned();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4000)));
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    text
+}
