@@ -29,7 +29,7 @@ use sqlx::PgPool;
 pub use append::{AppendError, append_in};
 pub use read::Batch;
 pub use startup::{StartupError, verify_transaction_ids};
-pub use subscription::Subscription;
+pub use subscription::{DEFAULT_POLL, Subscription};
 pub use types::{
     AppendRequest, Appended, AppendedEvent, Checkpoint, Direction, ExpectedVersion, Metadata, NewEvent,
     RecordedEvent, Source, StreamAppend,

@@ -59,6 +59,11 @@ impl Subscription {
         self.checkpoint
     }
 
+    /// Whether the last read found committed events waiting behind an open transaction.
+    pub fn held_back(&self) -> bool {
+        self.held_back
+    }
+
     /// The next non-empty batch, waiting as long as it takes.
     pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, sqlx::Error> {
         loop {

@@ -1,1 +1,76 @@
-//! projections
+//! Projections: read models built from the event log, and the runner that keeps them exactly in step with it.
+//!
+//! - [`Projection`]: a named, versioned read model. It creates its tables in the schema the runner gives it and
+//!   applies batches of events inside the runner's transaction.
+//! - [`Runner`] drives one projection: reads the log in commit-safe order, applies each batch and writes the
+//!   checkpoint in the same transaction (compare-and-set, so a crash never double-applies or loses an event),
+//!   then tails live. One process owns a projection at a time ([`lease`]). A failing event stops that
+//!   projection with the error recorded; other projections keep going.
+//! - A new projection, or one whose version changed, builds into `<name>__build` while the old tables keep
+//!   serving, then swaps in one transaction ([`rebuild`] does the same on demand).
+//! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
+//! - [`status`] reports every projection's state for operators.
+//! - Read models: [`log_stats`].
+
+pub mod lease;
+pub mod log_stats;
+mod registry;
+mod runner;
+pub mod status;
+mod store;
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+use eventlog::RecordedEvent;
+use sqlx::PgConnection;
+
+pub use registry::{Projections, WaitError};
+pub use runner::{Progress, RebuildError, Runner, RunnerConfig, RunnerError, Status, rebuild};
+
+/// What a projection's `apply` or `setup` may fail with.
+pub type ProjectionError = Box<dyn StdError + Send + Sync>;
+
+/// A read model built from the log.
+///
+/// The runner sets `search_path` to the projection's current schema (its name when live, `<name>__build` while
+/// rebuilding) in the transaction it passes, so `setup` and `apply` use unqualified table names. Queries read the
+/// live tables as `<name>.<table>`.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name, also the live schema's name: lowercase letters, digits and `_`, starting with a letter.
+    fn name(&self) -> &'static str;
+
+    /// Bump to rebuild from the start of the log (new tables, changed meaning of rows...).
+    fn version(&self) -> i32;
+
+    /// The event types `apply` wants; `None` for every event.
+    fn event_types(&self) -> Option<Vec<String>>;
+
+    /// Creates the projection's tables in the (empty) current schema.
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
+
+    /// Applies `events` (in commit-safe order) inside the runner's transaction.
+    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
+}
+
+/// The schema a projection's live tables are in.
+pub fn live_schema(name: &str) -> String {
+    name.to_owned()
+}
+
+/// The schema a rebuild writes into.
+pub fn build_schema(name: &str) -> String {
+    format!("{name}__build")
+}
+
+/// Whether `name` can be a projection (and schema) name.
+pub fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.len() <= 48
+        && !name.contains("__")
+        && !matches!(name, "public" | "information_schema")
+        && !name.starts_with("pg_")
+}
