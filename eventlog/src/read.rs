@@ -144,6 +144,14 @@ impl EventLog {
         Ok(head.unwrap_or(0))
     }
 
+    /// Where a reader that wants only events from now on starts: the current horizon.
+    pub async fn horizon(&self) -> Result<Checkpoint, sqlx::Error> {
+        let xmin: i64 = sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Checkpoint::horizon(xmin))
+    }
+
     /// The commit-safe checkpoint of the event at `position`, or `None` when there is no such event.
     pub async fn checkpoint_of(&self, position: i64) -> Result<Option<Checkpoint>, sqlx::Error> {
         let xid: Option<i64> =

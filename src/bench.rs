@@ -1,0 +1,330 @@
+//! `academy bench`: the event log's throughput, each figure next to a baseline measured in the same run on the
+//! same server.
+//!
+//! - appends with 1 event per command, `writers` concurrent writers, against raw single-row `INSERT`s of an
+//!   events-shaped row (same columns and indexes, no checks) with the same concurrency;
+//! - appends with 10 events per command, against raw 10-row `INSERT`s;
+//! - replay: rebuilding the `log_stats` projection from the start of a log of about a million events.
+//!
+//! It runs on a throwaway cluster (stock, durable settings) or, with `DATABASE_URL`, in a scratch database it
+//! creates on that server and drops afterwards: events are immutable, so a benchmark must never write into a
+//! real log.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use domain::StreamId;
+use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
+use migrations::cluster::{Cluster, ClusterConfig, Durability};
+use projections::{Runner, RunnerConfig};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Commands of one event each (and as many baseline inserts).
+    #[arg(long, default_value_t = 16_000)]
+    pub single_commands: usize,
+    /// Commands of ten events each (and as many baseline 10-row inserts).
+    #[arg(long, default_value_t = 4_000)]
+    pub batch_commands: usize,
+    /// Events in the log the replay reads (the append phases' events count towards it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub replay_events: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub writers: usize,
+    pub server_version: String,
+    pub append_single_per_s: f64,
+    pub baseline_single_per_s: f64,
+    pub append_single_ratio: f64,
+    pub append_batch_events_per_s: f64,
+    pub baseline_batch_events_per_s: f64,
+    pub append_batch_ratio: f64,
+    pub replay_events: i64,
+    pub replay_events_per_s: f64,
+}
+
+const SCRATCH_DB: &str = "academy_bench";
+
+pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.writers > 0, "--writers must be at least 1");
+    let place = Place::open(config).await?;
+    let result = measure(&place.options, &args).await;
+    place.close().await;
+    let figures = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        print_table(&figures);
+    }
+    Ok(())
+}
+
+/// Where the benchmark runs, and how to clean up after it.
+struct Place {
+    options: PgConnectOptions,
+    /// To drop the scratch database from.
+    admin: PgConnectOptions,
+    cluster: Option<(Cluster, tempfile::TempDir)>,
+}
+
+impl Place {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (admin, cluster) = match &config.database_url {
+            Some(url) => (url.parse::<PgConnectOptions>().context("DATABASE_URL")?, None),
+            None => {
+                let dir = tempfile::Builder::new().prefix("academy-bench-").tempdir()?;
+                // the server's user (when we are root) must be able to enter it
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+                let mut cluster_config = ClusterConfig::new(dir.path().join("data"));
+                cluster_config.bin_dir = config.pg_bin.clone();
+                cluster_config.run_as = config.pg_user.clone();
+                cluster_config.durability = Durability::Durable;
+                let cluster = tokio::task::spawn_blocking(move || Cluster::start(&cluster_config)).await??;
+                (cluster.connect_options("postgres"), Some((cluster, dir)))
+            }
+        };
+        let mut conn = PgConnection::connect_with(&admin).await.context("connecting for the benchmark")?;
+        // separate statements: DROP/CREATE DATABASE refuse to run inside a (multi-statement) transaction
+        for sql in [
+            format!("drop database if exists {SCRATCH_DB} with (force)"),
+            format!("create database {SCRATCH_DB}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .context("creating the scratch database academy_bench (the role needs CREATEDB)")?;
+        }
+        conn.close().await?;
+        Ok(Self {
+            options: admin.clone().database(SCRATCH_DB),
+            admin,
+            cluster,
+        })
+    }
+
+    async fn close(self) {
+        if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
+            let dropped = sqlx::raw_sql(AssertSqlSafe(format!("drop database if exists {SCRATCH_DB} with (force)")))
+                .execute(&mut conn)
+                .await;
+            if let Err(error) = dropped {
+                tracing::warn!(%error, "could not drop the scratch database {SCRATCH_DB}");
+            }
+            let _ = conn.close().await;
+        }
+        if let Some((cluster, dir)) = self.cluster {
+            let _ = tokio::task::spawn_blocking(move || {
+                cluster.stop();
+                drop(dir);
+            })
+            .await;
+        }
+    }
+}
+
+async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result<Figures> {
+    let pool = PgPoolOptions::new()
+        .max_connections(args.writers as u32 + 4)
+        .connect_with(options.clone())
+        .await?;
+    migrations::migrate(&pool).await?;
+    sqlx::raw_sql("create table bench_raw (like events including all)")
+        .execute(&pool)
+        .await?;
+    let server_version: String = sqlx::query_scalar("show server_version").fetch_one(&pool).await?;
+    let log = EventLog::new(pool.clone());
+
+    // interleaved so that drift (caches warming, checkpoints) affects both sides alike
+    let baseline_single = concurrently(args.writers, args.single_commands, Op::Raw(pool.clone(), 1)).await?;
+    let append_single = concurrently(args.writers, args.single_commands, Op::Append(log.clone(), 1)).await?;
+    let baseline_batch = concurrently(args.writers, args.batch_commands, Op::Raw(pool.clone(), 10)).await?;
+    let append_batch = concurrently(args.writers, args.batch_commands, Op::Append(log.clone(), 10)).await?;
+
+    fill_for_replay(&pool, args.replay_events).await?;
+    let replay_events: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&pool).await?;
+    sqlx::raw_sql("vacuum analyze events").execute(&pool).await?;
+    let runner = Runner::new(
+        log.clone(),
+        Arc::new(projections::log_stats::LogStats),
+        RunnerConfig::default(),
+    )?;
+    let started = Instant::now();
+    runner.rebuild().await?;
+    let replay = started.elapsed();
+    let applied: i64 = sqlx::query_scalar("select sum(events)::bigint from log_stats.event_types")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(applied == replay_events, "the replay applied {applied} of {replay_events} events");
+    pool.close().await;
+
+    let per_s = |count: usize, took: Duration| count as f64 / took.as_secs_f64();
+    let append_single_per_s = per_s(args.single_commands, append_single);
+    let baseline_single_per_s = per_s(args.single_commands, baseline_single);
+    let append_batch_events_per_s = per_s(args.batch_commands * 10, append_batch);
+    let baseline_batch_events_per_s = per_s(args.batch_commands * 10, baseline_batch);
+    Ok(Figures {
+        writers: args.writers,
+        server_version,
+        append_single_per_s,
+        baseline_single_per_s,
+        append_single_ratio: append_single_per_s / baseline_single_per_s,
+        append_batch_events_per_s,
+        baseline_batch_events_per_s,
+        append_batch_ratio: append_batch_events_per_s / baseline_batch_events_per_s,
+        replay_events,
+        replay_events_per_s: per_s(replay_events as usize, replay),
+    })
+}
+
+/// What a writer repeats: an append of n events, or the baseline insert of n rows.
+#[derive(Clone)]
+enum Op {
+    Append(EventLog, usize),
+    Raw(PgPool, usize),
+}
+
+impl Op {
+    async fn once(&self) -> anyhow::Result<()> {
+        match self {
+            Op::Append(log, events) => append(log, *events).await,
+            Op::Raw(pool, rows) => raw_insert(pool, *rows).await,
+        }
+    }
+}
+
+/// Runs `op` `total` times over `writers` concurrent tasks; returns the wall time.
+async fn concurrently(writers: usize, total: usize, op: Op) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let op = op.clone();
+            let share = total / writers + usize::from(w < total % writers);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    op.once().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+fn payload() -> serde_json::Value {
+    json!({ "track_id": Uuid::now_v7(), "title": "Rust from zero to production", "seat": 17 })
+}
+
+/// One command appending `events` events to a new stream, with metadata as the API would write it.
+async fn append(log: &EventLog, events: usize) -> anyhow::Result<()> {
+    let stream = StreamId::new("bench", Uuid::now_v7())?;
+    let events = (0..events).map(|_| NewEvent::new("LearnerEnrolled", payload())).collect();
+    let metadata = Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user");
+    log.append(AppendRequest::single(stream, ExpectedVersion::NoStream, events, metadata))
+        .await?;
+    Ok(())
+}
+
+/// The baseline: one autocommit `INSERT` of `rows` events-shaped rows, as a plain table would take them.
+async fn raw_insert(pool: &PgPool, rows: usize) -> anyhow::Result<()> {
+    let stream = format!("bench-{}", Uuid::now_v7());
+    let metadata = serde_json::to_value(Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user"))?;
+    let versions: Vec<i64> = (1..=rows as i64).collect();
+    let ids: Vec<Uuid> = (0..rows).map(|_| Uuid::now_v7()).collect();
+    let data: Vec<serde_json::Value> = (0..rows).map(|_| payload()).collect();
+    sqlx::query(
+        "insert into bench_raw (stream_id, stream_category, version, event_id, event_type, data, metadata,
+                                actor_id, actor_role, source, command_id, correlation_id)
+         select $1, 'bench', v, id, 'LearnerEnrolled', d, $4, $5, 'user', 'cli', $6, $6
+           from unnest($2::bigint[], $3::uuid[], $7::jsonb[]) as x(v, id, d)",
+    )
+    .bind(&stream)
+    .bind(&versions)
+    .bind(&ids)
+    .bind(&metadata)
+    .bind(metadata["actor_id"].as_str())
+    .bind(Uuid::now_v7())
+    .bind(&data)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Tops the log up to `target` events with set-based inserts (what is being measured is the replay, not this).
+async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
+    let have: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(pool).await?;
+    let missing = (target as i64 - have).max(0);
+    let chunk = 100_000;
+    let mut from = 0;
+    while from < missing {
+        let to = (from + chunk).min(missing) - 1;
+        sqlx::query(
+            "insert into events (stream_id, stream_category, version, event_id, event_type, data, metadata,
+                                 actor_id, actor_role, source, command_id, correlation_id)
+             select 'replay-' || (g / 10), 'replay', g % 10 + 1, gen_random_uuid(),
+                    (array['LearnerEnrolled', 'SolutionSubmitted', 'ReviewSubmitted', 'QuestionAnswered'])[g % 4 + 1],
+                    jsonb_build_object('n', g, 'title', 'Rust from zero to production', 'seat', g % 50),
+                    jsonb_build_object('source', 'cli', 'actor_role', 'user'),
+                    'user-' || (g % 997), 'user', 'cli', gen_random_uuid(), gen_random_uuid()
+               from generate_series($1::bigint, $2::bigint) g",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(pool)
+        .await?;
+        from = to + 1;
+    }
+    Ok(())
+}
+
+fn print_table(f: &Figures) {
+    let n = |x: f64| {
+        let s = format!("{:.0}", x);
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    println!("academy bench: PostgreSQL {}, {} concurrent writers", f.server_version, f.writers);
+    println!(
+        "  append, 1 event per command    {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 0.60)",
+        n(f.append_single_per_s),
+        n(f.baseline_single_per_s),
+        f.append_single_ratio
+    );
+    println!(
+        "  append, 10 events per command  {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 0.60)",
+        n(f.append_batch_events_per_s),
+        n(f.baseline_batch_events_per_s),
+        f.append_batch_ratio
+    );
+    println!(
+        "  replay of log_stats over {} events: {} events/s (target >= 100,000)",
+        n(f.replay_events as f64),
+        n(f.replay_events_per_s)
+    );
+}

@@ -1,0 +1,279 @@
+//! The command line: `academy [serve]`, `migrate`, `projections status|rebuild`, `events stream|tail`, `bench`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use domain::StreamId;
+use eventlog::{Checkpoint, Direction, EventLog, RecordedEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::{Runner, RunnerConfig};
+
+use crate::bench::BenchArgs;
+use crate::config::Config;
+use crate::database::Database;
+
+#[derive(Debug, Parser)]
+#[command(name = "academy", version, about = "Academy: an event-sourced backend for a developer-career platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default): API, projections, and the embedded PostgreSQL unless DATABASE_URL is set.
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Inspect or rebuild read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Read the event log.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Measure append and replay throughput next to a raw INSERT baseline, on a throwaway cluster.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Every projection's version, status, checkpoint, lag, owner and last error.
+    Status {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a projection from the start of the log beside the live tables, then swap it in.
+    Rebuild {
+        /// The projection's name (see `academy projections status`).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// The events of one stream.
+    Stream {
+        /// Stream id, `<category>-<id>`.
+        id: String,
+        /// First version to show (last, with --backward).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Newest first.
+        #[arg(long)]
+        backward: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow the log live, in commit-safe order, until Ctrl-C.
+    Tail {
+        /// Start at the beginning of the log instead of now.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::serve::serve(&config).await,
+        Command::Bench(args) => crate::bench::run(&config, args).await,
+        Command::Migrate => {
+            let database = Database::open(&config).await?;
+            let applied = migrations::MIGRATOR.iter().count();
+            database.close().await;
+            println!("database is migrated ({applied} migrations known)");
+            Ok(())
+        }
+        Command::Projections { command } => with_database(&config, |log| projections_command(log, command)).await,
+        Command::Events { command } => with_database(&config, |log| events_command(log, command)).await,
+    }
+}
+
+/// Opens the database, runs `f`, and closes it again (stopping the embedded cluster if we started it) whatever
+/// `f` returned.
+async fn with_database<F, Fut>(config: &Config, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(EventLog) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let database = Database::open(config).await?;
+    let result = f(EventLog::new(database.pool.clone())).await;
+    database.close().await;
+    result
+}
+
+async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyhow::Result<()> {
+    let known = crate::all_projections();
+    match command {
+        ProjectionsCommand::Status { json } => {
+            let rows = projections::status::status(&log, &known).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<6} {:>7} {:<12} {:>12} {:>10} {:<24} error",
+                "name", "slot", "version", "status", "applied", "lag", "owner"
+            );
+            for row in rows {
+                let version = match row.code_version {
+                    Some(code) if code != row.version && row.status != "not started" => {
+                        format!("{}→{}", row.version, code)
+                    }
+                    _ => row.version.to_string(),
+                };
+                let error = match (&row.error, row.error_position) {
+                    (Some(error), Some(position)) => format!("at position {position}: {error}"),
+                    (Some(error), None) => error.clone(),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:<20} {:<6} {:>7} {:<12} {:>12} {:>10} {:<24} {}",
+                    row.name,
+                    row.slot,
+                    version,
+                    row.status,
+                    row.events_applied,
+                    row.lag,
+                    row.holder.unwrap_or_else(|| "-".to_owned()),
+                    error
+                );
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Rebuild { name } => {
+            let Some(projection) = known.iter().find(|p| p.name() == name).cloned() else {
+                let names: Vec<&str> = known.iter().map(|p| p.name()).collect();
+                bail!("unknown projection {name:?}; known projections: {}", names.join(", "));
+            };
+            rebuild_with_progress(log, projection).await
+        }
+    }
+}
+
+async fn rebuild_with_progress(log: EventLog, projection: Arc<dyn projections::Projection>) -> anyhow::Result<()> {
+    let name = projection.name();
+    let total = log
+        .count_after(Checkpoint::START, projection.event_types().as_deref())
+        .await? as u64;
+    let config = RunnerConfig {
+        holder: format!("academy projections rebuild (pid {})", std::process::id()),
+        ..RunnerConfig::default()
+    };
+    let runner = Runner::new(log, projection, config)?;
+    let progress = runner.progress();
+    let bar = ProgressBar::new(total).with_message(format!("rebuilding {name}"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events, {per_sec}, eta {eta}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut rebuild = std::pin::pin!(runner.rebuild());
+    let result = loop {
+        tokio::select! {
+            result = &mut rebuild => break result,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let applied = progress.borrow().events_applied.max(0) as u64;
+                if applied > bar.length().unwrap_or(0) {
+                    bar.set_length(applied);
+                }
+                bar.set_position(applied);
+            }
+        }
+    };
+    let applied = progress.borrow().events_applied;
+    bar.finish_and_clear();
+    result.with_context(|| format!("rebuilding {name}"))?;
+    println!("rebuilt {name}: {applied} events in {:.1} s, swapped in", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn events_command(log: EventLog, command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::Stream {
+            id,
+            from,
+            backward,
+            limit,
+            json,
+        } => {
+            let stream = StreamId::parse(&id)?;
+            let (direction, from) = if backward {
+                (Direction::Backward, from.unwrap_or(i64::MAX))
+            } else {
+                (Direction::Forward, from.unwrap_or(1))
+            };
+            let events = log.read_stream(stream.as_str(), from, direction, limit.max(0)).await?;
+            if events.is_empty() {
+                eprintln!("no events in stream {stream} from version {from}");
+            }
+            let mut out = std::io::stdout().lock();
+            for event in &events {
+                print_event(&mut out, event, json)?;
+            }
+            Ok(())
+        }
+        EventsCommand::Tail {
+            from_start,
+            limit,
+            json,
+        } => {
+            let from = if from_start { Checkpoint::START } else { log.horizon().await? };
+            let mut subscription = log.subscribe(from, None);
+            let mut shown = 0;
+            loop {
+                let batch = tokio::select! {
+                    batch = subscription.next_batch() => batch?,
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                };
+                let mut out = std::io::stdout().lock();
+                for event in &batch {
+                    print_event(&mut out, event, json)?;
+                    shown += 1;
+                    if limit.is_some_and(|limit| shown >= limit) {
+                        return Ok(());
+                    }
+                }
+                out.flush()?;
+            }
+        }
+    }
+}
+
+fn print_event(out: &mut impl Write, event: &RecordedEvent, json: bool) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(event)?)?;
+    } else {
+        writeln!(
+            out,
+            "{:>10}  {}@{}  {}  {}  {}",
+            event.position,
+            event.stream_id,
+            event.version,
+            event.event_type,
+            event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            event.data
+        )?;
+    }
+    Ok(())
+}

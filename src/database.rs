@@ -1,0 +1,99 @@
+//! Getting a database: `DATABASE_URL`, or the embedded cluster (created and started on demand, reused when
+//! another `academy` already runs it). Either way, migrated and checked before use.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migrations::cluster::{Cluster, ClusterConfig, Durability};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+
+use crate::config::Config;
+
+/// An open, migrated database, and the cluster behind it when we run one.
+pub struct Database {
+    pub pool: PgPool,
+    /// Dropping it stops a cluster this process started, so it must outlive the pool's use.
+    cluster: Option<Cluster>,
+}
+
+impl Database {
+    /// Connects (starting the embedded cluster when there is no `DATABASE_URL`), applies migrations and refuses
+    /// a log whose transaction ids are ahead of the cluster's.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (options, cluster) = match &config.database_url {
+            Some(url) => {
+                let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                (options, None)
+            }
+            None => {
+                let cluster = start_embedded(config).await?;
+                ensure_database(&cluster, &config.db_name).await?;
+                (cluster.connect_options(&config.db_name), Some(cluster))
+            }
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(config.db_max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.application_name("academy"))
+            .await
+            .context("connecting to PostgreSQL")?;
+        migrations::migrate(&pool).await.context("applying migrations")?;
+        eventlog::verify_transaction_ids(&pool).await?;
+        Ok(Self { pool, cluster })
+    }
+
+    /// Closes the pool, then stops the embedded cluster if this process started it.
+    pub async fn close(mut self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster.take() {
+            tokio::task::spawn_blocking(move || cluster.stop()).await.ok();
+        }
+    }
+}
+
+async fn start_embedded(config: &Config) -> anyhow::Result<Cluster> {
+    let mut cluster_config = ClusterConfig::new(&config.data_dir);
+    cluster_config.bin_dir = config.pg_bin.clone();
+    cluster_config.run_as = config.pg_user.clone();
+    cluster_config.durability = Durability::Durable;
+    // initdb and the readiness wait block; the server itself is spawned from a dedicated guardian thread
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(&cluster_config))
+        .await
+        .context("starting the embedded PostgreSQL")??;
+    tracing::info!(
+        data_dir = %cluster.data_dir().display(),
+        reused = !cluster.is_owned(),
+        "embedded PostgreSQL ready"
+    );
+    Ok(cluster)
+}
+
+/// Creates database `name` on first run. Two processes racing here is fine: the loser sees it exists.
+async fn ensure_database(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "ACADEMY_DB_NAME must be lowercase letters, digits and '_'"
+    );
+    let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+        .await
+        .context("connecting to the embedded PostgreSQL")?;
+    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        // an identifier cannot be a bound parameter; the name was checked above
+        let created = sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))
+            .execute(&mut conn)
+            .await;
+        if let Err(error) = created {
+            let raced = matches!(&error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P04" | "23505")));
+            if !raced {
+                return Err(error).context("creating the database");
+            }
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+use domain::StreamId;
+use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
+use migrations::testing::TestDb;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{academy, data_folder, run};
+
+/// A test database holding one stream of three events; returns it with the stream id.
+async fn with_events() -> (TestDb, StreamId) {
+    let db = TestDb::new().await;
+    let log = EventLog::new(db.pool.clone());
+    let stream = StreamId::new("track", Uuid::now_v7()).unwrap();
+    let events = ["TrackCreated", "LearnerEnrolled", "TrackStarted"]
+        .iter()
+        .enumerate()
+        .map(|(n, t)| NewEvent::new(*t, json!({ "n": n })))
+        .collect();
+    log.append(AppendRequest::single(stream.clone(), ExpectedVersion::NoStream, events, Metadata::new(Source::Cli)))
+        .await
+        .unwrap();
+    (db, stream)
+}
+
+fn academy_on(db: &TestDb) -> (tempfile::TempDir, std::process::Command) {
+    let dir = data_folder();
+    let mut command = academy(dir.path());
+    command.env("DATABASE_URL", db.url());
+    (dir, command)
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn events_stream_prints_a_stream_forward_and_backward() {
+    let (db, stream) = with_events().await;
+    let (_dir, mut command) = academy_on(&db);
+    let text = stdout(&run(command.args(["events", "stream", stream.as_str()])));
+    let types: Vec<&str> = text.lines().map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+    assert_eq!(types, ["TrackCreated", "LearnerEnrolled", "TrackStarted"]);
+    assert!(text.contains(&format!("{stream}@2")));
+
+    let (_dir, mut command) = academy_on(&db);
+    let json = stdout(&run(command.args(["events", "stream", stream.as_str(), "--backward", "--limit", "1", "--json"])));
+    let event: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((event["event_type"].as_str(), event["version"].as_i64()), (Some("TrackStarted"), Some(3)));
+}
+
+#[tokio::test]
+async fn a_malformed_stream_id_is_a_clear_error() {
+    let (db, _) = with_events().await;
+    let (_dir, mut command) = academy_on(&db);
+    let out = run(command.args(["events", "stream", "Not A Stream"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<category>-<id>"));
+}
+
+#[tokio::test]
+async fn events_tail_from_the_start_follows_the_log_in_order() {
+    let (db, stream) = with_events().await;
+    let (_dir, mut command) = academy_on(&db);
+    let out = stdout(&run(command.args(["events", "tail", "--from-start", "--limit", "3", "--json"])));
+    let versions: Vec<i64> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|e| assert_eq!(e["stream_id"], stream.as_str()))
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn projections_rebuild_swaps_in_a_fresh_build_and_status_shows_it() {
+    let (db, _) = with_events().await;
+    let (_dir, mut command) = academy_on(&db);
+    let out = stdout(&run(command.args(["projections", "rebuild", "log_stats"])));
+    assert!(out.contains("rebuilt log_stats: 3 events"), "{out}");
+    let counted: i64 = sqlx::query_scalar("select sum(events)::bigint from log_stats.event_types")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(counted, 3);
+
+    let (_dir, mut command) = academy_on(&db);
+    let table = stdout(&run(command.args(["projections", "status"])));
+    let row = table.lines().find(|l| l.starts_with("log_stats")).unwrap();
+    assert!(row.contains("live") && row.contains("running"), "{row}");
+
+    let (_dir, mut command) = academy_on(&db);
+    let out = run(command.args(["projections", "rebuild", "no_such"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known projections: log_stats"));
+}
+
+#[tokio::test]
+async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
+    let db = TestDb::new().await;
+    let (_dir, mut command) = academy_on(&db);
+    let out = stdout(&run(command.args([
+        "bench",
+        "--json",
+        "--single-commands",
+        "64",
+        "--batch-commands",
+        "16",
+        "--replay-events",
+        "3000",
+    ])));
+    let figures: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in [
+        "append_single_per_s",
+        "baseline_single_per_s",
+        "append_batch_events_per_s",
+        "baseline_batch_events_per_s",
+        "replay_events_per_s",
+    ] {
+        assert!(figures[key].as_f64().unwrap() > 0.0, "{key} in {figures}");
+    }
+    assert_eq!(figures["replay_events"], 3000);
+    // the scratch database is gone again, and nothing was written to the one DATABASE_URL names
+    let scratch: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = 'academy_bench')")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(!scratch);
+    let events: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(events, 0);
+}
