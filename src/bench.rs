@@ -88,20 +88,28 @@ struct Place {
 impl Place {
     async fn open(config: &Config) -> anyhow::Result<Self> {
         let (admin, cluster) = match &config.database_url {
-            Some(url) => (url.parse::<PgConnectOptions>().context("DATABASE_URL")?, None),
+            Some(url) => (
+                url.parse::<PgConnectOptions>().context("DATABASE_URL")?,
+                None,
+            ),
             None => {
-                let dir = tempfile::Builder::new().prefix("academy-bench-").tempdir()?;
+                let dir = tempfile::Builder::new()
+                    .prefix("academy-bench-")
+                    .tempdir()?;
                 // the server's user (when we are root) must be able to enter it
                 std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
                 let mut cluster_config = ClusterConfig::new(dir.path().join("data"));
                 cluster_config.bin_dir = config.pg_bin.clone();
                 cluster_config.run_as = config.pg_user.clone();
                 cluster_config.durability = Durability::Durable;
-                let cluster = tokio::task::spawn_blocking(move || Cluster::start(&cluster_config)).await??;
+                let cluster =
+                    tokio::task::spawn_blocking(move || Cluster::start(&cluster_config)).await??;
                 (cluster.connect_options("postgres"), Some((cluster, dir)))
             }
         };
-        let mut conn = PgConnection::connect_with(&admin).await.context("connecting for the benchmark")?;
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .context("connecting for the benchmark")?;
         // separate statements: DROP/CREATE DATABASE refuse to run inside a (multi-statement) transaction
         for sql in [
             format!("drop database if exists {SCRATCH_DB} with (force)"),
@@ -122,9 +130,11 @@ impl Place {
 
     async fn close(self) {
         if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
-            let dropped = sqlx::raw_sql(AssertSqlSafe(format!("drop database if exists {SCRATCH_DB} with (force)")))
-                .execute(&mut conn)
-                .await;
+            let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
+                "drop database if exists {SCRATCH_DB} with (force)"
+            )))
+            .execute(&mut conn)
+            .await;
             if let Err(error) = dropped {
                 tracing::warn!(%error, "could not drop the scratch database {SCRATCH_DB}");
             }
@@ -149,18 +159,36 @@ async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result
     sqlx::raw_sql("create table bench_raw (like events including all)")
         .execute(&pool)
         .await?;
-    let server_version: String = sqlx::query_scalar("show server_version").fetch_one(&pool).await?;
+    let server_version: String = sqlx::query_scalar("show server_version")
+        .fetch_one(&pool)
+        .await?;
     let log = EventLog::new(pool.clone());
 
     // interleaved so that drift (caches warming, checkpoints) affects both sides alike
-    let baseline_single = concurrently(args.writers, args.single_commands, Op::Raw(pool.clone(), 1)).await?;
-    let append_single = concurrently(args.writers, args.single_commands, Op::Append(log.clone(), 1)).await?;
-    let baseline_batch = concurrently(args.writers, args.batch_commands, Op::Raw(pool.clone(), 10)).await?;
-    let append_batch = concurrently(args.writers, args.batch_commands, Op::Append(log.clone(), 10)).await?;
+    let baseline_single =
+        concurrently(args.writers, args.single_commands, Op::Raw(pool.clone(), 1)).await?;
+    let append_single = concurrently(
+        args.writers,
+        args.single_commands,
+        Op::Append(log.clone(), 1),
+    )
+    .await?;
+    let baseline_batch =
+        concurrently(args.writers, args.batch_commands, Op::Raw(pool.clone(), 10)).await?;
+    let append_batch = concurrently(
+        args.writers,
+        args.batch_commands,
+        Op::Append(log.clone(), 10),
+    )
+    .await?;
 
     fill_for_replay(&pool, args.replay_events).await?;
-    let replay_events: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&pool).await?;
-    sqlx::raw_sql("vacuum analyze events").execute(&pool).await?;
+    let replay_events: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await?;
+    sqlx::raw_sql("vacuum analyze events")
+        .execute(&pool)
+        .await?;
     let runner = Runner::new(
         log.clone(),
         Arc::new(projections::log_stats::LogStats),
@@ -172,7 +200,10 @@ async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result
     let applied: i64 = sqlx::query_scalar("select sum(events)::bigint from log_stats.event_types")
         .fetch_one(&pool)
         .await?;
-    anyhow::ensure!(applied == replay_events, "the replay applied {applied} of {replay_events} events");
+    anyhow::ensure!(
+        applied == replay_events,
+        "the replay applied {applied} of {replay_events} events"
+    );
     pool.close().await;
 
     let per_s = |count: usize, took: Duration| count as f64 / took.as_secs_f64();
@@ -238,17 +269,25 @@ fn payload() -> serde_json::Value {
 /// One command appending `events` events to a new stream, with metadata as the API would write it.
 async fn append(log: &EventLog, events: usize) -> anyhow::Result<()> {
     let stream = StreamId::new("bench", Uuid::now_v7())?;
-    let events = (0..events).map(|_| NewEvent::new("LearnerEnrolled", payload())).collect();
+    let events = (0..events)
+        .map(|_| NewEvent::new("LearnerEnrolled", payload()))
+        .collect();
     let metadata = Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user");
-    log.append(AppendRequest::single(stream, ExpectedVersion::NoStream, events, metadata))
-        .await?;
+    log.append(AppendRequest::single(
+        stream,
+        ExpectedVersion::NoStream,
+        events,
+        metadata,
+    ))
+    .await?;
     Ok(())
 }
 
 /// The baseline: one autocommit `INSERT` of `rows` events-shaped rows, as a plain table would take them.
 async fn raw_insert(pool: &PgPool, rows: usize) -> anyhow::Result<()> {
     let stream = format!("bench-{}", Uuid::now_v7());
-    let metadata = serde_json::to_value(Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user"))?;
+    let metadata =
+        serde_json::to_value(Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user"))?;
     let versions: Vec<i64> = (1..=rows as i64).collect();
     let ids: Vec<Uuid> = (0..rows).map(|_| Uuid::now_v7()).collect();
     let data: Vec<serde_json::Value> = (0..rows).map(|_| payload()).collect();
@@ -272,7 +311,9 @@ async fn raw_insert(pool: &PgPool, rows: usize) -> anyhow::Result<()> {
 
 /// Tops the log up to `target` events with set-based inserts (what is being measured is the replay, not this).
 async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
-    let have: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(pool).await?;
+    let have: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(pool)
+        .await?;
     let missing = (target as i64 - have).max(0);
     let chunk = 100_000;
     let mut from = 0;
@@ -309,7 +350,10 @@ fn print_table(f: &Figures) {
         }
         out
     };
-    println!("academy bench: PostgreSQL {}, {} concurrent writers", f.server_version, f.writers);
+    println!(
+        "academy bench: PostgreSQL {}, {} concurrent writers",
+        f.server_version, f.writers
+    );
     println!(
         "  append, 1 event per command    {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 0.60)",
         n(f.append_single_per_s),

@@ -16,7 +16,11 @@ use crate::config::Config;
 use crate::database::Database;
 
 #[derive(Debug, Parser)]
-#[command(name = "academy", version, about = "Academy: an event-sourced backend for a developer-career platform")]
+#[command(
+    name = "academy",
+    version,
+    about = "Academy: an event-sourced backend for a developer-career platform"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -103,8 +107,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is migrated ({applied} migrations known)");
             Ok(())
         }
-        Command::Projections { command } => with_database(&config, |log| projections_command(log, command)).await,
-        Command::Events { command } => with_database(&config, |log| events_command(log, command)).await,
+        Command::Projections { command } => {
+            with_database(&config, |log| projections_command(log, command)).await
+        }
+        Command::Events { command } => {
+            with_database(&config, |log| events_command(log, command)).await
+        }
     }
 }
 
@@ -163,14 +171,20 @@ async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyh
         ProjectionsCommand::Rebuild { name } => {
             let Some(projection) = known.iter().find(|p| p.name() == name).cloned() else {
                 let names: Vec<&str> = known.iter().map(|p| p.name()).collect();
-                bail!("unknown projection {name:?}; known projections: {}", names.join(", "));
+                bail!(
+                    "unknown projection {name:?}; known projections: {}",
+                    names.join(", ")
+                );
             };
             rebuild_with_progress(log, projection).await
         }
     }
 }
 
-async fn rebuild_with_progress(log: EventLog, projection: Arc<dyn projections::Projection>) -> anyhow::Result<()> {
+async fn rebuild_with_progress(
+    log: EventLog,
+    projection: Arc<dyn projections::Projection>,
+) -> anyhow::Result<()> {
     let name = projection.name();
     let total = log
         .count_after(Checkpoint::START, projection.event_types().as_deref())
@@ -204,7 +218,10 @@ async fn rebuild_with_progress(log: EventLog, projection: Arc<dyn projections::P
     let applied = progress.borrow().events_applied;
     bar.finish_and_clear();
     result.with_context(|| format!("rebuilding {name}"))?;
-    println!("rebuilt {name}: {applied} events in {:.1} s, swapped in", started.elapsed().as_secs_f64());
+    println!(
+        "rebuilt {name}: {applied} events in {:.1} s, swapped in",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -223,7 +240,9 @@ async fn events_command(log: EventLog, command: EventsCommand) -> anyhow::Result
             } else {
                 (Direction::Forward, from.unwrap_or(1))
             };
-            let events = log.read_stream(stream.as_str(), from, direction, limit.max(0)).await?;
+            let events = log
+                .read_stream(stream.as_str(), from, direction, limit.max(0))
+                .await?;
             if events.is_empty() {
                 eprintln!("no events in stream {stream} from version {from}");
             }
@@ -238,7 +257,11 @@ async fn events_command(log: EventLog, command: EventsCommand) -> anyhow::Result
             limit,
             json,
         } => {
-            let from = if from_start { Checkpoint::START } else { log.horizon().await? };
+            let from = if from_start {
+                Checkpoint::START
+            } else {
+                log.horizon().await?
+            };
             let mut subscription = log.subscribe(from, None);
             let mut shown = 0;
             loop {
@@ -271,7 +294,9 @@ fn print_event(out: &mut impl Write, event: &RecordedEvent, json: bool) -> anyho
             event.stream_id,
             event.version,
             event.event_type,
-            event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            event
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             event.data
         )?;
     }

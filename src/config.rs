@@ -12,7 +12,12 @@ pub struct Config {
     pub database_url: Option<String>,
 
     /// Data folder of the embedded PostgreSQL cluster (created on first run).
-    #[arg(long, env = "ACADEMY_DATA_DIR", default_value = "var/postgres", global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_DATA_DIR",
+        default_value = "var/postgres",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Folder holding PostgreSQL's initdb and postgres (default: PATH, then /usr/lib/postgresql/*/bin).
@@ -20,23 +25,48 @@ pub struct Config {
     pub pg_bin: Option<PathBuf>,
 
     /// Unprivileged system user that runs the embedded PostgreSQL when Academy runs as root.
-    #[arg(long, env = "ACADEMY_PG_USER", default_value = "postgres", global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_PG_USER",
+        default_value = "postgres",
+        global = true
+    )]
     pub pg_user: String,
 
     /// Database name inside the embedded cluster.
-    #[arg(long, env = "ACADEMY_DB_NAME", default_value = "academy", global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_DB_NAME",
+        default_value = "academy",
+        global = true
+    )]
     pub db_name: String,
 
     /// Connections in the pool.
-    #[arg(long, env = "ACADEMY_DB_MAX_CONNECTIONS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_DB_MAX_CONNECTIONS",
+        default_value_t = 20,
+        global = true
+    )]
     pub db_max_connections: u32,
 
     /// Address the HTTP server listens on (port 0: any free port; the chosen address is printed).
-    #[arg(long, env = "ACADEMY_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// Log format.
-    #[arg(long, env = "ACADEMY_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "ACADEMY_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 

@@ -23,7 +23,9 @@ impl Database {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let (options, cluster) = match &config.database_url {
             Some(url) => {
-                let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                let options: PgConnectOptions = url
+                    .parse()
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
                 (options, None)
             }
             None => {
@@ -38,7 +40,9 @@ impl Database {
             .connect_with(options.application_name("academy"))
             .await
             .context("connecting to PostgreSQL")?;
-        migrations::migrate(&pool).await.context("applying migrations")?;
+        migrations::migrate(&pool)
+            .await
+            .context("applying migrations")?;
         eventlog::verify_transaction_ids(&pool).await?;
         Ok(Self { pool, cluster })
     }
@@ -47,7 +51,9 @@ impl Database {
     pub async fn close(mut self) {
         self.pool.close().await;
         if let Some(cluster) = self.cluster.take() {
-            tokio::task::spawn_blocking(move || cluster.stop()).await.ok();
+            tokio::task::spawn_blocking(move || cluster.stop())
+                .await
+                .ok();
         }
     }
 }
@@ -72,16 +78,20 @@ async fn start_embedded(config: &Config) -> anyhow::Result<Cluster> {
 /// Creates database `name` on first run. Two processes racing here is fine: the loser sees it exists.
 async fn ensure_database(cluster: &Cluster, name: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
-        !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
         "ACADEMY_DB_NAME must be lowercase letters, digits and '_'"
     );
     let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
         .await
         .context("connecting to the embedded PostgreSQL")?;
-    let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // an identifier cannot be a bound parameter; the name was checked above
         let created = sqlx::raw_sql(AssertSqlSafe(format!("create database \"{name}\"")))

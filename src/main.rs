@@ -12,8 +12,11 @@ async fn main() -> ExitCode {
     // a .env file is for development; its absence is normal
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),

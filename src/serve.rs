@@ -30,7 +30,11 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         holder: holder(),
         ..RunnerConfig::default()
     };
-    let projections = Arc::new(Projections::new(log, crate::all_projections(), runner_config)?);
+    let projections = Arc::new(Projections::new(
+        log,
+        crate::all_projections(),
+        runner_config,
+    )?);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -51,7 +51,11 @@ struct ProjectionReadiness {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = tokio::time::timeout(Duration::from_secs(2), sqlx::query("select 1").execute(&state.pool)).await;
+    let database = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("select 1").execute(&state.pool),
+    )
+    .await;
     let database_ok = matches!(database, Ok(Ok(_)));
     let projections = state
         .projections

@@ -19,10 +19,18 @@ async fn app(db: &TestDb) -> axum::Router {
 }
 
 async fn get(app: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
-    let response = app.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -48,6 +56,9 @@ async fn healthz_answers_without_the_database() {
     let db = TestDb::new().await;
     let app = app(&db).await;
     db.pool.close().await;
-    let response = app.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }

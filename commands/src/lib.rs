@@ -10,8 +10,10 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use domain::{DecodeError, Decider, StreamId};
-use eventlog::{AppendError, AppendRequest, Appended, EventLog, ExpectedVersion, Metadata, NewEvent};
+use domain::{Decider, DecodeError, StreamId};
+use eventlog::{
+    AppendError, AppendRequest, Appended, EventLog, ExpectedVersion, Metadata, NewEvent,
+};
 
 /// Why a command did not produce its events.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,11 @@ impl CommandExecutor {
         metadata: &Metadata,
     ) -> Result<Executed<D::Event>, CommandError<D::Error>> {
         if let Some(command_id) = metadata.command_id
-            && let Some(first) = self.log.find_command(command_id).await.map_err(InternalError::from)?
+            && let Some(first) = self
+                .log
+                .find_command(command_id)
+                .await
+                .map_err(InternalError::from)?
         {
             let version = first.version_of(stream.as_str()).unwrap_or(0);
             return Ok(Executed {
@@ -140,8 +146,12 @@ impl CommandExecutor {
         command: &D::Command,
         metadata: &Metadata,
     ) -> Result<Executed<D::Event>, Attempt<D::Error>> {
-        let (state, version) = self.load::<D>(stream).await.map_err(|e| Attempt::Failed(e.into()))?;
-        let events = D::decide(command, &state).map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
+        let (state, version) = self
+            .load::<D>(stream)
+            .await
+            .map_err(|e| Attempt::Failed(e.into()))?;
+        let events =
+            D::decide(command, &state).map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
         if events.is_empty() {
             return Ok(Executed {
                 events,
@@ -168,7 +178,10 @@ impl CommandExecutor {
     }
 
     /// The aggregate's current state and version.
-    pub async fn load<D: Decider>(&self, stream: &StreamId) -> Result<(D::State, i64), InternalError> {
+    pub async fn load<D: Decider>(
+        &self,
+        stream: &StreamId,
+    ) -> Result<(D::State, i64), InternalError> {
         let recorded = self.log.read_whole_stream(stream.as_str()).await?;
         let version = recorded.last().map_or(0, |e| e.version);
         let mut state = D::initial_state();

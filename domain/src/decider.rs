@@ -19,7 +19,10 @@ pub trait Decider {
     fn initial_state() -> Self::State;
 
     /// The events `command` produces given `state`, or the rule it breaks.
-    fn decide(command: &Self::Command, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(
+        command: &Self::Command,
+        state: &Self::State,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// The state after `event`.
     fn evolve(state: Self::State, event: &Self::Event) -> Self::State;

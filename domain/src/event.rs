@@ -12,7 +12,10 @@ pub enum DecodeError {
     #[error("unknown event type {0:?}")]
     UnknownType(String),
     #[error("event type {event_type:?} has no schema version {schema_version}")]
-    UnknownSchemaVersion { event_type: String, schema_version: i32 },
+    UnknownSchemaVersion {
+        event_type: String,
+        schema_version: i32,
+    },
     #[error("event {event_type:?} has malformed data: {source}")]
     Malformed {
         event_type: String,

@@ -10,7 +10,9 @@ pub struct StreamId(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StreamIdError {
-    #[error("a stream id is <category>-<id> with a lowercase category of letters, digits and '_'; got {0:?}")]
+    #[error(
+        "a stream id is <category>-<id> with a lowercase category of letters, digits and '_'; got {0:?}"
+    )]
     Malformed(String),
 }
 
@@ -62,7 +64,10 @@ mod tests {
     fn a_stream_id_is_a_category_and_an_id() {
         let id = Uuid::nil();
         let stream = StreamId::new("track", id).unwrap();
-        assert_eq!(stream.as_str(), "track-00000000-0000-0000-0000-000000000000");
+        assert_eq!(
+            stream.as_str(),
+            "track-00000000-0000-0000-0000-000000000000"
+        );
         assert_eq!(stream.category(), "track");
     }
 

@@ -46,14 +46,25 @@ where
         let expected: Vec<D::Event> = expected.into_iter().collect();
         match self.outcome {
             Ok(events) => {
-                assert_eq!(events, expected, "the command produced other events than expected");
+                assert_eq!(
+                    events, expected,
+                    "the command produced other events than expected"
+                );
                 for event in &events {
-                    let decoded = D::Event::decode(event.event_type(), event.schema_version(), event.encode())
-                        .unwrap_or_else(|e| panic!("{event:?} does not decode from its own encoding: {e}"));
+                    let decoded = D::Event::decode(
+                        event.event_type(),
+                        event.schema_version(),
+                        event.encode(),
+                    )
+                    .unwrap_or_else(|e| {
+                        panic!("{event:?} does not decode from its own encoding: {e}")
+                    });
                     assert_eq!(&decoded, event, "the event changes in a storage round trip");
                 }
             }
-            Err(error) => panic!("expected events {expected:?}, but the command was rejected: {error:?}"),
+            Err(error) => {
+                panic!("expected events {expected:?}, but the command was rejected: {error:?}")
+            }
         }
     }
 
@@ -64,7 +75,9 @@ where
         D::Error: PartialEq,
     {
         match self.outcome {
-            Ok(events) => panic!("expected rejection {expected:?}, but the command produced {events:?}"),
+            Ok(events) => {
+                panic!("expected rejection {expected:?}, but the command produced {events:?}")
+            }
             Err(error) => assert_eq!(error, expected),
         }
     }
@@ -98,7 +111,12 @@ mod tests {
             encode_tagged(self)
         }
         fn decode(event_type: &str, schema_version: i32, data: Value) -> Result<Self, DecodeError> {
-            decode_tagged(&["BookLent", "BookReturned"], event_type, schema_version, data)
+            decode_tagged(
+                &["BookLent", "BookReturned"],
+                event_type,
+                schema_version,
+                data,
+            )
         }
     }
 
@@ -134,17 +152,21 @@ mod tests {
 
         fn decide(command: &LoanCommand, state: &LoanState) -> Result<Vec<LoanEvent>, LoanError> {
             match (command, &state.lent_to) {
-                (LoanCommand::Lend { reader, .. }, Some((holder, _))) if holder == reader => Ok(vec![]),
+                (LoanCommand::Lend { reader, .. }, Some((holder, _))) if holder == reader => {
+                    Ok(vec![])
+                }
                 (LoanCommand::Lend { .. }, Some(_)) => Err(LoanError::AlreadyLent),
                 (LoanCommand::Lend { reader, due_day }, None) => Ok(vec![LoanEvent::BookLent {
                     reader: reader.clone(),
                     due_day: *due_day,
                 }]),
                 (LoanCommand::Return { .. }, None) => Err(LoanError::NotLent),
-                (LoanCommand::Return { day }, Some((_, due))) => Ok(vec![LoanEvent::BookReturned {
-                    day: *day,
-                    late: day > due,
-                }]),
+                (LoanCommand::Return { day }, Some((_, due))) => {
+                    Ok(vec![LoanEvent::BookReturned {
+                        day: *day,
+                        late: day > due,
+                    }])
+                }
             }
         }
 
@@ -198,14 +220,23 @@ mod tests {
     fn a_return_after_the_due_day_is_late() {
         given::<Loan>([lent_to_ann()])
             .when(LoanCommand::Return { day: 11 })
-            .then([LoanEvent::BookReturned { day: 11, late: true }]);
+            .then([LoanEvent::BookReturned {
+                day: 11,
+                late: true,
+            }]);
     }
 
     #[test]
     fn history_is_folded_in_order() {
-        given::<Loan>([lent_to_ann(), LoanEvent::BookReturned { day: 9, late: false }])
-            .when(LoanCommand::Return { day: 12 })
-            .then_err(LoanError::NotLent);
+        given::<Loan>([
+            lent_to_ann(),
+            LoanEvent::BookReturned {
+                day: 9,
+                late: false,
+            },
+        ])
+        .when(LoanCommand::Return { day: 12 })
+        .then_err(LoanError::NotLent);
     }
 
     #[test]
@@ -219,7 +250,9 @@ mod tests {
     #[test]
     #[should_panic(expected = "but the command was rejected")]
     fn then_fails_when_the_command_is_rejected() {
-        given::<Loan>([]).when(LoanCommand::Return { day: 3 }).then([]);
+        given::<Loan>([])
+            .when(LoanCommand::Return { day: 3 })
+            .then([]);
     }
 
     #[test]

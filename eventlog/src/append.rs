@@ -72,7 +72,10 @@ impl EventLog {
 
 /// Appends on `conn`, inside whatever transaction it is in (autocommit when none). Does not wake subscribers:
 /// call [`EventLog::committed`] after committing.
-pub async fn append_in(conn: &mut PgConnection, request: AppendRequest) -> Result<Appended, AppendError> {
+pub async fn append_in(
+    conn: &mut PgConnection,
+    request: AppendRequest,
+) -> Result<Appended, AppendError> {
     let AppendRequest {
         mut streams,
         metadata,
@@ -100,7 +103,8 @@ pub async fn append_in(conn: &mut PgConnection, request: AppendRequest) -> Resul
             data.push(event.data);
         }
     }
-    let metadata_json = serde_json::to_value(&metadata).map_err(|_| AppendError::Invalid("unencodable metadata"))?;
+    let metadata_json = serde_json::to_value(&metadata)
+        .map_err(|_| AppendError::Invalid("unencodable metadata"))?;
 
     let rows = sqlx::query(
         "select out_position, out_stream_id, out_version, out_transaction_id, out_duplicate
@@ -149,10 +153,17 @@ fn validate(streams: &mut [StreamAppend]) -> Result<(), AppendError> {
         return Err(AppendError::Invalid("an append needs at least one stream"));
     }
     if streams.iter().any(|s| s.events.is_empty()) {
-        return Err(AppendError::Invalid("every stream of an append needs at least one event"));
+        return Err(AppendError::Invalid(
+            "every stream of an append needs at least one event",
+        ));
     }
-    if streams.iter().any(|s| matches!(s.expected, Expected::Exactly(n) if n < 0)) {
-        return Err(AppendError::Invalid("an expected version cannot be negative"));
+    if streams
+        .iter()
+        .any(|s| matches!(s.expected, Expected::Exactly(n) if n < 0))
+    {
+        return Err(AppendError::Invalid(
+            "an expected version cannot be negative",
+        ));
     }
     streams.sort_by(|a, b| a.stream.cmp(&b.stream));
     if streams.windows(2).any(|w| w[0].stream == w[1].stream) {
@@ -163,7 +174,9 @@ fn validate(streams: &mut [StreamAppend]) -> Result<(), AppendError> {
         .flat_map(|s| &s.events)
         .any(|e| e.event_type.is_empty() || e.schema_version < 1)
     {
-        return Err(AppendError::Invalid("an event needs a type and a schema version of at least 1"));
+        return Err(AppendError::Invalid(
+            "an event needs a type and a schema version of at least 1",
+        ));
     }
     Ok(())
 }
@@ -178,7 +191,13 @@ fn conflict_from(error: sqlx::Error, streams: &[String], expected: &[Option<i64>
             .iter()
             .position(|s| s == stream)
             .and_then(|i| expected[i])
-            .map_or(Expected::Any, |n| if n == 0 { Expected::NoStream } else { Expected::Exactly(n) });
+            .map_or(Expected::Any, |n| {
+                if n == 0 {
+                    Expected::NoStream
+                } else {
+                    Expected::Exactly(n)
+                }
+            });
         return AppendError::Conflict {
             stream: stream.to_owned(),
             expected,

@@ -31,8 +31,8 @@ pub use read::Batch;
 pub use startup::{StartupError, verify_transaction_ids};
 pub use subscription::{DEFAULT_POLL, Subscription};
 pub use types::{
-    AppendRequest, Appended, AppendedEvent, Checkpoint, Direction, ExpectedVersion, Metadata, NewEvent,
-    RecordedEvent, Source, StreamAppend,
+    AppendRequest, Appended, AppendedEvent, Checkpoint, Direction, ExpectedVersion, Metadata,
+    NewEvent, RecordedEvent, Source, StreamAppend,
 };
 
 /// A handle on the log. Cheap to clone; clones share the wake-up machinery.

@@ -3,17 +3,47 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use crate::types::{Checkpoint, Direction, RecordedEvent};
 use crate::EventLog;
+use crate::types::{Checkpoint, Direction, RecordedEvent};
 
 /// Columns of [`RecordedEvent`], in its field order.
 macro_rules! event_columns {
     ($e:literal) => {
         concat!(
-            $e, ".position, ", $e, ".stream_id, ", $e, ".stream_category, ", $e, ".version, ", $e, ".event_id, ",
-            $e, ".event_type, ", $e, ".schema_version, ", $e, ".data, ", $e, ".metadata, ", $e, ".actor_id, ",
-            $e, ".actor_role, ", $e, ".source, ", $e, ".command_id, ", $e, ".correlation_id, ", $e,
-            ".causation_id, ", $e, ".recorded_at, ", $e, ".transaction_id::text::bigint as transaction_id"
+            $e,
+            ".position, ",
+            $e,
+            ".stream_id, ",
+            $e,
+            ".stream_category, ",
+            $e,
+            ".version, ",
+            $e,
+            ".event_id, ",
+            $e,
+            ".event_type, ",
+            $e,
+            ".schema_version, ",
+            $e,
+            ".data, ",
+            $e,
+            ".metadata, ",
+            $e,
+            ".actor_id, ",
+            $e,
+            ".actor_role, ",
+            $e,
+            ".source, ",
+            $e,
+            ".command_id, ",
+            $e,
+            ".correlation_id, ",
+            $e,
+            ".causation_id, ",
+            $e,
+            ".recorded_at, ",
+            $e,
+            ".transaction_id::text::bigint as transaction_id"
         )
     };
 }
@@ -84,15 +114,17 @@ impl EventLog {
 
     /// Every event of `stream`, in order.
     pub async fn read_whole_stream(&self, stream: &str) -> Result<Vec<RecordedEvent>, sqlx::Error> {
-        self.read_stream(stream, 1, Direction::Forward, i64::MAX).await
+        self.read_stream(stream, 1, Direction::Forward, i64::MAX)
+            .await
     }
 
     /// The stream's current version (0 when it does not exist).
     pub async fn stream_version(&self, stream: &str) -> Result<i64, sqlx::Error> {
-        let version: Option<i64> = sqlx::query_scalar("select version from streams where stream_id = $1")
-            .bind(stream)
-            .fetch_optional(&self.pool)
-            .await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from streams where stream_id = $1")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(version.unwrap_or(0))
     }
 
@@ -105,25 +137,33 @@ impl EventLog {
         types: Option<&[String]>,
     ) -> Result<Batch, sqlx::Error> {
         let rows = match types {
-            None => sqlx::query(read_all_sql!(""))
-                .bind(after.xid.to_string())
-                .bind(after.position)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
-            Some(types) => sqlx::query(read_all_sql!("and ev.event_type = any($4)"))
-                .bind(after.xid.to_string())
-                .bind(after.position)
-                .bind(limit)
-                .bind(types)
-                .fetch_all(&self.pool)
-                .await?,
+            None => {
+                sqlx::query(read_all_sql!(""))
+                    .bind(after.xid.to_string())
+                    .bind(after.position)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(types) => {
+                sqlx::query(read_all_sql!("and ev.event_type = any($4)"))
+                    .bind(after.xid.to_string())
+                    .bind(after.position)
+                    .bind(limit)
+                    .bind(types)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         batch_from_rows(after, limit, rows)
     }
 
     /// How many events (of `types`, when given) lie after `after`, finished or not: a reader's lag.
-    pub async fn count_after(&self, after: Checkpoint, types: Option<&[String]>) -> Result<i64, sqlx::Error> {
+    pub async fn count_after(
+        &self,
+        after: Checkpoint,
+        types: Option<&[String]>,
+    ) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar(
             "select count(*) from events
               where (transaction_id, position) > ($1::text::xid8, $2::bigint)
@@ -146,19 +186,21 @@ impl EventLog {
 
     /// Where a reader that wants only events from now on starts: the current horizon.
     pub async fn horizon(&self) -> Result<Checkpoint, sqlx::Error> {
-        let xmin: i64 = sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&self.pool)
-            .await?;
+        let xmin: i64 =
+            sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(Checkpoint::horizon(xmin))
     }
 
     /// The commit-safe checkpoint of the event at `position`, or `None` when there is no such event.
     pub async fn checkpoint_of(&self, position: i64) -> Result<Option<Checkpoint>, sqlx::Error> {
-        let xid: Option<i64> =
-            sqlx::query_scalar("select transaction_id::text::bigint from events where position = $1")
-                .bind(position)
-                .fetch_optional(&self.pool)
-                .await?;
+        let xid: Option<i64> = sqlx::query_scalar(
+            "select transaction_id::text::bigint from events where position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(xid.map(|xid| Checkpoint { xid, position }))
     }
 }
@@ -184,7 +226,9 @@ fn batch_from_rows(after: Checkpoint, limit: i64, rows: Vec<PgRow>) -> Result<Ba
     let last = events.last().map(RecordedEvent::checkpoint);
     let checkpoint = if (events.len() as i64) < limit {
         // the read reached the horizon: everything below it has been covered
-        after.max(Checkpoint::horizon(horizon)).max(last.unwrap_or(after))
+        after
+            .max(Checkpoint::horizon(horizon))
+            .max(last.unwrap_or(after))
     } else {
         last.unwrap_or(after)
     };

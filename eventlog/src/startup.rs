@@ -30,7 +30,9 @@ pub async fn verify_transaction_ids(pool: &PgPool) -> Result<(), StartupError> {
     .fetch_one(pool)
     .await?;
     match stored {
-        Some(stored) if stored >= current => Err(StartupError::TransactionIdsAhead { stored, current }),
+        Some(stored) if stored >= current => {
+            Err(StartupError::TransactionIdsAhead { stored, current })
+        }
         _ => Ok(()),
     }
 }

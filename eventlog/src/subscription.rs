@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::types::{Checkpoint, RecordedEvent};
 use crate::EventLog;
+use crate::types::{Checkpoint, RecordedEvent};
 
 /// How often a quiet subscriber looks anyway. Covers the cases no notification announces: a transaction that held
 /// the horizon back ends by rolling back, or a NOTIFY was lost while the LISTEN connection reconnected.
@@ -89,7 +89,11 @@ impl Subscription {
 
     /// Waits for a wake-up or the polling interval, whichever comes first.
     pub async fn wait(&mut self) {
-        let patience = if self.held_back { HELD_BACK_RETRY.min(self.poll) } else { self.poll };
+        let patience = if self.held_back {
+            HELD_BACK_RETRY.min(self.poll)
+        } else {
+            self.poll
+        };
         let _ = tokio::time::timeout(patience, self.wake.changed()).await;
     }
 }

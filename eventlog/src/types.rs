@@ -9,7 +9,9 @@ use uuid::Uuid;
 /// A reader's place in the commit-safe global order: everything at or before `(xid, position)` has been seen.
 ///
 /// Ordered by transaction id first, then position. [`Checkpoint::START`] is before every event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Checkpoint {
     /// Writing transaction id (epoch-extended xid8, as a number).
     pub xid: i64,
@@ -17,7 +19,10 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub const START: Checkpoint = Checkpoint { xid: 0, position: 0 };
+    pub const START: Checkpoint = Checkpoint {
+        xid: 0,
+        position: 0,
+    };
 
     /// The checkpoint after every event of transactions below `xmin`: what a reader has covered once a read up to
     /// the horizon came back short.
@@ -166,7 +171,12 @@ pub struct AppendRequest {
 }
 
 impl AppendRequest {
-    pub fn single(stream: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>, metadata: Metadata) -> Self {
+    pub fn single(
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        metadata: Metadata,
+    ) -> Self {
         Self {
             streams: vec![StreamAppend {
                 stream,

@@ -58,7 +58,11 @@ impl Drop for Wakeup {
 async fn notify_others(pool: PgPool, mut commits: watch::Receiver<u64>) {
     while commits.changed().await.is_ok() {
         commits.borrow_and_update();
-        if let Err(error) = sqlx::query("select pg_notify($1, '')").bind(CHANNEL).execute(&pool).await {
+        if let Err(error) = sqlx::query("select pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
             tracing::warn!(%error, "could not notify other processes of new events; they will poll");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

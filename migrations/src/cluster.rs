@@ -181,7 +181,8 @@ impl Cluster {
         check_version(&bin_dir, &data_dir)?;
 
         let socket_dir = socket_dir_for(&data_dir);
-        fs::create_dir_all(&socket_dir).map_err(io_err(format!("creating {}", socket_dir.display())))?;
+        fs::create_dir_all(&socket_dir)
+            .map_err(io_err(format!("creating {}", socket_dir.display())))?;
         if let Some(user) = &run_as {
             chown(&socket_dir, user)?;
             fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))
@@ -189,7 +190,13 @@ impl Cluster {
         }
         remove_stale_lock(&socket_dir.join(format!(".s.PGSQL.{PORT}.lock")))?;
 
-        let guardian = spawn_guarded(&bin_dir, &data_dir, &socket_dir, run_as.as_ref(), config.durability)?;
+        let guardian = spawn_guarded(
+            &bin_dir,
+            &data_dir,
+            &socket_dir,
+            run_as.as_ref(),
+            config.durability,
+        )?;
         let cluster = Self {
             data_dir,
             socket_dir,
@@ -211,7 +218,10 @@ impl Cluster {
         let pid = lines.first().and_then(|l| l.trim().parse::<i32>().ok());
         match pid {
             Some(pid) if is_postgres_process(pid) => {
-                let port = lines.get(3).and_then(|l| l.trim().parse().ok()).unwrap_or(PORT);
+                let port = lines
+                    .get(3)
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(PORT);
                 let socket_dir = lines
                     .get(4)
                     .map(|l| l.trim())
@@ -229,7 +239,8 @@ impl Cluster {
             }
             _ => {
                 tracing::warn!(pid_file = %pid_file.display(), "removing a stale postmaster.pid left by a previous run");
-                fs::remove_file(&pid_file).map_err(io_err(format!("removing stale {}", pid_file.display())))?;
+                fs::remove_file(&pid_file)
+                    .map_err(io_err(format!("removing stale {}", pid_file.display())))?;
                 Ok(None)
             }
         }
@@ -321,7 +332,9 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
         .as_os_str()
         .as_encoded_bytes()
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
     std::env::temp_dir().join(format!("academy-pg-{hash:016x}"))
 }
 
@@ -400,8 +413,11 @@ fn check_reachable(data_dir: &Path, user: &RunAs) -> Result<(), ClusterError> {
 }
 
 fn chown(path: &Path, user: &RunAs) -> Result<(), ClusterError> {
-    std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
-        .map_err(io_err(format!("handing {} to user {}", path.display(), user.name)))
+    std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).map_err(io_err(format!(
+        "handing {} to user {}",
+        path.display(),
+        user.name
+    )))
 }
 
 fn as_user(command: &mut Command, run_as: Option<&RunAs>) {
@@ -412,25 +428,36 @@ fn as_user(command: &mut Command, run_as: Option<&RunAs>) {
     command.current_dir("/");
 }
 
-fn initdb(bin_dir: &Path, data_dir: &Path, run_as: Option<&RunAs>, durability: Durability) -> Result<(), ClusterError> {
+fn initdb(
+    bin_dir: &Path,
+    data_dir: &Path,
+    run_as: Option<&RunAs>,
+    durability: Durability,
+) -> Result<(), ClusterError> {
     if let Some(user) = run_as {
         chown(data_dir, user)?;
     }
     fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
         .map_err(io_err(format!("restricting {}", data_dir.display())))?;
     let mut command = Command::new(bin_dir.join("initdb"));
-    command
-        .arg("-D")
-        .arg(data_dir)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-instructions"]);
+    command.arg("-D").arg(data_dir).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-instructions",
+    ]);
     if durability == Durability::Throwaway {
         command.arg("-N");
     }
     as_user(&mut command, run_as);
     tracing::info!(data_dir = %data_dir.display(), "creating a PostgreSQL cluster (initdb)");
-    let output = command
-        .output()
-        .map_err(io_err(format!("running {}", bin_dir.join("initdb").display())))?;
+    let output = command.output().map_err(io_err(format!(
+        "running {}",
+        bin_dir.join("initdb").display()
+    )))?;
     if !output.status.success() {
         return Err(ClusterError::Command {
             what: format!("initdb -D {}", data_dir.display()),
@@ -447,7 +474,10 @@ fn check_version(bin_dir: &Path, data_dir: &Path) -> Result<(), ClusterError> {
     let output = Command::new(bin_dir.join("postgres"))
         .arg("--version")
         .output()
-        .map_err(io_err(format!("running {}/postgres --version", bin_dir.display())))?;
+        .map_err(io_err(format!(
+            "running {}/postgres --version",
+            bin_dir.display()
+        )))?;
     // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
     let text = String::from_utf8_lossy(&output.stdout);
     let binaries = text
@@ -476,7 +506,8 @@ fn is_postgres_process(pid: i32) -> bool {
     }
     // kill(pid, 0) says whether the pid exists; /proc tells whether it is still a postgres and not a reused pid
     // SAFETY: signal 0 only checks for existence and permission.
-    let exists = unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists = unsafe { libc::kill(pid, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     exists
         && fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
@@ -488,7 +519,10 @@ fn remove_stale_lock(lock: &Path) -> Result<(), ClusterError> {
     let Ok(contents) = fs::read_to_string(lock) else {
         return Ok(());
     };
-    let pid = contents.lines().next().and_then(|l| l.trim().parse::<i32>().ok());
+    let pid = contents
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok());
     if !pid.is_some_and(is_postgres_process) {
         fs::remove_file(lock).map_err(io_err(format!("removing stale {}", lock.display())))?;
     }
@@ -508,7 +542,9 @@ fn spawn_guarded(
         .append(true)
         .open(&log_path)
         .map_err(io_err(format!("opening {}", log_path.display())))?;
-    let log_err = log.try_clone().map_err(io_err("duplicating the log handle"))?;
+    let log_err = log
+        .try_clone()
+        .map_err(io_err("duplicating the log handle"))?;
 
     let mut command = Command::new(bin_dir.join("postgres"));
     command
@@ -524,7 +560,14 @@ fn spawn_guarded(
         // the server itself
         .process_group(0);
     if durability == Durability::Throwaway {
-        command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        command.args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]);
         command.args(["-c", "max_connections=300"]);
     }
     as_user(&mut command, run_as);
@@ -562,7 +605,10 @@ fn spawn_guarded(
             what: "starting postgres".to_owned(),
             detail: "the guardian thread ended before spawning".to_owned(),
         })?
-        .map_err(io_err(format!("running {}", bin_dir.join("postgres").display())))?;
+        .map_err(io_err(format!(
+            "running {}",
+            bin_dir.join("postgres").display()
+        )))?;
     Ok(Guardian {
         stop: stop_tx,
         thread: Some(thread),

@@ -49,7 +49,9 @@ impl TestDb {
                     .connect_with(cluster.connect_options(TEMPLATE))
                     .await
                     .expect("connect to the template database");
-                crate::migrate(&pool).await.expect("migrate the template database");
+                crate::migrate(&pool)
+                    .await
+                    .expect("migrate the template database");
                 pool.close().await;
             })
             .await;
@@ -58,10 +60,12 @@ impl TestDb {
         let mut admin = PgConnection::connect_with(&cluster.connect_options("postgres"))
             .await
             .expect("connect to the test cluster");
-        sqlx::raw_sql(AssertSqlSafe(format!("create database {name} template {TEMPLATE}")))
-            .execute(&mut admin)
-            .await
-            .expect("create a test database");
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "create database {name} template {TEMPLATE}"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
         admin.close().await.expect("close");
         let pool = PgPoolOptions::new()
             .max_connections(20)
@@ -87,13 +91,18 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         let base = std::env::temp_dir();
         sweep_dead_clusters(&base);
-        let dir = base.join(format!("{DIR_PREFIX}{}-{}", std::process::id(), unique_suffix()));
+        let dir = base.join(format!(
+            "{DIR_PREFIX}{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
         let mut config = ClusterConfig::new(dir);
         config.durability = Durability::Throwaway;
         if let Some(bin) = std::env::var_os("ACADEMY_PG_BIN") {
             config.bin_dir = Some(PathBuf::from(bin));
         }
-        Cluster::start(&config).unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}"))
+        Cluster::start(&config)
+            .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL cluster: {e}"))
     })
 }
 
@@ -106,7 +115,9 @@ fn unique_suffix() -> u128 {
 
 /// Removes data folders of test processes that are gone.
 fn sweep_dead_clusters(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {

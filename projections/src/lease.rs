@@ -35,11 +35,12 @@ impl Lease {
     ) -> Result<Option<Lease>, sqlx::Error> {
         // a connection of its own, outside the pool: returned to a pool, it would keep the lock for a stranger
         let mut conn = pool.acquire().await?.detach();
-        let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtextextended($1 || '/' || $2, 0))")
-            .bind(name)
-            .bind(slot.as_str())
-            .fetch_one(&mut conn)
-            .await?;
+        let locked: bool =
+            sqlx::query_scalar("select pg_try_advisory_lock(hashtextextended($1 || '/' || $2, 0))")
+                .bind(name)
+                .bind(slot.as_str())
+                .fetch_one(&mut conn)
+                .await?;
         if !locked {
             conn.close().await?;
             return Ok(None);
@@ -98,12 +99,14 @@ impl Lease {
 
     /// Gives the slot up: deletes the lease row and ends the lock session.
     pub(crate) async fn release(mut self) {
-        let deleted = sqlx::query("delete from public.projection_leases where name = $1 and slot = $2 and owner = $3")
-            .bind(&self.name)
-            .bind(self.slot.as_str())
-            .bind(self.owner)
-            .execute(&mut self.conn)
-            .await;
+        let deleted = sqlx::query(
+            "delete from public.projection_leases where name = $1 and slot = $2 and owner = $3",
+        )
+        .bind(&self.name)
+        .bind(self.slot.as_str())
+        .bind(self.owner)
+        .execute(&mut self.conn)
+        .await;
         if let Err(error) = deleted {
             tracing::warn!(%error, name = %self.name, "could not delete the lease row; it will expire");
         }
@@ -112,11 +115,17 @@ impl Lease {
     }
 
     /// Who holds the slot, for messages: the holder description, when a lease row says so.
-    pub(crate) async fn holder(pool: &PgPool, name: &str, slot: Slot) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("select holder from public.projection_leases where name = $1 and slot = $2")
-            .bind(name)
-            .bind(slot.as_str())
-            .fetch_optional(pool)
-            .await
+    pub(crate) async fn holder(
+        pool: &PgPool,
+        name: &str,
+        slot: Slot,
+    ) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "select holder from public.projection_leases where name = $1 and slot = $2",
+        )
+        .bind(name)
+        .bind(slot.as_str())
+        .fetch_optional(pool)
+        .await
     }
 }

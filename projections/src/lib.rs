@@ -51,7 +51,11 @@ pub trait Projection: Send + Sync + 'static {
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
 
     /// Applies `events` (in commit-safe order) inside the runner's transaction.
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), ProjectionError>;
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError>;
 }
 
 /// The schema a projection's live tables are in.

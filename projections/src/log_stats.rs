@@ -69,13 +69,18 @@ impl Projection for LogStats {
         Ok(())
     }
 
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let mut types: HashMap<&str, (i64, i64, DateTime<Utc>)> = HashMap::new();
         let mut categories: HashMap<&str, (i64, i64)> = HashMap::new();
         for event in events {
-            let entry = types
-                .entry(&event.event_type)
-                .or_insert((0, event.position, event.recorded_at));
+            let entry =
+                types
+                    .entry(&event.event_type)
+                    .or_insert((0, event.position, event.recorded_at));
             entry.0 += 1;
             entry.1 = event.position;
             entry.2 = event.recorded_at;
@@ -129,7 +134,9 @@ pub async fn event_types(pool: &PgPool) -> Result<Vec<EventTypeStats>, sqlx::Err
 
 /// Streams and events per category, largest first.
 pub async fn categories(pool: &PgPool) -> Result<Vec<CategoryStats>, sqlx::Error> {
-    sqlx::query_as("select category, streams, events from log_stats.categories order by events desc, category")
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "select category, streams, events from log_stats.categories order by events desc, category",
+    )
+    .fetch_all(pool)
+    .await
 }

@@ -7,8 +7,8 @@ use eventlog::{Checkpoint, EventLog};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::runner::{Progress, Runner, RunnerConfig, RunnerError, Status};
 use crate::Projection;
+use crate::runner::{Progress, Runner, RunnerConfig, RunnerError, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -110,7 +110,12 @@ impl Projections {
     }
 
     /// [`Projections::wait_for`], for the named projections only (those a query reads).
-    pub async fn wait_for_some(&self, names: &[&str], position: i64, timeout: Duration) -> Result<(), WaitError> {
+    pub async fn wait_for_some(
+        &self,
+        names: &[&str],
+        position: i64,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
         let target = self
             .log
             .checkpoint_of(position)
@@ -156,7 +161,10 @@ impl Projections {
                     }
                     _ => {}
                 }
-                if tokio::time::timeout_at(deadline, progress.changed()).await.is_err() {
+                if tokio::time::timeout_at(deadline, progress.changed())
+                    .await
+                    .is_err()
+                {
                     return Err(timed_out());
                 }
             }
@@ -166,7 +174,11 @@ impl Projections {
 
     /// Whether the projection's live tables (maintained by some process) cover `target`: no event it handles
     /// lies between its stored checkpoint and the target.
-    async fn caught_up_elsewhere(&self, projection: &dyn Projection, target: Checkpoint) -> Result<bool, sqlx::Error> {
+    async fn caught_up_elsewhere(
+        &self,
+        projection: &dyn Projection,
+        target: Checkpoint,
+    ) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(
             "select exists (select 1 from public.projections p where p.name = $1 and p.slot = 'live' and p.version = $2)
                 and not exists (

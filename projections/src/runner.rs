@@ -91,7 +91,9 @@ pub enum RunnerError {
     Database(#[from] sqlx::Error),
     #[error("transient failure while applying events: {0}")]
     Transient(String),
-    #[error("{0:?} is not a valid projection name (lowercase letters, digits and single '_', at most 48)")]
+    #[error(
+        "{0:?} is not a valid projection name (lowercase letters, digits and single '_', at most 48)"
+    )]
     InvalidName(String),
 }
 
@@ -99,7 +101,9 @@ pub enum RunnerError {
 pub enum RebuildError {
     #[error("a rebuild of {name} is already running ({holder})")]
     Busy { name: String, holder: String },
-    #[error("the rebuild stopped at the event at position {position}: {error}; the old tables keep serving")]
+    #[error(
+        "the rebuild stopped at the event at position {position}: {error}; the old tables keep serving"
+    )]
     Failed { position: i64, error: String },
     #[error("the rebuild could not set up its tables: {0}")]
     Setup(String),
@@ -117,7 +121,10 @@ enum Stop {
     Swapped,
     LostLease,
     /// An event failed; the failure is recorded.
-    Failed { position: i64, error: String },
+    Failed {
+        position: i64,
+        error: String,
+    },
 }
 
 enum Commit {
@@ -137,7 +144,11 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(log: EventLog, projection: Arc<dyn Projection>, config: RunnerConfig) -> Result<Self, RunnerError> {
+    pub fn new(
+        log: EventLog,
+        projection: Arc<dyn Projection>,
+        config: RunnerConfig,
+    ) -> Result<Self, RunnerError> {
         if !valid_name(projection.name()) {
             return Err(RunnerError::InvalidName(projection.name().to_owned()));
         }
@@ -209,7 +220,10 @@ impl Runner {
                     break;
                 }
                 Some(Ok(Stop::LostLease)) => {
-                    tracing::warn!(projection = self.name(), "lost the projection's lease; taking it again");
+                    tracing::warn!(
+                        projection = self.name(),
+                        "lost the projection's lease; taking it again"
+                    );
                 }
                 Some(Ok(Stop::Reload | Stop::Swapped)) => {}
                 Some(Err(error)) => {
@@ -225,7 +239,10 @@ impl Runner {
     }
 
     /// Sleeps the retry delay; true when shutdown came first.
-    async fn pause(&self, shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>) -> bool {
+    async fn pause(
+        &self,
+        shutdown: &mut std::pin::Pin<&mut (impl Future<Output = ()> + Send)>,
+    ) -> bool {
         tokio::select! {
             _ = shutdown.as_mut() => true,
             _ = tokio::time::sleep(self.config.retry_delay) => false,
@@ -235,9 +252,15 @@ impl Runner {
     async fn acquire_waiting(&self, slot: Slot) -> Result<Lease, RunnerError> {
         loop {
             let name = self.name();
-            if let Some(lease) =
-                Lease::try_acquire(self.pool(), name, slot, self.owner, &self.config.holder, self.config.lease_ttl)
-                    .await?
+            if let Some(lease) = Lease::try_acquire(
+                self.pool(),
+                name,
+                slot,
+                self.owner,
+                &self.config.holder,
+                self.config.lease_ttl,
+            )
+            .await?
             {
                 return Ok(lease);
             }
@@ -259,7 +282,10 @@ impl Runner {
                         p.events_applied = row.events_applied;
                         p.error = None;
                     });
-                    match self.drive(lease, None, Slot::Live, row.checkpoint()).await? {
+                    match self
+                        .drive(lease, None, Slot::Live, row.checkpoint())
+                        .await?
+                    {
                         Stop::Reload | Stop::Swapped => continue,
                         other => return Ok(other),
                     }
@@ -285,7 +311,10 @@ impl Runner {
                         continue;
                     };
                     let outcome = match self.prepare_build(false).await {
-                        Ok(start) => self.drive(&mut build_lease, Some(&mut *lease), Slot::Build, start).await,
+                        Ok(start) => {
+                            self.drive(&mut build_lease, Some(&mut *lease), Slot::Build, start)
+                                .await
+                        }
                         Err(BuildSetup::Runner(e)) => Err(e),
                         Err(BuildSetup::Projection(error)) => {
                             let error = format!("setup failed: {error}");
@@ -366,7 +395,10 @@ impl Runner {
         let mut tx = self.pool().begin().await?;
         store::recreate_schema(&mut tx, &schema).await?;
         store::set_search_path(&mut tx, &schema).await?;
-        self.projection.setup(&mut tx).await.map_err(BuildSetup::Projection)?;
+        self.projection
+            .setup(&mut tx)
+            .await
+            .map_err(BuildSetup::Projection)?;
         sqlx::query(
             "insert into public.projections (name, slot, version, schema_name, status)
              values ($1, 'build', $2, $3, 'building')
@@ -423,7 +455,10 @@ impl Runner {
             let events = subscription.try_next_batch().await?;
             let reached = subscription.checkpoint();
             match events {
-                Some(events) => match self.commit(lease, slot, &schema, persisted, &events, reached).await? {
+                Some(events) => match self
+                    .commit(lease, slot, &schema, persisted, &events, reached)
+                    .await?
+                {
                     Commit::Done => {
                         persisted = reached;
                         persisted_at = Instant::now();
@@ -436,7 +471,10 @@ impl Runner {
                     Commit::Moved => return Ok(Stop::Reload),
                     Commit::LostLease => return Ok(Stop::LostLease),
                     Commit::Failed(error) => {
-                        match self.isolate_failure(lease, slot, &schema, persisted, &events, error).await? {
+                        match self
+                            .isolate_failure(lease, slot, &schema, persisted, &events, error)
+                            .await?
+                        {
                             Isolated::Stop(stop) => return Ok(stop),
                             Isolated::Recovered(at) => {
                                 // the batch failed as a whole but every event applied alone: carry on
@@ -447,7 +485,9 @@ impl Runner {
                     }
                 },
                 None if slot == Slot::Build => {
-                    if !subscription.held_back() || held_back_reads >= MAX_HELD_BACK_READS_BEFORE_SWAP {
+                    if !subscription.held_back()
+                        || held_back_reads >= MAX_HELD_BACK_READS_BEFORE_SWAP
+                    {
                         return self.swap(lease, persisted, reached).await;
                     }
                     held_back_reads += 1;
@@ -455,7 +495,10 @@ impl Runner {
                 }
                 None => {
                     if reached != persisted && persisted_at.elapsed() >= HORIZON_PERSIST_EVERY {
-                        match self.commit(lease, slot, &schema, persisted, &[], reached).await? {
+                        match self
+                            .commit(lease, slot, &schema, persisted, &[], reached)
+                            .await?
+                        {
                             Commit::Done => {
                                 persisted = reached;
                                 persisted_at = Instant::now();
@@ -499,7 +542,17 @@ impl Runner {
                 return Ok(Commit::Failed(error));
             }
         }
-        if !store::advance(&mut tx, self.name(), slot, lease.owner(), expected, to, events.len() as i64).await? {
+        if !store::advance(
+            &mut tx,
+            self.name(),
+            slot,
+            lease.owner(),
+            expected,
+            to,
+            events.len() as i64,
+        )
+        .await?
+        {
             // the lease is gone (the checkpoint cannot have moved: we hold the checkpoint lock)
             return Ok(Commit::LostLease);
         }
@@ -521,7 +574,10 @@ impl Runner {
         tracing::debug!(projection = self.name(), error = %batch_error, "batch failed; isolating the event");
         for event in events {
             let to = event.checkpoint();
-            match self.commit(lease, slot, schema, at, std::slice::from_ref(event), to).await? {
+            match self
+                .commit(lease, slot, schema, at, std::slice::from_ref(event), to)
+                .await?
+            {
                 Commit::Done => at = to,
                 Commit::Moved => return Ok(Isolated::Stop(Stop::Reload)),
                 Commit::LostLease => return Ok(Isolated::Stop(Stop::LostLease)),
@@ -534,8 +590,15 @@ impl Runner {
                         %error,
                         "event failed to apply; projection stopped"
                     );
-                    store::record_failure(self.pool(), self.name(), slot, event.position, event.event_id, &error)
-                        .await?;
+                    store::record_failure(
+                        self.pool(),
+                        self.name(),
+                        slot,
+                        event.position,
+                        event.event_id,
+                        &error,
+                    )
+                    .await?;
                     self.publish(|p| {
                         p.status = Status::Failed;
                         p.checkpoint = at;
@@ -552,7 +615,12 @@ impl Runner {
     }
 
     /// Swaps the finished build in, in one transaction: no query sees half-built tables.
-    async fn swap(&self, lease: &Lease, expected: Checkpoint, to: Checkpoint) -> Result<Stop, RunnerError> {
+    async fn swap(
+        &self,
+        lease: &Lease,
+        expected: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<Stop, RunnerError> {
         let name = self.name();
         let mut tx = self.pool().begin().await?;
         if store::lock_checkpoint(&mut tx, name, Slot::Build).await? != Some(expected) {
@@ -578,7 +646,11 @@ impl Runner {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(projection = name, version = self.projection.version(), "rebuilt and swapped in");
+        tracing::info!(
+            projection = name,
+            version = self.projection.version(),
+            "rebuilt and swapped in"
+        );
         Ok(Stop::Swapped)
     }
 }
@@ -623,7 +695,10 @@ fn is_transient(error: &ProjectionError) -> bool {
         ) => true,
         Some(sqlx::Error::Database(db)) => {
             // serialization failure, deadlock, admin shutdown, cannot connect now
-            matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03"))
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "57P01" | "57P03")
+            )
         }
         _ => false,
     }

@@ -34,7 +34,10 @@ pub struct SlotStatus {
 
 /// The rows of every projection slot, with lag, plus one `not started` row for each known projection without
 /// rows yet.
-pub async fn status(log: &EventLog, known: &[Arc<dyn Projection>]) -> Result<Vec<SlotStatus>, sqlx::Error> {
+pub async fn status(
+    log: &EventLog,
+    known: &[Arc<dyn Projection>],
+) -> Result<Vec<SlotStatus>, sqlx::Error> {
     let mut rows: Vec<SlotStatus> = sqlx::query_as(
         "select p.name, p.slot, p.version, p.status, p.checkpoint_xid, p.checkpoint_position, p.events_applied,
                 p.error, p.error_position, p.error_event_id, p.updated_at,
@@ -57,7 +60,9 @@ pub async fn status(log: &EventLog, known: &[Arc<dyn Projection>]) -> Result<Vec
     }
     for projection in known {
         if !rows.iter().any(|r| r.name == projection.name()) {
-            let lag = log.count_after(Checkpoint::START, projection.event_types().as_deref()).await?;
+            let lag = log
+                .count_after(Checkpoint::START, projection.event_types().as_deref())
+                .await?;
             rows.push(SlotStatus {
                 name: projection.name().to_owned(),
                 slot: "live".to_owned(),

@@ -39,7 +39,10 @@ impl SlotRow {
 }
 
 /// The live and build rows of projection `name`.
-pub(crate) async fn load(pool: &PgPool, name: &str) -> Result<(Option<SlotRow>, Option<SlotRow>), sqlx::Error> {
+pub(crate) async fn load(
+    pool: &PgPool,
+    name: &str,
+) -> Result<(Option<SlotRow>, Option<SlotRow>), sqlx::Error> {
     let rows: Vec<SlotRow> = sqlx::query_as(
         "select slot, version, checkpoint_xid, checkpoint_position, events_applied
            from public.projections where name = $1",
@@ -62,11 +65,13 @@ pub(crate) async fn lock_checkpoint(
     name: &str,
     slot: Slot,
 ) -> Result<Option<Checkpoint>, sqlx::Error> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('checkpoint/' || $1 || '/' || $2, 0))")
-        .bind(name)
-        .bind(slot.as_str())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "select pg_advisory_xact_lock(hashtextextended('checkpoint/' || $1 || '/' || $2, 0))",
+    )
+    .bind(name)
+    .bind(slot.as_str())
+    .execute(&mut *conn)
+    .await?;
     let row: Option<(i64, i64)> = sqlx::query_as(
         "select checkpoint_xid, checkpoint_position from public.projections where name = $1 and slot = $2",
     )
@@ -110,7 +115,10 @@ pub(crate) async fn advance(
     Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn set_search_path(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("select set_config('search_path', $1, true)")
         .bind(schema)
         .execute(&mut *conn)
@@ -120,25 +128,46 @@ pub(crate) async fn set_search_path(conn: &mut PgConnection, schema: &str) -> Re
 
 /// A quoted identifier for a schema name that passed [`crate::valid_name`] (plus our `__build` suffix).
 fn quoted(schema: &str) -> String {
-    debug_assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    debug_assert!(
+        schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
     format!("\"{schema}\"")
 }
 
 /// Identifiers cannot be bound parameters; schema names are validated by `valid_name` before they get here.
 pub(crate) async fn ddl(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await?;
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
-pub(crate) async fn recreate_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn recreate_schema(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<(), sqlx::Error> {
     let q = quoted(schema);
-    ddl(conn, format!("drop schema if exists {q} cascade; create schema {q}")).await
+    ddl(
+        conn,
+        format!("drop schema if exists {q} cascade; create schema {q}"),
+    )
+    .await
 }
 
 /// Replaces the live schema by the build schema.
-pub(crate) async fn swap_schemas(conn: &mut PgConnection, live: &str, build: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn swap_schemas(
+    conn: &mut PgConnection,
+    live: &str,
+    build: &str,
+) -> Result<(), sqlx::Error> {
     let (live, build) = (quoted(live), quoted(build));
-    ddl(conn, format!("drop schema if exists {live} cascade; alter schema {build} rename to {live}")).await
+    ddl(
+        conn,
+        format!("drop schema if exists {live} cascade; alter schema {build} rename to {live}"),
+    )
+    .await
 }
 
 /// Records that the event at `position` failed, and stops the slot.

@@ -16,9 +16,14 @@ async fn with_events() -> (TestDb, StreamId) {
         .enumerate()
         .map(|(n, t)| NewEvent::new(*t, json!({ "n": n })))
         .collect();
-    log.append(AppendRequest::single(stream.clone(), ExpectedVersion::NoStream, events, Metadata::new(Source::Cli)))
-        .await
-        .unwrap();
+    log.append(AppendRequest::single(
+        stream.clone(),
+        ExpectedVersion::NoStream,
+        events,
+        Metadata::new(Source::Cli),
+    ))
+    .await
+    .unwrap();
     (db, stream)
 }
 
@@ -30,7 +35,11 @@ fn academy_on(db: &TestDb) -> (tempfile::TempDir, std::process::Command) {
 }
 
 fn stdout(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -39,14 +48,28 @@ async fn events_stream_prints_a_stream_forward_and_backward() {
     let (db, stream) = with_events().await;
     let (_dir, mut command) = academy_on(&db);
     let text = stdout(&run(command.args(["events", "stream", stream.as_str()])));
-    let types: Vec<&str> = text.lines().map(|l| l.split_whitespace().nth(2).unwrap()).collect();
+    let types: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
     assert_eq!(types, ["TrackCreated", "LearnerEnrolled", "TrackStarted"]);
     assert!(text.contains(&format!("{stream}@2")));
 
     let (_dir, mut command) = academy_on(&db);
-    let json = stdout(&run(command.args(["events", "stream", stream.as_str(), "--backward", "--limit", "1", "--json"])));
+    let json = stdout(&run(command.args([
+        "events",
+        "stream",
+        stream.as_str(),
+        "--backward",
+        "--limit",
+        "1",
+        "--json",
+    ])));
     let event: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
-    assert_eq!((event["event_type"].as_str(), event["version"].as_i64()), (Some("TrackStarted"), Some(3)));
+    assert_eq!(
+        (event["event_type"].as_str(), event["version"].as_i64()),
+        (Some("TrackStarted"), Some(3))
+    );
 }
 
 #[tokio::test]
@@ -62,7 +85,14 @@ async fn a_malformed_stream_id_is_a_clear_error() {
 async fn events_tail_from_the_start_follows_the_log_in_order() {
     let (db, stream) = with_events().await;
     let (_dir, mut command) = academy_on(&db);
-    let out = stdout(&run(command.args(["events", "tail", "--from-start", "--limit", "3", "--json"])));
+    let out = stdout(&run(command.args([
+        "events",
+        "tail",
+        "--from-start",
+        "--limit",
+        "3",
+        "--json",
+    ])));
     let versions: Vec<i64> = out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -121,11 +151,16 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
     }
     assert_eq!(figures["replay_events"], 3000);
     // the scratch database is gone again, and nothing was written to the one DATABASE_URL names
-    let scratch: bool = sqlx::query_scalar("select exists(select 1 from pg_database where datname = 'academy_bench')")
+    let scratch: bool = sqlx::query_scalar(
+        "select exists(select 1 from pg_database where datname = 'academy_bench')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(!scratch);
+    let events: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert!(!scratch);
-    let events: i64 = sqlx::query_scalar("select count(*) from events").fetch_one(&db.pool).await.unwrap();
     assert_eq!(events, 0);
 }

@@ -14,7 +14,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_academy");
 
 /// A folder the embedded cluster can live in, also when the tests run as root (the server's user must enter it).
 pub fn data_folder() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("academy-it-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("academy-it-")
+        .tempdir()
+        .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
@@ -62,12 +65,16 @@ impl Server {
                 }
             }
         });
-        let address = rx.recv_timeout(Duration::from_secs(60)).expect("the server announced its address");
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server announced its address");
         Server { child, address }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        reqwest::get(format!("{}{path}", self.address)).await.unwrap()
+        reqwest::get(format!("{}{path}", self.address))
+            .await
+            .unwrap()
     }
 
     /// Waits until /readyz reports every projection running and caught up.
@@ -83,7 +90,10 @@ impl Server {
             if live {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "projections never caught up: {body}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "projections never caught up: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -97,7 +107,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "the server did not stop on SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -12,13 +12,19 @@ async fn serve_creates_its_cluster_answers_readyz_and_stops_postgres_on_sigterm(
     assert_eq!(body["database"], "ok");
     assert_eq!(server.get("/healthz").await.text().await.unwrap(), "ok");
     let pg = dir.path().join("pg");
-    assert!(pg.join("PG_VERSION").exists(), "initdb ran in ACADEMY_DATA_DIR");
+    assert!(
+        pg.join("PG_VERSION").exists(),
+        "initdb ran in ACADEMY_DATA_DIR"
+    );
     let postmaster = postmaster_pid(&pg).expect("a postmaster runs");
 
     let status = server.terminate();
     assert!(status.success(), "{status}");
     assert!(!alive(postmaster), "PostgreSQL stopped with the server");
-    assert!(!pg.join("postmaster.pid").exists(), "a clean shutdown leaves no pid file");
+    assert!(
+        !pg.join("postmaster.pid").exists(),
+        "a clean shutdown leaves no pid file"
+    );
 }
 
 #[tokio::test]
@@ -39,7 +45,10 @@ async fn the_next_run_reuses_the_data_even_after_a_crash_left_a_stale_pid_file()
     log.append(eventlog::AppendRequest::single(
         marker.clone(),
         eventlog::ExpectedVersion::NoStream,
-        vec![eventlog::NewEvent::new("MarkerWritten", serde_json::json!({}))],
+        vec![eventlog::NewEvent::new(
+            "MarkerWritten",
+            serde_json::json!({}),
+        )],
         eventlog::Metadata::new(eventlog::Source::Cli),
     ))
     .await
@@ -52,13 +61,21 @@ async fn the_next_run_reuses_the_data_even_after_a_crash_left_a_stale_pid_file()
     first.child.wait().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while alive(postmaster) {
-        assert!(std::time::Instant::now() < deadline, "PostgreSQL outlived its parent");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL outlived its parent"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // whatever PostgreSQL managed to clean, leave a stale pid file naming a process that is not a postmaster
     std::fs::write(
         pg.join("postmaster.pid"),
-        format!("{}\n{}\n0\n5432\n{}\n\n0 0\nready\n", std::process::id(), pg.display(), pg.display()),
+        format!(
+            "{}\n{}\n0\n5432\n{}\n\n0 0\nready\n",
+            std::process::id(),
+            pg.display(),
+            pg.display()
+        ),
     )
     .unwrap();
 
@@ -67,12 +84,19 @@ async fn the_next_run_reuses_the_data_even_after_a_crash_left_a_stale_pid_file()
     second.wait_projections_live().await;
     // the event written during the first run is still there: same data
     let out = run(academy(dir.path()).args(["events", "stream", marker.as_str(), "--json"]));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(event["event_type"], "MarkerWritten");
     let status = run(academy(dir.path()).args(["projections", "status", "--json"]));
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!((&rows[0]["name"], &rows[0]["status"]), (&"log_stats".into(), &"running".into()));
+    assert_eq!(
+        (&rows[0]["name"], &rows[0]["status"]),
+        (&"log_stats".into(), &"running".into())
+    );
     assert!(second.terminate().success());
 }
 
@@ -83,7 +107,11 @@ async fn a_second_academy_on_the_same_data_folder_reuses_the_running_cluster() {
     let postmaster = postmaster_pid(&dir.path().join("pg")).unwrap();
     let second = Server::start(academy(dir.path()));
     assert_eq!(second.get("/readyz").await.status(), 200);
-    assert_eq!(postmaster_pid(&dir.path().join("pg")), Some(postmaster), "one cluster");
+    assert_eq!(
+        postmaster_pid(&dir.path().join("pg")),
+        Some(postmaster),
+        "one cluster"
+    );
     // the second one leaves the cluster it merely reused running
     assert!(second.terminate().success());
     assert!(alive(postmaster));
@@ -102,14 +130,19 @@ async fn with_database_url_it_starts_no_cluster() {
         command
     });
     assert_eq!(server.get("/readyz").await.status(), 200);
-    assert!(!dir.path().join("pg").exists(), "no data folder was created");
+    assert!(
+        !dir.path().join("pg").exists(),
+        "no data folder was created"
+    );
     assert!(server.terminate().success());
 }
 
 #[test]
 fn missing_postgresql_binaries_say_what_to_install() {
     let dir = data_folder();
-    let out = run(academy(dir.path()).arg("migrate").env("ACADEMY_PG_BIN", "/nonexistent/bin"));
+    let out = run(academy(dir.path())
+        .arg("migrate")
+        .env("ACADEMY_PG_BIN", "/nonexistent/bin"));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("apt-get install -y postgresql"), "{stderr}");
@@ -126,9 +159,14 @@ fn a_data_folder_the_server_user_cannot_reach_is_explained() {
     let locked = dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let out = run(academy(dir.path()).arg("migrate").env("ACADEMY_DATA_DIR", locked.join("pg")));
+    let out = run(academy(dir.path())
+        .arg("migrate")
+        .env("ACADEMY_DATA_DIR", locked.join("pg")));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot be reached by the `postgres` user"), "{stderr}");
+    assert!(
+        stderr.contains("cannot be reached by the `postgres` user"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ACADEMY_DATA_DIR"), "{stderr}");
 }

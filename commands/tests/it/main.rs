@@ -1,9 +1,9 @@
 //! Command execution against a real PostgreSQL, with a small test-only aggregate: a seat counter that refuses
 //! to go over capacity.
 
+use commands::{CommandError, CommandExecutor};
 use domain::event::{decode_tagged, encode_tagged};
 use domain::{Decider, DecodeError, DomainEvent, StreamId};
-use commands::{CommandError, CommandExecutor};
 use eventlog::{EventLog, Metadata, Source};
 use migrations::testing::TestDb;
 use serde::{Deserialize, Serialize};
@@ -82,10 +82,17 @@ async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
     let (_db, executor) = executor().await;
     let stream = room();
     let metadata = meta();
-    let done = executor.execute::<Seats>(&stream, &"ann".to_owned(), &metadata).await.unwrap();
+    let done = executor
+        .execute::<Seats>(&stream, &"ann".to_owned(), &metadata)
+        .await
+        .unwrap();
     assert_eq!(done.events, [SeatEvent::SeatTaken { who: "ann".into() }]);
     assert_eq!(done.version, 1);
-    let stored = executor.log().read_whole_stream(stream.as_str()).await.unwrap();
+    let stored = executor
+        .log()
+        .read_whole_stream(stream.as_str())
+        .await
+        .unwrap();
     assert_eq!(Some(stored[0].position), done.position());
     assert_eq!(stored[0].command_id, metadata.command_id);
     assert_eq!(stored[0].actor_id.as_deref(), Some("user-1"));
@@ -95,8 +102,14 @@ async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
 async fn a_satisfied_command_appends_nothing() {
     let (_db, executor) = executor().await;
     let stream = room();
-    executor.execute::<Seats>(&stream, &"ann".to_owned(), &meta()).await.unwrap();
-    let again = executor.execute::<Seats>(&stream, &"ann".to_owned(), &meta()).await.unwrap();
+    executor
+        .execute::<Seats>(&stream, &"ann".to_owned(), &meta())
+        .await
+        .unwrap();
+    let again = executor
+        .execute::<Seats>(&stream, &"ann".to_owned(), &meta())
+        .await
+        .unwrap();
     assert!(again.events.is_empty() && again.appended.is_none());
     assert_eq!(again.version, 1);
 }
@@ -106,11 +119,26 @@ async fn a_rule_violation_is_a_typed_rejection_and_writes_nothing() {
     let (_db, executor) = executor().await;
     let stream = room();
     for n in 0..CAPACITY {
-        executor.execute::<Seats>(&stream, &format!("p{n}"), &meta()).await.unwrap();
+        executor
+            .execute::<Seats>(&stream, &format!("p{n}"), &meta())
+            .await
+            .unwrap();
     }
-    let refused = executor.execute::<Seats>(&stream, &"late".to_owned(), &meta()).await;
-    assert!(matches!(refused, Err(CommandError::Rejected(SeatError::Full))));
-    assert_eq!(executor.log().stream_version(stream.as_str()).await.unwrap(), CAPACITY as i64);
+    let refused = executor
+        .execute::<Seats>(&stream, &"late".to_owned(), &meta())
+        .await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Rejected(SeatError::Full))
+    ));
+    assert_eq!(
+        executor
+            .log()
+            .stream_version(stream.as_str())
+            .await
+            .unwrap(),
+        CAPACITY as i64
+    );
 }
 
 #[tokio::test]
@@ -118,12 +146,25 @@ async fn a_repeated_command_id_returns_the_first_result_without_deciding_again()
     let (_db, executor) = executor().await;
     let stream = room();
     let metadata = meta();
-    let first = executor.execute::<Seats>(&stream, &"ann".to_owned(), &metadata).await.unwrap();
+    let first = executor
+        .execute::<Seats>(&stream, &"ann".to_owned(), &metadata)
+        .await
+        .unwrap();
     // the same command id with another payload: still the first result, and "bob" gets no seat
-    let repeat = executor.execute::<Seats>(&stream, &"bob".to_owned(), &metadata).await.unwrap();
+    let repeat = executor
+        .execute::<Seats>(&stream, &"bob".to_owned(), &metadata)
+        .await
+        .unwrap();
     assert!(repeat.is_repeat());
     assert_eq!(repeat.position(), first.position());
-    assert_eq!(executor.log().stream_version(stream.as_str()).await.unwrap(), 1);
+    assert_eq!(
+        executor
+            .log()
+            .stream_version(stream.as_str())
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -133,7 +174,11 @@ async fn concurrent_commands_on_one_stream_all_land_through_retries_without_brea
     let tasks: Vec<_> = (0..12)
         .map(|n| {
             let (executor, stream) = (executor.clone(), stream.clone());
-            tokio::spawn(async move { executor.execute::<Seats>(&stream, &format!("p{n}"), &meta()).await })
+            tokio::spawn(async move {
+                executor
+                    .execute::<Seats>(&stream, &format!("p{n}"), &meta())
+                    .await
+            })
         })
         .collect();
     let mut seated = 0;
@@ -158,7 +203,11 @@ async fn without_retries_contention_surfaces_as_a_conflict_and_never_as_a_lost_w
     let tasks: Vec<_> = (0..CAPACITY)
         .map(|n| {
             let (executor, stream) = (executor.clone(), stream.clone());
-            tokio::spawn(async move { executor.execute::<Seats>(&stream, &format!("p{n}"), &meta()).await })
+            tokio::spawn(async move {
+                executor
+                    .execute::<Seats>(&stream, &format!("p{n}"), &meta())
+                    .await
+            })
         })
         .collect();
     let mut landed = 0;
@@ -170,7 +219,14 @@ async fn without_retries_contention_surfaces_as_a_conflict_and_never_as_a_lost_w
         }
     }
     assert!(landed >= 1);
-    assert_eq!(executor.log().stream_version(stream.as_str()).await.unwrap(), landed);
+    assert_eq!(
+        executor
+            .log()
+            .stream_version(stream.as_str())
+            .await
+            .unwrap(),
+        landed
+    );
 }
 
 #[tokio::test]
@@ -180,10 +236,20 @@ async fn history_that_does_not_decode_is_an_internal_error() {
     let broken = eventlog::AppendRequest::single(
         stream.clone(),
         eventlog::ExpectedVersion::NoStream,
-        vec![eventlog::NewEvent::new("SeatTaken", serde_json::json!({ "who": 7 }))],
+        vec![eventlog::NewEvent::new(
+            "SeatTaken",
+            serde_json::json!({ "who": 7 }),
+        )],
         meta(),
     );
     executor.log().append(broken).await.unwrap();
-    let result = executor.execute::<Seats>(&stream, &"ann".to_owned(), &meta()).await;
-    assert!(matches!(result, Err(CommandError::Internal(commands::InternalError::Decode { .. }))));
+    let result = executor
+        .execute::<Seats>(&stream, &"ann".to_owned(), &meta())
+        .await;
+    assert!(matches!(
+        result,
+        Err(CommandError::Internal(
+            commands::InternalError::Decode { .. }
+        ))
+    ));
 }

@@ -25,6 +25,10 @@ pub fn event(n: i64) -> NewEvent {
     NewEvent::new("ThingHappened", json!({ "n": n }))
 }
 
-pub fn request(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+pub fn request(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> AppendRequest {
     AppendRequest::single(stream.clone(), expected, events, Metadata::new(Source::Cli))
 }

@@ -64,7 +64,10 @@ async fn a_live_subscriber_gets_every_event_once_in_commit_safe_order_despite_la
                         log.append(req).await.unwrap()
                     };
                     let seq = commit_seq.fetch_add(1, Ordering::SeqCst);
-                    commits.lock().await.push((seq, appended.position().unwrap()));
+                    commits
+                        .lock()
+                        .await
+                        .push((seq, appended.position().unwrap()));
                     versions[i] += count as i64;
                     written += count;
                 }
@@ -91,7 +94,10 @@ async fn a_live_subscriber_gets_every_event_once_in_commit_safe_order_despite_la
             late
         })
         .count();
-    assert!(late_commits > 0, "no commit landed out of position order; the test proved nothing");
+    assert!(
+        late_commits > 0,
+        "no commit landed out of position order; the test proved nothing"
+    );
 
     let all: Vec<(i64, i64)> = sqlx::query_as(
         "select transaction_id::text::bigint, position from events order by transaction_id, position",
@@ -100,8 +106,17 @@ async fn a_live_subscriber_gets_every_event_once_in_commit_safe_order_despite_la
     .await
     .unwrap();
     assert_eq!(all.len(), TOTAL);
-    let got: Vec<(i64, i64)> = received.iter().map(|e| (e.transaction_id, e.position)).collect();
+    let got: Vec<(i64, i64)> = received
+        .iter()
+        .map(|e| (e.transaction_id, e.position))
+        .collect();
     assert_eq!(got.len(), TOTAL, "every committed event exactly once");
-    assert_eq!(got, all, "in commit-safe order: by (transaction id, position)");
-    println!("{late_commits} of {} appends committed after a larger position", commits.len());
+    assert_eq!(
+        got, all,
+        "in commit-safe order: by (transaction id, position)"
+    );
+    println!(
+        "{late_commits} of {} appends committed after a larger position",
+        commits.len()
+    );
 }

@@ -6,17 +6,45 @@ use crate::{event, log, request, stream};
 async fn a_stream_reads_forward_and_backward_from_a_version() {
     let (_db, log) = log().await;
     let s = stream("thing");
-    log.append(request(&s, ExpectedVersion::NoStream, (1..=5).map(event).collect()))
-        .await
-        .unwrap();
-    let versions = |events: Vec<eventlog::RecordedEvent>| events.iter().map(|e| e.version).collect::<Vec<_>>();
-    assert_eq!(versions(log.read_stream(s.as_str(), 2, Direction::Forward, 2).await.unwrap()), [2, 3]);
-    assert_eq!(versions(log.read_stream(s.as_str(), 4, Direction::Backward, 10).await.unwrap()), [4, 3, 2, 1]);
+    log.append(request(
+        &s,
+        ExpectedVersion::NoStream,
+        (1..=5).map(event).collect(),
+    ))
+    .await
+    .unwrap();
+    let versions =
+        |events: Vec<eventlog::RecordedEvent>| events.iter().map(|e| e.version).collect::<Vec<_>>();
     assert_eq!(
-        versions(log.read_stream(s.as_str(), i64::MAX, Direction::Backward, 1).await.unwrap()),
+        versions(
+            log.read_stream(s.as_str(), 2, Direction::Forward, 2)
+                .await
+                .unwrap()
+        ),
+        [2, 3]
+    );
+    assert_eq!(
+        versions(
+            log.read_stream(s.as_str(), 4, Direction::Backward, 10)
+                .await
+                .unwrap()
+        ),
+        [4, 3, 2, 1]
+    );
+    assert_eq!(
+        versions(
+            log.read_stream(s.as_str(), i64::MAX, Direction::Backward, 1)
+                .await
+                .unwrap()
+        ),
         [5]
     );
-    assert!(log.read_whole_stream("thing-missing").await.unwrap().is_empty());
+    assert!(
+        log.read_whole_stream("thing-missing")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -25,9 +53,14 @@ async fn the_global_read_pages_through_everything_and_filters_by_type() {
     for n in 0..25 {
         let mut events = vec![event(n)];
         if n % 5 == 0 {
-            events.push(eventlog::NewEvent::new("Milestone", serde_json::json!({ "n": n })));
+            events.push(eventlog::NewEvent::new(
+                "Milestone",
+                serde_json::json!({ "n": n }),
+            ));
         }
-        log.append(request(&stream("thing"), ExpectedVersion::NoStream, events)).await.unwrap();
+        log.append(request(&stream("thing"), ExpectedVersion::NoStream, events))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut at = Checkpoint::START;
@@ -41,13 +74,27 @@ async fn the_global_read_pages_through_everything_and_filters_by_type() {
         seen.extend(batch.events);
     }
     assert_eq!(seen.len(), 30);
-    assert!(seen.windows(2).all(|w| w[0].checkpoint() < w[1].checkpoint()));
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].checkpoint() < w[1].checkpoint())
+    );
 
     let milestones = vec!["Milestone".to_owned()];
-    let batch = log.read_all(Checkpoint::START, 100, Some(&milestones)).await.unwrap();
+    let batch = log
+        .read_all(Checkpoint::START, 100, Some(&milestones))
+        .await
+        .unwrap();
     assert_eq!(batch.events.len(), 5);
-    assert!(batch.checkpoint >= seen.last().unwrap().checkpoint(), "a short read covers the whole horizon");
-    assert_eq!(log.count_after(Checkpoint::START, Some(&milestones)).await.unwrap(), 5);
+    assert!(
+        batch.checkpoint >= seen.last().unwrap().checkpoint(),
+        "a short read covers the whole horizon"
+    );
+    assert_eq!(
+        log.count_after(Checkpoint::START, Some(&milestones))
+            .await
+            .unwrap(),
+        5
+    );
     assert_eq!(log.count_after(at, None).await.unwrap(), 0);
 }
 
@@ -58,26 +105,45 @@ async fn an_open_transaction_holds_back_later_commits_until_it_ends() {
     let late = stream("thing");
     // a transaction takes a smaller position, and stays open
     let mut slow = log.pool().begin().await.unwrap();
-    eventlog::append_in(&mut slow, request(&early, ExpectedVersion::NoStream, vec![event(1)]))
+    eventlog::append_in(
+        &mut slow,
+        request(&early, ExpectedVersion::NoStream, vec![event(1)]),
+    )
+    .await
+    .unwrap();
+    // meanwhile a later append commits with a larger position
+    let committed = log
+        .append(request(&late, ExpectedVersion::NoStream, vec![event(2)]))
         .await
         .unwrap();
-    // meanwhile a later append commits with a larger position
-    let committed = log.append(request(&late, ExpectedVersion::NoStream, vec![event(2)])).await.unwrap();
     let batch = log.read_all(Checkpoint::START, 100, None).await.unwrap();
-    assert!(batch.events.is_empty(), "nothing may be read past a transaction that is still open");
+    assert!(
+        batch.events.is_empty(),
+        "nothing may be read past a transaction that is still open"
+    );
     assert!(batch.checkpoint < committed.checkpoint().unwrap());
 
     slow.commit().await.unwrap();
     let batch = log.read_all(batch.checkpoint, 100, None).await.unwrap();
     let streams: Vec<&str> = batch.events.iter().map(|e| e.stream_id.as_str()).collect();
-    assert_eq!(streams, [early.as_str(), late.as_str()], "both, the early transaction first");
+    assert_eq!(
+        streams,
+        [early.as_str(), late.as_str()],
+        "both, the early transaction first"
+    );
 }
 
 #[tokio::test]
 async fn a_subscription_catches_up_then_follows_live_appends() {
     let (_db, log) = log().await;
     for n in 0..3 {
-        log.append(request(&stream("thing"), ExpectedVersion::NoStream, vec![event(n)])).await.unwrap();
+        log.append(request(
+            &stream("thing"),
+            ExpectedVersion::NoStream,
+            vec![event(n)],
+        ))
+        .await
+        .unwrap();
     }
     let mut subscription = log.subscribe(Checkpoint::START, None).batch_size(2);
     let mut caught_up = 0;
@@ -91,10 +157,19 @@ async fn a_subscription_catches_up_then_follows_live_appends() {
     let writer = log.clone();
     let live = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        writer.append(request(&stream("thing"), ExpectedVersion::NoStream, vec![event(9)])).await.unwrap()
+        writer
+            .append(request(
+                &stream("thing"),
+                ExpectedVersion::NoStream,
+                vec![event(9)],
+            ))
+            .await
+            .unwrap()
     });
     // a long poll interval: only the in-process wake-up can deliver within the timeout
-    let mut subscription = log.subscribe(subscription.checkpoint(), None).poll_interval(std::time::Duration::from_secs(60));
+    let mut subscription = log
+        .subscribe(subscription.checkpoint(), None)
+        .poll_interval(std::time::Duration::from_secs(60));
     let events = tokio::time::timeout(std::time::Duration::from_secs(5), subscription.next_batch())
         .await
         .expect("woken by the append")
@@ -108,7 +183,10 @@ async fn another_process_appends_wake_subscribers_through_notify() {
     let (db, log) = log().await;
     // a second EventLog on its own pool stands for another academy process
     let other = eventlog::EventLog::new(
-        sqlx::postgres::PgPoolOptions::new().connect_with(db.connect_options()).await.unwrap(),
+        sqlx::postgres::PgPoolOptions::new()
+            .connect_with(db.connect_options())
+            .await
+            .unwrap(),
     );
     let mut subscription = log
         .subscribe(Checkpoint::START, None)
@@ -116,7 +194,14 @@ async fn another_process_appends_wake_subscribers_through_notify() {
     assert!(subscription.try_next_batch().await.unwrap().is_none());
     // give the LISTEN connection of `log` time to be established
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    other.append(request(&stream("thing"), ExpectedVersion::NoStream, vec![event(1)])).await.unwrap();
+    other
+        .append(request(
+            &stream("thing"),
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .unwrap();
     let events = tokio::time::timeout(std::time::Duration::from_secs(5), subscription.next_batch())
         .await
         .expect("woken by NOTIFY from the other process")
@@ -127,9 +212,19 @@ async fn another_process_appends_wake_subscribers_through_notify() {
 #[tokio::test]
 async fn the_position_of_an_event_maps_to_its_commit_safe_checkpoint() {
     let (_db, log) = log().await;
-    let appended = log.append(request(&stream("thing"), ExpectedVersion::NoStream, vec![event(1)])).await.unwrap();
+    let appended = log
+        .append(request(
+            &stream("thing"),
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .unwrap();
     let position = appended.position().unwrap();
-    assert_eq!(log.checkpoint_of(position).await.unwrap(), appended.checkpoint());
+    assert_eq!(
+        log.checkpoint_of(position).await.unwrap(),
+        appended.checkpoint()
+    );
     assert_eq!(log.checkpoint_of(position + 1000).await.unwrap(), None);
     assert_eq!(log.head_position().await.unwrap(), position);
 }

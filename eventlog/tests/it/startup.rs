@@ -6,7 +6,13 @@ use crate::{event, log, request, stream};
 async fn a_log_written_by_this_cluster_passes_the_start_up_check() {
     let (_db, log) = log().await;
     verify_transaction_ids(log.pool()).await.unwrap();
-    log.append(request(&stream("thing"), ExpectedVersion::NoStream, vec![event(1)])).await.unwrap();
+    log.append(request(
+        &stream("thing"),
+        ExpectedVersion::NoStream,
+        vec![event(1)],
+    ))
+    .await
+    .unwrap();
     verify_transaction_ids(log.pool()).await.unwrap();
 }
 
@@ -22,6 +28,12 @@ async fn a_log_with_transaction_ids_from_the_future_is_refused() {
     .await
     .unwrap();
     let error = verify_transaction_ids(log.pool()).await.unwrap_err();
-    assert!(matches!(error, StartupError::TransactionIdsAhead { stored: 900_000_000_000, .. }));
+    assert!(matches!(
+        error,
+        StartupError::TransactionIdsAhead {
+            stored: 900_000_000_000,
+            ..
+        }
+    ));
     assert!(error.to_string().contains("restored from a dump"));
 }

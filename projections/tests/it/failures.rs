@@ -13,22 +13,48 @@ async fn a_failing_event_stops_only_its_projection_with_the_position_and_error_r
 
     let mut fragile = Ledger::new("fragile");
     fragile.poison = Some("Poison");
-    let (projections, _stop, _task) = start(&log, vec![Arc::new(fragile), Arc::new(Ledger::new("sturdy"))]);
+    let (projections, _stop, _task) = start(
+        &log,
+        vec![Arc::new(fragile), Arc::new(Ledger::new("sturdy"))],
+    );
 
-    projections.wait_for_some(&["sturdy"], last, WAIT).await.unwrap();
-    assert_eq!(ledger_rows(&log, "sturdy").await.0, 11, "the other projection kept going");
+    projections
+        .wait_for_some(&["sturdy"], last, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger_rows(&log, "sturdy").await.0,
+        11,
+        "the other projection kept going"
+    );
 
-    let error = projections.wait_for_some(&["fragile"], last, WAIT).await.unwrap_err();
-    assert!(matches!(error, WaitError::Failed { ref error, .. } if error.contains("cannot digest Poison")), "{error}");
+    let error = projections
+        .wait_for_some(&["fragile"], last, WAIT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, WaitError::Failed { ref error, .. } if error.contains("cannot digest Poison")),
+        "{error}"
+    );
     // a new projection failing during its first build never serves half-built tables: they stay aside
-    assert_eq!(ledger_rows(&log, "fragile__build").await.0, 5, "everything before the culprit was applied, once");
+    assert_eq!(
+        ledger_rows(&log, "fragile__build").await.0,
+        5,
+        "everything before the culprit was applied, once"
+    );
 
     let known: Vec<Arc<dyn Projection>> = projections.projections();
     let rows = status::status(&log, &known).await.unwrap();
     let fragile = rows.iter().find(|r| r.name == "fragile").unwrap();
     assert_eq!(fragile.status, "failed");
     assert_eq!(fragile.error_position, Some(poison));
-    assert!(fragile.error.as_deref().unwrap().contains("cannot digest Poison"));
+    assert!(
+        fragile
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot digest Poison")
+    );
     assert_eq!(fragile.lag, 6, "the culprit and the five after it");
 }
 
@@ -47,5 +73,8 @@ async fn a_failed_projection_retries_from_its_checkpoint_after_a_restart() {
     // the fixed code (no poison) picks up where the failure stopped it
     let (projections, _stop, _task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
     projections.wait_for(last, WAIT).await.unwrap();
-    assert_eq!(ledger_rows(&log, "ledger").await, (4, 0, vec!["v1".to_owned()]));
+    assert_eq!(
+        ledger_rows(&log, "ledger").await,
+        (4, 0, vec!["v1".to_owned()])
+    );
 }

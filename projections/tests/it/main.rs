@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::StreamId;
-use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, RecordedEvent, Source};
+use eventlog::{
+    AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, RecordedEvent, Source,
+};
 use migrations::testing::TestDb;
 use projections::{Projection, ProjectionError, Projections, RunnerConfig};
 use sqlx::PgConnection;
@@ -64,7 +66,11 @@ impl Projection for Ledger {
         .await?;
         Ok(())
     }
-    async fn apply(&self, conn: &mut PgConnection, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         if let Some(gate) = &self.gate {
             gate.acquire().await?.forget();
         }
@@ -105,7 +111,9 @@ pub fn config() -> RunnerConfig {
 pub async fn log() -> (TestDb, EventLog) {
     // runner warnings show in a failing test's output
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
     let db = TestDb::new().await;
@@ -136,7 +144,11 @@ pub async fn append(log: &EventLog, event_type: &str, count: usize) -> i64 {
 pub fn start(
     log: &EventLog,
     projections: Vec<Arc<dyn Projection>>,
-) -> (Arc<Projections>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+) -> (
+    Arc<Projections>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let projections = Arc::new(Projections::new(log.clone(), projections, config()).unwrap());
     let (stop, stopped) = watch::channel(false);
     let running = projections.clone();
@@ -150,7 +162,10 @@ pub async fn ledger_rows(log: &EventLog, schema: &str) -> (i64, i64, Vec<String>
         "select count(*), count(*) filter (where times > 1), coalesce(array_agg(distinct tag), '{{}}')
            from {schema}.applied"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(log.pool()).await.unwrap()
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(log.pool())
+        .await
+        .unwrap()
 }
 
 pub const WAIT: Duration = Duration::from_secs(30);

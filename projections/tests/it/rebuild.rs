@@ -40,10 +40,12 @@ fn watch_queries(
 }
 
 async fn build_row_status(log: &eventlog::EventLog) -> Option<(String, i64)> {
-    sqlx::query_as("select status, events_applied from projections where name = 'ledger' and slot = 'build'")
-        .fetch_optional(log.pool())
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "select status, events_applied from projections where name = 'ledger' and slot = 'build'",
+    )
+    .fetch_optional(log.pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,24 +66,47 @@ async fn a_new_version_builds_aside_while_the_old_one_serves_then_swaps_in_one_s
     let (v2, _stop, _task) = start(&log, vec![Arc::new(v2_ledger)]);
     let deadline = tokio::time::Instant::now() + WAIT;
     while build_row_status(&log).await != Some(("building".to_owned(), 200)) {
-        assert!(tokio::time::Instant::now() < deadline, "the build did not get halfway");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the build did not get halfway"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(ledger_rows(&log, "ledger").await.2, ["v1"], "half-way through the build, v1 serves");
+    assert_eq!(
+        ledger_rows(&log, "ledger").await.2,
+        ["v1"],
+        "half-way through the build, v1 serves"
+    );
     gate.add_permits(1000);
     v2.wait_for(last, WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     done.store(true, Ordering::SeqCst);
-    assert_eq!(watcher.await.unwrap(), ["v1", "v2"], "complete v1, then complete v2, nothing between");
+    assert_eq!(
+        watcher.await.unwrap(),
+        ["v1", "v2"],
+        "complete v1, then complete v2, nothing between"
+    );
 
     let known: Vec<Arc<dyn Projection>> = v2.projections();
     let rows = status::status(&log, &known).await.unwrap();
-    assert_eq!(rows.len(), 1, "the build slot is gone after the swap: {rows:?}");
-    assert_eq!((rows[0].slot.as_str(), rows[0].version, rows[0].status.as_str()), ("live", 2, "running"));
-    let schemas: i64 = sqlx::query_scalar("select count(*) from pg_namespace where nspname like 'ledger%'")
-        .fetch_one(log.pool())
-        .await
-        .unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the build slot is gone after the swap: {rows:?}"
+    );
+    assert_eq!(
+        (
+            rows[0].slot.as_str(),
+            rows[0].version,
+            rows[0].status.as_str()
+        ),
+        ("live", 2, "running")
+    );
+    let schemas: i64 =
+        sqlx::query_scalar("select count(*) from pg_namespace where nspname like 'ledger%'")
+            .fetch_one(log.pool())
+            .await
+            .unwrap();
     assert_eq!(schemas, 1);
 }
 
@@ -99,12 +124,18 @@ async fn an_operators_rebuild_swaps_in_under_a_running_live_runner_without_losin
     let rebuild = tokio::spawn(async move { rebuilder.rebuild().await });
     let deadline = tokio::time::Instant::now() + WAIT;
     while build_row_status(&log).await.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "the rebuild did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rebuild did not start"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // a second rebuild at the same time is refused
     let second = Runner::new(log.clone(), Arc::new(Ledger::new("ledger")), config()).unwrap();
-    assert!(matches!(second.rebuild().await, Err(RebuildError::Busy { .. })));
+    assert!(matches!(
+        second.rebuild().await,
+        Err(RebuildError::Busy { .. })
+    ));
     // writes keep arriving during the rebuild and the live runner keeps applying them to the old tables
     for _ in 0..5 {
         let written = append(&log, "ThingHappened", 4).await;
@@ -112,7 +143,11 @@ async fn an_operators_rebuild_swaps_in_under_a_running_live_runner_without_losin
     }
     assert_eq!(ledger_rows(&log, "ledger").await.0, total + 20);
     gate.add_permits(1000);
-    tokio::time::timeout(WAIT, rebuild).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, rebuild)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(progress.borrow().events_applied >= total);
     assert_eq!(progress.borrow().status, Status::Running);
 
@@ -121,9 +156,10 @@ async fn an_operators_rebuild_swaps_in_under_a_running_live_runner_without_losin
     live.wait_for(last, WAIT).await.unwrap();
     let (rows, repeated, _) = ledger_rows(&log, "ledger").await;
     assert_eq!((rows, repeated), (total + 21, 0));
-    let rebuilt: i64 = sqlx::query_scalar("select count(*) from ledger.applied where tag = 'rebuilt'")
-        .fetch_one(log.pool())
-        .await
-        .unwrap();
+    let rebuilt: i64 =
+        sqlx::query_scalar("select count(*) from ledger.applied where tag = 'rebuilt'")
+            .fetch_one(log.pool())
+            .await
+            .unwrap();
     assert!(rebuilt >= total, "the rebuilt tables are the ones serving");
 }

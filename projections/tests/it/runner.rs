@@ -12,7 +12,10 @@ async fn a_new_projection_catches_up_from_the_start_then_follows_live() {
     let position = append(&log, "ThingHappened", 250).await;
     let (projections, stop, task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
     projections.wait_for(position, WAIT).await.unwrap();
-    assert_eq!(ledger_rows(&log, "ledger").await, (250, 0, vec!["v1".to_owned()]));
+    assert_eq!(
+        ledger_rows(&log, "ledger").await,
+        (250, 0, vec!["v1".to_owned()])
+    );
 
     // live: a write followed by wait_for is visible at once
     let position = append(&log, "ThingHappened", 1).await;
@@ -22,7 +25,10 @@ async fn a_new_projection_catches_up_from_the_start_then_follows_live() {
     let known: Vec<Arc<dyn Projection>> = projections.projections();
     let rows = status::status(&log, &known).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].status.as_str(), rows[0].version, rows[0].lag), ("running", 1, 0));
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].version, rows[0].lag),
+        ("running", 1, 0)
+    );
     assert_eq!(rows[0].events_applied, 251);
     assert_eq!(rows[0].holder.as_deref(), Some("test"));
 
@@ -35,7 +41,10 @@ async fn a_new_projection_catches_up_from_the_start_then_follows_live() {
 async fn waiting_for_a_position_that_does_not_exist_fails_clearly() {
     let (_db, log) = log().await;
     let (projections, _stop, _task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
-    let error = projections.wait_for(12345, Duration::from_millis(100)).await.unwrap_err();
+    let error = projections
+        .wait_for(12345, Duration::from_millis(100))
+        .await
+        .unwrap_err();
     assert!(matches!(error, WaitError::UnknownPosition(12345)));
 }
 
@@ -53,23 +62,35 @@ async fn a_runner_aborted_mid_batch_loses_and_repeats_nothing_when_restarted() {
     task.await.unwrap();
     let total = 500;
     let last = append(&log, "ThingHappened", total).await;
-    let first: i64 = sqlx::query_scalar("select min(position) from events").fetch_one(log.pool()).await.unwrap();
+    let first: i64 = sqlx::query_scalar("select min(position) from events")
+        .fetch_one(log.pool())
+        .await
+        .unwrap();
     let hang_position = first + 250; // in the third batch of 100
     let entered = Arc::new(Notify::new());
     let mut hanging = Ledger::new("ledger");
     hanging.hang_at = Some((hang_position, entered.clone()));
     let runner = Runner::new(log.clone(), Arc::new(hanging), config()).unwrap();
     let crashed = tokio::spawn(runner.run(std::future::pending()));
-    tokio::time::timeout(WAIT, entered.notified()).await.expect("reached the batch");
+    tokio::time::timeout(WAIT, entered.notified())
+        .await
+        .expect("reached the batch");
     // the batch's rows are written but not committed; now the process "dies"
     crashed.abort();
     let _ = crashed.await;
     let (rows, repeated, _) = ledger_rows(&log, "ledger").await;
-    assert_eq!((rows, repeated), (200, 0), "only the two committed batches are there");
+    assert_eq!(
+        (rows, repeated),
+        (200, 0),
+        "only the two committed batches are there"
+    );
 
     let (projections, _stop, _task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
     projections.wait_for(last, WAIT).await.unwrap();
-    assert_eq!(ledger_rows(&log, "ledger").await, (total as i64, 0, vec!["v1".to_owned()]));
+    assert_eq!(
+        ledger_rows(&log, "ledger").await,
+        (total as i64, 0, vec!["v1".to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -108,20 +129,28 @@ async fn two_runners_of_one_projection_never_both_apply_and_the_second_takes_ove
     wait_rows(&log, total + 50).await;
     let (rows, repeated, mut tags) = ledger_rows(&log, "ledger").await;
     tags.sort();
-    assert_eq!((rows, repeated, tags), (total + 50, 0, vec!["a".to_owned(), "b".to_owned()]));
+    assert_eq!(
+        (rows, repeated, tags),
+        (total + 50, 0, vec!["a".to_owned(), "b".to_owned()])
+    );
 }
 
 async fn wait_rows(log: &eventlog::EventLog, expected: i64) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let exists: bool = sqlx::query_scalar("select exists(select 1 from pg_tables where schemaname = 'ledger')")
-            .fetch_one(log.pool())
-            .await
-            .unwrap();
+        let exists: bool = sqlx::query_scalar(
+            "select exists(select 1 from pg_tables where schemaname = 'ledger')",
+        )
+        .fetch_one(log.pool())
+        .await
+        .unwrap();
         if exists && ledger_rows(log, "ledger").await.0 >= expected {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the ledger never reached {expected} rows");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ledger never reached {expected} rows"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
