@@ -315,7 +315,7 @@ async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
         .fetch_one(pool)
         .await?;
     let missing = (target as i64 - have).max(0);
-    let chunk = 100_000;
+    let chunk = 25_000;
     let mut from = 0;
     while from < missing {
         let to = (from + chunk).min(missing) - 1;

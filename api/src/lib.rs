@@ -47,6 +47,8 @@ struct ProjectionReadiness {
     name: &'static str,
     status: projections::Status,
     caught_up: bool,
+    /// Age of the last applied event while catching up; 0 once caught up.
+    lag_seconds: Option<f64>,
     events_applied: i64,
 }
 
@@ -57,6 +59,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
     .await;
     let database_ok = matches!(database, Ok(Ok(_)));
+    let now = chrono::Utc::now();
     let projections = state
         .projections
         .progress()
@@ -65,6 +68,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             name,
             status: progress.status,
             caught_up: progress.caught_up,
+            lag_seconds: progress.lag(now).map(|lag| lag.as_seconds_f64()),
             events_applied: progress.events_applied,
         })
         .collect();

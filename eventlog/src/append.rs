@@ -86,7 +86,9 @@ pub async fn append_in(
     let mut stream_ids = Vec::with_capacity(streams.len());
     let mut categories = Vec::with_capacity(streams.len());
     let mut expected = Vec::with_capacity(streams.len());
+    let mut counts = Vec::with_capacity(streams.len());
     let mut stream_index = Vec::with_capacity(event_count);
+    let mut offsets = Vec::with_capacity(event_count);
     let mut event_ids = Vec::with_capacity(event_count);
     let mut event_types = Vec::with_capacity(event_count);
     let mut schema_versions = Vec::with_capacity(event_count);
@@ -95,8 +97,10 @@ pub async fn append_in(
         stream_ids.push(stream.stream.as_str().to_owned());
         categories.push(stream.stream.category().to_owned());
         expected.push(stream.expected.as_sql());
-        for event in stream.events.drain(..) {
+        counts.push(stream.events.len() as i64);
+        for (offset, event) in stream.events.drain(..).enumerate() {
             stream_index.push(i as i32 + 1);
+            offsets.push(offset as i64 + 1);
             event_ids.push(event.event_id);
             event_types.push(event.event_type);
             schema_versions.push(event.schema_version);
@@ -108,13 +112,15 @@ pub async fn append_in(
 
     let rows = sqlx::query(
         "select out_position, out_stream_id, out_version, out_transaction_id, out_duplicate
-           from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+           from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(metadata.command_id)
     .bind(&stream_ids)
     .bind(&categories)
     .bind(&expected)
+    .bind(&counts)
     .bind(&stream_index)
+    .bind(&offsets)
     .bind(&event_ids)
     .bind(&event_types)
     .bind(&schema_versions)

@@ -55,8 +55,9 @@ macro_rules! read_all_sql {
     ($type_filter:literal) => {
         concat!(
             "with x as materialized (select pg_snapshot_xmin(pg_current_snapshot()) as xmin), ",
-            "h as materialized (select x.xmin, exists(select 1 from events w where w.transaction_id >= x.xmin) ",
-            "as held_back from x) ",
+            // one backward step of the commit-order index: is anything committed at or above the horizon?
+            "h as materialized (select x.xmin, coalesce((select w.transaction_id from events w ",
+            "order by w.transaction_id desc limit 1) >= x.xmin, false) as held_back from x) ",
             "select h.xmin::text::bigint as horizon, h.held_back, ",
             event_columns!("e"),
             " from h left join lateral (select * from events ev ",

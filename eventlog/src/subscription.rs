@@ -12,7 +12,8 @@ use crate::types::{Checkpoint, RecordedEvent};
 /// the horizon back ends by rolling back, or a NOTIFY was lost while the LISTEN connection reconnected.
 pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
 /// How soon to look again when committed events wait behind an open transaction (whose end nobody announces
-/// when it rolls back or belongs to another database of the cluster).
+/// when it rolls back or belongs to another database of the cluster); doubled on every further held-back read,
+/// up to the polling interval, so an idle-in-transaction session does not make every subscriber spin.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
@@ -23,8 +24,8 @@ pub struct Subscription {
     batch_size: i64,
     poll: Duration,
     wake: watch::Receiver<u64>,
-    /// The last read found committed events beyond the horizon.
-    held_back: bool,
+    /// Consecutive reads that found committed events beyond the horizon.
+    held_back: u32,
 }
 
 impl EventLog {
@@ -38,7 +39,7 @@ impl EventLog {
             batch_size: 1000,
             poll: DEFAULT_POLL,
             wake: self.wakeup.subscribe(),
-            held_back: false,
+            held_back: 0,
         }
     }
 }
@@ -61,7 +62,7 @@ impl Subscription {
 
     /// Whether the last read found committed events waiting behind an open transaction.
     pub fn held_back(&self) -> bool {
-        self.held_back
+        self.held_back > 0
     }
 
     /// The next non-empty batch, waiting as long as it takes.
@@ -83,16 +84,21 @@ impl Subscription {
             .read_all(self.checkpoint, self.batch_size, self.types.as_deref())
             .await?;
         self.checkpoint = batch.checkpoint;
-        self.held_back = batch.held_back;
+        self.held_back = if batch.held_back {
+            self.held_back.saturating_add(1)
+        } else {
+            0
+        };
         Ok((!batch.events.is_empty()).then_some(batch.events))
     }
 
     /// Waits for a wake-up or the polling interval, whichever comes first.
     pub async fn wait(&mut self) {
-        let patience = if self.held_back {
-            HELD_BACK_RETRY.min(self.poll)
-        } else {
-            self.poll
+        let patience = match self.held_back {
+            0 => self.poll,
+            n => HELD_BACK_RETRY
+                .saturating_mul(1 << (n - 1).min(10))
+                .min(self.poll),
         };
         let _ = tokio::time::timeout(patience, self.wake.changed()).await;
     }

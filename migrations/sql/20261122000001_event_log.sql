@@ -79,9 +79,11 @@ create trigger events_no_truncate
 -- append events to one or several streams atomically, in one round trip.
 --
 -- p_streams must be sorted (so concurrent multi-stream appends lock rows in one order and cannot deadlock).
--- p_expected[i] is null for "any version", 0 for "no stream yet", n for "exactly version n".
--- event arrays are parallel; p_stream_index[j] (1-based) says which stream event j goes to, and events of one
--- stream are given in order.
+-- p_expected[i] is null for "any version", 0 for "no stream yet", n for "exactly version n"; p_counts[i] is how many
+-- events stream i receives (at least 1).
+-- event arrays are parallel; p_stream_index[j] (1-based) says which stream event j goes to and p_offsets[j] its
+-- place within that stream's events of this append (1, 2, ...), so its version is the stream's old version plus
+-- p_offsets[j].
 --
 -- returns one row per appended event. when p_command_id was already used, nothing is written and the rows of the
 -- first append are returned with duplicate = true. a version mismatch raises sqlstate 'AC409' with
@@ -91,7 +93,9 @@ create function append_events(
     p_streams        text[],
     p_categories     text[],
     p_expected       bigint[],
+    p_counts         bigint[],
     p_stream_index   integer[],
+    p_offsets        bigint[],
     p_event_ids      uuid[],
     p_event_types    text[],
     p_schema_vers    integer[],
@@ -106,7 +110,6 @@ create function append_events(
                  out_duplicate boolean)
 language plpgsql as $$
 declare
-    v_counts bigint[];
     v_base   bigint[] := '{}';
     v_new    bigint;
     v_actual bigint;
@@ -124,23 +127,18 @@ begin
         end if;
     end if;
 
-    select array_agg(coalesce(c.n, 0) order by s.i)
-      into v_counts
-      from generate_subscripts(p_streams, 1) as s(i)
-      left join (select idx, count(*) as n from unnest(p_stream_index) as idx group by idx) c on c.idx = s.i;
-
     for i in 1 .. coalesce(array_length(p_streams, 1), 0) loop
         -- compare-and-set of the stream row, one statement per stream
         if p_expected[i] is null or p_expected[i] = 0 then
             -- any version, or no stream yet: create the row, or (any) bump it
             insert into streams as s (stream_id, category, version)
-                values (p_streams[i], p_categories[i], v_counts[i])
+                values (p_streams[i], p_categories[i], p_counts[i])
                 on conflict (stream_id) do update set version = s.version + excluded.version
                 where p_expected[i] is null
                 returning s.version into v_new;
         else
             -- exactly n: bump only a row at version n (a missing stream is a conflict too)
-            update streams as s set version = s.version + v_counts[i]
+            update streams as s set version = s.version + p_counts[i]
              where s.stream_id = p_streams[i] and s.version = p_expected[i]
             returning s.version into v_new;
         end if;
@@ -149,20 +147,18 @@ begin
             raise exception 'wrong expected version for stream %', p_streams[i]
                 using errcode = 'AC409', detail = p_streams[i] || chr(9) || coalesce(v_actual, 0)::text;
         end if;
-        v_base := v_base || (v_new - v_counts[i]);
+        v_base := v_base || (v_new - p_counts[i]);
         v_new := null;
     end loop;
 
     return query
         insert into events as e (stream_id, stream_category, version, event_id, event_type, schema_version, data,
                                  metadata, actor_id, actor_role, source, command_id, correlation_id, causation_id)
-        select p_streams[x.idx], p_categories[x.idx],
-               v_base[x.idx] + row_number() over (partition by x.idx order by x.ord),
+        select p_streams[x.idx], p_categories[x.idx], v_base[x.idx] + x.off,
                x.event_id, x.event_type, x.schema_ver, x.data,
                p_metadata, p_actor_id, p_actor_role, p_source, p_command_id, p_correlation_id, p_causation_id
-          from unnest(p_stream_index, p_event_ids, p_event_types, p_schema_vers, p_data)
-               with ordinality as x(idx, event_id, event_type, schema_ver, data, ord)
-         order by x.ord
+          from unnest(p_stream_index, p_offsets, p_event_ids, p_event_types, p_schema_vers, p_data)
+               as x(idx, off, event_id, event_type, schema_ver, data)
         returning e.position, e.stream_id, e.version, e.transaction_id::text::bigint, false;
 end;
 $$;

@@ -15,7 +15,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,12 +181,8 @@ impl Cluster {
         check_version(&bin_dir, &data_dir)?;
 
         let socket_dir = socket_dir_for(&data_dir);
-        fs::create_dir_all(&socket_dir)
-            .map_err(io_err(format!("creating {}", socket_dir.display())))?;
-        if let Some(user) = &run_as {
-            chown(&socket_dir, user)?;
-            fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err(format!("restricting {}", socket_dir.display())))?;
+        if socket_dir != data_dir {
+            prepare_private_dir(&socket_dir, run_as.as_ref())?;
         }
         remove_stale_lock(&socket_dir.join(format!(".s.PGSQL.{PORT}.lock")))?;
 
@@ -216,8 +212,13 @@ impl Cluster {
         };
         let lines: Vec<&str> = contents.lines().collect();
         let pid = lines.first().and_then(|l| l.trim().parse::<i32>().ok());
+        if pid.is_none() && contents.trim().is_empty() && pid_file_is_fresh(&pid_file) {
+            // a postmaster is starting and has not written its pid yet: let it finish, then look again
+            thread::sleep(Duration::from_millis(500));
+            return Self::attach(data_dir);
+        }
         match pid {
-            Some(pid) if is_postgres_process(pid) => {
+            Some(pid) if is_postmaster_of(pid, data_dir) => {
                 let port = lines
                     .get(3)
                     .and_then(|l| l.trim().parse().ok())
@@ -336,6 +337,36 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
             (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         });
     std::env::temp_dir().join(format!("academy-pg-{hash:016x}"))
+}
+
+/// Creates (or checks) a socket folder outside the data folder: a real directory, owned by the server's user,
+/// mode 0700. A predictable name in /tmp could otherwise be planted by another user as a symlink or an open
+/// folder.
+fn prepare_private_dir(dir: &Path, run_as: Option<&RunAs>) -> Result<(), ClusterError> {
+    // SAFETY: geteuid cannot fail.
+    let owner = run_as.map_or_else(|| unsafe { libc::geteuid() }, |u| u.uid);
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        Err(e) => return Err(io_err(format!("inspecting {}", dir.display()))(e)),
+        Ok(meta) if meta.file_type().is_dir() && (meta.uid() == owner || meta.uid() == 0) => {}
+        Ok(_) => {
+            return Err(ClusterError::Command {
+                what: format!("using {} for the server's socket", dir.display()),
+                detail: "it exists but is not a folder owned by the server's user; remove it"
+                    .to_owned(),
+            });
+        }
+    }
+    if let Some(user) = run_as {
+        chown(dir, user)?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_err(format!("restricting {}", dir.display())))
 }
 
 fn find_bin_dir() -> Option<PathBuf> {
@@ -500,18 +531,30 @@ fn check_version(bin_dir: &Path, data_dir: &Path) -> Result<(), ClusterError> {
     Ok(())
 }
 
-fn is_postgres_process(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    // kill(pid, 0) says whether the pid exists; /proc tells whether it is still a postgres and not a reused pid
-    // SAFETY: signal 0 only checks for existence and permission.
-    let exists = unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    exists
+/// Whether `pid` is alive and is a postgres serving `data_dir` (a postmaster's working directory is its data
+/// folder), not a process that inherited the pid of a crashed one.
+fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
+    // the working directory is readable for our own processes and for root; for another user's process that
+    // we cannot inspect, the name has to do
+    let serves_here = match fs::read_link(format!("/proc/{pid}/cwd")) {
+        Ok(cwd) => cwd == data_dir,
+        Err(_) => true,
+    };
+    is_postgres_pid(pid) && serves_here
+}
+
+/// Whether `pid` is a live postgres process.
+fn is_postgres_pid(pid: i32) -> bool {
+    pid > 0
         && fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
-            .unwrap_or(true)
+            .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+}
+
+/// A pid file modified in the last few seconds may belong to a postmaster that is still writing it.
+fn pid_file_is_fresh(pid_file: &Path) -> bool {
+    fs::metadata(pid_file)
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < Duration::from_secs(3)))
 }
 
 /// A socket lock file whose owner is gone would make PostgreSQL refuse to start when the pid has been reused.
@@ -523,7 +566,7 @@ fn remove_stale_lock(lock: &Path) -> Result<(), ClusterError> {
         .lines()
         .next()
         .and_then(|l| l.trim().parse::<i32>().ok());
-    if !pid.is_some_and(is_postgres_process) {
+    if !pid.is_some_and(is_postgres_pid) {
         fs::remove_file(lock).map_err(io_err(format!("removing stale {}", lock.display())))?;
     }
     Ok(())
@@ -553,6 +596,8 @@ fn spawn_guarded(
         .arg("-k")
         .arg(socket_dir)
         .args(["-p", &PORT.to_string(), "-c", "listen_addresses="])
+        // only the server's user (and root) may connect: authentication is `trust` on this private socket
+        .args(["-c", "unix_socket_permissions=0700"])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

@@ -2,8 +2,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use eventlog::{Checkpoint, EventLog, RecordedEvent};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -13,9 +14,6 @@ use crate::lease::Lease;
 use crate::store::{self, Slot};
 use crate::{Projection, ProjectionError, build_schema, live_schema, valid_name};
 
-/// How often a live runner that is caught up writes its advanced horizon (for readers in other processes); a
-/// lost horizon write costs nothing but a re-scan of events the projection does not handle.
-const HORIZON_PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// A build swaps in once a read finds nothing left, unless committed events wait behind an open transaction:
 /// then it waits for them, but only this many reads in a row, so constant write load cannot hold a swap off
 /// forever (the live runner applies whatever the build had not reached).
@@ -70,7 +68,21 @@ pub struct Progress {
     pub events_applied: i64,
     /// The last read reached the log's horizon.
     pub caught_up: bool,
+    /// When the last applied event was recorded: while catching up, `now - this` is the lag.
+    pub last_event_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+impl Progress {
+    /// How far behind the log this projection is: zero once caught up, else the age of the last applied event
+    /// (`None` before the first).
+    pub fn lag(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
+        if self.caught_up {
+            return Some(chrono::Duration::zero());
+        }
+        self.last_event_at
+            .map(|at| (now - at).max(chrono::Duration::zero()))
+    }
 }
 
 impl Progress {
@@ -80,6 +92,7 @@ impl Progress {
             checkpoint: Checkpoint::START,
             events_applied: 0,
             caught_up: false,
+            last_event_at: None,
             error: None,
         }
     }
@@ -211,13 +224,20 @@ impl Runner {
                     break;
                 }
                 Some(Ok(Stop::Failed { .. })) => {
-                    // keep the lease (so no other instance retries in a loop) until shutdown
-                    tokio::select! {
-                        _ = &mut shutdown => {}
-                        _ = keep_renewing(&mut lease) => {}
-                    }
+                    // keep the lease (so no other instance retries in a loop) until an operator's rebuild repairs
+                    // the projection, or shutdown
+                    let repaired = tokio::select! {
+                        _ = &mut shutdown => false,
+                        repaired = self.wait_for_repair(&mut lease) => repaired,
+                    };
                     lease.release().await;
-                    break;
+                    if !repaired {
+                        break;
+                    }
+                    tracing::info!(
+                        projection = self.name(),
+                        "repaired by a rebuild; running again"
+                    );
                 }
                 Some(Ok(Stop::LostLease)) => {
                     tracing::warn!(
@@ -236,6 +256,26 @@ impl Runner {
             }
         }
         self.publish(|p| p.status = Status::Stopped);
+    }
+
+    /// While stopped by a failure: renews the lease and watches the rows until no slot is failed any more (an
+    /// operator's rebuild swapped in good tables). True when repaired; false when the lease was lost.
+    async fn wait_for_repair(&self, lease: &mut Lease) -> bool {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !matches!(lease.renew_if_due().await, Ok(true)) {
+                return false;
+            }
+            let failed: Result<bool, sqlx::Error> = sqlx::query_scalar(
+                "select exists(select 1 from public.projections where name = $1 and status = 'failed')",
+            )
+            .bind(self.name())
+            .fetch_one(self.pool())
+            .await;
+            if matches!(failed, Ok(false)) {
+                return true;
+            }
+        }
     }
 
     /// Sleeps the retry delay; true when shutdown came first.
@@ -289,6 +329,22 @@ impl Runner {
                         Stop::Reload | Stop::Swapped => continue,
                         other => return Ok(other),
                     }
+                }
+                Some(row) if row.version > version => {
+                    // a newer binary built these tables; rebuilding them down would undo its work
+                    let error = format!(
+                        "the live tables are version {}, newer than this binary's {version}; waiting for an upgrade",
+                        row.version
+                    );
+                    tracing::warn!(projection = self.name(), "{error}");
+                    self.publish(|p| {
+                        p.status = Status::Waiting;
+                        p.error = Some(error.clone());
+                    });
+                    if !lease.renew().await? {
+                        return Ok(Stop::LostLease);
+                    }
+                    tokio::time::sleep(self.config.lease_ttl / 3).await;
                 }
                 _ => {
                     // new projection or new version: build aside while whatever is live keeps serving
@@ -435,8 +491,10 @@ impl Runner {
             Slot::Live => live_schema(name),
             Slot::Build => build_schema(name),
         };
+        // the stored checkpoint moves only with applied events: a caught-up runner writes nothing (an idle write
+        // would take a transaction id, and so nudge every reader's horizon, once a second forever). Readers in
+        // other processes only ask whether events this projection handles lie beyond it.
         let mut persisted = start;
-        let mut persisted_at = Instant::now();
         let mut held_back_reads = 0;
         let mut subscription = self
             .log
@@ -461,11 +519,12 @@ impl Runner {
                 {
                     Commit::Done => {
                         persisted = reached;
-                        persisted_at = Instant::now();
+                        let last_event_at = events.last().map(|e| e.recorded_at);
                         self.publish(|p| {
                             p.checkpoint = reached;
                             p.events_applied += events.len() as i64;
                             p.caught_up = false;
+                            p.last_event_at = last_event_at;
                         });
                     }
                     Commit::Moved => return Ok(Stop::Reload),
@@ -479,7 +538,6 @@ impl Runner {
                             Isolated::Recovered(at) => {
                                 // the batch failed as a whole but every event applied alone: carry on
                                 persisted = at;
-                                persisted_at = Instant::now();
                             }
                         }
                     }
@@ -494,20 +552,6 @@ impl Runner {
                     subscription.wait().await;
                 }
                 None => {
-                    if reached != persisted && persisted_at.elapsed() >= HORIZON_PERSIST_EVERY {
-                        match self
-                            .commit(lease, slot, &schema, persisted, &[], reached)
-                            .await?
-                        {
-                            Commit::Done => {
-                                persisted = reached;
-                                persisted_at = Instant::now();
-                            }
-                            // (nothing was applied, so nothing can have failed)
-                            Commit::Moved | Commit::Failed(_) => return Ok(Stop::Reload),
-                            Commit::LostLease => return Ok(Stop::LostLease),
-                        }
-                    }
                     self.publish(|p| {
                         p.checkpoint = reached;
                         p.caught_up = true;
@@ -546,6 +590,7 @@ impl Runner {
             &mut tx,
             self.name(),
             slot,
+            self.projection.version(),
             lease.owner(),
             expected,
             to,
@@ -615,7 +660,37 @@ impl Runner {
     }
 
     /// Swaps the finished build in, in one transaction: no query sees half-built tables.
+    ///
+    /// The schema DDL waits for queries reading the live tables. It runs before anything in the transaction takes
+    /// a transaction id (which would hold every reader's horizon back while it waits), and with a lock timeout:
+    /// a long query makes the swap step back and try again rather than queue every newer query behind it.
     async fn swap(
+        &self,
+        lease: &Lease,
+        expected: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<Stop, RunnerError> {
+        const ATTEMPTS: u32 = 50;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_swap(lease, expected, to).await {
+                Err(RunnerError::Database(sqlx::Error::Database(db)))
+                    if db.code().as_deref() == Some("55P03") && attempt < ATTEMPTS =>
+                {
+                    tracing::debug!(
+                        projection = self.name(),
+                        attempt,
+                        "swap waits for queries on the live tables"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_swap(
         &self,
         lease: &Lease,
         expected: Checkpoint,
@@ -626,13 +701,27 @@ impl Runner {
         if store::lock_checkpoint(&mut tx, name, Slot::Build).await? != Some(expected) {
             return Ok(Stop::Reload);
         }
-        // and the live slot's lock: the live runner stays out of its tables while they are swapped, and finds its
-        // row replaced when it gets the lock back
+        // the live runner stays out of its tables while they are swapped, and finds its row replaced when it gets
+        // the lock back
         store::lock_checkpoint(&mut tx, name, Slot::Live).await?;
-        if !store::advance(&mut tx, name, Slot::Build, lease.owner(), expected, to, 0).await? {
+        sqlx::query("set local lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
+        store::swap_schemas(&mut tx, &live_schema(name), &build_schema(name)).await?;
+        if !store::advance(
+            &mut tx,
+            name,
+            Slot::Build,
+            self.projection.version(),
+            lease.owner(),
+            expected,
+            to,
+            0,
+        )
+        .await?
+        {
             return Ok(Stop::LostLease);
         }
-        store::swap_schemas(&mut tx, &live_schema(name), &build_schema(name)).await?;
         sqlx::query("delete from public.projections where name = $1 and slot = 'live'")
             .bind(name)
             .execute(&mut *tx)
@@ -671,17 +760,6 @@ impl From<sqlx::Error> for BuildSetup {
     }
 }
 
-/// Renews until the lease is lost or renewing fails.
-async fn keep_renewing(lease: &mut Lease) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        match lease.renew_if_due().await {
-            Ok(true) => {}
-            _ => return,
-        }
-    }
-}
-
 /// Errors worth retrying rather than stopping the projection for: the database was unreachable or asked us to
 /// try again, which says nothing about the event.
 fn is_transient(error: &ProjectionError) -> bool {
@@ -711,4 +789,20 @@ pub async fn rebuild(
     config: RunnerConfig,
 ) -> Result<(), RebuildError> {
     Runner::new(log, projection, config)?.rebuild().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_zero_once_caught_up_and_the_age_of_the_last_event_before() {
+        let now = Utc::now();
+        let mut progress = Progress::waiting();
+        assert_eq!(progress.lag(now), None);
+        progress.last_event_at = Some(now - chrono::Duration::seconds(90));
+        assert_eq!(progress.lag(now), Some(chrono::Duration::seconds(90)));
+        progress.caught_up = true;
+        assert_eq!(progress.lag(now), Some(chrono::Duration::zero()));
+    }
 }

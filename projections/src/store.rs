@@ -82,12 +82,14 @@ pub(crate) async fn lock_checkpoint(
     Ok(row.map(|(xid, position)| Checkpoint { xid, position }))
 }
 
-/// Compare-and-set of the checkpoint from `from` to `to`, provided `owner` still holds a current lease on the
-/// slot. False: the checkpoint moved or the lease is gone; the caller rolls back.
+/// Compare-and-set of the checkpoint from `from` to `to` of the slot built by `version`, provided `owner` still
+/// holds a current lease on it. False: the checkpoint or version moved, or the lease is gone; the caller rolls back.
+#[allow(clippy::too_many_arguments)] // one compare-and-set, every part of which is checked
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     name: &str,
     slot: Slot,
+    version: i32,
     owner: Uuid,
     from: Checkpoint,
     to: Checkpoint,
@@ -99,6 +101,7 @@ pub(crate) async fn advance(
                 updated_at = now(), error = null, error_position = null, error_event_id = null,
                 status = case when p.slot = 'build' then 'building' else 'running' end
           where p.name = $1 and p.slot = $2 and p.checkpoint_xid = $4 and p.checkpoint_position = $5
+            and p.version = $9
             and exists (select 1 from public.projection_leases l
                          where l.name = $1 and l.slot = $2 and l.owner = $3 and l.expires_at > now())",
     )
@@ -110,6 +113,7 @@ pub(crate) async fn advance(
     .bind(to.xid)
     .bind(to.position)
     .bind(applied)
+    .bind(version)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -78,3 +78,49 @@ async fn a_failed_projection_retries_from_its_checkpoint_after_a_restart() {
         (4, 0, vec!["v1".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn an_operators_rebuild_repairs_a_failed_projection_and_its_runner_resumes() {
+    let (_db, log) = log().await;
+    append(&log, "ThingHappened", 3).await;
+    let poison = append(&log, "Poison", 1).await;
+    let mut fragile = Ledger::new("ledger");
+    fragile.poison = Some("Poison");
+    let (server, _stop, _task) = start(&log, vec![Arc::new(fragile)]);
+    assert!(matches!(
+        server.wait_for(poison, WAIT).await,
+        Err(WaitError::Failed { .. })
+    ));
+
+    // the operator rebuilds with code that can digest it (retrying while the failed build still holds its lease)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match projections::rebuild(
+            log.clone(),
+            Arc::new(Ledger::new("ledger")),
+            crate::config(),
+        )
+        .await
+        {
+            Ok(()) => break,
+            Err(projections::RebuildError::Busy { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    // the server's runner notices (it looks once a second), and goes on after the rebuilt checkpoint
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.progress()[0].1.status == projections::Status::Failed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the runner never noticed the repair"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let last = append(&log, "ThingHappened", 2).await;
+    server.wait_for(last, WAIT).await.unwrap();
+    assert_eq!(ledger_rows(&log, "ledger").await.0, 6);
+}

@@ -163,3 +163,44 @@ async fn an_operators_rebuild_swaps_in_under_a_running_live_runner_without_losin
             .unwrap();
     assert!(rebuilt >= total, "the rebuilt tables are the ones serving");
 }
+
+#[tokio::test]
+async fn an_older_binary_waits_instead_of_rebuilding_newer_tables_down() {
+    let (_db, log) = log().await;
+    let last = append(&log, "ThingHappened", 5).await;
+    let mut v2 = Ledger::new("ledger");
+    v2.version = 2;
+    v2.tag = "v2".to_owned();
+    let (newer, stop, task) = start(&log, vec![Arc::new(v2)]);
+    newer.wait_for(last, WAIT).await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    let (older, _stop, _task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
+    let mut progress = older.progress()[0].1.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while progress.error.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the older binary never said why it waits"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        progress = older.progress()[0].1.clone();
+    }
+    assert_eq!(progress.status, Status::Waiting);
+    assert!(
+        progress
+            .error
+            .unwrap()
+            .contains("newer than this binary's 1")
+    );
+    assert_eq!(
+        ledger_rows(&log, "ledger").await.2,
+        ["v2"],
+        "the v2 tables are untouched"
+    );
+    assert!(
+        build_row_status(&log).await.is_none(),
+        "no build was started"
+    );
+}
