@@ -77,6 +77,29 @@ fn meta() -> Metadata {
     Metadata::new(Source::Graphql).actor("user-1", "user")
 }
 
+/// `people` different people try to take a seat at the same moment.
+async fn take_seats_at_once(
+    executor: &CommandExecutor,
+    stream: &StreamId,
+    people: usize,
+) -> Vec<Result<commands::Executed<SeatEvent>, CommandError<SeatError>>> {
+    let tasks: Vec<_> = (0..people)
+        .map(|n| {
+            let (executor, stream) = (executor.clone(), stream.clone());
+            tokio::spawn(async move {
+                executor
+                    .execute::<Seats>(&stream, &format!("p{n}"), &meta())
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(people);
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
 #[tokio::test]
 async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
     let (_db, executor) = executor().await;
@@ -171,20 +194,10 @@ async fn a_repeated_command_id_returns_the_first_result_without_deciding_again()
 async fn concurrent_commands_on_one_stream_all_land_through_retries_without_breaking_the_rule() {
     let (_db, executor) = executor().await;
     let stream = room();
-    let tasks: Vec<_> = (0..12)
-        .map(|n| {
-            let (executor, stream) = (executor.clone(), stream.clone());
-            tokio::spawn(async move {
-                executor
-                    .execute::<Seats>(&stream, &format!("p{n}"), &meta())
-                    .await
-            })
-        })
-        .collect();
     let mut seated = 0;
     let mut full = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for outcome in take_seats_at_once(&executor, &stream, 12).await {
+        match outcome {
             Ok(done) => seated += done.events.len(),
             Err(CommandError::Rejected(SeatError::Full)) => full += 1,
             Err(other) => panic!("unexpected {other}"),
@@ -200,19 +213,9 @@ async fn without_retries_contention_surfaces_as_a_conflict_and_never_as_a_lost_w
     let (_db, executor) = executor().await;
     let executor = executor.max_attempts(1);
     let stream = room();
-    let tasks: Vec<_> = (0..CAPACITY)
-        .map(|n| {
-            let (executor, stream) = (executor.clone(), stream.clone());
-            tokio::spawn(async move {
-                executor
-                    .execute::<Seats>(&stream, &format!("p{n}"), &meta())
-                    .await
-            })
-        })
-        .collect();
     let mut landed = 0;
-    for task in tasks {
-        match task.await.unwrap() {
+    for outcome in take_seats_at_once(&executor, &stream, CAPACITY).await {
+        match outcome {
             Ok(_) => landed += 1,
             Err(CommandError::Conflict { attempts: 1, .. }) => {}
             Err(other) => panic!("unexpected {other}"),

@@ -32,3 +32,14 @@ pub fn request(
 ) -> AppendRequest {
     AppendRequest::single(stream.clone(), expected, events, Metadata::new(Source::Cli))
 }
+
+/// Appends event `n` to a new `thing` stream.
+pub async fn append_one(log: &EventLog, n: i64) -> eventlog::Appended {
+    log.append(request(
+        &stream("thing"),
+        ExpectedVersion::NoStream,
+        vec![event(n)],
+    ))
+    .await
+    .unwrap()
+}

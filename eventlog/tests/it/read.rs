@@ -137,13 +137,7 @@ async fn an_open_transaction_holds_back_later_commits_until_it_ends() {
 async fn a_subscription_catches_up_then_follows_live_appends() {
     let (_db, log) = log().await;
     for n in 0..3 {
-        log.append(request(
-            &stream("thing"),
-            ExpectedVersion::NoStream,
-            vec![event(n)],
-        ))
-        .await
-        .unwrap();
+        crate::append_one(&log, n).await;
     }
     let mut subscription = log.subscribe(Checkpoint::START, None).batch_size(2);
     let mut caught_up = 0;
@@ -157,14 +151,7 @@ async fn a_subscription_catches_up_then_follows_live_appends() {
     let writer = log.clone();
     let live = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        writer
-            .append(request(
-                &stream("thing"),
-                ExpectedVersion::NoStream,
-                vec![event(9)],
-            ))
-            .await
-            .unwrap()
+        crate::append_one(&writer, 9).await
     });
     // a long poll interval: only the in-process wake-up can deliver within the timeout
     let mut subscription = log
@@ -194,14 +181,7 @@ async fn another_process_appends_wake_subscribers_through_notify() {
     assert!(subscription.try_next_batch().await.unwrap().is_none());
     // give the LISTEN connection of `log` time to be established
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    other
-        .append(request(
-            &stream("thing"),
-            ExpectedVersion::NoStream,
-            vec![event(1)],
-        ))
-        .await
-        .unwrap();
+    crate::append_one(&other, 1).await;
     let events = tokio::time::timeout(std::time::Duration::from_secs(5), subscription.next_batch())
         .await
         .expect("woken by NOTIFY from the other process")
@@ -212,14 +192,7 @@ async fn another_process_appends_wake_subscribers_through_notify() {
 #[tokio::test]
 async fn the_position_of_an_event_maps_to_its_commit_safe_checkpoint() {
     let (_db, log) = log().await;
-    let appended = log
-        .append(request(
-            &stream("thing"),
-            ExpectedVersion::NoStream,
-            vec![event(1)],
-        ))
-        .await
-        .unwrap();
+    let appended = crate::append_one(&log, 1).await;
     let position = appended.position().unwrap();
     assert_eq!(
         log.checkpoint_of(position).await.unwrap(),
