@@ -2,8 +2,8 @@
 //!
 //! In-process appends bump a counter that subscribers watch. Other processes learn of appends through
 //! LISTEN/NOTIFY, but a NOTIFY inside every append transaction would serialise commits on the notification queue
-//! lock, so a background task sends one `pg_notify` per burst of local commits instead (commits that land while a
-//! NOTIFY is in flight are covered by the next one). Subscribers also poll, so a lost notification only delays.
+//! lock, so a background task sends one `pg_notify` for all local commits of a short interval instead.
+//! Subscribers also poll, so a lost notification only delays.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +55,11 @@ impl Drop for Wakeup {
     }
 }
 
+/// At most one NOTIFY per this interval: under load a notification per commit burst would still be thousands of
+/// extra transactions a second; other processes see new events at most this much later (local subscribers are
+/// woken at once).
+const NOTIFY_EVERY: Duration = Duration::from_millis(10);
+
 async fn notify_others(pool: PgPool, mut commits: watch::Receiver<u64>) {
     while commits.changed().await.is_ok() {
         commits.borrow_and_update();
@@ -66,6 +71,8 @@ async fn notify_others(pool: PgPool, mut commits: watch::Receiver<u64>) {
             tracing::warn!(%error, "could not notify other processes of new events; they will poll");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        // commits during this pause are announced by the next NOTIFY
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
 
