@@ -496,6 +496,8 @@ impl Runner {
         // other processes only ask whether events this projection handles lie beyond it.
         let mut persisted = start;
         let mut held_back_reads = 0;
+        // a batch read ahead while the previous one was applied: (events, checkpoint after them)
+        let mut prefetched: Option<(Option<Vec<RecordedEvent>>, Checkpoint)> = None;
         let mut subscription = self
             .log
             .subscribe(start, self.projection.event_types())
@@ -510,13 +512,24 @@ impl Runner {
             {
                 return Ok(Stop::LostLease);
             }
-            let events = subscription.try_next_batch().await?;
-            let reached = subscription.checkpoint();
+            let (events, reached) = match prefetched.take() {
+                Some(read) => read,
+                None => read_next(&mut subscription).await?,
+            };
             match events {
-                Some(events) => match self
-                    .commit(lease, slot, &schema, persisted, &events, reached)
-                    .await?
-                {
+                Some(events) => match {
+                    // a full batch means more is waiting: read the next batch while this one is applied, so
+                    // reading and applying overlap (the read is independent of the apply transaction)
+                    let full = events.len() as i64 >= self.config.batch_size;
+                    let commit = self.commit(lease, slot, &schema, persisted, &events, reached);
+                    if full {
+                        let (committed, next) = tokio::join!(commit, read_next(&mut subscription));
+                        prefetched = Some(next?);
+                        committed?
+                    } else {
+                        commit.await?
+                    }
+                } {
                     Commit::Done => {
                         persisted = reached;
                         let last_event_at = events.last().map(|e| e.recorded_at);
@@ -742,6 +755,14 @@ impl Runner {
         );
         Ok(Stop::Swapped)
     }
+}
+
+/// The subscription's next batch, with the checkpoint after it.
+async fn read_next(
+    subscription: &mut eventlog::Subscription,
+) -> Result<(Option<Vec<RecordedEvent>>, Checkpoint), sqlx::Error> {
+    let events = subscription.try_next_batch().await?;
+    Ok((events, subscription.checkpoint()))
 }
 
 enum Isolated {
