@@ -496,8 +496,8 @@ impl Runner {
         // other processes only ask whether events this projection handles lie beyond it.
         let mut persisted = start;
         let mut held_back_reads = 0;
-        // a batch read ahead while the previous one was applied: (events, checkpoint after them)
-        let mut prefetched: Option<(Option<Vec<RecordedEvent>>, Checkpoint)> = None;
+        // a batch read ahead while the previous one was applied
+        let mut prefetched: Option<Read> = None;
         let mut subscription = self
             .log
             .subscribe(start, self.projection.event_types())
@@ -517,19 +517,18 @@ impl Runner {
                 None => read_next(&mut subscription).await?,
             };
             match events {
-                Some(events) => match {
-                    // a full batch means more is waiting: read the next batch while this one is applied, so
-                    // reading and applying overlap (the read is independent of the apply transaction)
-                    let full = events.len() as i64 >= self.config.batch_size;
-                    let commit = self.commit(lease, slot, &schema, persisted, &events, reached);
-                    if full {
-                        let (committed, next) = tokio::join!(commit, read_next(&mut subscription));
-                        prefetched = Some(next?);
-                        committed?
-                    } else {
-                        commit.await?
-                    }
-                } {
+                Some(events) => match self
+                    .commit_reading_ahead(
+                        lease,
+                        slot,
+                        &schema,
+                        (persisted, reached),
+                        &events,
+                        &mut subscription,
+                        &mut prefetched,
+                    )
+                    .await?
+                {
                     Commit::Done => {
                         persisted = reached;
                         let last_event_at = events.last().map(|e| e.recorded_at);
@@ -573,6 +572,28 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// [`Runner::commit`], and when the batch was full (more is waiting) the read of the next batch at the same
+    /// time, so reading and applying overlap (the read is independent of the apply transaction).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_reading_ahead(
+        &self,
+        lease: &Lease,
+        slot: Slot,
+        schema: &str,
+        (expected, to): (Checkpoint, Checkpoint),
+        events: &[RecordedEvent],
+        subscription: &mut eventlog::Subscription,
+        prefetched: &mut Option<Read>,
+    ) -> Result<Commit, RunnerError> {
+        let commit = self.commit(lease, slot, schema, expected, events, to);
+        if (events.len() as i64) < self.config.batch_size {
+            return commit.await;
+        }
+        let (committed, next) = tokio::join!(commit, read_next(subscription));
+        *prefetched = Some(next?);
+        committed
     }
 
     /// One transaction: take the projection's checkpoint lock, check the slot is still at `expected`, apply,
@@ -757,10 +778,11 @@ impl Runner {
     }
 }
 
+/// One read of the subscription: the batch (`None` when caught up) and the checkpoint after it.
+type Read = (Option<Vec<RecordedEvent>>, Checkpoint);
+
 /// The subscription's next batch, with the checkpoint after it.
-async fn read_next(
-    subscription: &mut eventlog::Subscription,
-) -> Result<(Option<Vec<RecordedEvent>>, Checkpoint), sqlx::Error> {
+async fn read_next(subscription: &mut eventlog::Subscription) -> Result<Read, sqlx::Error> {
     let events = subscription.try_next_batch().await?;
     Ok((events, subscription.checkpoint()))
 }
