@@ -569,6 +569,13 @@ impl Runner {
                         p.caught_up = true;
                     });
                     subscription.wait().await;
+                    // an idle runner commits nothing, so it would only notice an operator's swap at the next
+                    // event; the swapped-in tables may lack events applied here to the old ones meanwhile
+                    if store::load_slot(self.pool(), self.name(), slot).await?
+                        != Some((self.projection.version(), persisted))
+                    {
+                        return Ok(Stop::Reload);
+                    }
                 }
             }
         }

@@ -54,6 +54,23 @@ pub(crate) async fn load(
     Ok((find(Slot::Live), find(Slot::Build)))
 }
 
+/// The version and checkpoint stored for one slot.
+pub(crate) async fn load_slot(
+    pool: &PgPool,
+    name: &str,
+    slot: Slot,
+) -> Result<Option<(i32, Checkpoint)>, sqlx::Error> {
+    let row: Option<(i32, i64, i64)> = sqlx::query_as(
+        "select version, checkpoint_xid, checkpoint_position from public.projections
+          where name = $1 and slot = $2",
+    )
+    .bind(name)
+    .bind(slot.as_str())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(version, xid, position)| (version, Checkpoint { xid, position })))
+}
+
 /// Serialises this transaction with every other checkpoint writer of the slot (its batch commits, a swap), then
 /// reads the slot's checkpoint (`None`: no such row). A swap takes the build slot's lock, then the live one's.
 ///
