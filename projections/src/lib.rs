@@ -12,7 +12,7 @@
 //! - [`status`] reports every projection's state for operators.
 //! - Read models: [`log_stats`].
 
-pub mod lease;
+mod lease;
 pub mod log_stats;
 mod registry;
 mod runner;

@@ -103,7 +103,7 @@ pub enum RunnerError {
     #[error("projection database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("transient failure while applying events: {0}")]
-    Transient(String),
+    Transient(#[source] ProjectionError),
     #[error(
         "{0:?} is not a valid projection name (lowercase letters, digits and single '_', at most 48)"
     )]
@@ -122,6 +122,10 @@ pub enum RebuildError {
     Setup(String),
     #[error("the rebuild lost its lease (another process took over); the old tables keep serving")]
     LostLease,
+    #[error(
+        "the live tables are version {live}, newer than this binary's {code}; rebuild with the newer binary"
+    )]
+    NewerLive { live: i32, code: i32 },
     #[error(transparent)]
     Runner(#[from] RunnerError),
 }
@@ -133,9 +137,9 @@ enum Stop {
     /// The build was swapped in.
     Swapped,
     LostLease,
-    /// An event failed; the failure is recorded.
+    /// An event (at `position`) or the setup failed; the failure is recorded.
     Failed {
-        position: i64,
+        position: Option<i64>,
         error: String,
     },
 }
@@ -176,10 +180,6 @@ impl Runner {
 
     pub fn name(&self) -> &'static str {
         self.projection.name()
-    }
-
-    pub fn projection(&self) -> &Arc<dyn Projection> {
-        &self.projection
     }
 
     pub fn progress(&self) -> watch::Receiver<Progress> {
@@ -227,17 +227,21 @@ impl Runner {
                     // keep the lease (so no other instance retries in a loop) until an operator's rebuild repairs
                     // the projection, or shutdown
                     let repaired = tokio::select! {
-                        _ = &mut shutdown => false,
-                        repaired = self.wait_for_repair(&mut lease) => repaired,
+                        _ = &mut shutdown => None,
+                        repaired = self.wait_for_repair(&mut lease) => Some(repaired),
                     };
                     lease.release().await;
-                    if !repaired {
-                        break;
+                    match repaired {
+                        None => break,
+                        Some(true) => {
+                            tracing::info!(
+                                projection = self.name(),
+                                "repaired by a rebuild; running again"
+                            );
+                        }
+                        // the lease was lost meanwhile: take it again and look at the state afresh
+                        Some(false) => {}
                     }
-                    tracing::info!(
-                        projection = self.name(),
-                        "repaired by a rebuild; running again"
-                    );
                 }
                 Some(Ok(Stop::LostLease)) => {
                     tracing::warn!(
@@ -259,7 +263,8 @@ impl Runner {
     }
 
     /// While stopped by a failure: renews the lease and watches the rows until no slot is failed any more (an
-    /// operator's rebuild swapped in good tables). True when repaired; false when the lease was lost.
+    /// operator's rebuild swapped in good tables). True when repaired; false when the lease was lost (the
+    /// caller takes it again and looks afresh).
     async fn wait_for_repair(&self, lease: &mut Lease) -> bool {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -366,21 +371,7 @@ impl Runner {
                         tokio::time::sleep(self.config.poll.max(Duration::from_millis(100))).await;
                         continue;
                     };
-                    let outcome = match self.prepare_build(false).await {
-                        Ok(start) => {
-                            self.drive(&mut build_lease, Some(&mut *lease), Slot::Build, start)
-                                .await
-                        }
-                        Err(BuildSetup::Runner(e)) => Err(e),
-                        Err(BuildSetup::Projection(error)) => {
-                            let error = format!("setup failed: {error}");
-                            self.publish(|p| {
-                                p.status = Status::Failed;
-                                p.error = Some(error.clone());
-                            });
-                            Ok(Stop::Failed { position: 0, error })
-                        }
-                    };
+                    let outcome = self.build(&mut build_lease, Some(&mut *lease), false).await;
                     build_lease.release().await;
                     match outcome? {
                         Stop::Reload | Stop::Swapped => continue,
@@ -415,22 +406,67 @@ impl Runner {
                 holder,
             });
         };
-        let outcome = match self.prepare_build(true).await {
-            Ok(start) => self.drive(&mut lease, None, Slot::Build, start).await,
-            Err(BuildSetup::Runner(e)) => Err(e),
-            Err(BuildSetup::Projection(error)) => {
-                lease.release().await;
-                return Err(RebuildError::Setup(error.to_string()));
-            }
-        };
+        let (live, _) = store::load(self.pool(), name)
+            .await
+            .map_err(RunnerError::from)?;
+        if let Some(live) = live.filter(|live| live.version > self.projection.version()) {
+            lease.release().await;
+            return Err(RebuildError::NewerLive {
+                live: live.version,
+                code: self.projection.version(),
+            });
+        }
+        let outcome = self.build(&mut lease, None, true).await;
         lease.release().await;
         match outcome? {
             Stop::Swapped => {
                 self.publish(|p| p.status = Status::Running);
                 Ok(())
             }
-            Stop::Failed { position, error } => Err(RebuildError::Failed { position, error }),
+            Stop::Failed {
+                position: None,
+                error,
+            } => Err(RebuildError::Setup(error)),
+            Stop::Failed {
+                position: Some(position),
+                error,
+            } => Err(RebuildError::Failed { position, error }),
             Stop::LostLease | Stop::Reload => Err(RebuildError::LostLease),
+        }
+    }
+
+    /// Builds this version into the build slot (whose lease is held), then swaps it in. `also` (the live lease,
+    /// for a server building on start-up) is renewed meanwhile. `fresh` starts over even when a build of this
+    /// version was interrupted.
+    async fn build(
+        &self,
+        build_lease: &mut Lease,
+        also: Option<&mut Lease>,
+        fresh: bool,
+    ) -> Result<Stop, RunnerError> {
+        match self.prepare_build(fresh).await {
+            Ok(start) => self.drive(build_lease, also, Slot::Build, start).await,
+            Err(BuildSetup::Runner(e)) => Err(e),
+            Err(BuildSetup::Projection(error)) => {
+                let error = format!("setup failed: {error}");
+                tracing::error!(projection = self.name(), %error, "projection stopped");
+                store::record_setup_failure(
+                    self.pool(),
+                    self.name(),
+                    self.projection.version(),
+                    &build_schema(self.name()),
+                    &error,
+                )
+                .await?;
+                self.publish(|p| {
+                    p.status = Status::Failed;
+                    p.error = Some(error.clone());
+                });
+                Ok(Stop::Failed {
+                    position: None,
+                    error,
+                })
+            }
         }
     }
 
@@ -439,7 +475,11 @@ impl Runner {
     async fn prepare_build(&self, fresh: bool) -> Result<Checkpoint, BuildSetup> {
         let version = self.projection.version();
         let (_, build) = store::load(self.pool(), self.name()).await?;
-        if !fresh && let Some(row) = build.filter(|row| row.version == version) {
+        let schema = build_schema(self.name());
+        if !fresh
+            && let Some(row) = build.filter(|row| row.version == version)
+            && store::schema_exists(self.pool(), &schema).await?
+        {
             self.publish(|p| {
                 p.status = Status::Building;
                 p.checkpoint = row.checkpoint();
@@ -447,7 +487,6 @@ impl Runner {
             });
             return Ok(row.checkpoint());
         }
-        let schema = build_schema(self.name());
         let mut tx = self.pool().begin().await?;
         store::recreate_schema(&mut tx, &schema).await?;
         store::set_search_path(&mut tx, &schema).await?;
@@ -622,7 +661,7 @@ impl Runner {
             store::set_search_path(&mut tx, schema).await?;
             if let Err(error) = self.projection.apply(&mut tx, events).await {
                 if is_transient(&error) {
-                    return Err(RunnerError::Transient(error.to_string()));
+                    return Err(RunnerError::Transient(error));
                 }
                 return Ok(Commit::Failed(error));
             }
@@ -691,7 +730,7 @@ impl Runner {
                         p.error = Some(error.clone());
                     });
                     return Ok(Isolated::Stop(Stop::Failed {
-                        position: event.position,
+                        position: Some(event.position),
                         error,
                     }));
                 }
@@ -821,13 +860,15 @@ fn is_transient(error: &ProjectionError) -> bool {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_),
         ) => true,
-        Some(sqlx::Error::Database(db)) => {
-            // serialization failure, deadlock, admin shutdown, cannot connect now
-            matches!(
-                db.code().as_deref(),
-                Some("40001" | "40P01" | "57P01" | "57P03")
-            )
-        }
+        Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+            // connection exceptions (08), insufficient resources (53), operator intervention such as a
+            // shutdown (57P), serialization failure, deadlock
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+        }),
         _ => false,
     }
 }

@@ -191,6 +191,38 @@ pub(crate) async fn swap_schemas(
     .await
 }
 
+pub(crate) async fn schema_exists(pool: &PgPool, schema: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists(select 1 from pg_namespace where nspname = $1)")
+        .bind(schema)
+        .fetch_one(pool)
+        .await
+}
+
+/// Records that the projection's `setup` failed: a failed build row without a schema (so a retry starts afresh).
+pub(crate) async fn record_setup_failure(
+    pool: &PgPool,
+    name: &str,
+    version: i32,
+    schema: &str,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into public.projections (name, slot, version, schema_name, status, error)
+         values ($1, 'build', $2, $3, 'failed', $4)
+         on conflict (name, slot) do update
+            set version = excluded.version, status = 'failed', error = excluded.error, error_position = null,
+                error_event_id = null, checkpoint_xid = 0, checkpoint_position = 0, events_applied = 0,
+                updated_at = now()",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(schema)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Records that the event at `position` failed, and stops the slot.
 pub(crate) async fn record_failure(
     pool: &PgPool,

@@ -61,6 +61,7 @@ async fn a_failing_event_stops_only_its_projection_with_the_position_and_error_r
 #[tokio::test]
 async fn a_failed_projection_retries_from_its_checkpoint_after_a_restart() {
     let (_db, log) = log().await;
+    append(&log, "ThingHappened", 2).await;
     append(&log, "Poison", 1).await;
     let last = append(&log, "ThingHappened", 3).await;
     let mut fragile = Ledger::new("ledger");
@@ -70,12 +71,22 @@ async fn a_failed_projection_retries_from_its_checkpoint_after_a_restart() {
     stop.send(true).unwrap();
     task.await.unwrap();
 
-    // the fixed code (no poison) picks up where the failure stopped it
-    let (projections, _stop, _task) = start(&log, vec![Arc::new(Ledger::new("ledger"))]);
+    // the fixed code (no poison) picks up where the failure stopped it: it resumes, it does not start over
+    let mut fixed = Ledger::new("ledger");
+    fixed.tag = "fixed".to_owned();
+    let (projections, _stop, _task) = start(&log, vec![Arc::new(fixed)]);
     projections.wait_for(last, WAIT).await.unwrap();
+    let (rows, repeated, _) = ledger_rows(&log, "ledger").await;
+    assert_eq!((rows, repeated), (6, 0));
+    let early: Vec<String> =
+        sqlx::query_scalar("select tag from ledger.applied order by position limit 2")
+            .fetch_all(log.pool())
+            .await
+            .unwrap();
     assert_eq!(
-        ledger_rows(&log, "ledger").await,
-        (4, 0, vec!["v1".to_owned()])
+        early,
+        ["v1", "v1"],
+        "the rows applied before the failure were kept"
     );
 }
 
@@ -123,4 +134,29 @@ async fn an_operators_rebuild_repairs_a_failed_projection_and_its_runner_resumes
     let last = append(&log, "ThingHappened", 2).await;
     server.wait_for(last, WAIT).await.unwrap();
     assert_eq!(ledger_rows(&log, "ledger").await.0, 6);
+}
+
+#[tokio::test]
+async fn a_failing_setup_is_recorded_and_stays_failed_until_repaired() {
+    let (_db, log) = log().await;
+    let last = append(&log, "ThingHappened", 3).await;
+    let mut broken = Ledger::new("ledger");
+    broken.broken_setup = true;
+    let (server, _stop, _task) = start(&log, vec![Arc::new(broken)]);
+    let error = server.wait_for(last, WAIT).await.unwrap_err();
+    assert!(
+        matches!(error, WaitError::Failed { ref error, .. } if error.contains("cannot be created")),
+        "{error}"
+    );
+    // it does not flap between failing and retrying
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let known: Vec<Arc<dyn Projection>> = server.projections();
+    let rows = status::status(&log, &known).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].slot.as_str(), rows[0].status.as_str()),
+        ("build", "failed")
+    );
+    assert!(rows[0].error.as_deref().unwrap().contains("setup failed"));
+    assert_eq!(server.progress()[0].1.status, projections::Status::Failed);
 }

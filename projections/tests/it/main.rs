@@ -31,6 +31,8 @@ pub struct Ledger {
     pub gate: Option<Arc<Semaphore>>,
     /// Once a batch contains this position, apply writes its rows, announces itself, and never returns.
     pub hang_at: Option<(i64, Arc<Notify>)>,
+    /// `setup` fails.
+    pub broken_setup: bool,
 }
 
 impl Ledger {
@@ -42,6 +44,7 @@ impl Ledger {
             poison: None,
             gate: None,
             hang_at: None,
+            broken_setup: false,
         }
     }
 }
@@ -58,6 +61,9 @@ impl Projection for Ledger {
         None
     }
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.broken_setup {
+            return Err("the ledger's tables cannot be created".into());
+        }
         sqlx::query(
             "create table applied (position bigint primary key, event_type text not null, times int not null,
                                    tag text not null)",
