@@ -92,10 +92,6 @@ impl CommandExecutor {
         self
     }
 
-    pub fn log(&self) -> &EventLog {
-        &self.log
-    }
-
     /// Runs `command` against aggregate `D` in `stream`.
     #[tracing::instrument(skip_all, fields(stream_id = %stream, command_id = ?metadata.command_id))]
     pub async fn execute<D: Decider>(

@@ -272,4 +272,43 @@ mod tests {
             Err(DecodeError::Malformed { .. })
         ));
     }
+
+    /// An event whose decode loses what encode wrote: the helper must notice.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Stamped {
+        value: u32,
+    }
+
+    impl DomainEvent for Stamped {
+        fn event_type(&self) -> &'static str {
+            "Stamped"
+        }
+        fn encode(&self) -> Value {
+            serde_json::json!({ "value": self.value })
+        }
+        fn decode(_: &str, _: i32, _: Value) -> Result<Self, DecodeError> {
+            Ok(Stamped { value: 0 })
+        }
+    }
+
+    struct Stamper;
+
+    impl Decider for Stamper {
+        type Command = u32;
+        type Event = Stamped;
+        type State = ();
+        type Error = LoanError;
+
+        fn initial_state() {}
+        fn decide(value: &u32, _: &()) -> Result<Vec<Stamped>, LoanError> {
+            Ok(vec![Stamped { value: *value }])
+        }
+        fn evolve(_: (), _: &Stamped) {}
+    }
+
+    #[test]
+    #[should_panic(expected = "the event changes in a storage round trip")]
+    fn then_fails_when_an_event_does_not_survive_storage() {
+        given::<Stamper>([]).when(5).then([Stamped { value: 5 }]);
+    }
 }

@@ -63,10 +63,12 @@ impl Decider for Seats {
     }
 }
 
-async fn executor() -> (TestDb, CommandExecutor) {
+/// A fresh database, its log (for the tests' own look at what was written) and an executor on it.
+async fn executor() -> (TestDb, EventLog, CommandExecutor) {
     let db = TestDb::new().await;
-    let executor = CommandExecutor::new(EventLog::new(db.pool.clone()));
-    (db, executor)
+    let log = EventLog::new(db.pool.clone());
+    let executor = CommandExecutor::new(log.clone());
+    (db, log, executor)
 }
 
 fn room() -> StreamId {
@@ -102,7 +104,7 @@ async fn take_seats_at_once(
 
 #[tokio::test]
 async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
-    let (_db, executor) = executor().await;
+    let (_db, log, executor) = executor().await;
     let stream = room();
     let metadata = meta();
     let done = executor
@@ -111,11 +113,7 @@ async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
         .unwrap();
     assert_eq!(done.events, [SeatEvent::SeatTaken { who: "ann".into() }]);
     assert_eq!(done.version, 1);
-    let stored = executor
-        .log()
-        .read_whole_stream(stream.as_str())
-        .await
-        .unwrap();
+    let stored = log.read_whole_stream(stream.as_str()).await.unwrap();
     assert_eq!(Some(stored[0].position), done.position());
     assert_eq!(stored[0].command_id, metadata.command_id);
     assert_eq!(stored[0].actor_id.as_deref(), Some("user-1"));
@@ -123,7 +121,7 @@ async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
 
 #[tokio::test]
 async fn a_satisfied_command_appends_nothing() {
-    let (_db, executor) = executor().await;
+    let (_db, _log, executor) = executor().await;
     let stream = room();
     executor
         .execute::<Seats>(&stream, &"ann".to_owned(), &meta())
@@ -139,7 +137,7 @@ async fn a_satisfied_command_appends_nothing() {
 
 #[tokio::test]
 async fn a_rule_violation_is_a_typed_rejection_and_writes_nothing() {
-    let (_db, executor) = executor().await;
+    let (_db, log, executor) = executor().await;
     let stream = room();
     for n in 0..CAPACITY {
         executor
@@ -155,25 +153,29 @@ async fn a_rule_violation_is_a_typed_rejection_and_writes_nothing() {
         Err(CommandError::Rejected(SeatError::Full))
     ));
     assert_eq!(
-        executor
-            .log()
-            .stream_version(stream.as_str())
-            .await
-            .unwrap(),
+        log.stream_version(stream.as_str()).await.unwrap(),
         CAPACITY as i64
     );
 }
 
 #[tokio::test]
 async fn a_repeated_command_id_returns_the_first_result_without_deciding_again() {
-    let (_db, executor) = executor().await;
+    let (_db, log, executor) = executor().await;
     let stream = room();
     let metadata = meta();
     let first = executor
         .execute::<Seats>(&stream, &"ann".to_owned(), &metadata)
         .await
         .unwrap();
-    // the same command id with another payload: still the first result, and "bob" gets no seat
+    // the room fills up with others
+    for n in 1..CAPACITY {
+        executor
+            .execute::<Seats>(&stream, &format!("p{n}"), &meta())
+            .await
+            .unwrap();
+    }
+    // deciding the same command id again (for someone new) would now be refused as full; a retry of a command
+    // that already succeeded must still answer with its first result
     let repeat = executor
         .execute::<Seats>(&stream, &"bob".to_owned(), &metadata)
         .await
@@ -181,18 +183,14 @@ async fn a_repeated_command_id_returns_the_first_result_without_deciding_again()
     assert!(repeat.is_repeat());
     assert_eq!(repeat.position(), first.position());
     assert_eq!(
-        executor
-            .log()
-            .stream_version(stream.as_str())
-            .await
-            .unwrap(),
-        1
+        log.stream_version(stream.as_str()).await.unwrap(),
+        CAPACITY as i64
     );
 }
 
 #[tokio::test]
 async fn concurrent_commands_on_one_stream_all_land_through_retries_without_breaking_the_rule() {
-    let (_db, executor) = executor().await;
+    let (_db, _log, executor) = executor().await;
     let stream = room();
     let mut seated = 0;
     let mut full = 0;
@@ -208,33 +206,70 @@ async fn concurrent_commands_on_one_stream_all_land_through_retries_without_brea
     assert_eq!((taken.len(), version), (CAPACITY, CAPACITY as i64));
 }
 
-#[tokio::test]
-async fn without_retries_contention_surfaces_as_a_conflict_and_never_as_a_lost_write() {
-    let (_db, executor) = executor().await;
-    let executor = executor.max_attempts(1);
-    let stream = room();
-    let mut landed = 0;
-    for outcome in take_seats_at_once(&executor, &stream, CAPACITY).await {
-        match outcome {
-            Ok(_) => landed += 1,
-            Err(CommandError::Conflict { attempts: 1, .. }) => {}
-            Err(other) => panic!("unexpected {other}"),
-        }
+/// Seats whose `decide` waits until two commands have both loaded the stream: their appends then race on the
+/// same expected version, so exactly one of them conflicts.
+struct RacingSeats;
+
+static BOTH_LOADED: std::sync::Barrier = std::sync::Barrier::new(2);
+
+impl Decider for RacingSeats {
+    type Command = String;
+    type Event = SeatEvent;
+    type State = Vec<String>;
+    type Error = SeatError;
+
+    fn initial_state() -> Vec<String> {
+        Seats::initial_state()
     }
-    assert!(landed >= 1);
-    assert_eq!(
-        executor
-            .log()
-            .stream_version(stream.as_str())
-            .await
-            .unwrap(),
-        landed
-    );
+    fn decide(who: &String, taken: &Vec<String>) -> Result<Vec<SeatEvent>, SeatError> {
+        BOTH_LOADED.wait();
+        Seats::decide(who, taken)
+    }
+    fn evolve(taken: Vec<String>, event: &SeatEvent) -> Vec<String> {
+        Seats::evolve(taken, event)
+    }
+}
+
+/// Each racer runs on a thread of its own with its own runtime and pool: `decide` blocks on the barrier, which
+/// must not block the other racer's runtime.
+#[tokio::test]
+async fn without_retries_a_lost_race_is_a_conflict_and_never_a_lost_write() {
+    let db = TestDb::new().await;
+    let stream = room();
+    let racers: Vec<_> = ["ann", "bob"]
+        .into_iter()
+        .map(|who| {
+            let (options, stream) = (db.connect_options(), stream.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+                    let executor = CommandExecutor::new(EventLog::new(pool)).max_attempts(1);
+                    executor
+                        .execute::<RacingSeats>(&stream, &who.to_owned(), &meta())
+                        .await
+                        .map(|done| done.version)
+                })
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let landed = outcomes.iter().filter(|o| o.is_ok()).count();
+    let conflicts = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(CommandError::Conflict { attempts: 1, .. })))
+        .count();
+    assert_eq!((landed, conflicts), (1, 1), "{outcomes:?}");
+    let log = EventLog::new(db.pool.clone());
+    assert_eq!(log.stream_version(stream.as_str()).await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn history_that_does_not_decode_is_an_internal_error() {
-    let (_db, executor) = executor().await;
+    let (_db, log, executor) = executor().await;
     let stream = room();
     let broken = eventlog::AppendRequest::single(
         stream.clone(),
@@ -245,7 +280,7 @@ async fn history_that_does_not_decode_is_an_internal_error() {
         )],
         meta(),
     );
-    executor.log().append(broken).await.unwrap();
+    log.append(broken).await.unwrap();
     let result = executor
         .execute::<Seats>(&stream, &"ann".to_owned(), &meta())
         .await;
