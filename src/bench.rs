@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Args;
 use domain::StreamId;
 use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
-use migrations::cluster::{Cluster, ClusterConfig, Durability};
+use migrations::cluster::Cluster;
 use projections::{Runner, RunnerConfig};
 use serde::Serialize;
 use serde_json::json;
@@ -34,14 +34,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Concurrent writers.
-    #[arg(long, default_value_t = 8)]
-    pub writers: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub writers: u16,
     /// Commands of one event each (and as many baseline inserts).
-    #[arg(long, default_value_t = 16_000)]
-    pub single_commands: usize,
+    #[arg(long, default_value_t = 16_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub single_commands: u32,
     /// Commands of ten events each (and as many baseline 10-row inserts).
-    #[arg(long, default_value_t = 4_000)]
-    pub batch_commands: usize,
+    #[arg(long, default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_commands: u32,
     /// Events in the log the replay reads (the append phases' events count towards it).
     #[arg(long, default_value_t = 1_000_000)]
     pub replay_events: usize,
@@ -64,7 +64,6 @@ pub struct Figures {
 const SCRATCH_DB: &str = "academy_bench";
 
 pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.writers > 0, "--writers must be at least 1");
     let place = Place::open(config).await?;
     let result = measure(&place.options, &args).await;
     place.close().await;
@@ -98,10 +97,7 @@ impl Place {
                     .tempdir()?;
                 // the server's user (when we are root) must be able to enter it
                 std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-                let mut cluster_config = ClusterConfig::new(dir.path().join("data"));
-                cluster_config.bin_dir = config.pg_bin.clone();
-                cluster_config.run_as = config.pg_user.clone();
-                cluster_config.durability = Durability::Durable;
+                let cluster_config = config.cluster_config(&dir.path().join("data"));
                 let cluster =
                     tokio::task::spawn_blocking(move || Cluster::start(&cluster_config)).await??;
                 (cluster.connect_options("postgres"), Some((cluster, dir)))
@@ -152,9 +148,14 @@ impl Place {
 
 async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result<Figures> {
     let pool = PgPoolOptions::new()
-        .max_connections(args.writers as u32 + 4)
+        .max_connections(u32::from(args.writers) + 4)
         .connect_with(options.clone())
         .await?;
+    let (writers, single, batch) = (
+        usize::from(args.writers),
+        args.single_commands as usize,
+        args.batch_commands as usize,
+    );
     migrations::migrate(&pool).await?;
     sqlx::raw_sql("create table bench_raw (like events including all)")
         .execute(&pool)
@@ -165,22 +166,10 @@ async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result
     let log = EventLog::new(pool.clone());
 
     // interleaved so that drift (caches warming, checkpoints) affects both sides alike
-    let baseline_single =
-        concurrently(args.writers, args.single_commands, Op::Raw(pool.clone(), 1)).await?;
-    let append_single = concurrently(
-        args.writers,
-        args.single_commands,
-        Op::Append(log.clone(), 1),
-    )
-    .await?;
-    let baseline_batch =
-        concurrently(args.writers, args.batch_commands, Op::Raw(pool.clone(), 10)).await?;
-    let append_batch = concurrently(
-        args.writers,
-        args.batch_commands,
-        Op::Append(log.clone(), 10),
-    )
-    .await?;
+    let baseline_single = concurrently(writers, single, Op::Raw(pool.clone(), 1)).await?;
+    let append_single = concurrently(writers, single, Op::Append(log.clone(), 1)).await?;
+    let baseline_batch = concurrently(writers, batch, Op::Raw(pool.clone(), 10)).await?;
+    let append_batch = concurrently(writers, batch, Op::Append(log.clone(), 10)).await?;
 
     fill_for_replay(&pool, args.replay_events).await?;
     let replay_events: i64 = sqlx::query_scalar("select count(*) from events")
@@ -207,12 +196,12 @@ async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result
     pool.close().await;
 
     let per_s = |count: usize, took: Duration| count as f64 / took.as_secs_f64();
-    let append_single_per_s = per_s(args.single_commands, append_single);
-    let baseline_single_per_s = per_s(args.single_commands, baseline_single);
-    let append_batch_events_per_s = per_s(args.batch_commands * 10, append_batch);
-    let baseline_batch_events_per_s = per_s(args.batch_commands * 10, baseline_batch);
+    let append_single_per_s = per_s(single, append_single);
+    let baseline_single_per_s = per_s(single, baseline_single);
+    let append_batch_events_per_s = per_s(batch * 10, append_batch);
+    let baseline_batch_events_per_s = per_s(batch * 10, baseline_batch);
     Ok(Figures {
-        writers: args.writers,
+        writers,
         server_version,
         append_single_per_s,
         baseline_single_per_s,
@@ -340,7 +329,7 @@ async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
 
 fn print_table(f: &Figures) {
     let n = |x: f64| {
-        let s = format!("{:.0}", x);
+        let s = format!("{x:.0}");
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
             if i > 0 && (s.len() - i) % 3 == 0 {

@@ -139,8 +139,8 @@ async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyh
                 return Ok(());
             }
             println!(
-                "{:<20} {:<6} {:>7} {:<12} {:>12} {:>10} {:<24} error",
-                "name", "slot", "version", "status", "applied", "lag", "owner"
+                "{:<20} {:<6} {:>7} {:<12} {:>12} {:>12} {:>10} {:<24} error",
+                "name", "slot", "version", "status", "applied", "checkpoint", "lag", "owner"
             );
             for row in rows {
                 let version = match row.code_version {
@@ -155,12 +155,13 @@ async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyh
                     _ => String::new(),
                 };
                 println!(
-                    "{:<20} {:<6} {:>7} {:<12} {:>12} {:>10} {:<24} {}",
+                    "{:<20} {:<6} {:>7} {:<12} {:>12} {:>12} {:>10} {:<24} {}",
                     row.name,
                     row.slot,
                     version,
                     row.status,
                     row.events_applied,
+                    row.checkpoint_position,
                     row.lag,
                     row.holder.unwrap_or_else(|| "-".to_owned()),
                     error
@@ -244,7 +245,12 @@ async fn events_command(log: EventLog, command: EventsCommand) -> anyhow::Result
                 .read_stream(stream.as_str(), from, direction, limit.max(0))
                 .await?;
             if events.is_empty() {
-                eprintln!("no events in stream {stream} from version {from}");
+                match direction {
+                    Direction::Forward => {
+                        eprintln!("no events in stream {stream} from version {from}")
+                    }
+                    Direction::Backward => eprintln!("no events in stream {stream}"),
+                }
             }
             let mut out = std::io::stdout().lock();
             for event in &events {
@@ -257,6 +263,9 @@ async fn events_command(log: EventLog, command: EventsCommand) -> anyhow::Result
             limit,
             json,
         } => {
+            if limit == Some(0) {
+                return Ok(());
+            }
             let from = if from_start {
                 Checkpoint::START
             } else {

@@ -75,3 +75,15 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+impl Config {
+    /// The embedded cluster's settings for a data folder (durable: this is for data that matters or for
+    /// measuring as production would run).
+    pub fn cluster_config(&self, data_dir: &std::path::Path) -> migrations::cluster::ClusterConfig {
+        let mut cluster = migrations::cluster::ClusterConfig::new(data_dir);
+        cluster.bin_dir = self.pg_bin.clone();
+        cluster.run_as = self.pg_user.clone();
+        cluster.durability = migrations::cluster::Durability::Durable;
+        cluster
+    }
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use migrations::cluster::{Cluster, ClusterConfig, Durability};
+use migrations::cluster::Cluster;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
@@ -59,10 +59,7 @@ impl Database {
 }
 
 async fn start_embedded(config: &Config) -> anyhow::Result<Cluster> {
-    let mut cluster_config = ClusterConfig::new(&config.data_dir);
-    cluster_config.bin_dir = config.pg_bin.clone();
-    cluster_config.run_as = config.pg_user.clone();
-    cluster_config.durability = Durability::Durable;
+    let cluster_config = config.cluster_config(&config.data_dir);
     // initdb and the readiness wait block; the server itself is spawned from a dedicated guardian thread
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(&cluster_config))
         .await

@@ -1,4 +1,4 @@
-//! Academy's HTTP surface. Each feature module exposes a `router()`; [`router`] merges them.
+//! Academy's HTTP surface. As features arrive, each gets a module exposing a `router()` that [`router`] merges.
 //!
 //! For now: the operational endpoints. `GET /healthz` says the process is up; `GET /readyz` says it can serve
 //! (the database answers), with each projection's state.

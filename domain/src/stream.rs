@@ -22,12 +22,6 @@ impl StreamId {
         Self::parse(&format!("{category}-{id}"))
     }
 
-    /// A stream id keyed by a natural key instead of a uuid (e.g. `email-alice@example.com` for uniqueness
-    /// reservations).
-    pub fn keyed(category: &str, key: &str) -> Result<Self, StreamIdError> {
-        Self::parse(&format!("{category}-{key}"))
-    }
-
     pub fn parse(raw: &str) -> Result<Self, StreamIdError> {
         let malformed = || StreamIdError::Malformed(raw.to_owned());
         let (category, rest) = raw.split_once('-').ok_or_else(malformed)?;

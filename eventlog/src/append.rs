@@ -1,7 +1,7 @@
 //! Appending: validation in Rust, then one call of the `append_events` SQL function, which does the
 //! idempotency check, one compare-and-set per stream and the insert in a single round trip.
 
-use sqlx::postgres::PgDatabaseError;
+use sqlx::postgres::{PgDatabaseError, PgRow};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -40,8 +40,10 @@ impl EventLog {
 
     /// The first append made with `command_id`, if any.
     pub async fn find_command(&self, command_id: Uuid) -> Result<Option<Appended>, sqlx::Error> {
+        // the same columns as append_events returns, so one mapping serves both
         let rows = sqlx::query(
-            "select position, stream_id, version, transaction_id::text::bigint as xid
+            "select position as out_position, stream_id as out_stream_id, version as out_version,
+                    transaction_id::text::bigint as out_transaction_id, true as out_duplicate
                from events where command_id = $1 order by position",
         )
         .bind(command_id)
@@ -50,23 +52,7 @@ impl EventLog {
         if rows.is_empty() {
             return Ok(None);
         }
-        let events = rows
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("stream_id")?,
-                    AppendedEvent {
-                        position: row.try_get("position")?,
-                        version: row.try_get("version")?,
-                        xid: row.try_get("xid")?,
-                    },
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()?;
-        Ok(Some(Appended {
-            events,
-            duplicate: true,
-        }))
+        Ok(Some(appended_from_rows(&rows)?))
     }
 }
 
@@ -135,9 +121,14 @@ pub async fn append_in(
     .await
     .map_err(|e| conflict_from(e, &stream_ids, &expected))?;
 
+    appended_from_rows(&rows).map_err(AppendError::from)
+}
+
+/// Rows shaped like `append_events`' result, as an [`Appended`] in position order.
+fn appended_from_rows(rows: &[PgRow]) -> Result<Appended, sqlx::Error> {
     let mut duplicate = false;
     let mut events = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         duplicate |= row.try_get::<bool, _>("out_duplicate")?;
         events.push((
             row.try_get("out_stream_id")?,

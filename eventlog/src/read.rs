@@ -177,14 +177,6 @@ impl EventLog {
         .await
     }
 
-    /// The highest position written so far (0 for an empty log).
-    pub async fn head_position(&self) -> Result<i64, sqlx::Error> {
-        let head: Option<i64> = sqlx::query_scalar("select max(position) from events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(head.unwrap_or(0))
-    }
-
     /// Where a reader that wants only events from now on starts: the current horizon.
     pub async fn horizon(&self) -> Result<Checkpoint, sqlx::Error> {
         let xmin: i64 =

@@ -60,7 +60,8 @@ create table appended_commands (
     recorded_at timestamptz not null default now()
 );
 
--- the log is append-only, for everyone including the application's own role.
+-- the log is append-only: these triggers refuse UPDATE, DELETE and TRUNCATE for every role (a superuser could
+-- still disable triggers, so a shared server should give the application a role that is not one).
 create function events_are_immutable() returns trigger language plpgsql as $$
 begin
     raise exception 'the event log is append-only: % on events is not allowed', tg_op

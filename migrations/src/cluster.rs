@@ -43,6 +43,11 @@ pub enum ClusterError {
     )]
     BinariesNotFound,
     #[error(
+        "the PostgreSQL server binaries in {bin_dir} are version {found}; Academy needs {MIN_MAJOR} or newer. \
+         Install a newer PostgreSQL (and point ACADEMY_PG_BIN at it) or set DATABASE_URL"
+    )]
+    TooOld { bin_dir: PathBuf, found: u32 },
+    #[error(
         "running as root, but there is no system user `{0}` to run PostgreSQL as (PostgreSQL refuses to run as \
          root). Create one (`useradd --system {0}`), set ACADEMY_PG_USER to another unprivileged user, or set \
          DATABASE_URL"
@@ -147,7 +152,7 @@ impl Cluster {
         let bin_dir = match &config.bin_dir {
             Some(dir) if dir.join("postgres").is_file() => dir.clone(),
             Some(_) => return Err(ClusterError::BinariesNotFound),
-            None => find_bin_dir().ok_or(ClusterError::BinariesNotFound)?,
+            None => find_bin_dir()?,
         };
         let run_as = if unsafe { libc::geteuid() } == 0 {
             Some(lookup_user(&config.run_as)?)
@@ -369,27 +374,30 @@ fn prepare_private_dir(dir: &Path, run_as: Option<&RunAs>) -> Result<(), Cluster
         .map_err(io_err(format!("restricting {}", dir.display())))
 }
 
-fn find_bin_dir() -> Option<PathBuf> {
+fn find_bin_dir() -> Result<PathBuf, ClusterError> {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .find(|dir| dir.join("initdb").is_file() && dir.join("postgres").is_file());
-    if on_path.is_some() {
-        return on_path;
+    if let Some(dir) = on_path {
+        return Ok(dir);
     }
     // Debian and Ubuntu keep server binaries out of PATH, one folder per major version; take the newest
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .ok()?
+        .map_err(|_| ClusterError::BinariesNotFound)?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let major = e.file_name().to_str()?.parse::<u32>().ok()?;
             let bin = e.path().join("bin");
-            (major >= MIN_MAJOR && bin.join("initdb").is_file() && bin.join("postgres").is_file())
-                .then_some((major, bin))
+            (bin.join("initdb").is_file() && bin.join("postgres").is_file()).then_some((major, bin))
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin)
+    match versions.pop() {
+        Some((major, bin)) if major >= MIN_MAJOR => Ok(bin),
+        Some((found, bin_dir)) => Err(ClusterError::TooOld { bin_dir, found }),
+        None => Err(ClusterError::BinariesNotFound),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -518,8 +526,17 @@ fn check_version(bin_dir: &Path, data_dir: &Path) -> Result<(), ClusterError> {
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| ClusterError::Command {
             what: "postgres --version".to_owned(),
-            detail: format!("unexpected output {text:?}"),
+            detail: format!(
+                "unexpected output {text:?} {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
         })?;
+    if binaries < MIN_MAJOR {
+        return Err(ClusterError::TooOld {
+            bin_dir: bin_dir.to_owned(),
+            found: binaries,
+        });
+    }
     if found != binaries.to_string() {
         return Err(ClusterError::VersionMismatch {
             data_dir: data_dir.to_owned(),

@@ -103,7 +103,8 @@ impl Projections {
     }
 
     /// Waits until every projection has applied the event at `position` (and everything before it in commit
-    /// order), so a query right after sees the write. Fails fast on a failed projection.
+    /// order), so a query right after sees the write. Fails fast on a projection that failed in this process; one
+    /// run by another process is judged by its stored checkpoint, so a failure there shows as a timeout.
     pub async fn wait_for(&self, position: i64, timeout: Duration) -> Result<(), WaitError> {
         let names: Vec<&str> = self.names();
         self.wait_for_some(&names, position, timeout).await
