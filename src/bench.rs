@@ -2,7 +2,8 @@
 //! same server.
 //!
 //! - appends with 1 event per command, `writers` concurrent writers, against raw single-row `INSERT`s of an
-//!   events-shaped row (same columns and indexes, no checks) with the same concurrency;
+//!   events-shaped row (same columns and indexes, no checks) with the same concurrency, the two alternating in
+//!   rounds;
 //! - appends with 10 events per command, against raw 10-row `INSERT`s;
 //! - replay: rebuilding the `log_stats` projection from the start of a log of about a million events.
 //!
@@ -165,11 +166,22 @@ async fn measure(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result
         .await?;
     let log = EventLog::new(pool.clone());
 
-    // interleaved so that drift (caches warming, checkpoints) affects both sides alike
-    let baseline_single = concurrently(writers, single, Op::Raw(pool.clone(), 1)).await?;
-    let append_single = concurrently(writers, single, Op::Append(log.clone(), 1)).await?;
-    let baseline_batch = concurrently(writers, batch, Op::Raw(pool.clone(), 10)).await?;
-    let append_batch = concurrently(writers, batch, Op::Append(log.clone(), 10)).await?;
+    // each side in several rounds, alternating, so that drift (caches warming, checkpoints, a neighbour on the
+    // host) affects both alike
+    let (baseline_single, append_single) = alternating(
+        writers,
+        single,
+        Op::Raw(pool.clone(), 1),
+        Op::Append(log.clone(), 1),
+    )
+    .await?;
+    let (baseline_batch, append_batch) = alternating(
+        writers,
+        batch,
+        Op::Raw(pool.clone(), 10),
+        Op::Append(log.clone(), 10),
+    )
+    .await?;
 
     fill_for_replay(&pool, args.replay_events).await?;
     let replay_events: i64 = sqlx::query_scalar("select count(*) from events")
@@ -228,6 +240,26 @@ impl Op {
             Op::Raw(pool, rows) => raw_insert(pool, *rows).await,
         }
     }
+}
+
+/// Runs `baseline` and `measured` `total` times each, in alternating rounds; returns their wall times.
+async fn alternating(
+    writers: usize,
+    total: usize,
+    baseline: Op,
+    measured: Op,
+) -> anyhow::Result<(Duration, Duration)> {
+    const ROUNDS: usize = 4;
+    let (mut baseline_took, mut measured_took) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let share = total / ROUNDS + usize::from(round < total % ROUNDS);
+        if share == 0 {
+            continue;
+        }
+        baseline_took += concurrently(writers, share, baseline.clone()).await?;
+        measured_took += concurrently(writers, share, measured.clone()).await?;
+    }
+    Ok((baseline_took, measured_took))
 }
 
 /// Runs `op` `total` times over `writers` concurrent tasks; returns the wall time.
