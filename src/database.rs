@@ -37,7 +37,8 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.application_name("academy"))
+            // every process names its sessions, so the last one out can tell it is the last
+            .connect_with(options.application_name(&application_name()))
             .await
             .context("connecting to PostgreSQL")?;
         migrations::migrate(&pool)
@@ -47,15 +48,45 @@ impl Database {
         Ok(Self { pool, cluster })
     }
 
-    /// Closes the pool, then stops the embedded cluster if this process started it.
+    /// Closes the pool. The embedded cluster is stopped when no other `academy` process uses it any more (the
+    /// server and CLI commands may share it, whichever started it), and left running otherwise.
     pub async fn close(mut self) {
+        let others = match &self.cluster {
+            Some(_) => other_processes(&self.pool).await.unwrap_or(0),
+            None => 0,
+        };
         self.pool.close().await;
         if let Some(cluster) = self.cluster.take() {
-            tokio::task::spawn_blocking(move || cluster.stop())
-                .await
-                .ok();
+            tokio::task::spawn_blocking(move || {
+                if others == 0 {
+                    cluster.stop();
+                } else {
+                    tracing::info!(
+                        others,
+                        "other academy processes use the embedded PostgreSQL"
+                    );
+                    cluster.leave_running();
+                }
+            })
+            .await
+            .ok();
         }
     }
+}
+
+fn application_name() -> String {
+    format!("academy:{}", std::process::id())
+}
+
+/// How many other `academy` processes have sessions open on the cluster.
+async fn other_processes(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(distinct application_name) from pg_stat_activity
+          where application_name like 'academy:%' and application_name <> $1",
+    )
+    .bind(application_name())
+    .fetch_one(pool)
+    .await
 }
 
 async fn start_embedded(config: &Config) -> anyhow::Result<Cluster> {

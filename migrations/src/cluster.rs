@@ -6,10 +6,12 @@
 //! root, `initdb` and `postgres` run as an unprivileged system user (PostgreSQL refuses root), and the data folder
 //! is handed to that user.
 //!
-//! The `postgres` process is spawned from a dedicated thread that lives as long as the [`Cluster`] handle:
-//! `PR_SET_PDEATHSIG` fires when the *spawning thread* exits, so spawning from a short-lived thread (a tokio
-//! blocking task, a test thread) would shut the server down under our feet. If our process dies, the same signal
-//! makes PostgreSQL do a fast shutdown instead of lingering.
+//! The `postgres` process is spawned from a dedicated thread that lives as long as the [`Cluster`] handle. Several
+//! processes may use one cluster (the server and CLI commands); whoever is last stops it ([`Cluster::stop`]), the
+//! others leave it running ([`Cluster::leave_running`]), so a process never pulls the database from under
+//! another. A durable cluster whose starter crashed keeps running and the next process attaches to it.
+//! Throwaway (test) clusters instead get `PR_SET_PDEATHSIG`, so they never outlive their test process; that
+//! signal fires when the *spawning thread* exits, hence the dedicated thread.
 #![allow(unsafe_code)] // getpwnam, kill and prctl have no safe wrappers in std
 
 use std::ffi::CString;
@@ -129,20 +131,29 @@ impl ClusterConfig {
 }
 
 /// A running cluster. Dropping the handle of a cluster this process started stops it (fast shutdown); a cluster
-/// that another process started and we merely reuse is left running.
+/// that another process started and we merely reuse is left running. [`Cluster::stop`] and
+/// [`Cluster::leave_running`] say explicitly which.
 #[derive(Debug)]
 pub struct Cluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     port: u16,
-    /// `Some` when this process started the server and so must stop it.
+    /// `Some` when this process started the server.
     guardian: Option<Guardian>,
 }
 
 #[derive(Debug)]
 struct Guardian {
-    stop: mpsc::Sender<()>,
+    orders: mpsc::Sender<Order>,
     thread: Option<thread::JoinHandle<()>>,
+}
+
+/// What the guardian thread is told to do with its server.
+#[derive(Debug)]
+enum Order {
+    Stop,
+    /// Let it run on without us (other processes still use it).
+    LeaveRunning,
 }
 
 impl Cluster {
@@ -299,15 +310,25 @@ impl Cluster {
         )
     }
 
-    /// Stops a server this process started (fast shutdown) and waits for it. Does nothing for a reused one.
+    /// Stops the server (fast shutdown) and waits for it, whether this process started it or attached to it. For
+    /// the last process using the cluster.
     pub fn stop(mut self) {
-        self.stop_guardian();
+        if self.guardian.is_some() {
+            self.order(Order::Stop);
+        } else {
+            stop_postmaster_of(&self.data_dir);
+        }
     }
 
-    fn stop_guardian(&mut self) {
+    /// Leaves the server running for the other processes that use it, also when this process started it.
+    pub fn leave_running(mut self) {
+        self.order(Order::LeaveRunning);
+    }
+
+    fn order(&mut self, order: Order) {
         if let Some(mut guardian) = self.guardian.take() {
             // a send error only means the thread already ended (the server died); joining is still right
-            let _ = guardian.stop.send(());
+            let _ = guardian.orders.send(order);
             if let Some(thread) = guardian.thread.take() {
                 let _ = thread.join();
             }
@@ -317,7 +338,33 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.stop_guardian();
+        self.order(Order::Stop);
+    }
+}
+
+/// Asks the postmaster serving `data_dir` (not our child) for a fast shutdown and waits until it has removed its
+/// pid file.
+fn stop_postmaster_of(data_dir: &Path) {
+    let pid_file = data_dir.join("postmaster.pid");
+    let Some(pid) = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|c| c.lines().next()?.trim().parse::<i32>().ok())
+        .filter(|&pid| is_postmaster_of(pid, data_dir))
+    else {
+        return;
+    };
+    // SAFETY: a signal to the postmaster of our data folder (checked above).
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pid_file.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if pid_file.exists() {
+        tracing::warn!("PostgreSQL did not stop within 30 s; sending an immediate shutdown");
+        // SAFETY: as above; SIGQUIT is PostgreSQL's immediate shutdown.
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
+    } else {
+        tracing::info!("PostgreSQL stopped");
     }
 }
 
@@ -560,11 +607,16 @@ fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
     is_postgres_pid(pid) && serves_here
 }
 
-/// Whether `pid` is a live postgres process.
+/// Whether `pid` is a live postgres process (a zombie left by a killed server is not).
 fn is_postgres_pid(pid: i32) -> bool {
-    pid > 0
-        && fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
+    let named_postgres = fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "postmaster"));
+    // /proc/<pid>/stat: "pid (comm) state ..."; the state follows the last ')'
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    });
+    pid > 0 && named_postgres && !zombie
 }
 
 /// A pid file modified in the last few seconds may belong to a postmaster that is still writing it.
@@ -633,17 +685,20 @@ fn spawn_guarded(
         command.args(["-c", "max_connections=300"]);
     }
     as_user(&mut command, run_as);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if durability == Durability::Throwaway {
+        // a test cluster must not outlive its test process
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
 
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (stop_tx, stop_rx) = mpsc::channel::<Order>();
     let (spawned_tx, spawned_rx) = mpsc::channel::<io::Result<()>>();
     let thread = thread::Builder::new()
         .name("postgres-guardian".to_owned())
@@ -672,16 +727,21 @@ fn spawn_guarded(
             bin_dir.join("postgres").display()
         )))?;
     Ok(Guardian {
-        stop: stop_tx,
+        orders: stop_tx,
         thread: Some(thread),
     })
 }
 
-/// Runs on the guardian thread: waits for a stop request (or the handle's drop), then shuts the server down.
-fn guard(mut child: Child, stop: mpsc::Receiver<()>) {
+/// Runs on the guardian thread: waits for an order (a dropped handle means stop), then shuts the server down or
+/// lets it run on.
+fn guard(mut child: Child, orders: mpsc::Receiver<Order>) {
     loop {
-        match stop.recv_timeout(Duration::from_millis(200)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        match orders.recv_timeout(Duration::from_millis(200)) {
+            Ok(Order::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Ok(Order::LeaveRunning) => {
+                tracing::info!("leaving PostgreSQL running for the other processes that use it");
+                return;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Ok(Some(status)) = child.try_wait() {
                     tracing::error!(%status, "PostgreSQL exited on its own");

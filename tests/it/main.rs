@@ -46,10 +46,16 @@ pub fn run(command: &mut Command) -> Output {
 pub struct Server {
     pub child: Child,
     pub address: String,
+    /// The embedded cluster's folder, to stop a cluster a failed test would otherwise leave running.
+    pg_dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
     pub fn start(mut command: Command) -> Server {
+        let pg_dir = command
+            .get_envs()
+            .find(|(key, _)| *key == "ACADEMY_DATA_DIR")
+            .and_then(|(_, value)| value.map(std::path::PathBuf::from));
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -68,7 +74,11 @@ impl Server {
         let address = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server announced its address");
-        Server { child, address }
+        Server {
+            child,
+            address,
+            pg_dir,
+        }
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -105,6 +115,8 @@ impl Server {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // a clean stop decided itself whether to stop the cluster
+                self.pg_dir = None;
                 return status;
             }
             assert!(
@@ -120,6 +132,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // a durable cluster outlives a killed academy; don't leave one behind a failed test
+        if let Some(pid) = self.pg_dir.as_deref().and_then(postmaster_pid)
+            && alive(pid)
+        {
+            let _ = Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status();
+        }
     }
 }
 

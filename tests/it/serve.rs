@@ -1,3 +1,4 @@
+use std::process::Command;
 use std::time::Duration;
 
 use crate::{Server, academy, alive, data_folder, is_root, postmaster_pid, run};
@@ -55,18 +56,24 @@ async fn the_next_run_reuses_the_data_even_after_a_crash_left_a_stale_pid_file()
     .unwrap();
     drop(log);
     pool.close().await;
-    // a crash: academy dies without cleaning up; its PostgreSQL follows (parent-death signal)
+    // a crash of both: academy dies without cleaning up, and so does its PostgreSQL
     let mut first = first;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
+    Command::new("kill")
+        .args(["-KILL", &postmaster.to_string()])
+        .status()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while alive(postmaster) {
         assert!(
             std::time::Instant::now() < deadline,
-            "PostgreSQL outlived its parent"
+            "PostgreSQL did not die"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // its backends notice the postmaster's death and leave too; wait until nothing uses the data folder
+    std::thread::sleep(Duration::from_millis(500));
     // whatever PostgreSQL managed to clean, leave a stale pid file naming a process that is not a postmaster
     std::fs::write(
         pg.join("postmaster.pid"),
@@ -169,4 +176,43 @@ fn a_data_folder_the_server_user_cannot_reach_is_explained() {
         "{stderr}"
     );
     assert!(stderr.contains("ACADEMY_DATA_DIR"), "{stderr}");
+}
+
+#[tokio::test]
+async fn after_a_crash_the_next_run_attaches_to_the_surviving_cluster_and_stops_it_when_done() {
+    let dir = data_folder();
+    let mut first = Server::start(academy(dir.path()));
+    let postmaster = postmaster_pid(&dir.path().join("pg")).unwrap();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        alive(postmaster),
+        "a durable cluster outlives a crash of the process that started it"
+    );
+
+    let second = Server::start(academy(dir.path()));
+    assert_eq!(second.get("/readyz").await.status(), 200);
+    assert_eq!(
+        postmaster_pid(&dir.path().join("pg")),
+        Some(postmaster),
+        "attached, not restarted"
+    );
+    assert!(second.terminate().success());
+    assert!(!alive(postmaster), "the last academy out stops it");
+}
+
+#[tokio::test]
+async fn a_server_that_attached_keeps_its_database_when_the_process_that_started_the_cluster_exits()
+{
+    let dir = data_folder();
+    let starter = Server::start(academy(dir.path()));
+    let postmaster = postmaster_pid(&dir.path().join("pg")).unwrap();
+    let attached = Server::start(academy(dir.path()));
+    assert!(starter.terminate().success());
+    assert!(alive(postmaster), "left running for the other server");
+    assert_eq!(attached.get("/readyz").await.status(), 200);
+    let body: serde_json::Value = attached.get("/readyz").await.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert!(attached.terminate().success());
+    assert!(!alive(postmaster), "the last academy out stops it");
 }
