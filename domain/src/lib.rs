@@ -7,10 +7,12 @@
 //! - [`decider`]: the Decider contract.
 //! - [`event`]: how domain events become stored events (a stable type string, a schema version, JSON data).
 //! - [`stream`]: stream ids, `<category>-<uuid>`.
+//! - [`identity`]: accounts, roles, and the claims that keep emails and usernames unique.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
 pub mod decider;
 pub mod event;
+pub mod identity;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
