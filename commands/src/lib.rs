@@ -4,16 +4,21 @@
 //! and appends the resulting events expecting the version it loaded. When another writer got there first
 //! (a version conflict) it reloads and decides again, with jittered exponential backoff, a bounded number of times.
 //!
+//! [`CommandExecutor::execute_across`] does the same for a decision spanning several streams (a registration and
+//! the claims on its email and username; a booking and both calendars), committing all of them atomically.
+//!
 //! A command id that was already executed returns that first result and runs nothing: a retried mutation or a
 //! worker restarted mid-way is harmless.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use domain::{Decider, DecodeError, StreamId};
-use eventlog::{
-    AppendError, AppendRequest, Appended, EventLog, ExpectedVersion, Metadata, NewEvent,
-};
+use domain::{Decider, DecodeError, DomainEvent, StreamId};
+use eventlog::{AppendError, AppendRequest, ExpectedVersion, RecordedEvent, StreamAppend};
+
+pub use eventlog::{Appended, EventLog, Metadata, NewEvent, Source};
 
 /// Why a command did not produce its events.
 #[derive(Debug, thiserror::Error)]
@@ -100,13 +105,8 @@ impl CommandExecutor {
         command: &D::Command,
         metadata: &Metadata,
     ) -> Result<Executed<D::Event>, CommandError<D::Error>> {
-        if let Some(command_id) = metadata.command_id
-            && let Some(first) = self
-                .log
-                .find_command(command_id)
-                .await
-                .map_err(InternalError::from)?
-        {
+        let label = aggregate_label::<D>();
+        if let Some(first) = self.first_result(metadata, label).await? {
             let version = first.version_of(stream.as_str()).unwrap_or(0);
             return Ok(Executed {
                 events: vec![],
@@ -114,8 +114,90 @@ impl CommandExecutor {
                 version,
             });
         }
+        let result = self
+            .retrying(stream.to_string(), || {
+                self.attempt::<D>(stream, command, metadata)
+            })
+            .await;
+        record_outcome(label, &result, |executed| {
+            (executed.appended.is_some(), executed.events.len())
+        });
+        result
+    }
 
-        let attempt = || self.attempt::<D>(stream, command, metadata);
+    /// Runs a decision that spans several streams and commits atomically: each of `streams` is loaded, `decide`
+    /// folds the ones it needs through [`Loaded::state`] and returns the events per stream, and everything is
+    /// appended in one transaction, each written stream expecting the version that was loaded. On a conflict in
+    /// any of them, all are loaded again and `decide` runs again, so a rule such as "this email is not yet
+    /// claimed" is always judged on current state.
+    ///
+    /// Streams that are read but not written are not re-checked at commit; a rule that must hold at commit time
+    /// writes to every stream it depends on. `label` names the command in metrics and logs.
+    #[tracing::instrument(skip_all, fields(command = label, command_id = ?metadata.command_id))]
+    pub async fn execute_across<E, F>(
+        &self,
+        label: &'static str,
+        streams: &[StreamId],
+        metadata: &Metadata,
+        decide: F,
+    ) -> Result<Written, CommandError<E>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+        F: Fn(&Loaded) -> Result<Vec<(StreamId, Vec<NewEvent>)>, E>,
+    {
+        if let Some(first) = self.first_result(metadata, label).await? {
+            return Ok(Written {
+                appended: Some(first),
+                events: 0,
+            });
+        }
+        let description = streams
+            .iter()
+            .map(StreamId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = self
+            .retrying(description, || {
+                self.attempt_across(streams, metadata, &decide)
+            })
+            .await;
+        record_outcome(label, &result, |written| {
+            (written.appended.is_some(), written.events)
+        });
+        result
+    }
+
+    /// The first result of a command id that was already executed.
+    async fn first_result<E: std::error::Error + 'static>(
+        &self,
+        metadata: &Metadata,
+        label: &'static str,
+    ) -> Result<Option<Appended>, CommandError<E>> {
+        let Some(command_id) = metadata.command_id else {
+            return Ok(None);
+        };
+        let first = self
+            .log
+            .find_command(command_id)
+            .await
+            .map_err(InternalError::from)?;
+        if first.is_some() {
+            metrics::counter!(COMMANDS_TOTAL, "command" => label, "outcome" => "repeat")
+                .increment(1);
+        }
+        Ok(first)
+    }
+
+    /// Runs `attempt` until it does not hit a version conflict, with jittered exponential backoff.
+    async fn retrying<T, E, Fut>(
+        &self,
+        streams: String,
+        attempt: impl FnMut() -> Fut,
+    ) -> Result<T, CommandError<E>>
+    where
+        E: std::error::Error + 'static,
+        Fut: Future<Output = Result<T, Attempt<E>>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(self.min_backoff)
@@ -129,11 +211,68 @@ impl CommandExecutor {
             .await
             .map_err(|e| match e {
                 Attempt::Conflict => CommandError::Conflict {
-                    stream: stream.to_string(),
+                    stream: streams,
                     attempts: self.max_attempts,
                 },
                 Attempt::Failed(e) => e,
             })
+    }
+
+    async fn attempt_across<E, F>(
+        &self,
+        streams: &[StreamId],
+        metadata: &Metadata,
+        decide: &F,
+    ) -> Result<Written, Attempt<E>>
+    where
+        E: std::error::Error + 'static,
+        F: Fn(&Loaded) -> Result<Vec<(StreamId, Vec<NewEvent>)>, E>,
+    {
+        let mut loaded = Loaded::default();
+        for stream in streams {
+            let events = self
+                .log
+                .read_whole_stream(stream.as_str())
+                .await
+                .map_err(|e| Attempt::Failed(InternalError::from(e).into()))?;
+            loaded.streams.insert(stream.clone(), events);
+        }
+        let decided = decide(&loaded);
+        if let Some(failure) = loaded.take_failure() {
+            return Err(Attempt::Failed(failure.into()));
+        }
+        let writes = decided.map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
+        let writes: Vec<StreamAppend> = writes
+            .into_iter()
+            .filter(|(_, events)| !events.is_empty())
+            .map(|(stream, events)| StreamAppend {
+                expected: match loaded.version(&stream) {
+                    0 => ExpectedVersion::NoStream,
+                    n => ExpectedVersion::Exactly(n),
+                },
+                stream,
+                events,
+            })
+            .collect();
+        if writes.is_empty() {
+            return Ok(Written {
+                appended: None,
+                events: 0,
+            });
+        }
+        let events = writes.iter().map(|w| w.events.len()).sum();
+        let request = AppendRequest {
+            streams: writes,
+            metadata: metadata.clone(),
+        };
+        match self.log.append(request).await {
+            Ok(appended) => Ok(Written {
+                events: if appended.duplicate { 0 } else { events },
+                appended: Some(appended),
+            }),
+            Err(AppendError::Conflict { .. }) => Err(Attempt::Conflict),
+            Err(e) => Err(Attempt::Failed(InternalError::Append(e).into())),
+        }
     }
 
     async fn attempt<D: Decider>(
@@ -190,6 +329,107 @@ impl CommandExecutor {
         }
         Ok((state, version))
     }
+}
+
+/// What a multi-stream command did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Where the events went; for a repeated command id, where the first execution's events went. `None` when
+    /// the decision produced no events.
+    pub appended: Option<Appended>,
+    /// How many events this execution appended (0 for a repeat).
+    pub events: usize,
+}
+
+impl Written {
+    /// The log position to wait for to read this command's effects (`None`: nothing was written).
+    pub fn position(&self) -> Option<i64> {
+        self.appended.as_ref().and_then(Appended::position)
+    }
+
+    /// Whether this was a repeat of an already executed command id.
+    pub fn is_repeat(&self) -> bool {
+        self.appended.as_ref().is_some_and(|a| a.duplicate)
+    }
+}
+
+/// The streams a multi-stream decision reads, as loaded for one attempt.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    streams: HashMap<StreamId, Vec<RecordedEvent>>,
+    /// The first stream that did not decode; the attempt fails with it whatever the decision returned.
+    failure: Mutex<Option<InternalError>>,
+}
+
+impl Loaded {
+    /// `stream`'s state under aggregate `D`. A stream that was not loaded is empty; one holding an event that
+    /// does not decode yields the initial state here and fails the whole command as an internal error.
+    pub fn state<D: Decider>(&self, stream: &StreamId) -> D::State {
+        let mut state = D::initial_state();
+        for record in self.streams.get(stream).into_iter().flatten() {
+            match record.decode::<D::Event>() {
+                Ok(event) => state = D::evolve(state, &event),
+                Err(source) => {
+                    let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                    failure.get_or_insert(InternalError::Decode {
+                        stream: stream.to_string(),
+                        source,
+                    });
+                    return D::initial_state();
+                }
+            }
+        }
+        state
+    }
+
+    /// `stream`'s version as loaded (0: no events yet).
+    pub fn version(&self, stream: &StreamId) -> i64 {
+        self.streams
+            .get(stream)
+            .and_then(|events| events.last())
+            .map_or(0, |e| e.version)
+    }
+
+    fn take_failure(&mut self) -> Option<InternalError> {
+        self.failure
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The stored form of a decision's events, for [`CommandExecutor::execute_across`].
+pub fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
+    events.iter().map(NewEvent::from_domain).collect()
+}
+
+/// Metric names, in one place.
+pub const COMMANDS_TOTAL: &str = "academy_commands_total";
+pub const EVENTS_APPENDED_TOTAL: &str = "academy_events_appended_total";
+
+/// `commands_total{command, outcome}` and `events_appended_total{command}`.
+fn record_outcome<T, E: std::error::Error + 'static>(
+    label: &'static str,
+    result: &Result<T, CommandError<E>>,
+    written: impl Fn(&T) -> (bool, usize),
+) {
+    let outcome = match result {
+        Ok(value) => {
+            let (wrote, events) = written(value);
+            metrics::counter!(EVENTS_APPENDED_TOTAL, "command" => label).increment(events as u64);
+            if wrote { "accepted" } else { "unchanged" }
+        }
+        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::Conflict { .. }) => "conflict",
+        Err(CommandError::Internal(_)) => "internal_error",
+    };
+    metrics::counter!(COMMANDS_TOTAL, "command" => label, "outcome" => outcome).increment(1);
+}
+
+/// `domain::identity::Account` → `Account`.
+fn aggregate_label<D>() -> &'static str {
+    let name = std::any::type_name::<D>();
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// One attempt's failure: worth retrying, or final.
