@@ -10,8 +10,9 @@
 //!   serving, then swaps in one transaction ([`rebuild`] does the same on demand).
 //! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
 //! - [`status`] reports every projection's state for operators.
-//! - Read models: [`log_stats`].
+//! - Read models: [`log_stats`], [`accounts`].
 
+pub mod accounts;
 mod lease;
 pub mod log_stats;
 mod registry;
@@ -22,9 +23,9 @@ mod store;
 use std::error::Error as StdError;
 
 use async_trait::async_trait;
-use eventlog::RecordedEvent;
 use sqlx::PgConnection;
 
+pub use eventlog::{Checkpoint, RecordedEvent, Subscription};
 pub use registry::{Projections, WaitError};
 pub use runner::{Progress, RebuildError, Runner, RunnerConfig, RunnerError, Status, rebuild};
 

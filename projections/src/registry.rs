@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventlog::{Checkpoint, EventLog};
+use eventlog::{Checkpoint, EventLog, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -62,6 +62,30 @@ impl Projections {
             entries,
             runners: Mutex::new(runners),
         })
+    }
+
+    /// A live feed of the log for readers that are not projections (the admin event subscription): every event
+    /// after `after` (0: from the start; `None`: from now), of `types` when given, in commit-safe order.
+    pub async fn feed(
+        &self,
+        after: Option<i64>,
+        types: Option<Vec<String>>,
+    ) -> Result<Subscription, WaitError> {
+        let from = match after {
+            None => self.log.horizon().await?,
+            Some(0) => Checkpoint::START,
+            Some(position) => self
+                .log
+                .checkpoint_of(position)
+                .await?
+                .ok_or(WaitError::UnknownPosition(position))?,
+        };
+        Ok(self.log.subscribe(from, types))
+    }
+
+    /// The log's commit-safe horizon: how far every projection can get right now.
+    pub async fn horizon(&self) -> Result<Checkpoint, sqlx::Error> {
+        self.log.horizon().await
     }
 
     /// Runs every projection until `shutdown` fires, each in its own task so one failing projection never stops
