@@ -1,34 +1,134 @@
-//! Academy's HTTP surface. As features arrive, each gets a module exposing a `router()` that [`router`] merges.
+//! Academy's HTTP surface, composed by [`router`]:
 //!
-//! For now: the operational endpoints. `GET /healthz` says the process is up; `GET /readyz` says it can serve
-//! (the database answers), with each projection's state.
+//! - [`graphql`]: the GraphQL schema (one module per feature, merged), `POST /graphql`, GraphiQL on
+//!   `GET /graphql`, subscriptions on `/graphql/ws`.
+//! - [`auth`]: accounts, passwords, tokens, login throttling; who is asking ([`auth::Viewer`]).
+//! - [`error`]: the one error type and its table of codes, shared by GraphQL and REST.
+//! - [`rest`]: `POST /api/login` for the car-service spec.
+//! - [`metrics`]: `GET /metrics` and the request counters.
+//! - Operations: `GET /healthz` (the process is up) and `GET /readyz` (the database answers and the
+//!   projections are caught up within a bound).
+//!
+//! Every request gets an `x-request-id` (kept when the client sends one) that tags its log lines and is echoed
+//! in the response; bodies are limited in size and requests in time.
 
+pub mod auth;
+pub mod error;
+pub mod graphql;
+pub mod metrics;
+pub mod rest;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use projections::Projections;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use graphql::{AppSchema, QueryLimits, Services};
+
+/// HTTP settings.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpConfig {
+    /// Largest request body accepted (413 beyond).
+    pub body_limit: usize,
+    /// Longest a request may take (408 beyond); subscriptions are not affected once upgraded.
+    pub request_timeout: Duration,
+    /// `/readyz` fails while a projection lags more than this.
+    pub ready_max_lag: Duration,
+    pub query_limits: QueryLimits,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            ready_max_lag: Duration::from_secs(30),
+            query_limits: QueryLimits::default(),
+        }
+    }
+}
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
-    pub projections: Arc<Projections>,
+    pub services: Arc<Services>,
+    pub schema: AppSchema,
+    pub metrics: PrometheusHandle,
+    pub http: HttpConfig,
 }
 
-/// The whole HTTP application.
+impl AppState {
+    pub fn new(services: Arc<Services>, http: HttpConfig) -> Self {
+        Self {
+            schema: graphql::build_schema(services.clone(), http.query_limits),
+            services,
+            metrics: metrics::handle(),
+            http,
+        }
+    }
+}
+
+/// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so login
+/// throttling knows client addresses.
 pub fn router(state: AppState) -> Router {
+    let http = state.http;
     Router::new()
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .route("/graphql/ws", get(graphql::websocket))
+        .route("/api/login", post(rest::login))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            http.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(http.body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            error::ApiError::internal("a request handler panicked").into_response()
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The client's address, when the server was started with connect info.
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -50,34 +150,47 @@ struct ProjectionReadiness {
     /// Age of the last applied event while catching up; 0 once caught up.
     lag_seconds: Option<f64>,
     events_applied: i64,
+    /// Whether this projection keeps the instance from being ready.
+    blocking: bool,
 }
 
+/// Ready when the database answers and no projection run here has failed or lags more than the bound. A
+/// projection another process owns (`waiting`) does not count: that process reports on it.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = tokio::time::timeout(
         Duration::from_secs(2),
-        sqlx::query("select 1").execute(&state.pool),
+        sqlx::query("select 1").execute(&state.services.pool),
     )
     .await;
     let database_ok = matches!(database, Ok(Ok(_)));
     let now = chrono::Utc::now();
-    let projections = state
+    let bound = state.http.ready_max_lag.as_secs_f64();
+    let projections: Vec<ProjectionReadiness> = state
+        .services
         .projections
         .progress()
         .into_iter()
-        .map(|(name, progress)| ProjectionReadiness {
-            name,
-            status: progress.status,
-            caught_up: progress.caught_up,
-            lag_seconds: progress.lag(now).map(|lag| lag.as_seconds_f64()),
-            events_applied: progress.events_applied,
+        .map(|(name, progress)| {
+            let lag_seconds = progress.lag(now).map(|lag| lag.as_seconds_f64());
+            let blocking = progress.status == projections::Status::Failed
+                || lag_seconds.is_some_and(|lag| lag > bound);
+            ProjectionReadiness {
+                name,
+                status: progress.status,
+                caught_up: progress.caught_up,
+                lag_seconds,
+                events_applied: progress.events_applied,
+                blocking,
+            }
         })
         .collect();
+    let ready = database_ok && !projections.iter().any(|p| p.blocking);
     let body = Readiness {
-        ready: database_ok,
+        ready,
         database: if database_ok { "ok" } else { "unreachable" },
         projections,
     };
-    let code = if database_ok {
+    let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -1,0 +1,217 @@
+//! The API over real HTTP and WebSocket connections, against a real PostgreSQL and running projections.
+
+mod authorization;
+mod identity;
+mod operations;
+mod subscriptions;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::auth::{AuthConfig, Identity, JwtSecret};
+use api::{AppState, HttpConfig, Services};
+use commands::CommandExecutor;
+use eventlog::EventLog;
+use migrations::testing::TestDb;
+use projections::{Projections, RunnerConfig};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub const SECRET: &[u8] = b"test-secret-that-is-long-enough-for-hs256!!";
+
+/// A served application on a free port, with its projections running.
+pub struct TestApp {
+    pub db: TestDb,
+    pub address: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// How a test wants the application set up.
+pub struct Setup {
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        let mut auth = AuthConfig::new(JwtSecret::new(SECRET.to_vec()).unwrap());
+        // generous, so tests that log in often are not throttled; the throttling tests set their own
+        auth.logins_per_account = NonZeroU32::new(1000).unwrap();
+        auth.logins_per_address = NonZeroU32::new(1000).unwrap();
+        Self {
+            auth,
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> Self {
+        let db = TestDb::new().await;
+        let log = EventLog::new(db.pool.clone());
+        let runner = RunnerConfig {
+            poll: Duration::from_millis(50),
+            ..RunnerConfig::default()
+        };
+        let projections = Arc::new(
+            Projections::new(
+                log.clone(),
+                vec![
+                    Arc::new(projections::accounts::Accounts),
+                    Arc::new(projections::log_stats::LogStats),
+                ],
+                runner,
+            )
+            .unwrap(),
+        );
+        let identity = Arc::new(Identity::new(CommandExecutor::new(log), setup.auth).unwrap());
+        let services = Arc::new(Services {
+            pool: db.pool.clone(),
+            projections: projections.clone(),
+            identity,
+            read_timeout: Duration::from_secs(10),
+        });
+        let state = AppState::new(services, setup.http);
+        let (stop, stopping) = watch::channel(false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = api::router(state.clone());
+        let mut http_stopping = stopping.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stopping.wait_for(|s| *s).await;
+            })
+            .await
+            .unwrap();
+        });
+        tokio::spawn(async move { projections.run(stopping).await });
+        Self {
+            db,
+            address,
+            state,
+            http: reqwest::Client::new(),
+            stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
+    pub async fn post(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A GraphQL request's body.
+    pub async fn gql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        self.post(query, variables, token, &[]).await.1
+    }
+
+    /// Registers a user; returns its id and the position written.
+    pub async fn register(&self, email: &str, username: &str, password: &str) -> (String, i64) {
+        let body = self
+            .gql(
+                "mutation($input: RegisterInput!) { register(input: $input) { userId position } }",
+                json!({ "input": { "email": email, "username": username, "password": password } }),
+                None,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "registration failed: {body}");
+        let payload = &body["data"]["register"];
+        (
+            payload["userId"].as_str().unwrap().to_owned(),
+            payload["position"].as_i64().unwrap(),
+        )
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let body = self
+            .gql(
+                "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }",
+                json!({ "u": username, "p": password }),
+                None,
+            )
+            .await;
+        body["data"]["login"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login failed: {body}"))
+            .to_owned()
+    }
+
+    /// A registered, signed-in plain user: (id, token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let (id, _) = self
+            .register(
+                &format!("{name}@example.org"),
+                name,
+                "correct horse battery",
+            )
+            .await;
+        (id, self.login(name, "correct horse battery").await)
+    }
+
+    /// A signed-in admin, made through the start-up bootstrap path: (id, token).
+    pub async fn admin(&self) -> (String, String) {
+        let (id, _) = self
+            .state
+            .services
+            .identity
+            .ensure_admin(
+                "root@example.org",
+                "root",
+                "root password 123",
+                commands::Source::Cli,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        (
+            id.to_string(),
+            self.login("root", "root password 123").await,
+        )
+    }
+}
+
+/// The `extensions.code` of the first error of a GraphQL body.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}

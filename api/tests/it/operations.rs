@@ -1,0 +1,132 @@
+//! Health, readiness, metrics, limits, request ids, GraphiQL and the committed SDL.
+
+use serde_json::{Value, json};
+
+use crate::{Setup, TestApp, code};
+
+#[tokio::test]
+async fn readyz_is_ok_once_the_projections_caught_up_and_healthz_needs_nothing() {
+    let app = TestApp::start().await;
+    let mut ready = false;
+    for _ in 0..100 {
+        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if status == 200 {
+            assert_eq!(body["database"], "ok");
+            assert_eq!(body["ready"], true);
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "/readyz turned ready");
+    app.db.pool.close().await;
+    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["database"], "unreachable");
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_commands_and_projection_lag() {
+    let app = TestApp::start().await;
+    app.register("ada@example.org", "ada", "long enough").await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "academy_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"}",
+        "academy_http_request_duration_seconds_bucket{method=\"POST\",route=\"/graphql\"",
+        "academy_commands_total{command=\"RegisterAccount\",outcome=\"accepted\"}",
+        "academy_events_appended_total{command=\"RegisterAccount\"}",
+        "academy_projection_lag_seconds{projection=\"accounts\"}",
+        "academy_projection_checkpoint_position{projection=\"accounts\"}",
+        "academy_log_horizon_position",
+    ] {
+        assert!(
+            text.contains(expected),
+            "/metrics lacks {expected}:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_keeps_the_clients() {
+    let app = TestApp::start().await;
+    let response = app.http.get(app.url("/healthz")).send().await.unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "client-chosen-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-1");
+}
+
+#[tokio::test]
+async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes() {
+    let mut setup = Setup::default();
+    setup.http.body_limit = 4096;
+    let app = TestApp::with(setup).await;
+    let huge = "x".repeat(10_000);
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": format!("{{ me {{ id }} }} # {huge}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    let body = app.gql("{ me { id ", json!({}), None).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    let body = app.gql("{ nothingHere }", json!({}), None).await;
+    assert_eq!(code(&body), "VALIDATION");
+    // 20 levels, beyond the limit of 12
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {}__typename{} }} }} }} }} }}",
+        "ofType { ".repeat(16),
+        " }".repeat(16)
+    );
+    let body = app.gql(&deep, json!({}), None).await;
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deep"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn graphiql_is_served_on_get() {
+    let app = TestApp::start().await;
+    let response = app.http.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("graphiql"), "{html}");
+    assert!(html.contains("/graphql/ws"));
+}
+
+#[test]
+fn the_committed_sdl_matches_the_schema() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("api/schema.graphql exists");
+    assert!(
+        committed == api::graphql::sdl(),
+        "api/schema.graphql is stale: run `cargo run -- schema > api/schema.graphql` and commit it"
+    );
+}

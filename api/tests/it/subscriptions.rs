@@ -1,0 +1,160 @@
+//! Subscriptions over a real WebSocket, speaking graphql-transport-ws as the stock `graphql-ws` client does.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::TestApp;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, payload: Value) -> (Socket, Value) {
+    let mut request = format!("ws://{}/graphql/ws", app.address)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("graphql-transport-ws"),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    send(
+        &mut socket,
+        json!({ "type": "connection_init", "payload": payload }),
+    )
+    .await;
+    let answer = receive(&mut socket).await;
+    (socket, answer)
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message (pings are answered; a close frame is returned as `{"close": code}`).
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        match message {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "ping" {
+                    send(socket, json!({ "type": "pong" })).await;
+                    continue;
+                }
+                return value;
+            }
+            Message::Close(frame) => {
+                return json!({ "close": frame.map(|f| u16::from(f.code)) });
+            }
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_admin_follows_the_log_live_over_a_websocket() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    let (mut socket, ack) =
+        connect(&app, json!({ "authorization": format!("Bearer {admin}") })).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    send(
+        &mut socket,
+        json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": {
+                "query": "subscription { logEvents(types: [\"AccountRegistered\"]) { position streamId type data actorRole source } }"
+            }
+        }),
+    )
+    .await;
+    // the subscription starts from now: register until its first event arrives (the socket's subscription may
+    // start a moment after the subscribe message is sent)
+    let mut next = None;
+    for i in 0..50 {
+        app.register(
+            &format!("live{i}@example.org"),
+            &format!("live{i}"),
+            "long enough",
+        )
+        .await;
+        if let Ok(message) =
+            tokio::time::timeout(Duration::from_millis(200), receive(&mut socket)).await
+        {
+            next = Some(message);
+            break;
+        }
+    }
+    let next = next.expect("an event arrived over the socket");
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["id"], "1");
+    let event = &next["payload"]["data"]["logEvents"];
+    assert_eq!(event["type"], "AccountRegistered");
+    assert!(event["streamId"].as_str().unwrap().starts_with("account-"));
+    assert_eq!(event["source"], "graphql");
+    assert_eq!(event["actorRole"], "anonymous");
+    assert_eq!(
+        event["data"]["password_hash"], "[redacted]",
+        "no hashes leave the server"
+    );
+    assert!(event["data"]["email"].as_str().unwrap().starts_with("live"));
+
+    send(&mut socket, json!({ "id": "1", "type": "complete" })).await;
+    socket.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn subscriptions_refuse_anonymous_sockets_and_bad_tokens() {
+    let app = TestApp::start().await;
+    let (mut socket, ack) = connect(&app, json!({})).await;
+    assert_eq!(ack["type"], "connection_ack");
+    send(
+        &mut socket,
+        json!({ "id": "a", "type": "subscribe", "payload": { "query": "subscription { logEvents { position } }" } }),
+    )
+    .await;
+    // the guard's refusal is a field error: one `next` carrying it, then `complete`
+    let refused = receive(&mut socket).await;
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+
+    let (_, user) = app.user("plain").await;
+    let (mut socket, _) = connect(&app, json!({ "authorization": format!("Bearer {user}") })).await;
+    send(
+        &mut socket,
+        json!({ "id": "b", "type": "subscribe", "payload": { "query": "subscription { logEvents { position } }" } }),
+    )
+    .await;
+    let refused = receive(&mut socket).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+
+    let (_, closed) = connect(&app, json!({ "authorization": "Bearer not-a-token" })).await;
+    assert!(
+        closed["close"].is_u64(),
+        "a bad token closes the connection: {closed}"
+    );
+}
