@@ -44,6 +44,13 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Print the GraphQL schema (SDL), as committed in api/schema.graphql.
+    Schema,
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Measure append and replay throughput next to a raw INSERT baseline, on a throwaway cluster.
     Bench(BenchArgs),
 }
@@ -60,6 +67,22 @@ pub enum ProjectionsCommand {
     Rebuild {
         /// The projection's name (see `academy projections status`).
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create an admin account, or make the existing account with this email an admin (its password is kept).
+    CreateAdmin {
+        /// Email of the admin (default: ACADEMY_ADMIN_EMAIL).
+        #[arg(long)]
+        email: Option<String>,
+        /// Username of a new account (default: ACADEMY_ADMIN_USERNAME, else "admin").
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from the first line of standard input (else ACADEMY_ADMIN_PASSWORD is used).
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -100,6 +123,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::serve::serve(&config).await,
         Command::Bench(args) => crate::bench::run(&config, args).await,
+        Command::Schema => {
+            print!("{}", api::graphql::sdl());
+            Ok(())
+        }
+        Command::Users {
+            command:
+                UsersCommand::CreateAdmin {
+                    email,
+                    username,
+                    password_stdin,
+                },
+        } => {
+            let email = email
+                .or_else(|| config.admin_email.clone())
+                .context("give the admin's email with --email or ACADEMY_ADMIN_EMAIL")?;
+            let username = username.unwrap_or_else(|| config.admin_username.clone());
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                config.admin_password.clone().context(
+                    "give the password on standard input with --password-stdin, or in ACADEMY_ADMIN_PASSWORD",
+                )?
+            };
+            with_database(&config, |log| create_admin(log, email, username, password)).await
+        }
         Command::Migrate => {
             let database = Database::open(&config).await?;
             let applied = migrations::MIGRATOR.iter().count();
@@ -127,6 +179,39 @@ where
     let result = f(EventLog::new(database.pool.clone())).await;
     database.close().await;
     result
+}
+
+async fn create_admin(
+    log: EventLog,
+    email: String,
+    username: String,
+    password: String,
+) -> anyhow::Result<()> {
+    // registering signs no token; this key only satisfies the service's constructor and is dropped at exit
+    let mut throwaway = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut throwaway);
+    let secret = api::auth::JwtSecret::new(throwaway.to_vec()).map_err(anyhow::Error::msg)?;
+    let identity = api::auth::Identity::new(
+        commands::CommandExecutor::new(log),
+        api::auth::AuthConfig::new(secret),
+    )
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let (id, created) = identity
+        .ensure_admin(
+            &email,
+            &username,
+            &password,
+            commands::Source::Cli,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    if created {
+        println!("created admin {username} <{email}> with id {id}");
+    } else {
+        println!("the account of {email} (id {id}) is an admin");
+    }
+    Ok(())
 }
 
 async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyhow::Result<()> {

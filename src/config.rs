@@ -3,7 +3,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use api::auth::{AuthConfig, JwtSecret};
 use clap::{Args, ValueEnum};
+
+/// The generated token secret's file name inside the data folder.
+pub const JWT_SECRET_FILE: &str = "academy-jwt-secret";
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -60,6 +71,101 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
+    /// Secret for signing access tokens (at least 32 bytes). When unset with the embedded database, one is
+    /// generated once and kept in the data folder (0600); with DATABASE_URL it is required.
+    #[arg(
+        long,
+        env = "ACADEMY_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of an access token, in seconds.
+    #[arg(
+        long,
+        env = "ACADEMY_TOKEN_TTL_SECONDS",
+        default_value_t = 43_200,
+        global = true
+    )]
+    pub token_ttl_seconds: u64,
+
+    /// With ACADEMY_ADMIN_PASSWORD: make sure this admin account exists at start-up.
+    #[arg(long, env = "ACADEMY_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+
+    /// Password for a new ACADEMY_ADMIN_EMAIL account (an existing account keeps its password).
+    #[arg(
+        long,
+        env = "ACADEMY_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+
+    /// Username for a new ACADEMY_ADMIN_EMAIL account.
+    #[arg(
+        long,
+        env = "ACADEMY_ADMIN_USERNAME",
+        default_value = "admin",
+        global = true
+    )]
+    pub admin_username: String,
+
+    /// Login attempts allowed per account per minute.
+    #[arg(
+        long,
+        env = "ACADEMY_LOGINS_PER_ACCOUNT",
+        default_value_t = 5,
+        global = true
+    )]
+    pub logins_per_account: u32,
+
+    /// Login attempts allowed per client address per minute.
+    #[arg(
+        long,
+        env = "ACADEMY_LOGINS_PER_ADDRESS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub logins_per_address: u32,
+
+    /// How long a query waits for the read models to reach a requested minimum position, in milliseconds.
+    #[arg(
+        long,
+        env = "ACADEMY_READ_TIMEOUT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub read_timeout_ms: u64,
+
+    /// Longest an HTTP request may take, in seconds (408 beyond).
+    #[arg(
+        long,
+        env = "ACADEMY_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_seconds: u64,
+
+    /// Largest HTTP request body, in bytes (413 beyond).
+    #[arg(
+        long,
+        env = "ACADEMY_BODY_LIMIT_BYTES",
+        default_value_t = 1_048_576,
+        global = true
+    )]
+    pub body_limit_bytes: usize,
+
+    /// /readyz fails while a projection lags more than this many seconds.
+    #[arg(
+        long,
+        env = "ACADEMY_READY_MAX_LAG_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub ready_max_lag_seconds: u64,
+
     /// Log format.
     #[arg(
         long,
@@ -77,6 +183,50 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The API's HTTP settings.
+    pub fn http(&self) -> api::HttpConfig {
+        api::HttpConfig {
+            body_limit: self.body_limit_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            ready_max_lag: Duration::from_secs(self.ready_max_lag_seconds),
+            query_limits: api::QueryLimits::default(),
+        }
+    }
+
+    /// Identity settings with `secret`.
+    pub fn auth(&self, secret: JwtSecret) -> anyhow::Result<AuthConfig> {
+        let mut auth = AuthConfig::new(secret);
+        auth.token_ttl = Duration::from_secs(self.token_ttl_seconds);
+        auth.logins_per_account = NonZeroU32::new(self.logins_per_account)
+            .context("ACADEMY_LOGINS_PER_ACCOUNT must be at least 1")?;
+        auth.logins_per_address = NonZeroU32::new(self.logins_per_address)
+            .context("ACADEMY_LOGINS_PER_ADDRESS must be at least 1")?;
+        if self.token_ttl_seconds == 0 {
+            bail!("ACADEMY_TOKEN_TTL_SECONDS must be at least 1");
+        }
+        Ok(auth)
+    }
+
+    /// The token-signing secret: ACADEMY_JWT_SECRET, or (embedded database only) the one kept in the data folder,
+    /// generated on first use. Call after the embedded cluster is initialised (initdb wants an empty folder).
+    pub fn jwt_secret(&self) -> anyhow::Result<JwtSecret> {
+        if let Some(secret) = &self.jwt_secret {
+            return JwtSecret::new(secret.as_bytes().to_vec())
+                .map_err(|e| anyhow::anyhow!("ACADEMY_JWT_SECRET: {e}"));
+        }
+        if self.database_url.is_some() {
+            bail!(
+                "ACADEMY_JWT_SECRET is required with DATABASE_URL (every instance must sign tokens with the same \
+                 secret); generate one with: head -c 48 /dev/urandom | base64"
+            );
+        }
+        let path = self.data_dir.join(JWT_SECRET_FILE);
+        let secret = read_or_create_secret(&path)?;
+        JwtSecret::new(secret.into_bytes()).map_err(|e| {
+            anyhow::anyhow!("{}: {e}; delete it to generate a new one", path.display())
+        })
+    }
+
     /// The embedded cluster's settings for a data folder (durable: this is for data that matters or for
     /// measuring as production would run).
     pub fn cluster_config(&self, data_dir: &std::path::Path) -> migrations::cluster::ClusterConfig {
@@ -86,4 +236,48 @@ impl Config {
         cluster.durability = migrations::cluster::Durability::Durable;
         cluster
     }
+}
+
+/// Reads the secret at `path`, or creates it (64 random bytes, hex, mode 0600) when absent. The file appears
+/// whole or not at all (written aside, then hard-linked into place), so processes starting at once agree on it.
+fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
+    use rand::RngCore;
+    if !path.exists() {
+        let mut bytes = [0u8; 64];
+        rand::rng().fill_bytes(&mut bytes);
+        let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let aside = path.with_extension(format!("new-{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&aside)
+            .with_context(|| format!("creating {}", aside.display()))?;
+        file.write_all(fresh.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", aside.display()))?;
+        let linked = std::fs::hard_link(&aside, path);
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "generated a token-signing secret");
+                return Ok(fresh);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("creating {}", path.display()));
+            }
+        }
+    }
+    let metadata =
+        std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "the token secret was readable by others; restricting it to 0600");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(secret.trim().to_owned())
 }

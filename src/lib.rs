@@ -17,5 +17,8 @@ use projections::Projection;
 
 /// Every read model this binary maintains.
 pub fn all_projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(projections::log_stats::LogStats)]
+    vec![
+        Arc::new(projections::log_stats::LogStats),
+        Arc::new(projections::accounts::Accounts),
+    ]
 }

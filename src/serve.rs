@@ -1,8 +1,13 @@
 //! `academy serve`: the database, the projections and the HTTP API in one process, until SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use api::Services;
+use api::auth::Identity;
+use commands::{CommandExecutor, Source};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
@@ -31,19 +36,28 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         ..RunnerConfig::default()
     };
     let projections = Arc::new(Projections::new(
-        log,
+        log.clone(),
         crate::all_projections(),
         runner_config,
     )?);
+    let secret = config.jwt_secret()?;
+    let identity = Arc::new(
+        Identity::new(CommandExecutor::new(log), config.auth(secret)?)
+            .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
+    );
+    bootstrap_admin(config, &identity).await?;
+    let services = Arc::new(Services {
+        pool: database.pool.clone(),
+        projections: projections.clone(),
+        identity: identity.clone(),
+        read_timeout: Duration::from_millis(config.read_timeout_ms),
+    });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let app = api::router(api::AppState {
-        pool: database.pool.clone(),
-        projections: projections.clone(),
-    });
+    let app = api::router(api::AppState::new(services, config.http()));
     // tests and scripts read this line to find the address
     println!("academy listening on http://{address}");
     tracing::info!(%address, "ready");
@@ -56,8 +70,22 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         let _ = outer.wait_for(|stop| *stop).await;
         let _ = forward.send(true);
     });
+    let mut housekeeping_stopping = stop_all.subscribe();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = every.tick() => identity.forget_idle_throttles(),
+                _ = housekeeping_stopping.wait_for(|stop| *stop) => break,
+            }
+        }
+    });
     let mut http_stopping = stop_all.subscribe();
-    let http = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let http = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = http_stopping.wait_for(|stop| *stop).await;
     });
     let (http, ()) = tokio::join!(
@@ -71,6 +99,29 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     drop(projections);
     database.close().await;
     http.context("HTTP server")?;
+    Ok(())
+}
+
+/// ACADEMY_ADMIN_EMAIL + ACADEMY_ADMIN_PASSWORD: the first admin, made sure of at every start-up.
+async fn bootstrap_admin(config: &Config, identity: &Identity) -> anyhow::Result<()> {
+    let (email, password) = match (&config.admin_email, &config.admin_password) {
+        (None, None) => return Ok(()),
+        (Some(email), Some(password)) => (email, password),
+        _ => bail!("set both ACADEMY_ADMIN_EMAIL and ACADEMY_ADMIN_PASSWORD, or neither"),
+    };
+    let (id, created) = identity
+        .ensure_admin(
+            email,
+            &config.admin_username,
+            password,
+            Source::Cli,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("ACADEMY_ADMIN_EMAIL: {}", e.message))?;
+    if created {
+        tracing::info!(%id, "created the admin account from ACADEMY_ADMIN_EMAIL");
+    }
     Ok(())
 }
 

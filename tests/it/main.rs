@@ -1,6 +1,7 @@
 //! The `academy` binary as users run it: real processes, real PostgreSQL clusters, real HTTP.
 
 mod cli;
+mod identity;
 mod serve;
 
 use std::io::{BufRead, BufReader};
