@@ -22,7 +22,7 @@ pub const PROJECTION_LAG_EVENTS: &str = "academy_projection_lag_positions";
 pub const PROJECTION_CHECKPOINT: &str = "academy_projection_checkpoint_position";
 pub const PROJECTION_EVENTS_APPLIED: &str = "academy_projection_events_applied";
 pub const PROJECTION_UP: &str = "academy_projection_running";
-pub const LOG_HORIZON: &str = "academy_log_horizon_position";
+pub const LOG_HEAD: &str = "academy_log_head_position";
 
 /// The process's Prometheus recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
@@ -67,33 +67,37 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// `GET /metrics`.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let now = chrono::Utc::now();
-    let horizon = match state.services.projections.horizon().await {
-        Ok(horizon) => Some(horizon.position),
+    let head = match state.services.projections.head().await {
+        Ok(head) => Some(head),
         Err(error) => {
-            tracing::warn!(%error, "metrics: cannot read the log horizon");
+            tracing::warn!(%error, "metrics: cannot read the log's last position");
             None
         }
     };
-    if let Some(horizon) = horizon {
-        metrics::gauge!(LOG_HORIZON).set(horizon as f64);
+    if let Some(head) = head {
+        metrics::gauge!(LOG_HEAD).set(head as f64);
     }
     for (name, progress) in state.services.projections.progress() {
         let lag = progress
             .lag(now)
             .map_or(f64::NAN, |lag| lag.as_seconds_f64());
         metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => name).set(lag);
-        metrics::gauge!(PROJECTION_CHECKPOINT, "projection" => name)
-            .set(progress.checkpoint.position as f64);
+        // a checkpoint at the horizon carries no position of its own: it stands for "everything so far"
+        let checkpoint = match head {
+            Some(head) => progress.checkpoint.position.min(head),
+            None => progress.checkpoint.position,
+        };
+        metrics::gauge!(PROJECTION_CHECKPOINT, "projection" => name).set(checkpoint as f64);
         metrics::gauge!(PROJECTION_EVENTS_APPLIED, "projection" => name)
             .set(progress.events_applied as f64);
         metrics::gauge!(PROJECTION_UP, "projection" => name).set(f64::from(u8::from(
             progress.status == projections::Status::Running,
         )));
-        if let Some(horizon) = horizon {
+        if let Some(head) = head {
             let behind = if progress.caught_up {
                 0
             } else {
-                (horizon - progress.checkpoint.position).max(0)
+                (head - checkpoint).max(0)
             };
             metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => name).set(behind as f64);
         }

@@ -186,6 +186,13 @@ impl EventLog {
         Ok(Checkpoint::horizon(xmin))
     }
 
+    /// The highest position written so far (0 for an empty log); committed or not yet visible to readers.
+    pub async fn last_position(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("select coalesce(max(position), 0) from events")
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// The commit-safe checkpoint of the event at `position`, or `None` when there is no such event.
     pub async fn checkpoint_of(&self, position: i64) -> Result<Option<Checkpoint>, sqlx::Error> {
         let xid: Option<i64> = sqlx::query_scalar(

@@ -83,9 +83,9 @@ impl Projections {
         Ok(self.log.subscribe(from, types))
     }
 
-    /// The log's commit-safe horizon: how far every projection can get right now.
-    pub async fn horizon(&self) -> Result<Checkpoint, sqlx::Error> {
-        self.log.horizon().await
+    /// The highest position in the log: what projections are measured against.
+    pub async fn head(&self) -> Result<i64, sqlx::Error> {
+        self.log.last_position().await
     }
 
     /// Runs every projection until `shutdown` fires, each in its own task so one failing projection never stops

@@ -88,10 +88,11 @@ pub struct OperationsQuery;
 impl OperationsQuery {
     /// Every read model this process maintains, with its progress.
     #[graphql(guard = "AdminOnly", directive = admin::apply())]
-    async fn projections(&self, ctx: &Context<'_>) -> Vec<ProjectionState> {
+    async fn projections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectionState>> {
         let now = Utc::now();
-        services(ctx)
-            .projections
+        let projections = &services(ctx).projections;
+        let head = projections.head().await.map_err(ApiError::from)?;
+        Ok(projections
             .progress()
             .into_iter()
             .map(|(name, progress)| ProjectionState {
@@ -100,13 +101,14 @@ impl OperationsQuery {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
-                checkpoint_position: progress.checkpoint.position,
+                // a checkpoint at the horizon stands for "everything so far"
+                checkpoint_position: progress.checkpoint.position.min(head),
                 events_applied: progress.events_applied,
                 caught_up: progress.caught_up,
                 lag_seconds: progress.lag(now).map(|lag| lag.as_seconds_f64()),
                 error: progress.error,
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -50,7 +50,7 @@ async fn metrics_count_requests_commands_and_projection_lag() {
         "academy_events_appended_total{command=\"RegisterAccount\"}",
         "academy_projection_lag_seconds{projection=\"accounts\"}",
         "academy_projection_checkpoint_position{projection=\"accounts\"}",
-        "academy_log_horizon_position",
+        "academy_log_head_position",
     ] {
         assert!(
             text.contains(expected),
@@ -129,4 +129,50 @@ fn the_committed_sdl_matches_the_schema() {
         committed == api::graphql::sdl(),
         "api/schema.graphql is stale: run `cargo run -- schema > api/schema.graphql` and commit it"
     );
+}
+
+#[tokio::test]
+async fn admins_see_each_projection_with_positions_within_the_log() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    let (_, position) = app.register("ada@example.org", "ada", "long enough").await;
+    app.state
+        .services
+        .projections
+        .wait_for(position, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let body = app
+        .gql(
+            "{ projections { name status checkpointPosition caughtUp error } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    let rows = body["data"]["projections"].as_array().unwrap();
+    let accounts = rows.iter().find(|p| p["name"] == "accounts").unwrap();
+    assert_eq!(accounts["status"], "running", "{body}");
+    assert!(accounts["error"].is_null());
+    let checkpoint = accounts["checkpointPosition"].as_i64().unwrap();
+    assert!(
+        (position..=position + 5).contains(&checkpoint),
+        "{checkpoint} vs {position}"
+    );
+
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let head: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("academy_log_head_position "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(head, position);
 }

@@ -291,3 +291,149 @@ async fn history_that_does_not_decode_is_an_internal_error() {
         ))
     ));
 }
+
+/// Takes a seat for `who` in both rooms, or in neither.
+async fn take_both(
+    executor: &CommandExecutor,
+    rooms: &[StreamId; 2],
+    who: &str,
+    metadata: &Metadata,
+) -> Result<commands::Written, CommandError<SeatError>> {
+    let who = who.to_owned();
+    executor
+        .execute_across("TakeBothSeats", rooms, metadata, |loaded| {
+            let mut writes = Vec::new();
+            for room in rooms {
+                let events = Seats::decide(&who, &loaded.state::<Seats>(room))?;
+                writes.push((room.clone(), commands::new_events(&events)));
+            }
+            Ok(writes)
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_decision_across_streams_writes_to_all_of_them_or_to_none() {
+    let (_db, log, executor) = executor().await;
+    let rooms = [room(), room()];
+    // the second room fills up on its own
+    for n in 0..CAPACITY {
+        executor
+            .execute::<Seats>(&rooms[1], &format!("early{n}"), &meta())
+            .await
+            .unwrap();
+    }
+    let refused = take_both(&executor, &rooms, "ann", &meta()).await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Rejected(SeatError::Full))
+    ));
+    assert_eq!(
+        log.stream_version(rooms[0].as_str()).await.unwrap(),
+        0,
+        "nothing written to the first room"
+    );
+
+    let fresh = [room(), room()];
+    let written = take_both(&executor, &fresh, "bob", &meta()).await.unwrap();
+    assert_eq!(written.events, 2);
+    let appended = written.appended.unwrap();
+    assert_eq!(appended.version_of(fresh[0].as_str()), Some(1));
+    assert_eq!(appended.version_of(fresh[1].as_str()), Some(1));
+    // both events in one transaction
+    assert_eq!(appended.events[0].1.xid, appended.events[1].1.xid);
+    // already satisfied: nothing to write
+    let again = take_both(&executor, &fresh, "bob", &meta()).await.unwrap();
+    assert!(again.appended.is_none());
+}
+
+#[tokio::test]
+async fn concurrent_decisions_across_streams_are_judged_on_current_state() {
+    let (_db, log, executor) = executor().await;
+    let rooms = [room(), room()];
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let (executor, rooms) = (executor.clone().max_attempts(50), rooms.clone());
+            tokio::spawn(
+                async move { take_both(&executor, &rooms, &format!("p{n}"), &meta()).await },
+            )
+        })
+        .collect();
+    let mut seated = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(written) => {
+                assert_eq!(written.events, 2);
+                seated += 1;
+            }
+            Err(CommandError::Rejected(SeatError::Full)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seated, CAPACITY, "exactly as many as there are seats");
+    let first: Vec<String> = log
+        .read_whole_stream(rooms[0].as_str())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.data["who"].as_str().unwrap().to_owned())
+        .collect();
+    let second: Vec<String> = log
+        .read_whole_stream(rooms[1].as_str())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.data["who"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(first.len(), CAPACITY);
+    assert_eq!(
+        first.iter().collect::<std::collections::BTreeSet<_>>(),
+        second.iter().collect::<std::collections::BTreeSet<_>>(),
+        "the same people in both rooms"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_decision_across_streams_returns_the_first_result_and_undecodable_history_is_internal()
+ {
+    let (_db, log, executor) = executor().await;
+    let rooms = [room(), room()];
+    let metadata = meta().command_id(Uuid::now_v7());
+    let first = take_both(&executor, &rooms, "ann", &metadata)
+        .await
+        .unwrap();
+    let repeat = take_both(&executor, &rooms, "bob", &metadata)
+        .await
+        .unwrap();
+    assert!(repeat.is_repeat());
+    assert_eq!(repeat.position(), first.position());
+    assert_eq!(
+        log.stream_version(rooms[0].as_str()).await.unwrap(),
+        1,
+        "bob was never seated"
+    );
+
+    let broken = [room(), room()];
+    log.append(eventlog::AppendRequest::single(
+        broken[1].clone(),
+        eventlog::ExpectedVersion::NoStream,
+        vec![eventlog::NewEvent::new(
+            "SeatTaken",
+            serde_json::json!({ "who": 7 }),
+        )],
+        meta(),
+    ))
+    .await
+    .unwrap();
+    let result = take_both(&executor, &broken, "cid", &meta()).await;
+    assert!(
+        matches!(
+            result,
+            Err(CommandError::Internal(
+                commands::InternalError::Decode { .. }
+            ))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(log.stream_version(broken[0].as_str()).await.unwrap(), 0);
+}

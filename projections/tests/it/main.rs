@@ -1,5 +1,6 @@
 //! The projection runner against a real PostgreSQL.
 
+mod accounts;
 mod failures;
 mod log_stats;
 mod rebuild;
