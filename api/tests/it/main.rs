@@ -116,6 +116,12 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// GETs `path` as text.
+    pub async fn text(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// POSTs a GraphQL request; returns the HTTP status and the JSON body.
     pub async fn post(
         &self,

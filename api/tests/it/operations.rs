@@ -34,15 +34,7 @@ async fn readyz_is_ok_once_the_projections_caught_up_and_healthz_needs_nothing()
 async fn metrics_count_requests_commands_and_projection_lag() {
     let app = TestApp::start().await;
     app.register("ada@example.org", "ada", "long enough").await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     for expected in [
         "academy_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"}",
         "academy_http_request_duration_seconds_bucket{method=\"POST\",route=\"/graphql\"",
@@ -159,15 +151,7 @@ async fn admins_see_each_projection_with_positions_within_the_log() {
         "{checkpoint} vs {position}"
     );
 
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     let head: i64 = text
         .lines()
         .find_map(|l| l.strip_prefix("academy_log_head_position "))
