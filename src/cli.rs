@@ -72,7 +72,8 @@ pub enum ProjectionsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create an admin account, or make the existing account with this email an admin (its password is kept).
+    /// Create an admin account, or make the existing account with this email an admin when the password given is
+    /// its password (the password is never changed).
     CreateAdmin {
         /// Email of the admin (default: ACADEMY_ADMIN_EMAIL).
         #[arg(long)]

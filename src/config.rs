@@ -13,6 +13,9 @@ use anyhow::{Context, bail};
 use api::auth::{AuthConfig, JwtSecret};
 use clap::{Args, ValueEnum};
 
+/// The longest token lifetime accepted.
+const MAX_TOKEN_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
 /// The generated token secret's file name inside the data folder.
 pub const JWT_SECRET_FILE: &str = "academy-jwt-secret";
 
@@ -130,6 +133,15 @@ pub struct Config {
     )]
     pub logins_per_address: u32,
 
+    /// Registrations allowed per client address per minute.
+    #[arg(
+        long,
+        env = "ACADEMY_REGISTRATIONS_PER_ADDRESS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub registrations_per_address: u32,
+
     /// How long a query waits for the read models to reach a requested minimum position, in milliseconds.
     #[arg(
         long,
@@ -201,8 +213,12 @@ impl Config {
             .context("ACADEMY_LOGINS_PER_ACCOUNT must be at least 1")?;
         auth.logins_per_address = NonZeroU32::new(self.logins_per_address)
             .context("ACADEMY_LOGINS_PER_ADDRESS must be at least 1")?;
-        if self.token_ttl_seconds == 0 {
-            bail!("ACADEMY_TOKEN_TTL_SECONDS must be at least 1");
+        auth.registrations_per_address = NonZeroU32::new(self.registrations_per_address)
+            .context("ACADEMY_REGISTRATIONS_PER_ADDRESS must be at least 1")?;
+        if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&self.token_ttl_seconds) {
+            bail!(
+                "ACADEMY_TOKEN_TTL_SECONDS must be between 1 and {MAX_TOKEN_TTL_SECONDS} (30 days)"
+            );
         }
         Ok(auth)
     }

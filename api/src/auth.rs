@@ -28,6 +28,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -76,6 +77,11 @@ pub struct AuthConfig {
     pub logins_per_account: NonZeroU32,
     /// Login attempts allowed per client address per minute (also the burst).
     pub logins_per_address: NonZeroU32,
+    /// Registrations allowed per client address per minute (also the burst).
+    pub registrations_per_address: NonZeroU32,
+    /// Password hashes computed at once (each takes about 19 MiB and a core for tens of milliseconds); further
+    /// requests queue.
+    pub concurrent_hashes: usize,
 }
 
 impl AuthConfig {
@@ -85,6 +91,8 @@ impl AuthConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             logins_per_account: NonZeroU32::new(5).expect("non-zero"),
             logins_per_address: NonZeroU32::new(30).expect("non-zero"),
+            registrations_per_address: NonZeroU32::new(10).expect("non-zero"),
+            concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -145,6 +153,8 @@ pub struct Claims {
     pub role: String,
     pub iat: i64,
     pub exp: i64,
+    /// The account's count of password changes when the token was issued: a later change retires the token.
+    pub pwv: u32,
 }
 
 /// A freshly issued token.
@@ -184,6 +194,9 @@ pub struct Identity {
     validation: Validation,
     per_account: DefaultKeyedRateLimiter<String>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    registrations: DefaultKeyedRateLimiter<IpAddr>,
+    /// Bounds the memory and CPU password hashing may take, whatever the number of requests.
+    hashing: Arc<Semaphore>,
     /// Verified against when the account does not exist, so timing does not tell which usernames exist.
     dummy_hash: String,
 }
@@ -205,6 +218,8 @@ impl Identity {
             validation,
             per_account: RateLimiter::keyed(Quota::per_minute(config.logins_per_account)),
             per_address: RateLimiter::keyed(Quota::per_minute(config.logins_per_address)),
+            registrations: RateLimiter::keyed(Quota::per_minute(config.registrations_per_address)),
+            hashing: Arc::new(Semaphore::new(config.concurrent_hashes.max(1))),
             dummy_hash: hash_now(&Uuid::new_v4().to_string())?,
             executor,
             config,
@@ -220,16 +235,22 @@ impl Identity {
     pub async fn register(
         &self,
         registration: Registration,
+        client: Option<IpAddr>,
         metadata: &Metadata,
         now: DateTime<Utc>,
     ) -> Result<Registered, ApiError> {
+        if let Some(address) = client {
+            self.registrations
+                .check_key(&network_of(address))
+                .map_err(refused)?;
+        }
         let email = Email::parse(&registration.email)?;
         let username = Username::parse(&registration.username)?;
         check_password(&registration.password)?;
         let command_id = metadata.command_id.unwrap_or_else(Uuid::now_v7);
         let metadata = metadata.clone().command_id(command_id);
         let id = Uuid::new_v5(&ACCOUNT_NAMESPACE, command_id.as_bytes());
-        let password_hash = hash(registration.password).await?;
+        let password_hash = self.hash(registration.password).await?;
         let account = account_stream(id);
         let email_claim = email_claim_stream(&email);
         let username_claim = username_claim_stream(&username);
@@ -275,6 +296,9 @@ impl Identity {
     }
 
     /// Checks a username-or-email and password, throttled, and issues a token.
+    ///
+    /// Throttling counts every attempt: per client network (the address; its /64 for IPv6) first, then per
+    /// account (an account's username and email share one budget; unknown identifiers are throttled by name).
     pub async fn login(
         &self,
         identifier: &str,
@@ -282,55 +306,54 @@ impl Identity {
         client: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Token, ApiError> {
-        let key = identifier.trim().to_lowercase();
-        self.throttle(&key, client)?;
-        let found = self.find_account(&key).await?;
-        let (id, account) = match found {
-            Some((id, account)) => (id, Some(account)),
-            None => (Uuid::nil(), None),
-        };
-        let stored = account
-            .as_ref()
-            .map_or(self.dummy_hash.clone(), |a| a.password_hash.clone());
-        let matches = verify(password.to_owned(), stored).await?;
-        match account {
-            Some(account) if matches => self.issue(id, account.role, now),
-            _ => Err(ApiError::unauthenticated(
-                "wrong username, email or password",
-            )),
-        }
-    }
-
-    fn throttle(&self, key: &str, client: Option<IpAddr>) -> Result<(), ApiError> {
-        let clock = DefaultClock::default();
-        let refused = |not_until: governor::NotUntil<_>| {
-            let wait = not_until.wait_time_from(clock.now());
-            ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64)
-        };
         if let Some(address) = client {
-            self.per_address.check_key(&address).map_err(refused)?;
+            self.per_address
+                .check_key(&network_of(address))
+                .map_err(refused)?;
         }
-        self.per_account
-            .check_key(&key.to_owned())
-            .map_err(refused)?;
-        Ok(())
+        let wrong = || ApiError::unauthenticated("wrong username, email or password");
+        let identifier = identifier.trim().to_lowercase();
+        if identifier.len() > MAX_IDENTIFIER || password.len() > MAX_PASSWORD_BYTES {
+            return Err(wrong());
+        }
+        let found = self.find_account(&identifier).await?;
+        let key = match &found {
+            Some((id, _)) => id.to_string(),
+            None => identifier,
+        };
+        self.per_account.check_key(&key).map_err(refused)?;
+        let stored = found
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |(_, a)| a.password_hash.clone());
+        let matches = self.verify(password.to_owned(), stored).await?;
+        match found {
+            Some((id, account)) if matches => self.issue(id, &account, now),
+            _ => Err(wrong()),
+        }
     }
 
     /// Forgets throttling state of keys that are back at full quota (call now and then).
     pub fn forget_idle_throttles(&self) {
         self.per_account.retain_recent();
         self.per_address.retain_recent();
+        self.registrations.retain_recent();
     }
 
-    fn issue(&self, id: Uuid, role: Role, now: DateTime<Utc>) -> Result<Token, ApiError> {
+    fn issue(
+        &self,
+        id: Uuid,
+        account: &AccountState,
+        now: DateTime<Utc>,
+    ) -> Result<Token, ApiError> {
         let ttl = chrono::Duration::from_std(self.config.token_ttl)
             .map_err(|_| ApiError::internal("token lifetime out of range"))?;
         let expires_at = now + ttl;
         let claims = Claims {
             sub: id.to_string(),
-            role: role.as_str().to_owned(),
+            role: account.role.as_str().to_owned(),
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
+            pwv: account.password_changes,
         };
         let access_token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -339,7 +362,7 @@ impl Identity {
             access_token,
             expires_at,
             user_id: id,
-            role,
+            role: account.role,
         })
     }
 
@@ -359,7 +382,7 @@ impl Identity {
             .await
             .map_err(ApiError::internal)?;
         match account {
-            Some(account) if claims.iat >= account.password_changed_at => Ok(Viewer::User {
+            Some(account) if claims.pwv == account.password_changes => Ok(Viewer::User {
                 id,
                 role: account.role,
             }),
@@ -385,11 +408,14 @@ impl Identity {
             .await
             .map_err(ApiError::internal)?;
         let account = account.ok_or_else(|| ApiError::not_found("no such account"))?;
-        if !verify(current.to_owned(), account.password_hash).await? {
+        if !self
+            .verify(current.to_owned(), account.password_hash)
+            .await?
+        {
             return Err(ApiError::validation("the current password is wrong"));
         }
         let command = AccountCommand::ChangePassword {
-            password_hash: hash(new.to_owned()).await?,
+            password_hash: self.hash(new.to_owned()).await?,
             at: now.timestamp(),
         };
         let executed = self
@@ -434,9 +460,10 @@ impl Identity {
         })
     }
 
-    /// Makes sure an admin account with this email exists: registers it (as admin) when the email is free,
-    /// grants admin when the account exists as a plain user, and changes nothing else (the password of an
-    /// existing account is left as it is). Safe to run at every start-up and from several processes at once.
+    /// Makes sure an admin account with this email exists: registers it (as admin) when the email is free, and
+    /// grants admin to an existing account only when `password` is that account's password (emails are not
+    /// verified, so an account someone registered with the admin's email is not promoted). The password of an
+    /// existing account is never changed. Safe to run at every start-up and from several processes at once.
     pub async fn ensure_admin(
         &self,
         email: &str,
@@ -448,6 +475,16 @@ impl Identity {
         let parsed = Email::parse(email)?;
         let metadata = Metadata::new(source).actor("bootstrap", "system");
         if let Some((id, account)) = self.find_account(parsed.as_str()).await? {
+            if !self
+                .verify(password.to_owned(), account.password_hash.clone())
+                .await?
+            {
+                return Err(ApiError::conflict(format!(
+                    "an account with the email {} exists and its password is not the one given; it was not made \
+                     an admin (sign in as an admin and use grantAdmin, or give that account's password)",
+                    parsed.as_str()
+                )));
+            }
             if account.role != Role::Admin {
                 let command = AccountCommand::GrantAdmin {
                     by: id,
@@ -459,10 +496,11 @@ impl Identity {
             }
             return Ok((id, false));
         }
-        // one command id per email: processes bootstrapping at once register one account
+        // one command id per email, in a namespace clients cannot reach (theirs are derived under their own
+        // prefix): processes bootstrapping at once register one account
         let command_id = Uuid::new_v5(
             &ACCOUNT_NAMESPACE,
-            format!("admin:{}", parsed.as_str()).as_bytes(),
+            format!("bootstrap-admin\u{0}{}", parsed.as_str()).as_bytes(),
         );
         let registration = Registration {
             email: email.to_owned(),
@@ -471,7 +509,7 @@ impl Identity {
             role: Role::Admin,
         };
         let registered = self
-            .register(registration, &metadata.command_id(command_id), now)
+            .register(registration, None, &metadata.command_id(command_id), now)
             .await?;
         Ok((registered.id, !registered.written.is_repeat()))
     }
@@ -527,11 +565,50 @@ impl crate::error::Classify for RegistrationError {
     }
 }
 
-/// argon2id with the crate's default parameters and a random salt, on the blocking pool.
-pub async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || hash_now(&password))
+impl Identity {
+    /// argon2id with the crate's default parameters and a random salt, on the blocking pool, a bounded number
+    /// at a time.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || hash_now(&password))
+            .await
+            .map_err(ApiError::internal)?
+    }
+
+    async fn verify(&self, password: String, stored: String) -> Result<bool, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            match Argon2::default().verify_password(password.as_bytes(), stored.as_str()) {
+                Ok(()) => Ok(true),
+                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+                Err(error) => Err(ApiError::internal(format!("stored password hash: {error}"))),
+            }
+        })
         .await
         .map_err(ApiError::internal)?
+    }
+}
+
+/// Longest username-or-email worth looking up (an email has at most 254 characters).
+const MAX_IDENTIFIER: usize = 320;
+/// Longest password worth hashing (256 characters of up to 4 bytes).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The throttling key of a client: its IPv4 address, or its IPv6 /64 (one host usually holds a whole /64).
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
+/// A throttler's refusal as RATE_LIMITED, with whole seconds to wait (at least 1).
+fn refused(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64)
 }
 
 fn hash_now(password: &str) -> Result<String, ApiError> {
@@ -539,16 +616,4 @@ fn hash_now(password: &str) -> Result<String, ApiError> {
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
         .map_err(ApiError::internal)
-}
-
-async fn verify(password: String, stored: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        match Argon2::default().verify_password(password.as_bytes(), stored.as_str()) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(error) => Err(ApiError::internal(format!("stored password hash: {error}"))),
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?
 }

@@ -163,9 +163,25 @@ impl From<ApiError> for async_graphql::Error {
     }
 }
 
+/// One shape for errors outside GraphQL's own responses: REST clients read `error`, GraphQL clients `errors`.
 #[derive(Serialize)]
 struct Body<'a> {
     error: BodyError<'a>,
+    errors: [GraphQlError<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct GraphQlError<'a> {
+    message: &'a str,
+    extensions: GraphQlExtensions,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphQlExtensions {
+    code: Code,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -184,6 +200,13 @@ impl IntoResponse for ApiError {
                 message: &self.message,
                 retry_after: self.retry_after,
             },
+            errors: [GraphQlError {
+                message: &self.message,
+                extensions: GraphQlExtensions {
+                    code: self.code,
+                    retry_after: self.retry_after,
+                },
+            }],
         };
         let mut response = (self.http_status(), Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
@@ -198,6 +221,49 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Gives an error response that is not JSON (a timeout, an oversized body, an unknown route or method: from the
+/// layers and the router rather than a handler) the error shape and a code.
+pub async fn explain_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("application/graphql"));
+    let bare = (status.is_client_error() || status.is_server_error()) && !json;
+    if !bare {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (Code::NotFound, "no such route".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            (Code::Validation, "the request body is too large".to_owned())
+        }
+        StatusCode::REQUEST_TIMEOUT => (
+            Code::Internal,
+            "the request took too long and was stopped".to_owned(),
+        ),
+        status if status.is_server_error() => (Code::Internal, "the server failed".to_owned()),
+        status => (
+            Code::Validation,
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_lowercase(),
+        ),
+    };
+    let mut explained = ApiError::new(code, message)
+        .with_status(status)
+        .into_response();
+    // keep what the layers set (the request id, Allow on 405)
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            explained.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    explained
 }
 
 /// Which code a domain rule's refusal maps to.

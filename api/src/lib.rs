@@ -92,16 +92,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(rest::login))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::render))
-        .layer(axum::middleware::from_fn(metrics::track))
+                .route("/metrics", get(metrics::render))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(http.body_limit))
-        .layer(CatchPanicLayer::custom(|_| {
+                .layer(CatchPanicLayer::custom(|_| {
             error::ApiError::internal("a request handler panicked").into_response()
         }))
+        .layer(axum::middleware::map_response(error::explain_bare_errors))
+        // outside the limits, so requests they refuse are counted too
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request

@@ -242,8 +242,10 @@ pub struct AccountState {
     pub username: Username,
     pub password_hash: String,
     pub role: Role,
-    /// Tokens issued before this second are no longer accepted.
     pub password_changed_at: i64,
+    /// How many times the password was changed: tokens carry the number they were issued under, and one
+    /// issued before the latest change no longer matches.
+    pub password_changes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -329,11 +331,13 @@ impl Decider for Account {
                 password_hash: password_hash.clone(),
                 role: *role,
                 password_changed_at: *at,
+                password_changes: 0,
             }),
             (AccountEvent::PasswordChanged { password_hash, at }, Some(account)) => {
                 Some(AccountState {
                     password_hash: password_hash.clone(),
                     password_changed_at: *at,
+                    password_changes: account.password_changes.saturating_add(1),
                     ..account
                 })
             }

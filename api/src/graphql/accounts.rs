@@ -198,7 +198,16 @@ impl AccountsMutation {
         input: RegisterInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<RegisterPayload> {
-        let metadata = viewer(ctx).metadata(Source::Graphql, super::command_id(command_id));
+        let id = super::command_id(
+            ctx,
+            command_id,
+            "register",
+            &[
+                &input.email.trim().to_lowercase(),
+                &input.username.trim().to_lowercase(),
+            ],
+        );
+        let metadata = viewer(ctx).metadata(Source::Graphql, id);
         let registration = Registration {
             email: input.email,
             username: input.username,
@@ -207,7 +216,12 @@ impl AccountsMutation {
         };
         let registered = services(ctx)
             .identity
-            .register(registration, &metadata, Utc::now())
+            .register(
+                registration,
+                request_info(ctx).client,
+                &metadata,
+                Utc::now(),
+            )
             .await?;
         Ok(RegisterPayload {
             user_id: registered.id,
@@ -249,8 +263,9 @@ impl AccountsMutation {
         new_password: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
+        let id = super::command_id(ctx, command_id, "changePassword", &[]);
         let viewer = viewer(ctx);
-        let metadata = viewer.metadata(Source::Graphql, super::command_id(command_id));
+        let metadata = viewer.metadata(Source::Graphql, id);
         let written = services(ctx)
             .identity
             .change_password(
@@ -293,8 +308,10 @@ async fn set_admin(
     grant: bool,
     given: Option<Uuid>,
 ) -> async_graphql::Result<MutationResult> {
+    let operation = if grant { "grantAdmin" } else { "revokeAdmin" };
+    let id = command_id(ctx, given, operation, &[&user_id.to_string()]);
     let viewer = viewer(ctx);
-    let metadata = viewer.metadata(Source::Graphql, command_id(given));
+    let metadata = viewer.metadata(Source::Graphql, id);
     let written = services(ctx)
         .identity
         .set_admin(&viewer, user_id, grant, &metadata, Utc::now())

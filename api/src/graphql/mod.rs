@@ -20,13 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
 };
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
 use async_graphql::{
     Context, Data, Guard, MergedObject, MergedSubscription, Response as GqlResponse, Schema,
     SchemaBuilder, ServerError, TypeDirective,
 };
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
@@ -105,6 +106,7 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Sub
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity)
     .extension(ErrorCodes)
+    .extension(SessionAuth)
 }
 
 /// The schema, served.
@@ -131,9 +133,31 @@ pub(crate) fn request_info(ctx: &Context<'_>) -> RequestInfo {
     ctx.data_opt::<RequestInfo>().copied().unwrap_or_default()
 }
 
-/// The command id of a mutation: the client's, or a fresh one.
-pub(crate) fn command_id(given: Option<Uuid>) -> Uuid {
-    given.unwrap_or_else(Uuid::now_v7)
+/// Namespace of the command ids derived from clients' `commandId`s.
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x7b3e_94c1_0d2a_4f68_b5e9_3c71_a0d4_6e25);
+
+/// The command id a mutation runs under. Without a client `commandId`, a fresh one. With one, an id derived
+/// from it, the operation, the caller and the operation's identifying input (never a password): a retry, which
+/// repeats all of them, returns the first result, while the same `commandId` sent by someone else, for another
+/// operation or with other input is another command. So no client can reach, or block, another's command id.
+pub(crate) fn command_id(
+    ctx: &Context<'_>,
+    given: Option<Uuid>,
+    operation: &str,
+    input: &[&str],
+) -> Uuid {
+    let Some(given) = given else {
+        return Uuid::now_v7();
+    };
+    let actor = viewer(ctx)
+        .id()
+        .map_or_else(|| "anonymous".to_owned(), |id| id.to_string());
+    let mut name = format!("{operation}\u{0}{actor}\u{0}{given}");
+    for part in input {
+        name.push('\u{0}');
+        name.push_str(part);
+    }
+    Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes())
 }
 
 /// Waits until `projections` have applied the larger of `argument` and the request header's position.
@@ -213,6 +237,48 @@ impl Extension for ErrorCodes {
     }
 }
 
+/// Over a WebSocket, authenticates every operation anew with the connection's token, so a revoked role, a
+/// password change or an expired token takes effect on open connections too (for operations started after it).
+struct SessionAuth;
+
+/// The token a WebSocket connection was initialised with.
+#[derive(Debug, Clone)]
+pub struct SessionToken(pub Option<String>);
+
+impl ExtensionFactory for SessionAuth {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SessionAuth)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for SessionAuth {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        let request = match (
+            ctx.data_opt::<SessionToken>(),
+            ctx.data_opt::<Arc<Services>>(),
+        ) {
+            (Some(SessionToken(token)), Some(services)) => {
+                let viewer = match token {
+                    None => Viewer::Anonymous,
+                    Some(token) => services.identity.authenticate(token).await.map_err(|e| {
+                        async_graphql::Error::from(e)
+                            .into_server_error(async_graphql::Pos::default())
+                    })?,
+                };
+                request.data(viewer)
+            }
+            _ => request,
+        };
+        next.run(ctx, request).await
+    }
+}
+
 fn ensure_code(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
@@ -236,8 +302,17 @@ pub async fn execute(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
+    let request = match request {
+        Ok(request) => request,
+        Err(rejection) => {
+            return error_response(
+                ApiError::validation(format!("not a GraphQL request: {}", rejection.0))
+                    .with_status(StatusCode::BAD_REQUEST),
+            );
+        }
+    };
     let viewer = match bearer(&headers) {
         Ok(None) => Viewer::Anonymous,
         Ok(Some(token)) => match state.services.identity.authenticate(token).await {
@@ -300,10 +375,12 @@ fn parse_bearer(value: &str) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// `GET /graphql/ws`: subscriptions. The token comes in `connection_init`'s payload as
-/// `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`); without one the connection is anonymous.
+/// `GET /graphql/ws`: subscriptions (and queries and mutations, as the protocol allows). The token comes in
+/// `connection_init`'s payload as `{"authorization": "Bearer <token>"}` (or `{"token": "<token>"}`); without one
+/// the connection is anonymous, with a bad one it is refused. Each operation is authorized anew with it.
 pub async fn websocket(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -314,13 +391,16 @@ pub async fn websocket(
         .on_upgrade(move |socket| {
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let viewer = match token_in(&payload)? {
-                        None => Viewer::Anonymous,
-                        Some(token) => identity.authenticate(&token).await?,
-                    };
+                    let token = token_in(&payload)?;
+                    if let Some(token) = &token {
+                        identity.authenticate(token).await?;
+                    }
                     let mut data = Data::default();
-                    data.insert(viewer);
-                    data.insert(RequestInfo::default());
+                    data.insert(SessionToken(token));
+                    data.insert(RequestInfo {
+                        min_position: None,
+                        client,
+                    });
                     Ok(data)
                 })
                 .serve()

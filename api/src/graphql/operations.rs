@@ -125,7 +125,7 @@ impl OperationsSubscription {
         ctx: &Context<'_>,
         after: Option<i64>,
         types: Option<Vec<String>>,
-    ) -> async_graphql::Result<impl Stream<Item = LogEvent> + use<>> {
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<LogEvent>> + use<>> {
         if after.is_some_and(|a| a < 0) {
             return Err(ApiError::validation("after cannot be negative").into());
         }
@@ -135,12 +135,18 @@ impl OperationsSubscription {
             .feed(after, types)
             .await
             .map_err(ApiError::from)?;
-        let batches = stream::unfold(feed, |mut feed| async move {
+        // a failing read ends the subscription with one coded error, not silently
+        let batches = stream::unfold(Some(feed), |feed| async move {
+            let mut feed = feed?;
             match feed.next_batch().await {
-                Ok(batch) => Some((stream::iter(batch.into_iter().map(LogEvent::from)), feed)),
+                Ok(batch) => {
+                    let events: Vec<async_graphql::Result<LogEvent>> =
+                        batch.into_iter().map(|e| Ok(LogEvent::from(e))).collect();
+                    Some((stream::iter(events), Some(feed)))
+                }
                 Err(error) => {
-                    tracing::error!(%error, "log subscription stopped");
-                    None
+                    let error = async_graphql::Error::from(ApiError::internal(error));
+                    Some((stream::iter(vec![Err(error)]), None))
                 }
             }
         });

@@ -48,6 +48,7 @@ impl Default for Setup {
         // generous, so tests that log in often are not throttled; the throttling tests set their own
         auth.logins_per_account = NonZeroU32::new(1000).unwrap();
         auth.logins_per_address = NonZeroU32::new(1000).unwrap();
+        auth.registrations_per_address = NonZeroU32::new(1000).unwrap();
         Self {
             auth,
             http: HttpConfig::default(),

@@ -33,8 +33,28 @@ async fn readyz_is_ok_once_the_projections_caught_up_and_healthz_needs_nothing()
 #[tokio::test]
 async fn metrics_count_requests_commands_and_projection_lag() {
     let app = TestApp::start().await;
+    // the recorder is shared by the tests of this process: compare before and after
+    let count = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let accepted = "academy_commands_total{command=\"RegisterAccount\",outcome=\"accepted\"}";
+    let not_found =
+        "academy_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}";
+    let before = app.text("/metrics").await;
     app.register("ada@example.org", "ada", "long enough").await;
+    app.text("/no/such/route").await;
     let text = app.text("/metrics").await;
+    assert!(
+        count(&text, accepted) >= count(&before, accepted) + 1.0,
+        "{text}"
+    );
+    assert!(
+        count(&text, not_found) >= count(&before, not_found) + 1.0,
+        "{text}"
+    );
     for expected in [
         "academy_http_requests_total{method=\"POST\",route=\"/graphql\",status=\"200\"}",
         "academy_http_request_duration_seconds_bucket{method=\"POST\",route=\"/graphql\"",
@@ -81,6 +101,29 @@ async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes(
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION");
+
+    let response = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "VALIDATION", "{body}");
+    let response = app
+        .http
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(code(&response.json::<Value>().await.unwrap()), "NOT_FOUND");
 
     let body = app.gql("{ me { id ", json!({}), None).await;
     assert_eq!(code(&body), "VALIDATION", "{body}");

@@ -158,3 +158,72 @@ async fn subscriptions_refuse_anonymous_sockets_and_bad_tokens() {
         "a bad token closes the connection: {closed}"
     );
 }
+
+#[tokio::test]
+async fn an_open_socket_loses_admin_rights_when_the_role_is_revoked() {
+    let app = TestApp::start().await;
+    let (_, root) = app.admin().await;
+    let (helper_id, _) = app.user("helper").await;
+    let granted = app
+        .gql(
+            "mutation($u: UUID!) { grantAdmin(userId: $u) { position } }",
+            json!({ "u": helper_id }),
+            Some(&root),
+        )
+        .await;
+    assert!(granted["errors"].is_null(), "{granted}");
+    let helper = app.login("helper", "correct horse battery").await;
+    let (mut socket, ack) =
+        connect(&app, json!({ "authorization": format!("Bearer {helper}") })).await;
+    assert_eq!(ack["type"], "connection_ack");
+    let projections = json!({ "query": "{ projections { name } }" });
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": projections }),
+    )
+    .await;
+    let allowed = receive(&mut socket).await;
+    assert!(allowed["payload"]["errors"].is_null(), "{allowed}");
+    assert_eq!(receive(&mut socket).await["type"], "complete");
+
+    app.gql(
+        "mutation($u: UUID!) { revokeAdmin(userId: $u) { position } }",
+        json!({ "u": helper_id }),
+        Some(&root),
+    )
+    .await;
+    send(
+        &mut socket,
+        json!({ "id": "2", "type": "subscribe", "payload": projections }),
+    )
+    .await;
+    let refused = receive(&mut socket).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn logins_over_a_websocket_share_the_address_budget() {
+    let mut setup = crate::Setup::default();
+    setup.auth.logins_per_address = std::num::NonZeroU32::new(2).unwrap();
+    let app = TestApp::with(setup).await;
+    app.register("ada@example.org", "ada", "correct horse")
+        .await;
+    app.login("ada", "correct horse").await;
+    app.login("ada", "correct horse").await;
+    let (mut socket, _) = connect(&app, json!({})).await;
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "mutation { login(username: \"ada\", password: \"correct horse\") { accessToken } }"
+        } }),
+    )
+    .await;
+    let refused = receive(&mut socket).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{refused}"
+    );
+}
