@@ -390,7 +390,7 @@ impl Identity {
         }
     }
 
-    /// Changes the viewer's password after checking the current one.
+    /// Changes the viewer's password after checking the current one (throttled like logins of the account).
     pub async fn change_password(
         &self,
         viewer: &Viewer,
@@ -401,6 +401,11 @@ impl Identity {
     ) -> Result<Written, ApiError> {
         let id = viewer.require_user()?;
         check_password(new)?;
+        // checking the current password is a guess like a login's: same budget, so a stolen token cannot be
+        // used to find the password
+        self.per_account
+            .check_key(&id.to_string())
+            .map_err(refused)?;
         let stream = account_stream(id);
         let (account, _) = self
             .executor

@@ -295,6 +295,7 @@ async fn login_attempts_are_throttled_per_account_and_per_address() {
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
+
     // this address has now tried 5 times; other accounts get one more try, then the address is refused
     assert_eq!(
         code(&attempt("bob", "whatever pw").await),
@@ -562,4 +563,25 @@ async fn registrations_are_throttled_per_address() {
         )
         .await;
     assert_eq!(code(&body), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_through_change_password_spends_the_login_budget() {
+    let mut setup = Setup::default();
+    setup.auth.logins_per_account = NonZeroU32::new(3).unwrap();
+    let app = TestApp::with(setup).await;
+    app.register("ada@example.org", "ada", "correct horse")
+        .await;
+    let token = app.login("ada", "correct horse").await;
+    let guess = "mutation { changePassword(currentPassword: \"a guess 123\", newPassword: \"new password\") { position } }";
+    for _ in 0..2 {
+        assert_eq!(
+            code(&app.gql(guess, json!({}), Some(&token)).await),
+            "VALIDATION"
+        );
+    }
+    assert_eq!(
+        code(&app.gql(guess, json!({}), Some(&token)).await),
+        "RATE_LIMITED"
+    );
 }
