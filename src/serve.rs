@@ -62,15 +62,10 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     println!("academy listening on http://{address}");
     tracing::info!(%address, "ready");
 
-    // one stop signal for everything: the caller's, or the HTTP server ending on its own
-    let stop_all = Arc::new(watch::Sender::new(false));
-    let forward = stop_all.clone();
-    let mut outer = stopping;
-    tokio::spawn(async move {
-        let _ = outer.wait_for(|stop| *stop).await;
-        let _ = forward.send(true);
-    });
-    let mut housekeeping_stopping = stop_all.subscribe();
+    // shutting down drains HTTP first, while the projections still run (a request in flight may be waiting for
+    // them to reach its minPosition); the rest stops once HTTP is done, or when the HTTP server ends on its own
+    let stop_rest = Arc::new(watch::Sender::new(false));
+    let mut housekeeping_stopping = stop_rest.subscribe();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -80,7 +75,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             }
         }
     });
-    let mut http_stopping = stop_all.subscribe();
+    let mut http_stopping = stopping;
     let http = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -91,10 +86,10 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let (http, ()) = tokio::join!(
         async {
             let result = http.await;
-            let _ = stop_all.send(true);
+            let _ = stop_rest.send(true);
             result
         },
-        projections.run(stop_all.subscribe())
+        projections.run(stop_rest.subscribe())
     );
     drop(projections);
     database.close().await;

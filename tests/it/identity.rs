@@ -163,3 +163,99 @@ fn academy_schema_prints_the_committed_sdl() {
             .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
 }
+
+#[tokio::test]
+async fn sigterm_drains_a_request_in_flight_while_the_projections_keep_running() {
+    let db = migrations::testing::TestDb::new().await;
+    let dir = data_folder();
+    let server = Server::start({
+        let mut command = academy(dir.path());
+        command
+            .env("DATABASE_URL", db.url())
+            .env(
+                "ACADEMY_JWT_SECRET",
+                "a-shared-secret-of-at-least-32-bytes!",
+            )
+            .env("ACADEMY_ADMIN_EMAIL", "boss@example.org")
+            .env("ACADEMY_ADMIN_PASSWORD", "a long admin password")
+            .env("ACADEMY_READ_TIMEOUT_MS", "30000");
+        command
+    });
+    server.wait_projections_live().await;
+    let token = login(&server, "boss@example.org", "a long admin password")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let graphql = format!("{}/graphql", server.address);
+
+    // an open transaction holding an earlier position keeps every projection from passing it
+    let mut holding = db.pool.begin().await.unwrap();
+    let stream = domain::StreamId::new("hold", uuid::Uuid::now_v7()).unwrap();
+    eventlog::append_in(
+        &mut holding,
+        eventlog::AppendRequest::single(
+            stream,
+            eventlog::ExpectedVersion::NoStream,
+            vec![eventlog::NewEvent::new("HeldBack", json!({}))],
+            eventlog::Metadata::new(eventlog::Source::Cli),
+        ),
+    )
+    .await
+    .unwrap();
+    let registered: Value = client
+        .post(&graphql)
+        .json(&json!({ "query": "mutation { register(input: {email: \"late@example.org\", username: \"late\", password: \"long enough\"}) { userId position } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = registered["data"]["register"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let position = registered["data"]["register"]["position"].as_i64().unwrap();
+
+    // a query waiting for that position is in flight when SIGTERM arrives
+    let in_flight = tokio::spawn({
+        let (client, graphql, token) = (client.clone(), graphql.clone(), token.clone());
+        async move {
+            client
+                .post(&graphql)
+                .bearer_auth(token)
+                .json(&json!({
+                    "query": "query($u: UUID!, $p: Int) { user(id: $u, minPosition: $p) { username } }",
+                    "variables": { "u": user, "p": position }
+                }))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the query waits for the projections"
+    );
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // the projections still run during the drain: releasing the log lets them reach the position
+    holding.commit().await.unwrap();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight got its answer");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["user"]["username"], "late", "{body}");
+    assert!(server.terminate().success());
+}
