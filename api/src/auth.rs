@@ -21,8 +21,7 @@ use commands::{CommandExecutor, Metadata, Written, new_events};
 use domain::Decider;
 use domain::identity::{
     Account, AccountCommand, AccountError, AccountState, Claim, ClaimCommand, Email, Role,
-    Username, account_stream, check_password, check_revoke, email_claim_stream,
-    username_claim_stream,
+    Username, account_stream, check_password, email_claim_stream, username_claim_stream,
 };
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -433,7 +432,7 @@ impl Identity {
         })
     }
 
-    /// Grants (or revokes) the admin role; only admins may, and nobody revokes their own.
+    /// Grants (or revokes) the admin role; only admins may (the domain refuses revoking one's own).
     pub async fn set_admin(
         &self,
         viewer: &Viewer,
@@ -449,8 +448,8 @@ impl Identity {
                 at: now.timestamp(),
             }
         } else {
-            check_revoke(target, by).map_err(|e| ApiError::validation(e.to_string()))?;
             AccountCommand::RevokeAdmin {
+                account: target,
                 by,
                 at: now.timestamp(),
             }
