@@ -225,10 +225,6 @@ impl Identity {
         })
     }
 
-    pub fn executor(&self) -> &CommandExecutor {
-        &self.executor
-    }
-
     /// Registers an account: the account stream and the claims on its email and username in one atomic append.
     /// The account id derives from `metadata`'s command id, so a retried registration answers with the same id.
     pub async fn register(

@@ -34,16 +34,6 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 7] = [
-        Code::Unauthenticated,
-        Code::Forbidden,
-        Code::NotFound,
-        Code::Validation,
-        Code::Conflict,
-        Code::RateLimited,
-        Code::Internal,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Unauthenticated => "UNAUTHENTICATED",
