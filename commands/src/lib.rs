@@ -10,6 +10,8 @@
 //! A command id that was already executed returns that first result and runs nothing: a retried mutation or a
 //! worker restarted mid-way is harmless.
 
+pub mod checker;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -8,6 +8,7 @@
 //! - [`event`]: how domain events become stored events (a stable type string, a schema version, JSON data).
 //! - [`stream`]: stream ids, `<category>-<uuid>`.
 //! - [`identity`]: accounts, roles, and the claims that keep emails and usernames unique.
+//! - [`trainer`]: the question bank and users' answers.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
 pub mod decider;
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trainer;
 
 pub use decider::Decider;
 pub use event::{DecodeError, DomainEvent};

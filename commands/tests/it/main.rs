@@ -1,6 +1,8 @@
 //! Command execution against a real PostgreSQL, with a small test-only aggregate: a seat counter that refuses
 //! to go over capacity.
 
+mod checker;
+
 use commands::{CommandError, CommandExecutor};
 use domain::event::{decode_tagged, encode_tagged};
 use domain::{Decider, DecodeError, DomainEvent, StreamId};

@@ -1,0 +1,784 @@
+//! The question trainer: a bank of interview questions by level, and users answering them.
+//!
+//! - [`Question`] (`question-<uuid>`): added, edited (each edit is an event carrying the whole new content, so
+//!   the log keeps every version), retired. Bulk imports use [`QuestionCommand::Import`], keyed by an external
+//!   id, so importing a file again adds what is new, edits what changed and leaves the rest alone.
+//! - [`Trainee`] (`trainee-<user uuid>`): one user's answers, each with the verdict computed when it was given
+//!   (recorded, never recomputed on replay), and contested verdicts.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
+use crate::{Decider, StreamId};
+
+/// Namespace of question ids derived from external ids (fixed: changing it would duplicate imported questions).
+const QUESTION_NAMESPACE: Uuid = Uuid::from_u128(0x9d41_6b2a_73c5_4e08_8f1d_c25a_07e3_b96f);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Junior,
+    Middle,
+    Senior,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::Junior, Level::Middle, Level::Senior];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Junior => "junior",
+            Level::Middle => "middle",
+            Level::Senior => "senior",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, QuestionError> {
+        match raw.trim().to_lowercase().as_str() {
+            "junior" => Ok(Level::Junior),
+            "middle" => Ok(Level::Middle),
+            "senior" => Ok(Level::Senior),
+            _ => Err(QuestionError::Level(raw.to_owned())),
+        }
+    }
+}
+
+/// A concept a good answer mentions, with other ways of saying it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPoint {
+    pub concept: String,
+    #[serde(default)]
+    pub synonyms: Vec<String>,
+}
+
+/// What a question says, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionContent {
+    pub level: Level,
+    pub topic: String,
+    pub text: String,
+    pub reference_answer: String,
+    pub key_points: Vec<KeyPoint>,
+}
+
+impl QuestionContent {
+    /// Trims every text, drops empty synonyms, and checks that nothing required is missing.
+    pub fn parse(
+        level: Level,
+        topic: &str,
+        text: &str,
+        reference_answer: &str,
+        key_points: Vec<KeyPoint>,
+    ) -> Result<Self, QuestionError> {
+        let topic = topic.trim().to_lowercase();
+        if topic.is_empty() || topic.chars().count() > 64 {
+            return Err(QuestionError::Topic);
+        }
+        let text = text.trim().to_owned();
+        if text.is_empty() || text.chars().count() > 2000 {
+            return Err(QuestionError::Text);
+        }
+        let reference_answer = reference_answer.trim().to_owned();
+        if reference_answer.is_empty() || reference_answer.chars().count() > 10_000 {
+            return Err(QuestionError::ReferenceAnswer);
+        }
+        let key_points: Vec<KeyPoint> = key_points
+            .into_iter()
+            .map(|point| KeyPoint {
+                concept: point.concept.trim().to_owned(),
+                synonyms: point
+                    .synonyms
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            })
+            .collect();
+        if key_points.is_empty()
+            || key_points.len() > 20
+            || key_points.iter().any(|p| p.concept.is_empty())
+        {
+            return Err(QuestionError::KeyPoints);
+        }
+        Ok(Self {
+            level,
+            topic,
+            text,
+            reference_answer,
+            key_points,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuestionError {
+    #[error("level must be junior, middle or senior; got {0:?}")]
+    Level(String),
+    #[error("a topic has 1 to 64 characters")]
+    Topic,
+    #[error("a question's text has 1 to 2000 characters")]
+    Text,
+    #[error("a reference answer has 1 to 10000 characters")]
+    ReferenceAnswer,
+    #[error("a question needs 1 to 20 key points, each with a concept")]
+    KeyPoints,
+    #[error("this question already exists")]
+    AlreadyExists,
+    #[error("no such question")]
+    NotFound,
+    #[error("this question is retired")]
+    Retired,
+}
+
+/// The stream of a question.
+pub fn question_stream(id: Uuid) -> StreamId {
+    StreamId::new("question", id).expect("'question' is a valid category")
+}
+
+/// The id an imported question gets from its external id: the same on every import.
+pub fn imported_question_id(external_id: &str) -> Uuid {
+    Uuid::new_v5(&QUESTION_NAMESPACE, external_id.as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Question
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuestionCommand {
+    Add {
+        content: QuestionContent,
+        by: Uuid,
+        at: i64,
+    },
+    Edit {
+        content: QuestionContent,
+        by: Uuid,
+        at: i64,
+    },
+    Retire {
+        by: Uuid,
+        at: i64,
+    },
+    /// Adds the question, or edits it when its content changed; a retired question is left alone.
+    Import {
+        external_id: String,
+        content: QuestionContent,
+        by: Uuid,
+        at: i64,
+    },
+}
+
+/// Times are Unix seconds (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum QuestionEvent {
+    QuestionAdded {
+        external_id: Option<String>,
+        content: QuestionContent,
+        by: Uuid,
+        at: i64,
+    },
+    QuestionEdited {
+        content: QuestionContent,
+        by: Uuid,
+        at: i64,
+    },
+    QuestionRetired {
+        by: Uuid,
+        at: i64,
+    },
+}
+
+impl QuestionEvent {
+    pub const TYPES: &'static [&'static str] =
+        &["QuestionAdded", "QuestionEdited", "QuestionRetired"];
+}
+
+impl DomainEvent for QuestionEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            QuestionEvent::QuestionAdded { .. } => "QuestionAdded",
+            QuestionEvent::QuestionEdited { .. } => "QuestionEdited",
+            QuestionEvent::QuestionRetired { .. } => "QuestionRetired",
+        }
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        encode_tagged(self)
+    }
+
+    fn decode(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        decode_tagged(Self::TYPES, event_type, schema_version, data)
+    }
+}
+
+/// A question as its stream tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionState {
+    pub content: QuestionContent,
+    pub retired: bool,
+}
+
+pub struct Question;
+
+impl Decider for Question {
+    type Command = QuestionCommand;
+    type Event = QuestionEvent;
+    type State = Option<QuestionState>;
+    type Error = QuestionError;
+
+    fn initial_state() -> Self::State {
+        None
+    }
+
+    fn decide(
+        command: &QuestionCommand,
+        state: &Self::State,
+    ) -> Result<Vec<QuestionEvent>, QuestionError> {
+        use QuestionCommand::*;
+        match (command, state) {
+            (Add { content, by, at }, None) => Ok(vec![QuestionEvent::QuestionAdded {
+                external_id: None,
+                content: content.clone(),
+                by: *by,
+                at: *at,
+            }]),
+            (Add { content, .. }, Some(current)) if current.content == *content => Ok(vec![]),
+            (Add { .. }, Some(_)) => Err(QuestionError::AlreadyExists),
+            (
+                Import {
+                    external_id,
+                    content,
+                    by,
+                    at,
+                },
+                None,
+            ) => Ok(vec![QuestionEvent::QuestionAdded {
+                external_id: Some(external_id.clone()),
+                content: content.clone(),
+                by: *by,
+                at: *at,
+            }]),
+            (Import { .. }, Some(current)) if current.retired => Ok(vec![]),
+            (Import { content, .. } | Edit { content, .. }, Some(current))
+                if current.content == *content =>
+            {
+                Ok(vec![])
+            }
+            (
+                Import {
+                    content, by, at, ..
+                },
+                Some(_),
+            ) => Ok(vec![QuestionEvent::QuestionEdited {
+                content: content.clone(),
+                by: *by,
+                at: *at,
+            }]),
+            (Edit { .. } | Retire { .. }, None) => Err(QuestionError::NotFound),
+            (Edit { .. }, Some(current)) if current.retired => Err(QuestionError::Retired),
+            (Edit { content, by, at }, Some(_)) => Ok(vec![QuestionEvent::QuestionEdited {
+                content: content.clone(),
+                by: *by,
+                at: *at,
+            }]),
+            (Retire { .. }, Some(current)) if current.retired => Ok(vec![]),
+            (Retire { by, at }, Some(_)) => {
+                Ok(vec![QuestionEvent::QuestionRetired { by: *by, at: *at }])
+            }
+        }
+    }
+
+    fn evolve(state: Self::State, event: &QuestionEvent) -> Self::State {
+        match (event, state) {
+            (QuestionEvent::QuestionAdded { content, .. }, _) => Some(QuestionState {
+                content: content.clone(),
+                retired: false,
+            }),
+            (QuestionEvent::QuestionEdited { content, .. }, Some(current)) => Some(QuestionState {
+                content: content.clone(),
+                ..current
+            }),
+            (QuestionEvent::QuestionRetired { .. }, Some(current)) => Some(QuestionState {
+                retired: true,
+                ..current
+            }),
+            (_, None) => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Trainee
+
+/// The checker's judgement of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Correct,
+    Partial,
+    Incorrect,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Correct => "correct",
+            Verdict::Partial => "partial",
+            Verdict::Incorrect => "incorrect",
+        }
+    }
+}
+
+/// A graded answer, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grade {
+    pub verdict: Verdict,
+    /// 0 to 1, two decimals.
+    pub score: f64,
+    /// Key points (their concepts) the answer covers.
+    pub matched: Vec<String>,
+    /// Key points it does not cover (including negated ones).
+    pub missing: Vec<String>,
+    /// Key points the answer mentions only to deny them.
+    #[serde(default)]
+    pub negated: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraineeCommand {
+    Answer {
+        answer_id: Uuid,
+        question_id: Uuid,
+        level: Level,
+        topic: String,
+        answer: String,
+        grade: Grade,
+        at: i64,
+    },
+    Contest {
+        answer_id: Uuid,
+        reason: String,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TraineeEvent {
+    QuestionAnswered {
+        answer_id: Uuid,
+        question_id: Uuid,
+        level: Level,
+        topic: String,
+        answer: String,
+        grade: Grade,
+        at: i64,
+    },
+    /// The user says the verdict was wrong ("I was right"). The verdict stays as recorded; admins review.
+    VerdictContested {
+        answer_id: Uuid,
+        reason: String,
+        at: i64,
+    },
+}
+
+impl TraineeEvent {
+    pub const TYPES: &'static [&'static str] = &["QuestionAnswered", "VerdictContested"];
+}
+
+impl DomainEvent for TraineeEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            TraineeEvent::QuestionAnswered { .. } => "QuestionAnswered",
+            TraineeEvent::VerdictContested { .. } => "VerdictContested",
+        }
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        encode_tagged(self)
+    }
+
+    fn decode(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        decode_tagged(Self::TYPES, event_type, schema_version, data)
+    }
+}
+
+/// The answers a trainee gave, by id, with their verdict and whether they were contested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraineeState {
+    pub answers: std::collections::HashMap<Uuid, (Verdict, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TraineeError {
+    #[error("an answer has 1 to 5000 characters")]
+    AnswerLength,
+    #[error("a reason has 1 to 1000 characters")]
+    ReasonLength,
+    #[error("no such answer of yours")]
+    AnswerNotFound,
+    #[error("this answer was already judged correct")]
+    AlreadyCorrect,
+}
+
+/// The stream of a user's answers.
+pub fn trainee_stream(user: Uuid) -> StreamId {
+    StreamId::new("trainee", user).expect("'trainee' is a valid category")
+}
+
+pub struct Trainee;
+
+impl Decider for Trainee {
+    type Command = TraineeCommand;
+    type Event = TraineeEvent;
+    type State = TraineeState;
+    type Error = TraineeError;
+
+    fn initial_state() -> TraineeState {
+        TraineeState::default()
+    }
+
+    fn decide(
+        command: &TraineeCommand,
+        state: &TraineeState,
+    ) -> Result<Vec<TraineeEvent>, TraineeError> {
+        match command {
+            TraineeCommand::Answer { answer_id, .. } if state.answers.contains_key(answer_id) => {
+                Ok(vec![])
+            }
+            TraineeCommand::Answer {
+                answer_id,
+                question_id,
+                level,
+                topic,
+                answer,
+                grade,
+                at,
+            } => {
+                let answer = answer.trim();
+                if answer.is_empty() || answer.chars().count() > 5000 {
+                    return Err(TraineeError::AnswerLength);
+                }
+                Ok(vec![TraineeEvent::QuestionAnswered {
+                    answer_id: *answer_id,
+                    question_id: *question_id,
+                    level: *level,
+                    topic: topic.clone(),
+                    answer: answer.to_owned(),
+                    grade: grade.clone(),
+                    at: *at,
+                }])
+            }
+            TraineeCommand::Contest {
+                answer_id,
+                reason,
+                at,
+            } => {
+                let reason = reason.trim();
+                if reason.is_empty() || reason.chars().count() > 1000 {
+                    return Err(TraineeError::ReasonLength);
+                }
+                match state.answers.get(answer_id) {
+                    None => Err(TraineeError::AnswerNotFound),
+                    Some((_, true)) => Ok(vec![]),
+                    Some((Verdict::Correct, _)) => Err(TraineeError::AlreadyCorrect),
+                    Some(_) => Ok(vec![TraineeEvent::VerdictContested {
+                        answer_id: *answer_id,
+                        reason: reason.to_owned(),
+                        at: *at,
+                    }]),
+                }
+            }
+        }
+    }
+
+    fn evolve(mut state: TraineeState, event: &TraineeEvent) -> TraineeState {
+        match event {
+            TraineeEvent::QuestionAnswered {
+                answer_id, grade, ..
+            } => {
+                state.answers.insert(*answer_id, (grade.verdict, false));
+            }
+            TraineeEvent::VerdictContested { answer_id, .. } => {
+                if let Some(entry) = state.answers.get_mut(answer_id) {
+                    entry.1 = true;
+                }
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::given;
+
+    fn content(text: &str) -> QuestionContent {
+        QuestionContent::parse(
+            Level::Junior,
+            "Rust",
+            text,
+            "Ownership moves values.",
+            vec![KeyPoint {
+                concept: "ownership".into(),
+                synonyms: vec!["owner".into(), " ".into()],
+            }],
+        )
+        .unwrap()
+    }
+
+    fn admin() -> Uuid {
+        Uuid::from_u128(1)
+    }
+
+    fn added(text: &str) -> QuestionEvent {
+        QuestionEvent::QuestionAdded {
+            external_id: None,
+            content: content(text),
+            by: admin(),
+            at: 10,
+        }
+    }
+
+    #[test]
+    fn content_is_trimmed_and_validated() {
+        let parsed = content("  What is ownership? ");
+        assert_eq!(parsed.text, "What is ownership?");
+        assert_eq!(parsed.topic, "rust");
+        assert_eq!(parsed.key_points[0].synonyms, ["owner"]);
+        assert_eq!(
+            QuestionContent::parse(Level::Junior, "rust", "q", "a", vec![]),
+            Err(QuestionError::KeyPoints)
+        );
+        assert_eq!(
+            QuestionContent::parse(Level::Junior, " ", "q", "a", vec![]),
+            Err(QuestionError::Topic)
+        );
+        assert_eq!(Level::parse(" Senior "), Ok(Level::Senior));
+        assert!(Level::parse("lead").is_err());
+    }
+
+    #[test]
+    fn an_admin_adds_a_question() {
+        given::<Question>([])
+            .when(QuestionCommand::Add {
+                content: content("What is ownership?"),
+                by: admin(),
+                at: 10,
+            })
+            .then([added("What is ownership?")]);
+    }
+
+    #[test]
+    fn an_edit_is_an_event_with_the_whole_new_content() {
+        given::<Question>([added("What is ownership?")])
+            .when(QuestionCommand::Edit {
+                content: content("What is ownership in Rust?"),
+                by: admin(),
+                at: 20,
+            })
+            .then([QuestionEvent::QuestionEdited {
+                content: content("What is ownership in Rust?"),
+                by: admin(),
+                at: 20,
+            }]);
+    }
+
+    #[test]
+    fn an_edit_that_changes_nothing_records_nothing() {
+        given::<Question>([added("What is ownership?")])
+            .when(QuestionCommand::Edit {
+                content: content("What is ownership?"),
+                by: admin(),
+                at: 20,
+            })
+            .then([]);
+    }
+
+    #[test]
+    fn a_retired_question_cannot_be_edited() {
+        given::<Question>([
+            added("What is ownership?"),
+            QuestionEvent::QuestionRetired {
+                by: admin(),
+                at: 30,
+            },
+        ])
+        .when(QuestionCommand::Edit {
+            content: content("Other?"),
+            by: admin(),
+            at: 40,
+        })
+        .then_err(QuestionError::Retired);
+    }
+
+    #[test]
+    fn retiring_twice_records_one_retirement() {
+        let retired = QuestionEvent::QuestionRetired {
+            by: admin(),
+            at: 30,
+        };
+        given::<Question>([added("Q?")])
+            .when(QuestionCommand::Retire {
+                by: admin(),
+                at: 30,
+            })
+            .then([retired.clone()]);
+        given::<Question>([added("Q?"), retired])
+            .when(QuestionCommand::Retire {
+                by: admin(),
+                at: 31,
+            })
+            .then([]);
+    }
+
+    #[test]
+    fn an_import_adds_new_questions_edits_changed_ones_and_skips_the_rest() {
+        let import = |text: &str| QuestionCommand::Import {
+            external_id: "q-1".into(),
+            content: content(text),
+            by: admin(),
+            at: 50,
+        };
+        let imported = QuestionEvent::QuestionAdded {
+            external_id: Some("q-1".into()),
+            content: content("Q?"),
+            by: admin(),
+            at: 50,
+        };
+        given::<Question>([])
+            .when(import("Q?"))
+            .then([imported.clone()]);
+        given::<Question>([imported.clone()])
+            .when(import("Q?"))
+            .then([]);
+        given::<Question>([imported.clone()])
+            .when(import("Q2?"))
+            .then([QuestionEvent::QuestionEdited {
+                content: content("Q2?"),
+                by: admin(),
+                at: 50,
+            }]);
+        given::<Question>([
+            imported,
+            QuestionEvent::QuestionRetired {
+                by: admin(),
+                at: 60,
+            },
+        ])
+        .when(import("Q2?"))
+        .then([]);
+        assert_eq!(imported_question_id("q-1"), imported_question_id("q-1"));
+    }
+
+    #[test]
+    fn editing_or_retiring_a_missing_question_is_not_found() {
+        given::<Question>([])
+            .when(QuestionCommand::Retire { by: admin(), at: 1 })
+            .then_err(QuestionError::NotFound);
+    }
+
+    fn grade(verdict: Verdict) -> Grade {
+        Grade {
+            verdict,
+            score: 0.5,
+            matched: vec![],
+            missing: vec!["ownership".into()],
+            negated: vec![],
+        }
+    }
+
+    fn answered(id: u128, verdict: Verdict) -> TraineeEvent {
+        TraineeEvent::QuestionAnswered {
+            answer_id: Uuid::from_u128(id),
+            question_id: Uuid::from_u128(100),
+            level: Level::Junior,
+            topic: "rust".into(),
+            answer: "values move".into(),
+            grade: grade(verdict),
+            at: 5,
+        }
+    }
+
+    #[test]
+    fn an_answer_is_recorded_with_the_verdict_given_at_answer_time() {
+        given::<Trainee>([])
+            .when(TraineeCommand::Answer {
+                answer_id: Uuid::from_u128(1),
+                question_id: Uuid::from_u128(100),
+                level: Level::Junior,
+                topic: "rust".into(),
+                answer: "  values move ".into(),
+                grade: grade(Verdict::Partial),
+                at: 5,
+            })
+            .then([answered(1, Verdict::Partial)]);
+    }
+
+    #[test]
+    fn the_same_answer_id_is_recorded_once() {
+        given::<Trainee>([answered(1, Verdict::Partial)])
+            .when(TraineeCommand::Answer {
+                answer_id: Uuid::from_u128(1),
+                question_id: Uuid::from_u128(100),
+                level: Level::Junior,
+                topic: "rust".into(),
+                answer: "other".into(),
+                grade: grade(Verdict::Correct),
+                at: 6,
+            })
+            .then([]);
+    }
+
+    #[test]
+    fn an_empty_answer_is_refused() {
+        given::<Trainee>([])
+            .when(TraineeCommand::Answer {
+                answer_id: Uuid::from_u128(1),
+                question_id: Uuid::from_u128(100),
+                level: Level::Junior,
+                topic: "rust".into(),
+                answer: "   ".into(),
+                grade: grade(Verdict::Incorrect),
+                at: 6,
+            })
+            .then_err(TraineeError::AnswerLength);
+    }
+
+    #[test]
+    fn a_user_contests_a_verdict_once() {
+        let contest = || TraineeCommand::Contest {
+            answer_id: Uuid::from_u128(1),
+            reason: "I was right".into(),
+            at: 9,
+        };
+        let contested = TraineeEvent::VerdictContested {
+            answer_id: Uuid::from_u128(1),
+            reason: "I was right".into(),
+            at: 9,
+        };
+        given::<Trainee>([answered(1, Verdict::Incorrect)])
+            .when(contest())
+            .then([contested.clone()]);
+        given::<Trainee>([answered(1, Verdict::Incorrect), contested])
+            .when(contest())
+            .then([]);
+        given::<Trainee>([])
+            .when(contest())
+            .then_err(TraineeError::AnswerNotFound);
+        given::<Trainee>([answered(1, Verdict::Correct)])
+            .when(contest())
+            .then_err(TraineeError::AlreadyCorrect);
+    }
+}
