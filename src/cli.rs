@@ -46,6 +46,11 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL), as committed in api/schema.graphql.
     Schema,
+    /// The question trainer's bank.
+    Questions {
+        #[command(subcommand)]
+        command: QuestionsCommand,
+    },
     /// Manage accounts.
     Users {
         #[command(subcommand)]
@@ -67,6 +72,22 @@ pub enum ProjectionsCommand {
     Rebuild {
         /// The projection's name (see `academy projections status`).
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuestionsCommand {
+    /// Import questions from CSV or JSON (by extension, or --format); re-importing a file is harmless. Rows that
+    /// cannot be imported are listed with their line numbers, and the command then fails.
+    Import {
+        /// The file; omit with --starter.
+        #[arg(required_unless_present = "starter")]
+        file: Option<std::path::PathBuf>,
+        #[arg(long, value_enum)]
+        format: Option<crate::questions::Format>,
+        /// Import the starter bank shipped with Academy (64 questions across the three levels).
+        #[arg(long, conflicts_with = "file")]
+        starter: bool,
     },
 }
 
@@ -128,6 +149,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", api::graphql::sdl());
             Ok(())
         }
+        Command::Questions {
+            command:
+                QuestionsCommand::Import {
+                    file,
+                    format,
+                    starter,
+                },
+        } => {
+            let (text, format) = match (file, starter) {
+                (Some(path), _) => {
+                    let format = format.or_else(|| crate::questions::Format::of(&path)).with_context(|| {
+                        format!("{}: say --format csv or --format json (the extension does not tell)", path.display())
+                    })?;
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    (text, format)
+                }
+                (None, _) => (
+                    crate::questions::STARTER_BANK.to_owned(),
+                    crate::questions::Format::Csv,
+                ),
+            };
+            with_database(&config, |log| import_questions(log, text, format)).await
+        }
         Command::Users {
             command:
                 UsersCommand::CreateAdmin {
@@ -180,6 +225,34 @@ where
     let result = f(EventLog::new(database.pool.clone())).await;
     database.close().await;
     result
+}
+
+async fn import_questions(
+    log: EventLog,
+    text: String,
+    format: crate::questions::Format,
+) -> anyhow::Result<()> {
+    let (rows, mut bad) = crate::questions::parse(&text, format);
+    let bar = crate::questions::progress_bar(rows.len() as u64);
+    let executor = commands::CommandExecutor::new(log);
+    let mut report = crate::questions::import(&executor, rows, &bar).await;
+    bar.finish_and_clear();
+    bad.append(&mut report.bad);
+    bad.sort_by_key(|b| b.line);
+    println!(
+        "{} added, {} edited, {} unchanged, {} not imported",
+        report.added,
+        report.edited,
+        report.unchanged,
+        bad.len()
+    );
+    for row in &bad {
+        println!("line {}: {}", row.line, row.reason);
+    }
+    if !bad.is_empty() {
+        bail!("{} rows were not imported (listed above)", bad.len());
+    }
+    Ok(())
 }
 
 async fn create_admin(

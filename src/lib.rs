@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod questions;
 pub mod serve;
 
 use std::sync::Arc;
@@ -20,5 +21,6 @@ pub fn all_projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(projections::log_stats::LogStats),
         Arc::new(projections::accounts::Accounts),
+        Arc::new(projections::trainer::Trainer),
     ]
 }

@@ -41,8 +41,9 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         runner_config,
     )?);
     let secret = config.jwt_secret()?;
+    let executor = CommandExecutor::new(log);
     let identity = Arc::new(
-        Identity::new(CommandExecutor::new(log), config.auth(secret)?)
+        Identity::new(executor.clone(), config.auth(secret)?)
             .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
     );
     bootstrap_admin(config, &identity).await?;
@@ -50,6 +51,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         pool: database.pool.clone(),
         projections: projections.clone(),
         identity: identity.clone(),
+        executor,
         read_timeout: Duration::from_millis(config.read_timeout_ms),
     });
 

@@ -278,6 +278,27 @@ impl Classify for domain::identity::ClaimError {
     }
 }
 
+impl Classify for domain::trainer::QuestionError {
+    fn code(&self) -> Code {
+        use domain::trainer::QuestionError::*;
+        match self {
+            Level(_) | Topic | Text | ReferenceAnswer | KeyPoints => Code::Validation,
+            AlreadyExists | Retired => Code::Conflict,
+            NotFound => Code::NotFound,
+        }
+    }
+}
+
+impl Classify for domain::trainer::TraineeError {
+    fn code(&self) -> Code {
+        use domain::trainer::TraineeError::*;
+        match self {
+            AnswerLength | ReasonLength | AlreadyCorrect => Code::Validation,
+            AnswerNotFound => Code::NotFound,
+        }
+    }
+}
+
 impl Classify for domain::identity::CredentialError {
     fn code(&self) -> Code {
         Code::Validation

@@ -413,10 +413,18 @@ impl DomainEvent for TraineeEvent {
     }
 }
 
-/// The answers a trainee gave, by id, with their verdict and whether they were contested.
+/// The answers a trainee gave, by id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraineeState {
-    pub answers: std::collections::HashMap<Uuid, (Verdict, bool)>,
+    pub answers: std::collections::HashMap<Uuid, AnswerRecord>,
+}
+
+/// One answer's grade, as recorded, and whether it was contested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRecord {
+    pub question_id: Uuid,
+    pub grade: Grade,
+    pub contested: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -490,8 +498,10 @@ impl Decider for Trainee {
                 }
                 match state.answers.get(answer_id) {
                     None => Err(TraineeError::AnswerNotFound),
-                    Some((_, true)) => Ok(vec![]),
-                    Some((Verdict::Correct, _)) => Err(TraineeError::AlreadyCorrect),
+                    Some(record) if record.contested => Ok(vec![]),
+                    Some(record) if record.grade.verdict == Verdict::Correct => {
+                        Err(TraineeError::AlreadyCorrect)
+                    }
                     Some(_) => Ok(vec![TraineeEvent::VerdictContested {
                         answer_id: *answer_id,
                         reason: reason.to_owned(),
@@ -505,13 +515,23 @@ impl Decider for Trainee {
     fn evolve(mut state: TraineeState, event: &TraineeEvent) -> TraineeState {
         match event {
             TraineeEvent::QuestionAnswered {
-                answer_id, grade, ..
+                answer_id,
+                question_id,
+                grade,
+                ..
             } => {
-                state.answers.insert(*answer_id, (grade.verdict, false));
+                state.answers.insert(
+                    *answer_id,
+                    AnswerRecord {
+                        question_id: *question_id,
+                        grade: grade.clone(),
+                        contested: false,
+                    },
+                );
             }
             TraineeEvent::VerdictContested { answer_id, .. } => {
-                if let Some(entry) = state.answers.get_mut(answer_id) {
-                    entry.1 = true;
+                if let Some(record) = state.answers.get_mut(answer_id) {
+                    record.contested = true;
                 }
             }
         }

@@ -10,7 +10,7 @@
 //!   serving, then swaps in one transaction ([`rebuild`] does the same on demand).
 //! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
 //! - [`status`] reports every projection's state for operators.
-//! - Read models: [`log_stats`], [`accounts`].
+//! - Read models: [`log_stats`], [`accounts`], [`trainer`].
 
 pub mod accounts;
 mod lease;
@@ -19,6 +19,7 @@ mod registry;
 mod runner;
 pub mod status;
 mod store;
+pub mod trainer;
 
 use std::error::Error as StdError;
 

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod operations;
+mod trainer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -41,17 +42,19 @@ use uuid::Uuid;
 use crate::auth::{Identity, Viewer};
 use crate::error::{ApiError, Code};
 use crate::{AppState, ClientAddress};
+use commands::CommandExecutor;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
 pub use operations::{OperationsQuery, OperationsSubscription};
+pub use trainer::{TrainerMutation, TrainerQuery};
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, OperationsQuery);
+pub struct Query(AccountsQuery, TrainerQuery, OperationsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation);
+pub struct Mutation(AccountsMutation, TrainerMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(OperationsSubscription);
@@ -84,6 +87,8 @@ pub struct Services {
     pub pool: PgPool,
     pub projections: Arc<Projections>,
     pub identity: Arc<Identity>,
+    /// Runs the commands of features other than identity.
+    pub executor: CommandExecutor,
     /// How long a query waits for the projections it reads to reach a requested position.
     pub read_timeout: Duration,
 }
@@ -313,37 +318,48 @@ pub async fn execute(
             );
         }
     };
-    let viewer = match bearer(&headers) {
-        Ok(None) => Viewer::Anonymous,
-        Ok(Some(token)) => match state.services.identity.authenticate(token).await {
-            Ok(viewer) => viewer,
-            Err(error) => return error_response(error),
-        },
+    let viewer = match viewer_of(&state.services.identity, &headers).await {
+        Ok(viewer) => viewer,
         Err(error) => return error_response(error),
     };
-    let min_position = match headers.get(MIN_POSITION_HEADER) {
-        None => None,
-        Some(value) => match value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-        {
-            Some(position) => Some(position),
-            None => {
-                return error_response(
-                    ApiError::validation(format!(
-                        "{MIN_POSITION_HEADER} must be a log position (an integer)"
-                    ))
-                    .with_status(StatusCode::BAD_REQUEST),
-                );
-            }
-        },
+    let min_position = match min_position_header(&headers) {
+        Ok(position) => position,
+        Err(error) => return error_response(error),
     };
     let request = request.into_inner().data(viewer).data(RequestInfo {
         min_position,
         client,
     });
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+/// The `X-Academy-Min-Position` header's position, if any.
+pub(crate) fn min_position_header(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(MIN_POSITION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "{MIN_POSITION_HEADER} must be a log position (an integer)"
+            ))
+            .with_status(StatusCode::BAD_REQUEST)
+        })
+}
+
+/// Who a request's `Authorization` header names (anonymous without one).
+pub(crate) async fn viewer_of(
+    identity: &Identity,
+    headers: &HeaderMap,
+) -> Result<Viewer, ApiError> {
+    match bearer(headers)? {
+        None => Ok(Viewer::Anonymous),
+        Some(token) => identity.authenticate(token).await,
+    }
 }
 
 /// A request-level failure (before any field ran) in the GraphQL response shape, with its HTTP status.

@@ -73,17 +73,20 @@ impl TestApp {
                 log.clone(),
                 vec![
                     Arc::new(projections::accounts::Accounts),
+                    Arc::new(projections::trainer::Trainer),
                     Arc::new(projections::log_stats::LogStats),
                 ],
                 runner,
             )
             .unwrap(),
         );
-        let identity = Arc::new(Identity::new(CommandExecutor::new(log), setup.auth).unwrap());
+        let executor = CommandExecutor::new(log);
+        let identity = Arc::new(Identity::new(executor.clone(), setup.auth).unwrap());
         let services = Arc::new(Services {
             pool: db.pool.clone(),
             projections: projections.clone(),
             identity,
+            executor,
             read_timeout: Duration::from_secs(10),
         });
         let state = AppState::new(services, setup.http);
