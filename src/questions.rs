@@ -257,9 +257,10 @@ fn row(
 /// Imports `rows` (one command each), counting what changed; a row the log refuses becomes a bad row.
 pub async fn import(executor: &CommandExecutor, rows: Vec<Row>, progress: &ProgressBar) -> Report {
     let mut report = Report::default();
-    let metadata = Metadata::new(Source::Cli).actor("import", "admin");
     let at = chrono::Utc::now().timestamp();
     for row in rows {
+        // a fresh command id per question (one shared id would make every row after the first a repeat)
+        let metadata = Metadata::new(Source::Cli).actor("import", "admin");
         let command = QuestionCommand::Import {
             external_id: row.external_id.clone(),
             content: row.content,

@@ -164,3 +164,56 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
         .unwrap();
     assert_eq!(events, 0);
 }
+
+#[tokio::test]
+async fn questions_import_reports_bad_rows_and_a_second_import_changes_nothing() {
+    let db = TestDb::new().await;
+    let (dir, _) = academy_on(&db);
+    let file = dir.path().join("bank.csv");
+    std::fs::write(
+        &file,
+        "external_id,level,topic,question,reference_answer,key_points\n\
+         q1,junior,rust,What is ownership?,\"One owner, dropped at scope end.\",single owner | one owner ; scope\n\
+         q2,guru,rust,What?,Because.,owner\n\
+         q3,senior,sql,What is MVCC?,Row versions and snapshots.,versions ; snapshot\n",
+    )
+    .unwrap();
+    let import = || {
+        let (_here, mut command) = academy_on(&db);
+        command.args(["questions", "import"]).arg(&file);
+        run(&mut command)
+    };
+    let first = import();
+    assert!(!first.status.success(), "a bad row fails the command");
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        out.contains("2 added, 0 edited, 0 unchanged, 1 not imported"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: level must be junior, middle or senior"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("1 rows were not imported"));
+
+    let second = import();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("0 added, 0 edited, 2 unchanged"));
+
+    let (_here, mut starter) = academy_on(&db);
+    let out = stdout(&run(starter.args(["questions", "import", "--starter"])));
+    assert!(
+        out.contains("64 added, 0 edited, 0 unchanged, 0 not imported"),
+        "{out}"
+    );
+    let added: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'QuestionAdded'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(added, 66);
+
+    let (_here, mut unknown) = academy_on(&db);
+    let out = run(unknown.args(["questions", "import", "bank.txt"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format"));
+}

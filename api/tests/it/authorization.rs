@@ -17,6 +17,10 @@ const NOT_ADMIN: &[(&str, &str, Access)] = &[
     ("Mutation", "register", Access::Public),
     ("Mutation", "login", Access::Public),
     ("Mutation", "changePassword", Access::SignedIn),
+    ("Query", "randomQuestion", Access::SignedIn),
+    ("Query", "myStats", Access::SignedIn),
+    ("Mutation", "answerQuestion", Access::SignedIn),
+    ("Mutation", "contestVerdict", Access::SignedIn),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,6 +4,7 @@ mod authorization;
 mod identity;
 mod operations;
 mod subscriptions;
+mod trainer;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

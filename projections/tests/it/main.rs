@@ -5,6 +5,7 @@ mod failures;
 mod log_stats;
 mod rebuild;
 mod runner;
+mod trainer;
 
 use std::sync::Arc;
 use std::time::Duration;
