@@ -382,6 +382,13 @@ impl TrainerMutation {
     ) -> async_graphql::Result<AnswerResult> {
         let viewer = viewer(ctx);
         let user = viewer.require_user()?;
+        // the Trainee decider enforces the same bound; checked first so an oversized answer is not graded
+        if answer.chars().count() > 5000 {
+            return Err(ApiError::validation(
+                domain::trainer::TraineeError::AnswerLength.to_string(),
+            )
+            .into());
+        }
         let id = super::command_id(
             ctx,
             command_id,
