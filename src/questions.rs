@@ -187,6 +187,7 @@ fn parse_csv(text: &str) -> (Vec<Row>, Vec<BadRow>) {
 }
 
 fn parse_json(text: &str) -> (Vec<Row>, Vec<BadRow>) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let items: Vec<&RawValue> = match serde_json::from_str(text) {
         Ok(items) => items,
         Err(error) => {
@@ -241,7 +242,7 @@ fn row(
     key_points: Vec<KeyPoint>,
 ) -> Result<Row, String> {
     let external_id = external_id.trim();
-    if external_id.is_empty() || external_id.len() > 200 {
+    if external_id.is_empty() || external_id.chars().count() > 200 {
         return Err("external_id must have 1 to 200 characters".to_owned());
     }
     let level = Level::parse(level).map_err(|e| e.to_string())?;

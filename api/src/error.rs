@@ -293,7 +293,8 @@ impl Classify for domain::trainer::TraineeError {
     fn code(&self) -> Code {
         use domain::trainer::TraineeError::*;
         match self {
-            AnswerLength | ReasonLength | AlreadyCorrect => Code::Validation,
+            AnswerLength | ReasonLength => Code::Validation,
+            AlreadyCorrect => Code::Conflict,
             AnswerNotFound => Code::NotFound,
         }
     }

@@ -4,7 +4,7 @@
 //!   `GET /graphql`, subscriptions on `/graphql/ws`.
 //! - [`auth`]: accounts, passwords, tokens, login throttling; who is asking ([`auth::Viewer`]).
 //! - [`error`]: the one error type and its table of codes, shared by GraphQL and REST.
-//! - [`rest`]: `POST /api/login` for the car-service spec.
+//! - [`rest`]: `POST /api/login` for the car-service spec, `GET /admin/users/export` (trainer statistics as CSV).
 //! - [`metrics`]: `GET /metrics` and the request counters.
 //! - Operations: `GET /healthz` (the process is up) and `GET /readyz` (the database answers and the
 //!   projections are caught up within a bound).
@@ -89,35 +89,46 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(graphql::websocket))
-                .route("/api/login", post(rest::login))
+        .route("/api/login", post(rest::login))
         .route("/admin/users/export", get(rest::export_users))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-                .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics::render))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(http.body_limit))
-                .layer(CatchPanicLayer::custom(|_| {
+        .layer(CatchPanicLayer::custom(|_| {
             error::ApiError::internal("a request handler panicked").into_response()
         }))
         .layer(axum::middleware::map_response(error::explain_bare_errors))
         // outside the limits, so requests they refuse are counted too
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-        .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every log line of a request carries its method, path and request id.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id
+    )
 }
 
 /// The client's address, when the server was started with connect info.

@@ -58,10 +58,13 @@ pub async fn login(
 pub struct ExportQuery {
     /// junior, middle or senior; every level when absent or empty.
     pub level: Option<String>,
+    /// `comma` (the default) or `semicolon` (what spreadsheets in locales with a decimal comma expect).
+    pub delimiter: Option<String>,
 }
 
 /// `GET /admin/users/export?level=junior` with an admin's bearer token: every user's trainer statistics as CSV,
-/// UTF-8 with a byte-order mark (so spreadsheets detect the encoding), comma-separated, quoted where needed.
+/// UTF-8 with a byte-order mark (so spreadsheets detect the encoding), comma-separated (`delimiter=semicolon`
+/// for locales with a decimal comma), quoted where needed, text cells guarded against formula injection.
 /// Honours `X-Academy-Min-Position` like GraphQL queries.
 pub async fn export_users(
     State(state): State<AppState>,
@@ -87,7 +90,18 @@ pub async fn export_users(
             .wait_for_some(&names, position, state.services.read_timeout)
             .await?;
     }
-    let mut writer = csv::Writer::from_writer(Vec::from(*b"\xEF\xBB\xBF"));
+    let delimiter = match query.delimiter.as_deref().map(str::trim) {
+        None | Some("" | "comma") => b',',
+        Some("semicolon") => b';',
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "delimiter must be comma or semicolon; got {other:?}"
+            )));
+        }
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(Vec::from(*b"\xEF\xBB\xBF"));
     writer
         .write_record([
             "user_id",
@@ -115,14 +129,15 @@ pub async fn export_users(
             writer
                 .write_record([
                     stats.user_id.to_string(),
-                    row.username.clone().unwrap_or_default(),
-                    row.email.clone().unwrap_or_default(),
+                    cell(row.username.as_deref().unwrap_or_default()),
+                    cell(row.email.as_deref().unwrap_or_default()),
                     stats.level.clone(),
                     stats.answered.to_string(),
                     stats.correct.to_string(),
                     format!("{:.2}", stats.correct_share()),
                     stats.streak.to_string(),
-                    stats.last_activity.to_rfc3339(),
+                    // a form spreadsheets read as a date and time (UTC)
+                    stats.last_activity.format("%Y-%m-%d %H:%M:%S").to_string(),
                 ])
                 .map_err(ApiError::internal)?;
         }
@@ -146,6 +161,16 @@ pub async fn export_users(
         body,
     )
         .into_response())
+}
+
+/// A text cell that a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return gets a leading apostrophe (OWASP's advice on CSV injection).
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Rows read from the database at a time while exporting.

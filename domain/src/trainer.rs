@@ -91,13 +91,13 @@ impl QuestionContent {
                     .synonyms
                     .iter()
                     .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
+                    .filter(|s| has_word(s))
                     .collect(),
             })
             .collect();
         if key_points.is_empty()
             || key_points.len() > 20
-            || key_points.iter().any(|p| p.concept.is_empty())
+            || key_points.iter().any(|p| !has_word(&p.concept))
         {
             return Err(QuestionError::KeyPoints);
         }
@@ -111,6 +111,11 @@ impl QuestionContent {
     }
 }
 
+/// Whether a key point's text has something to match (a letter or digit).
+fn has_word(text: &str) -> bool {
+    text.chars().any(char::is_alphanumeric)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuestionError {
     #[error("level must be junior, middle or senior; got {0:?}")]
@@ -121,7 +126,7 @@ pub enum QuestionError {
     Text,
     #[error("a reference answer has 1 to 10000 characters")]
     ReferenceAnswer,
-    #[error("a question needs 1 to 20 key points, each with a concept")]
+    #[error("a question needs 1 to 20 key points, each with a concept of letters or digits")]
     KeyPoints,
     #[error("this question already exists")]
     AlreadyExists,
@@ -265,6 +270,7 @@ impl Decider for Question {
                 at: *at,
             }]),
             (Import { .. }, Some(current)) if current.retired => Ok(vec![]),
+            (Edit { .. }, Some(current)) if current.retired => Err(QuestionError::Retired),
             (Import { content, .. } | Edit { content, .. }, Some(current))
                 if current.content == *content =>
             {
@@ -281,7 +287,6 @@ impl Decider for Question {
                 at: *at,
             }]),
             (Edit { .. } | Retire { .. }, None) => Err(QuestionError::NotFound),
-            (Edit { .. }, Some(current)) if current.retired => Err(QuestionError::Retired),
             (Edit { content, by, at }, Some(_)) => Ok(vec![QuestionEvent::QuestionEdited {
                 content: content.clone(),
                 by: *by,
@@ -585,6 +590,14 @@ mod tests {
             QuestionContent::parse(Level::Junior, " ", "q", "a", vec![]),
             Err(QuestionError::Topic)
         );
+        let punctuation = KeyPoint {
+            concept: "?!".into(),
+            synonyms: vec![],
+        };
+        assert_eq!(
+            QuestionContent::parse(Level::Junior, "rust", "q", "a", vec![punctuation]),
+            Err(QuestionError::KeyPoints)
+        );
         assert_eq!(Level::parse(" Senior "), Ok(Level::Senior));
         assert!(Level::parse("lead").is_err());
     }
@@ -637,6 +650,23 @@ mod tests {
         ])
         .when(QuestionCommand::Edit {
             content: content("Other?"),
+            by: admin(),
+            at: 40,
+        })
+        .then_err(QuestionError::Retired);
+    }
+
+    #[test]
+    fn a_retired_question_cannot_be_edited_even_to_the_same_content() {
+        given::<Question>([
+            added("Q?"),
+            QuestionEvent::QuestionRetired {
+                by: admin(),
+                at: 30,
+            },
+        ])
+        .when(QuestionCommand::Edit {
+            content: content("Q?"),
             by: admin(),
             at: 40,
         })

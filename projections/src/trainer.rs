@@ -392,7 +392,7 @@ pub async fn users_stats(
     )
     .bind(level)
     .bind(after_user)
-        .bind(after_level)
+    .bind(after_level)
     .bind(limit)
     .fetch_all(pool)
     .await

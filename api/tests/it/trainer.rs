@@ -59,10 +59,17 @@ async fn a_user_practises_gets_graded_and_sees_their_statistics() {
         "query($p: Int) { randomQuestion(level: JUNIOR, minPosition: $p) { id level topic text } }";
     let card = app.gql(random, json!({ "p": position }), Some(&user)).await;
     assert_eq!(card["data"]["randomQuestion"]["level"], "JUNIOR", "{card}");
-    assert!(
-        card["data"]["randomQuestion"]
-            .get("referenceAnswer")
-            .is_none()
+    let peek = app
+        .gql(
+            "{ randomQuestion(level: JUNIOR) { referenceAnswer } }",
+            json!({}),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(
+        code(&peek),
+        "VALIDATION",
+        "a question card has no answer on it: {peek}"
     );
     let good = app
         .gql(
@@ -128,18 +135,46 @@ async fn a_user_practises_gets_graded_and_sees_their_statistics() {
     assert_eq!(none["data"]["myStats"], json!([]));
 }
 
+fn variables_again(question: &str) -> Value {
+    json!({
+        "q": question,
+        "a": "values have one owner and are moved on assignment",
+        "id": "0190c3a4-0000-7000-8000-0000000000dd"
+    })
+}
+
 #[tokio::test]
 async fn answers_are_idempotent_and_verdicts_can_be_contested_once() {
     let app = TestApp::start().await;
     let (_, admin) = app.admin().await;
     let (question, _) = add(&app, &admin, ownership()).await;
     let (_, user) = app.user("learner").await;
-    let variables = json!({ "q": question, "a": "values have one owner and are moved on assignment", "id": "0190c3a4-0000-7000-8000-0000000000dd" });
+    let variables = variables_again(&question);
     let first = app.gql(ANSWER, variables.clone(), Some(&user)).await;
     let retry = app.gql(ANSWER, variables, Some(&user)).await;
     assert_eq!(
         first["data"], retry["data"],
         "a retry answers like the first"
+    );
+    let empty = app
+        .gql(ANSWER, json!({ "q": question, "a": "   " }), Some(&user))
+        .await;
+    assert_eq!(code(&empty), "VALIDATION");
+    let (_, admin_token) = app.admin().await;
+    let retired = app
+        .gql(
+            "mutation($id: UUID!) { retireQuestion(id: $id) { position } }",
+            json!({ "id": question }),
+            Some(&admin_token),
+        )
+        .await;
+    assert!(retired["errors"].is_null(), "{retired}");
+    let late_retry = app
+        .gql(ANSWER, variables_again(&question), Some(&user))
+        .await;
+    assert_eq!(
+        first["data"], late_retry["data"],
+        "even after the question was retired"
     );
     assert_eq!(
         first["data"]["answerQuestion"]["verdict"], "PARTIAL",
@@ -168,10 +203,6 @@ async fn answers_are_idempotent_and_verdicts_can_be_contested_once() {
             .unwrap();
     assert_eq!(events, 1);
 
-    let empty = app
-        .gql(ANSWER, json!({ "q": question, "a": "   " }), Some(&user))
-        .await;
-    assert_eq!(code(&empty), "VALIDATION");
     let missing = app
         .gql(
             ANSWER,
@@ -280,8 +311,11 @@ async fn admins_export_users_statistics_as_csv_that_spreadsheets_open() {
     let (_, admin) = app.admin().await;
     let (question, _) = add(&app, &admin, ownership()).await;
     let mut last = 0;
-    for name in ["ada", "bob"] {
-        let (_, token) = app.user(name).await;
+    // an email a spreadsheet would run as a formula
+    app.register("=1+1@example.org", "formula", "correct horse battery")
+        .await;
+    let formula = app.login("formula", "correct horse battery").await;
+    for token in [app.user("ada").await.1, app.user("bob").await.1, formula] {
         let body = app
             .gql(
                 ANSWER,
@@ -350,12 +384,37 @@ async fn admins_export_users_statistics_as_csv_that_spreadsheets_open() {
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
         .collect();
     rows.sort_by(|a, b| a[1].cmp(&b[1]));
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     assert_eq!(
         rows[0][1..7],
         ["ada", "ada@example.org", "junior", "1", "1", "1.00"]
     );
     assert_eq!(rows[1][1], "bob");
+    assert_eq!(rows[2][2], "'=1+1@example.org", "a formula is neutralised");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(&rows[0][8], "%Y-%m-%d %H:%M:%S").is_ok(),
+        "{}",
+        rows[0][8]
+    );
+    let semicolons = app
+        .http
+        .get(app.url("/admin/users/export?delimiter=semicolon"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let header = String::from_utf8_lossy(&semicolons[3..])
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        header.starts_with("user_id;username;email;level"),
+        "{header}"
+    );
 
     let stats = app
         .gql(

@@ -95,6 +95,12 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
         ],
     )
     .await;
+    // the projections run live while the answers arrive
+    // the statistics list joins the accounts read model for names
+    let (projections, _stop, _task) = start(
+        &log,
+        vec![Arc::new(Trainer), Arc::new(projections::accounts::Accounts)],
+    );
     let user = Uuid::now_v7();
     let first = answered(questions[0], Level::Junior, Verdict::Correct, 1_700_001_000);
     let TraineeEvent::QuestionAnswered { answer_id, .. } = &first else {
@@ -124,11 +130,6 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     )
     .await;
 
-    // the statistics list joins the accounts read model for names
-    let (projections, _stop, _task) = start(
-        &log,
-        vec![Arc::new(Trainer), Arc::new(projections::accounts::Accounts)],
-    );
     projections.wait_for(last, WAIT).await.unwrap();
     let stats = trainer::stats(log.pool(), user, None).await.unwrap();
     let summary: Vec<(&str, i32, i32, i32)> = stats
@@ -163,9 +164,20 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
             .unwrap();
     assert!(contested);
 
+    let answers = || async {
+        sqlx::query_as::<_, (Uuid, Uuid, String, f64, bool, chrono::DateTime<chrono::Utc>)>(
+            "select answer_id, question_id, verdict, score, contested, answered_at from trainer.answers order by answer_id",
+        )
+        .fetch_all(log.pool())
+        .await
+        .unwrap()
+    };
+    let live_answers = answers().await;
+    assert_eq!(live_answers.len(), 5);
     projections::rebuild(log.clone(), Arc::new(Trainer), RunnerConfig::default())
         .await
         .unwrap();
+    assert_eq!(answers().await, live_answers);
     assert_eq!(
         trainer::questions(log.pool(), &all, None, 100)
             .await
