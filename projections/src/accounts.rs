@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
 
 pub const NAME: &str = "accounts";
 
@@ -72,7 +72,7 @@ impl Projection for Accounts {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for recorded in events {
-            let id = account_id(&recorded.stream_id)?;
+            let id = stream_uuid(&recorded.stream_id, "account-")?;
             match recorded.decode::<AccountEvent>()? {
                 AccountEvent::AccountRegistered {
                     email,
@@ -118,17 +118,6 @@ async fn set_role(conn: &mut PgConnection, id: Uuid, role: Role) -> Result<(), s
         .execute(conn)
         .await?;
     Ok(())
-}
-
-fn account_id(stream: &str) -> Result<Uuid, ProjectionError> {
-    let id = stream
-        .strip_prefix("account-")
-        .ok_or_else(|| format!("account event in stream {stream}"))?;
-    Ok(Uuid::parse_str(id)?)
-}
-
-fn seconds(at: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    DateTime::from_timestamp(at, 0).ok_or_else(|| format!("time {at} is out of range").into())
 }
 
 /// One user, by id.

@@ -60,6 +60,20 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
+/// The id of an aggregate from its stream id (`<prefix><uuid>`), for read models keyed by it.
+pub(crate) fn stream_uuid(stream: &str, prefix: &str) -> Result<uuid::Uuid, ProjectionError> {
+    let id = stream
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("event of stream {stream} where {prefix}<uuid> was expected"))?;
+    Ok(uuid::Uuid::parse_str(id)?)
+}
+
+/// A time recorded in an event as Unix seconds.
+pub(crate) fn seconds(at: i64) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError> {
+    chrono::DateTime::from_timestamp(at, 0)
+        .ok_or_else(|| format!("time {at} is out of range").into())
+}
+
 /// The schema a projection's live tables are in.
 pub fn live_schema(name: &str) -> String {
     name.to_owned()

@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
 
 pub const NAME: &str = "trainer";
 
@@ -211,17 +211,6 @@ async fn apply_trainee(
         }
     }
     Ok(())
-}
-
-fn stream_uuid(stream: &str, prefix: &str) -> Result<Uuid, ProjectionError> {
-    let id = stream
-        .strip_prefix(prefix)
-        .ok_or_else(|| format!("unexpected stream {stream}"))?;
-    Ok(Uuid::parse_str(id)?)
-}
-
-fn seconds(at: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    DateTime::from_timestamp(at, 0).ok_or_else(|| format!("time {at} is out of range").into())
 }
 
 /// A question as the bank has it now.
