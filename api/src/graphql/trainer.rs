@@ -421,7 +421,7 @@ impl TrainerMutation {
             level: content.level,
             topic: content.topic.clone(),
             answer,
-            grade,
+            grade: grade.clone(),
             at: Utc::now().timestamp(),
         };
         let metadata = viewer.metadata(Source::Graphql, id);
@@ -429,22 +429,27 @@ impl TrainerMutation {
             .execute::<Trainee>(&stream, &command, &metadata)
             .await
             .map_err(ApiError::from)?;
-        // the grade as recorded: on a retry, the first answer's
-        let (state, _) = executor
-            .load::<Trainee>(&stream)
-            .await
-            .map_err(ApiError::internal)?;
-        let record = state
-            .answers
-            .get(&id)
-            .ok_or_else(|| ApiError::internal("a recorded answer is missing from its stream"))?;
+        // a concurrent twin of this command may have recorded its own grade first: answer with that one
+        let grade = if executed.is_repeat() && !trainee.answers.contains_key(&id) {
+            let (state, _) = executor
+                .load::<Trainee>(&stream)
+                .await
+                .map_err(ApiError::internal)?;
+            state
+                .answers
+                .get(&id)
+                .map(|first| first.grade.clone())
+                .ok_or_else(|| ApiError::internal("a recorded answer is missing from its stream"))?
+        } else {
+            grade
+        };
         Ok(AnswerResult {
             answer_id: id,
-            verdict: record.grade.verdict.into(),
-            score: record.grade.score,
-            matched_key_points: record.grade.matched.clone(),
-            missing_key_points: record.grade.missing.clone(),
-            negated_key_points: record.grade.negated.clone(),
+            verdict: grade.verdict.into(),
+            score: grade.score,
+            matched_key_points: grade.matched,
+            missing_key_points: grade.missing,
+            negated_key_points: grade.negated,
             reference_answer: content.reference_answer,
             position: executed.position(),
         })
