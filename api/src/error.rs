@@ -294,7 +294,7 @@ impl Classify for domain::trainer::TraineeError {
         use domain::trainer::TraineeError::*;
         match self {
             AnswerLength | ReasonLength => Code::Validation,
-            AlreadyCorrect => Code::Conflict,
+            AlreadyCorrect | QuestionRetired => Code::Conflict,
             AnswerNotFound => Code::NotFound,
         }
     }

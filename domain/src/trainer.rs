@@ -360,6 +360,8 @@ pub enum TraineeCommand {
     Answer {
         answer_id: Uuid,
         question_id: Uuid,
+        /// Whether the question was retired when the answer came (read from its stream by the caller).
+        question_retired: bool,
         level: Level,
         topic: String,
         answer: String,
@@ -442,6 +444,8 @@ pub enum TraineeError {
     AnswerNotFound,
     #[error("this answer was already judged correct")]
     AlreadyCorrect,
+    #[error("this question is retired")]
+    QuestionRetired,
 }
 
 /// The stream of a user's answers.
@@ -470,6 +474,10 @@ impl Decider for Trainee {
                 Ok(vec![])
             }
             TraineeCommand::Answer {
+                question_retired: true,
+                ..
+            } => Err(TraineeError::QuestionRetired),
+            TraineeCommand::Answer {
                 answer_id,
                 question_id,
                 level,
@@ -477,6 +485,7 @@ impl Decider for Trainee {
                 answer,
                 grade,
                 at,
+                ..
             } => {
                 let answer = answer.trim();
                 if answer.is_empty() || answer.chars().count() > 5000 {
@@ -767,6 +776,7 @@ mod tests {
             .when(TraineeCommand::Answer {
                 answer_id: Uuid::from_u128(1),
                 question_id: Uuid::from_u128(100),
+                question_retired: false,
                 level: Level::Junior,
                 topic: "rust".into(),
                 answer: "  values move ".into(),
@@ -782,6 +792,7 @@ mod tests {
             .when(TraineeCommand::Answer {
                 answer_id: Uuid::from_u128(1),
                 question_id: Uuid::from_u128(100),
+                question_retired: false,
                 level: Level::Junior,
                 topic: "rust".into(),
                 answer: "other".into(),
@@ -792,11 +803,32 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_question_cannot_be_answered_but_an_earlier_answer_still_stands() {
+        let answer = |id: u128| TraineeCommand::Answer {
+            answer_id: Uuid::from_u128(id),
+            question_id: Uuid::from_u128(100),
+            question_retired: true,
+            level: Level::Junior,
+            topic: "rust".into(),
+            answer: "values move".into(),
+            grade: grade(Verdict::Partial),
+            at: 7,
+        };
+        given::<Trainee>([])
+            .when(answer(2))
+            .then_err(TraineeError::QuestionRetired);
+        given::<Trainee>([answered(1, Verdict::Partial)])
+            .when(answer(1))
+            .then([]);
+    }
+
+    #[test]
     fn an_empty_answer_is_refused() {
         given::<Trainee>([])
             .when(TraineeCommand::Answer {
                 answer_id: Uuid::from_u128(1),
                 question_id: Uuid::from_u128(100),
+                question_retired: false,
                 level: Level::Junior,
                 topic: "rust".into(),
                 answer: "   ".into(),
