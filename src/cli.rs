@@ -1,4 +1,5 @@
-//! The command line: `academy [serve]`, `migrate`, `projections status|rebuild`, `events stream|tail`, `bench`.
+//! The command line: `academy [serve]`, `migrate`, `projections status|rebuild`, `events stream|tail`, `scrape`,
+//! `bench`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -56,7 +57,13 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
-    /// Measure append and replay throughput next to a raw INSERT baseline, on a throwaway cluster.
+    /// Scrape carsensor.net: one run with --once, else runs on ACADEMY_CARSENSOR_SCHEDULE until Ctrl-C.
+    Scrape {
+        /// One run, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Measure append, replay and listing-upsert throughput next to baselines, on a throwaway cluster.
     Bench(BenchArgs),
 }
 
@@ -145,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::serve::serve(&config).await,
         Command::Bench(args) => crate::bench::run(&config, args).await,
+        Command::Scrape { once } => crate::scrape::scrape(&config, once).await,
         Command::Schema => {
             print!("{}", api::graphql::sdl());
             Ok(())

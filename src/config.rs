@@ -178,6 +178,107 @@ pub struct Config {
     )]
     pub ready_max_lag_seconds: u64,
 
+    /// The carsensor site the scraper reads.
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_BASE_URL",
+        default_value = "https://www.carsensor.net",
+        global = true
+    )]
+    pub carsensor_base_url: String,
+
+    /// Where the scraper's walks start: paths on the site (or absolute URLs), comma-separated.
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_START_PAGES",
+        default_value = "/usedcar/index.html",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub carsensor_start_pages: Vec<String>,
+
+    /// Most list pages one scraper run fetches (reaching it makes the run incomplete: nothing is delisted).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_PAGE_LIMIT",
+        default_value_t = 50,
+        global = true
+    )]
+    pub carsensor_page_limit: u32,
+
+    /// When the server runs the scraper: a cron expression with seconds (default: hourly, on the hour).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_SCHEDULE",
+        default_value = "0 0 * * * *",
+        global = true
+    )]
+    pub carsensor_schedule: String,
+
+    /// Whether the server runs the scraper on its schedule (`academy scrape --once` works either way).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub carsensor_enabled: bool,
+
+    /// Least pause between two requests to the site, in milliseconds (robots.txt's Crawl-delay wins when longer).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_DELAY_MS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub carsensor_delay_ms: u64,
+
+    /// Timeout of one request to the site, in milliseconds.
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_TIMEOUT_MS",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub carsensor_timeout_ms: u64,
+
+    /// Retries of a request after network errors, 5xx and 429 (with exponential backoff and jitter).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_RETRIES",
+        default_value_t = 4,
+        global = true
+    )]
+    pub carsensor_retries: usize,
+
+    /// First backoff before a retry, in milliseconds (doubling, with jitter, up to 60 s).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_BACKOFF_MS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub carsensor_backoff_ms: u64,
+
+    /// A listing missing from this many consecutive complete runs is delisted.
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_DELIST_AFTER_RUNS",
+        default_value_t = 3,
+        global = true
+    )]
+    pub carsensor_delist_after_runs: u32,
+
+    /// The scraper's User-Agent (say who you are and how to reach you).
+    #[arg(
+        long,
+        env = "ACADEMY_CARSENSOR_USER_AGENT",
+        default_value = workers::carsensor::fetch::DEFAULT_USER_AGENT,
+        global = true
+    )]
+    pub carsensor_user_agent: String,
+
     /// Log format.
     #[arg(
         long,
@@ -203,6 +304,46 @@ impl Config {
             ready_max_lag: Duration::from_secs(self.ready_max_lag_seconds),
             query_limits: api::QueryLimits::default(),
         }
+    }
+
+    /// The scraper's settings.
+    pub fn scraper(&self) -> anyhow::Result<workers::carsensor::ScraperConfig> {
+        use workers::carsensor::ScraperConfig;
+        let base_url = reqwest::Url::parse(&self.carsensor_base_url)
+            .context("ACADEMY_CARSENSOR_BASE_URL must be an absolute URL")?;
+        if !matches!(base_url.scheme(), "http" | "https") {
+            bail!("ACADEMY_CARSENSOR_BASE_URL must be an http or https URL");
+        }
+        let start_pages: Vec<String> = self
+            .carsensor_start_pages
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if start_pages.is_empty() {
+            bail!("ACADEMY_CARSENSOR_START_PAGES names no page");
+        }
+        for page in &start_pages {
+            base_url.join(page).with_context(|| {
+                format!("ACADEMY_CARSENSOR_START_PAGES: {page:?} is not a path or URL")
+            })?;
+        }
+        if self.carsensor_page_limit == 0 || self.carsensor_delist_after_runs == 0 {
+            bail!(
+                "ACADEMY_CARSENSOR_PAGE_LIMIT and ACADEMY_CARSENSOR_DELIST_AFTER_RUNS must be at least 1"
+            );
+        }
+        let mut config = ScraperConfig::new(base_url);
+        config.start_pages = start_pages;
+        config.page_limit = self.carsensor_page_limit;
+        config.delist_after_runs = self.carsensor_delist_after_runs;
+        config.fetch.user_agent = self.carsensor_user_agent.clone();
+        config.fetch.min_delay = Duration::from_millis(self.carsensor_delay_ms);
+        config.fetch.timeout = Duration::from_millis(self.carsensor_timeout_ms.max(1));
+        config.fetch.retries = self.carsensor_retries;
+        config.fetch.min_backoff = Duration::from_millis(self.carsensor_backoff_ms);
+        config.fetch.max_backoff = config.fetch.max_backoff.max(config.fetch.min_backoff);
+        Ok(config)
     }
 
     /// Identity settings with `secret`.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod questions;
+pub mod scrape;
 pub mod serve;
 
 use std::sync::Arc;
@@ -22,5 +23,6 @@ pub fn all_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(projections::log_stats::LogStats),
         Arc::new(projections::accounts::Accounts),
         Arc::new(projections::trainer::Trainer),
+        Arc::new(projections::cars::Cars),
     ]
 }

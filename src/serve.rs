@@ -1,4 +1,5 @@
-//! `academy serve`: the database, the projections and the HTTP API in one process, until SIGINT/SIGTERM.
+//! `academy serve`: the database, the projections, the HTTP API and the scheduled carsensor scraper in one
+//! process, until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use commands::{CommandExecutor, Source};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
+use workers::carsensor::Scraper;
+use workers::{SystemClock, TokioSleeper};
 
 use crate::config::Config;
 use crate::database::Database;
@@ -29,6 +32,10 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
 
 /// The server until `stopping` turns true. Split from [`serve`] so tests can stop it without signals.
 pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let scraper_config = config.scraper()?;
+    if config.carsensor_enabled {
+        workers::carsensor::check_schedule(&config.carsensor_schedule)?;
+    }
     let database = Database::open(config).await?;
     let log = EventLog::new(database.pool.clone());
     let runner_config = RunnerConfig {
@@ -51,8 +58,24 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         pool: database.pool.clone(),
         projections: projections.clone(),
         identity: identity.clone(),
-        executor,
+        executor: executor.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
+    });
+    // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
+    let scraper = config.carsensor_enabled.then(|| {
+        let scraper = Arc::new(Scraper::new(
+            scraper_config,
+            executor,
+            projections.clone(),
+            database.pool.clone(),
+            Arc::new(SystemClock),
+            Arc::new(TokioSleeper),
+        ));
+        let schedule = config.carsensor_schedule.clone();
+        let stop = stopping.clone();
+        tokio::spawn(
+            async move { workers::carsensor::run_scheduled(scraper, &schedule, stop).await },
+        )
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -93,10 +116,14 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         },
         projections.run(stop_rest.subscribe())
     );
+    let scraped = match scraper {
+        Some(task) => task.await.context("the scraper task")?,
+        None => Ok(()),
+    };
     drop(projections);
     database.close().await;
     http.context("HTTP server")?;
-    Ok(())
+    scraped.context("the carsensor scraper")
 }
 
 /// ACADEMY_ADMIN_EMAIL + ACADEMY_ADMIN_PASSWORD: the first admin, made sure of at every start-up.
@@ -127,7 +154,8 @@ fn holder() -> String {
     format!("{}:{}", host.trim(), std::process::id())
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = match signal(SignalKind::terminate()) {
         Ok(signal) => signal,

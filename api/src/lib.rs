@@ -4,7 +4,8 @@
 //!   `GET /graphql`, subscriptions on `/graphql/ws`.
 //! - [`auth`]: accounts, passwords, tokens, login throttling; who is asking ([`auth::Viewer`]).
 //! - [`error`]: the one error type and its table of codes, shared by GraphQL and REST.
-//! - [`rest`]: `POST /api/login` for the car-service spec, `GET /admin/users/export` (trainer statistics as CSV).
+//! - [`rest`]: `POST /api/login` and `GET /api/cars` for the car-service spec, `GET /admin/users/export`
+//!   (trainer statistics as CSV).
 //! - [`metrics`]: `GET /metrics` and the request counters.
 //! - Operations: `GET /healthz` (the process is up) and `GET /readyz` (the database answers and the
 //!   projections are caught up within a bound).
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(graphql::websocket))
         .route("/api/login", post(rest::login))
         .route("/admin/users/export", get(rest::export_users))
+        .route("/api/cars", get(rest::cars))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))

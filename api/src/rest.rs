@@ -1,4 +1,5 @@
-//! REST routes: `POST /api/login` (the car-service spec) and `GET /admin/users/export` (trainer statistics as CSV).
+//! REST routes: `POST /api/login` and `GET /api/cars` (the car-service spec) and `GET /admin/users/export`
+//! (trainer statistics as CSV).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -175,3 +176,121 @@ fn cell(text: &str) -> String {
 
 /// Rows read from the database at a time while exporting.
 const EXPORT_PAGE: i64 = 1000;
+
+/// `GET /api/cars` query parameters: the GraphQL `cars` filter in snake case, plus paging.
+#[derive(Debug, Default, Deserialize)]
+pub struct CarsParams {
+    pub make: Option<String>,
+    pub model: Option<String>,
+    /// Inclusive bounds in yen on the price `price` names (`total`, the default, or `body`).
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub price: Option<String>,
+    pub min_year: Option<i32>,
+    pub max_year: Option<i32>,
+    pub max_mileage: Option<i64>,
+    pub prefecture: Option<String>,
+    pub body_type: Option<String>,
+    pub transmission: Option<String>,
+    pub color: Option<String>,
+    pub repair_history: Option<bool>,
+    /// Free text: every word must match.
+    pub q: Option<String>,
+    pub include_delisted: Option<bool>,
+    /// `newest` (default), `price_asc`, `price_desc`, `year_desc`, `mileage_asc`.
+    pub order: Option<String>,
+    /// 1 to 100 (default 20).
+    pub limit: Option<i32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CarsPage {
+    pub items: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/cars` with a bearer token (401 without): cars matching the query parameters, a page at a time,
+/// as JSON `{items, next_cursor}`. Honours `X-Academy-Min-Position` like GraphQL queries.
+pub async fn cars(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<CarsParams>, QueryRejection>,
+) -> Result<Json<CarsPage>, ApiError> {
+    use crate::graphql::cars::{
+        CarFilterInput, CarOrderValue, PriceKindValue, car_page, page_size,
+    };
+    let viewer = crate::graphql::viewer_of(&state.services.identity, &headers).await?;
+    viewer.require_user()?;
+    let Query(params) = query.map_err(|rejection| {
+        ApiError::validation(rejection.body_text()).with_status(StatusCode::BAD_REQUEST)
+    })?;
+    let price = match params.price.as_deref().map(str::trim) {
+        None | Some("" | "total") => PriceKindValue::Total,
+        Some("body") => PriceKindValue::Body,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "price must be total or body; got {other:?}"
+            )));
+        }
+    };
+    let order =
+        CarOrderValue::parse(params.order.as_deref().unwrap_or_default()).ok_or_else(|| {
+            ApiError::validation(
+                "order must be newest, price_asc, price_desc, year_desc or mileage_asc",
+            )
+        })?;
+    let limit = page_size(params.limit.unwrap_or(20))
+        .map_err(|_| ApiError::validation("limit must be between 1 and 100"))?;
+    let filter = CarFilterInput {
+        make: params.make,
+        model: params.model,
+        min_price_yen: params.min_price,
+        max_price_yen: params.max_price,
+        price,
+        min_year: params.min_year,
+        max_year: params.max_year,
+        max_mileage_km: params.max_mileage,
+        prefecture: params.prefecture,
+        body_type: params.body_type,
+        transmission: params.transmission,
+        color: params.color,
+        repair_history: params.repair_history,
+        text: params.q,
+        include_delisted: params.include_delisted.unwrap_or(false),
+    }
+    .into_filter()?;
+    if let Some(position) = crate::graphql::min_position_header(&headers)?.filter(|p| *p > 0) {
+        state
+            .services
+            .projections
+            .wait_for_some(
+                &[projections::cars::NAME],
+                position,
+                state.services.read_timeout,
+            )
+            .await?;
+    }
+    let (rows, more) = car_page(&state.services.pool, &filter, order, params.cursor, limit).await?;
+    let now = chrono::Utc::now();
+    let next_cursor = if more {
+        rows.last().map(|(cursor, _)| cursor.clone())
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|(_, row)| {
+            let days = row.days_on_market(now);
+            let mut item = serde_json::to_value(&row).map_err(ApiError::internal)?;
+            if let Some(object) = item.as_object_mut() {
+                object.remove("listed_position");
+                object.insert("days_on_market".to_owned(), days.into());
+            }
+            Ok(item)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(CarsPage { items, next_cursor }))
+}

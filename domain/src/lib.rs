@@ -9,8 +9,10 @@
 //! - [`stream`]: stream ids, `<category>-<uuid>`.
 //! - [`identity`]: accounts, roles, and the claims that keep emails and usernames unique.
 //! - [`trainer`]: the question bank and users' answers.
+//! - [`cars`]: car listings observed by the scraper, and the scraper's runs.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
+pub mod cars;
 pub mod decider;
 pub mod event;
 pub mod identity;

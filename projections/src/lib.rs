@@ -10,9 +10,10 @@
 //!   serving, then swaps in one transaction ([`rebuild`] does the same on demand).
 //! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
 //! - [`status`] reports every projection's state for operators.
-//! - Read models: [`log_stats`], [`accounts`], [`trainer`].
+//! - Read models: [`log_stats`], [`accounts`], [`trainer`], [`cars`].
 
 pub mod accounts;
+pub mod cars;
 mod lease;
 pub mod log_stats;
 mod registry;

@@ -1,9 +1,13 @@
-//! Background workers (to come: deadline scheduler, scraper, Telegram bot, notifier) and the clock they run on.
+//! Background workers and the clock they run on.
 //!
-//! Workers never read the system time directly: they take a [`Clock`], so tests move time with a
-//! [`ManualClock`] instead of sleeping, and the time a worker acted on is passed into its commands (and so
-//! recorded in events), keeping `decide` pure.
+//! - [`carsensor`]: the carsensor.net scraper: fetches politely ([`carsensor::fetch`]), parses pages into
+//!   normalised listings ([`carsensor::parse`]), upserts each listing as one command, records each run, delists
+//!   listings that complete runs keep missing, and runs on a cron schedule.
+//! - [`clock`]: workers never read the system time or sleep directly: they take a [`Clock`] and a [`Sleeper`],
+//!   so tests move time with a [`ManualClock`] instead of waiting, and the time a worker acted on is passed into
+//!   its commands (and so recorded in events), keeping `decide` pure.
 
+pub mod carsensor;
 pub mod clock;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, ManualSleeper, Sleeper, SystemClock, TokioSleeper};

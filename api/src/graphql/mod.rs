@@ -13,6 +13,7 @@
 //! - Lists are cursor connections.
 
 mod accounts;
+pub(crate) mod cars;
 mod operations;
 mod trainer;
 
@@ -45,13 +46,14 @@ use crate::{AppState, ClientAddress};
 use commands::CommandExecutor;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
+pub use cars::CarsQuery;
 pub use operations::{OperationsQuery, OperationsSubscription};
 pub use trainer::{TrainerMutation, TrainerQuery};
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, TrainerQuery, OperationsQuery);
+pub struct Query(AccountsQuery, TrainerQuery, CarsQuery, OperationsQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(AccountsMutation, TrainerMutation);

@@ -1,0 +1,923 @@
+//! `cars`: every listing as it stands now, its price history and timeline, and the scraper's runs.
+//!
+//! - `cars`: one row per listing (active or delisted) with its normalised fields, both prices, when it was
+//!   listed, updated and delisted, and the last run that saw it (by the log position where that run started),
+//!   which is what delisting counts missed runs from. `search` is the lowercase text free-text queries match.
+//! - `price_history`: one row when listed and one per price change.
+//! - `timeline`: one row per event of the listing (listed, price changed, details changed, delisted, relisted)
+//!   with what it changed.
+//! - `scrape_runs`, `scrape_run_pages`, `scrape_run_problems`: each run's tally and completeness, the listing
+//!   ids each page showed, and the pages that failed or looked different (for admins auditing runs).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::cars::{CarDetails, CarEvent, DetailsPatch, Prices, ScrapeRunEvent};
+use eventlog::RecordedEvent;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
+
+pub const NAME: &str = "cars";
+
+#[derive(Debug, Default)]
+pub struct Cars;
+
+/// The columns holding a listing's details, with their SQL types, in [`CarDetails::FIELDS`] order.
+const DETAIL_COLUMNS: &[(&str, &str)] = &[
+    ("make", "text"),
+    ("model", "text"),
+    ("grade", "text"),
+    ("year", "integer"),
+    ("mileage_km", "bigint"),
+    ("inspection", "text"),
+    ("repair_history", "boolean"),
+    ("warranty", "text"),
+    ("maintenance", "text"),
+    ("displacement_cc", "integer"),
+    ("transmission", "text"),
+    ("body_type", "text"),
+    ("color", "text"),
+    ("prefecture", "text"),
+    ("city", "text"),
+    ("shop_name", "text"),
+    ("shop_url", "text"),
+    ("photo_url", "text"),
+    ("detail_url", "text"),
+];
+
+/// What free text is matched against: names, places, the dealer and the listing id.
+const SEARCH_EXPRESSION: &str = "lower(coalesce(make, '') || ' ' || coalesce(model, '') || ' ' || \
+     coalesce(grade, '') || ' ' || coalesce(body_type, '') || ' ' || coalesce(color, '') || ' ' || \
+     coalesce(transmission, '') || ' ' || coalesce(prefecture, '') || ' ' || coalesce(city, '') || ' ' || \
+     coalesce(shop_name, '') || ' ' || listing_id)";
+
+#[async_trait]
+impl Projection for Cars {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = CarEvent::TYPES.iter().chain(ScrapeRunEvent::TYPES);
+        Some(types.map(|t| (*t).to_owned()).collect())
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        debug_assert_eq!(
+            DETAIL_COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            CarDetails::FIELDS
+        );
+        let details: String = DETAIL_COLUMNS
+            .iter()
+            .map(|(column, ty)| format!("{column} {ty},\n"))
+            .collect();
+        let sql = format!(
+            "create table cars (
+                 -- uuid v5 of the listing id, as in the car's stream id
+                 id               uuid primary key,
+                 listing_id       text not null unique,
+                 {details}
+                 body_price_yen   bigint,
+                 total_price_yen  bigint,
+                 -- active or delisted
+                 status           text not null,
+                 listed_at        timestamptz not null,
+                 updated_at       timestamptz not null,
+                 delisted_at      timestamptz,
+                 -- log position of CarListed: the order of 'newest first'
+                 listed_position  bigint not null unique,
+                 -- the last run that saw the listing, and the log position where that run started (runs are
+                 -- compared by it when counting the complete runs that missed a listing)
+                 last_seen_run    uuid,
+                 last_seen_position bigint not null,
+                 search           text generated always as ({SEARCH_EXPRESSION}) stored
+             );
+             create index cars_status_make on cars (status, lower(make));
+             create index cars_total_price on cars (total_price_yen, id);
+             create index cars_listed on cars (listed_position desc);
+             create table price_history (
+                 car_id          uuid not null,
+                 -- log position of the event that set this price
+                 position        bigint primary key,
+                 at              timestamptz not null,
+                 body_price_yen  bigint,
+                 total_price_yen bigint
+             );
+             create index price_history_car on price_history (car_id, position);
+             create table timeline (
+                 car_id   uuid not null,
+                 position bigint primary key,
+                 at       timestamptz not null,
+                 -- listed, price_changed, details_changed, delisted, relisted
+                 kind     text not null,
+                 -- what the event changed (the new values; old and new for prices)
+                 changes  jsonb not null,
+                 run_id   uuid
+             );
+             create index timeline_car on timeline (car_id, position);
+             create table scrape_runs (
+                 run_id           uuid primary key,
+                 started_position bigint not null unique,
+                 started_at       timestamptz not null,
+                 start_urls       jsonb not null,
+                 completed_at     timestamptz,
+                 -- every start page followed to its end without a failure or a layout change
+                 complete         boolean,
+                 pages            integer not null default 0,
+                 listings_seen    integer,
+                 new              integer,
+                 changed          integer,
+                 relisted         integer,
+                 delisted         integer,
+                 errors           integer,
+                 failures         integer not null default 0,
+                 layout_changes   integer not null default 0
+             );
+             create index scrape_runs_complete on scrape_runs (started_position) where complete;
+             create table scrape_run_pages (
+                 run_id      uuid not null,
+                 position    bigint primary key,
+                 url         text not null,
+                 page        integer not null,
+                 listing_ids text[] not null,
+                 at          timestamptz not null
+             );
+             create index scrape_run_pages_run on scrape_run_pages (run_id, position);
+             create table scrape_run_problems (
+                 run_id   uuid not null,
+                 position bigint primary key,
+                 -- failure (a page not fetched, or forbidden by robots.txt) or layout (the page changed shape)
+                 kind     text not null,
+                 url      text not null,
+                 detail   text not null,
+                 attempts integer,
+                 at       timestamptz not null
+             );
+             create index scrape_run_problems_run on scrape_run_problems (run_id, position);"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for recorded in events {
+            match recorded.stream_category.as_str() {
+                "car" => apply_car(conn, recorded).await?,
+                "scraperun" => apply_run(conn, recorded).await?,
+                other => return Err(format!("cars event in a {other} stream").into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `update cars set <column> = case when patch has it then its value else unchanged end, …` for every detail
+/// column, from a patch given as JSON in `$2`. Built from the static column list.
+fn patch_sql() -> String {
+    let sets: Vec<String> = DETAIL_COLUMNS
+        .iter()
+        .map(|(column, ty)| {
+            format!("{column} = case when $2::jsonb ? '{column}' then ($2::jsonb->>'{column}')::{ty} else {column} end")
+        })
+        .collect();
+    format!(
+        "update cars set {}, updated_at = $3 where id = $1",
+        sets.join(", ")
+    )
+}
+
+async fn timeline(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    at: DateTime<Utc>,
+    kind: &str,
+    changes: serde_json::Value,
+    run_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into timeline (car_id, position, at, kind, changes, run_id) values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(car)
+    .bind(recorded.position)
+    .bind(at)
+    .bind(kind)
+    .bind(Json(changes))
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn price_point(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    at: DateTime<Utc>,
+    prices: Prices,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into price_history (car_id, position, at, body_price_yen, total_price_yen) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(car)
+    .bind(recorded.position)
+    .bind(at)
+    .bind(prices.body_yen)
+    .bind(prices.total_yen)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_car(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let car = stream_uuid(&recorded.stream_id, "car-")?;
+    match recorded.decode::<CarEvent>()? {
+        CarEvent::CarListed {
+            listing_id,
+            prices,
+            details,
+            run_id,
+            at,
+        } => {
+            let at = seconds(at)?;
+            let patch = serde_json::to_value(&details)?;
+            sqlx::query(
+                "insert into cars (id, listing_id, status, listed_at, updated_at, listed_position, last_seen_run,
+                                   last_seen_position, body_price_yen, total_price_yen)
+                 values ($1, $2, 'active', $3, $3, $4, $5,
+                         coalesce((select started_position from scrape_runs where run_id = $5), $4), $6, $7)",
+            )
+            .bind(car)
+            .bind(listing_id.as_str())
+            .bind(at)
+            .bind(recorded.position)
+            .bind(run_id)
+            .bind(prices.body_yen)
+            .bind(prices.total_yen)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(AssertSqlSafe(patch_sql()))
+                .bind(car)
+                .bind(Json(&patch))
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            price_point(conn, car, recorded, at, prices).await?;
+            timeline(
+                conn,
+                car,
+                recorded,
+                at,
+                "listed",
+                json!({ "prices": prices, "details": patch }),
+                run_id,
+            )
+            .await?;
+        }
+        CarEvent::CarPriceChanged {
+            old,
+            new,
+            run_id,
+            at,
+        } => {
+            let at = seconds(at)?;
+            sqlx::query(
+                "update cars set body_price_yen = $2, total_price_yen = $3, updated_at = $4 where id = $1",
+            )
+            .bind(car)
+            .bind(new.body_yen)
+            .bind(new.total_yen)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            price_point(conn, car, recorded, at, new).await?;
+            timeline(
+                conn,
+                car,
+                recorded,
+                at,
+                "price_changed",
+                json!({ "old": old, "new": new }),
+                run_id,
+            )
+            .await?;
+        }
+        CarEvent::CarDetailsChanged {
+            changes,
+            run_id,
+            at,
+        } => {
+            let at = seconds(at)?;
+            let patch = patch_json(&changes)?;
+            sqlx::query(AssertSqlSafe(patch_sql()))
+                .bind(car)
+                .bind(Json(&patch))
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            timeline(conn, car, recorded, at, "details_changed", patch, run_id).await?;
+        }
+        CarEvent::CarDelisted {
+            missed_runs,
+            run_id,
+            at,
+        } => {
+            let at = seconds(at)?;
+            sqlx::query(
+                "update cars set status = 'delisted', delisted_at = $2, updated_at = $2 where id = $1",
+            )
+            .bind(car)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            timeline(
+                conn,
+                car,
+                recorded,
+                at,
+                "delisted",
+                json!({ "missed_runs": missed_runs }),
+                run_id,
+            )
+            .await?;
+        }
+        CarEvent::CarRelisted { run_id, at } => {
+            let at = seconds(at)?;
+            sqlx::query(
+                "update cars set status = 'active', delisted_at = null, updated_at = $2,
+                        last_seen_run = $3,
+                        last_seen_position = greatest(last_seen_position,
+                            coalesce((select started_position from scrape_runs where run_id = $3), $4))
+                  where id = $1",
+            )
+            .bind(car)
+            .bind(at)
+            .bind(run_id)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+            timeline(conn, car, recorded, at, "relisted", json!({}), run_id).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A patch as a JSON object of the changed columns (null: now unknown).
+fn patch_json(patch: &DetailsPatch) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(patch)
+}
+
+async fn apply_run(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let run = stream_uuid(&recorded.stream_id, "scraperun-")?;
+    match recorded.decode::<ScrapeRunEvent>()? {
+        ScrapeRunEvent::ScrapeRunStarted { start_urls, at } => {
+            sqlx::query(
+                "insert into scrape_runs (run_id, started_position, started_at, start_urls) values ($1, $2, $3, $4)",
+            )
+            .bind(run)
+            .bind(recorded.position)
+            .bind(seconds(at)?)
+            .bind(Json(start_urls))
+            .execute(&mut *conn)
+            .await?;
+        }
+        ScrapeRunEvent::ScrapePageScraped {
+            url,
+            page,
+            listings,
+            at,
+        } => {
+            let ids: Vec<String> = listings.iter().map(|l| l.as_str().to_owned()).collect();
+            sqlx::query(
+                "insert into scrape_run_pages (run_id, position, url, page, listing_ids, at)
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(run)
+            .bind(recorded.position)
+            .bind(&url)
+            .bind(page as i32)
+            .bind(&ids)
+            .bind(seconds(at)?)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("update scrape_runs set pages = pages + 1 where run_id = $1")
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "update cars c set last_seen_run = r.run_id, last_seen_position = r.started_position
+                   from scrape_runs r
+                  where r.run_id = $1 and c.listing_id = any($2) and c.last_seen_position <= r.started_position",
+            )
+            .bind(run)
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ScrapeRunEvent::ScrapePageFailed {
+            url,
+            error,
+            attempts,
+            at,
+        } => {
+            problem(
+                conn,
+                run,
+                recorded,
+                "failure",
+                &url,
+                &error,
+                Some(attempts),
+                at,
+            )
+            .await?;
+            sqlx::query("update scrape_runs set failures = failures + 1 where run_id = $1")
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+        }
+        ScrapeRunEvent::ScrapeLayoutChanged { url, reason, at } => {
+            problem(conn, run, recorded, "layout", &url, &reason, None, at).await?;
+            sqlx::query(
+                "update scrape_runs set layout_changes = layout_changes + 1 where run_id = $1",
+            )
+            .bind(run)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ScrapeRunEvent::ScrapeRunCompleted {
+            tally,
+            complete,
+            at,
+        } => {
+            sqlx::query(
+                "update scrape_runs set completed_at = $2, complete = $3, listings_seen = $4, new = $5,
+                        changed = $6, relisted = $7, delisted = $8, errors = $9
+                  where run_id = $1",
+            )
+            .bind(run)
+            .bind(seconds(at)?)
+            .bind(complete)
+            .bind(tally.listings_seen as i32)
+            .bind(tally.new as i32)
+            .bind(tally.changed as i32)
+            .bind(tally.relisted as i32)
+            .bind(tally.delisted as i32)
+            .bind(tally.errors as i32)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // one row's columns
+async fn problem(
+    conn: &mut PgConnection,
+    run: Uuid,
+    recorded: &RecordedEvent,
+    kind: &str,
+    url: &str,
+    detail: &str,
+    attempts: Option<u32>,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into scrape_run_problems (run_id, position, kind, url, detail, attempts, at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(run)
+    .bind(recorded.position)
+    .bind(kind)
+    .bind(url)
+    .bind(detail)
+    .bind(attempts.map(|a| a as i32))
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queries
+
+/// A listing as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct CarRow {
+    pub id: Uuid,
+    pub listing_id: String,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub grade: Option<String>,
+    pub year: Option<i32>,
+    pub mileage_km: Option<i64>,
+    pub inspection: Option<String>,
+    pub repair_history: Option<bool>,
+    pub warranty: Option<String>,
+    pub maintenance: Option<String>,
+    pub displacement_cc: Option<i32>,
+    pub transmission: Option<String>,
+    pub body_type: Option<String>,
+    pub color: Option<String>,
+    pub prefecture: Option<String>,
+    pub city: Option<String>,
+    pub shop_name: Option<String>,
+    pub shop_url: Option<String>,
+    pub photo_url: Option<String>,
+    pub detail_url: Option<String>,
+    pub body_price_yen: Option<i64>,
+    pub total_price_yen: Option<i64>,
+    pub status: String,
+    pub listed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub delisted_at: Option<DateTime<Utc>>,
+    pub listed_position: i64,
+}
+
+impl CarRow {
+    /// Whole days from listing to delisting, or to `now` while listed.
+    pub fn days_on_market(&self, now: DateTime<Utc>) -> i64 {
+        let end = self.delisted_at.unwrap_or(now);
+        (end - self.listed_at).num_days().max(0)
+    }
+}
+
+fn car_columns() -> String {
+    let details: Vec<&str> = DETAIL_COLUMNS.iter().map(|(c, _)| *c).collect();
+    format!(
+        "c.id, c.listing_id, {}, c.body_price_yen, c.total_price_yen, c.status, c.listed_at, c.updated_at, \
+         c.delisted_at, c.listed_position",
+        details
+            .iter()
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Which price a price filter or order looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PriceKind {
+    /// 支払総額.
+    #[default]
+    Total,
+    /// 車両本体価格.
+    Body,
+}
+
+impl PriceKind {
+    fn column(self) -> &'static str {
+        match self {
+            PriceKind::Total => "c.total_price_yen",
+            PriceKind::Body => "c.body_price_yen",
+        }
+    }
+}
+
+/// Which cars to list. Text values match case-insensitively and exactly (after the caller's NFKC
+/// normalisation); `words` must each appear in the listing's searchable text.
+#[derive(Debug, Clone, Default)]
+pub struct CarFilter {
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub price_kind: PriceKind,
+    pub min_year: Option<i32>,
+    pub max_year: Option<i32>,
+    pub max_mileage_km: Option<i64>,
+    pub prefecture: Option<String>,
+    pub body_type: Option<String>,
+    pub transmission: Option<String>,
+    pub color: Option<String>,
+    pub repair_history: Option<bool>,
+    /// Lowercase words, all of which must match.
+    pub words: Vec<String>,
+    pub include_delisted: bool,
+}
+
+/// The order of a car list; ties are broken by id, ascending, so pages never overlap or skip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CarOrder {
+    /// Most recently listed first.
+    #[default]
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    YearDesc,
+    MileageAsc,
+}
+
+impl CarOrder {
+    /// The sort key (a bigint, unknowns last) and whether it descends.
+    fn key(self, price: PriceKind) -> (String, bool) {
+        let price = price.column();
+        match self {
+            CarOrder::Newest => ("c.listed_position".to_owned(), true),
+            CarOrder::PriceAsc => (format!("coalesce({price}, {})", i64::MAX), false),
+            CarOrder::PriceDesc => (format!("coalesce({price}, -1)"), true),
+            CarOrder::YearDesc => ("coalesce(c.year, -1)::bigint".to_owned(), true),
+            CarOrder::MileageAsc => (format!("coalesce(c.mileage_km, {})", i64::MAX), false),
+        }
+    }
+
+    /// The key of `row` under this order: what a cursor after it holds.
+    pub fn key_of(self, row: &CarRow, price: PriceKind) -> i64 {
+        let price = match price {
+            PriceKind::Total => row.total_price_yen,
+            PriceKind::Body => row.body_price_yen,
+        };
+        match self {
+            CarOrder::Newest => row.listed_position,
+            CarOrder::PriceAsc => price.unwrap_or(i64::MAX),
+            CarOrder::PriceDesc => price.unwrap_or(-1),
+            CarOrder::YearDesc => row.year.map_or(-1, i64::from),
+            CarOrder::MileageAsc => row.mileage_km.unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// The filter's conditions on `c`, binding `$1`…`$15` (make first). With `with_make` false the make filter is
+/// left out (for make facets).
+fn filter_sql(filter: &CarFilter, with_make: bool) -> String {
+    let price = filter.price_kind.column();
+    let make = if with_make {
+        "($1::text is null or lower(c.make) = lower($1))"
+    } else {
+        "$1::text is null or true"
+    };
+    format!(
+        "({make})
+         and ($2::text is null or lower(c.model) = lower($2))
+         and ($3::bigint is null or {price} >= $3)
+         and ($4::bigint is null or {price} <= $4)
+         and ($5::int is null or c.year >= $5)
+         and ($6::int is null or c.year <= $6)
+         and ($7::bigint is null or c.mileage_km <= $7)
+         and ($8::text is null or lower(c.prefecture) = lower($8))
+         and ($9::text is null or lower(c.body_type) = lower($9))
+         and ($10::text is null or lower(c.transmission) = lower($10))
+         and ($11::text is null or lower(c.color) = lower($11))
+         and ($12::boolean is null or c.repair_history = $12)
+         and not exists (select 1 from unnest($13::text[]) w where position(w in c.search) = 0)
+         and ($14 or c.status = 'active')"
+    )
+}
+
+type Query<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+fn bind_filter<'q, O>(query: Query<'q, O>, filter: &'q CarFilter) -> Query<'q, O> {
+    query
+        .bind(filter.make.as_deref())
+        .bind(filter.model.as_deref())
+        .bind(filter.min_price)
+        .bind(filter.max_price)
+        .bind(filter.min_year)
+        .bind(filter.max_year)
+        .bind(filter.max_mileage_km)
+        .bind(filter.prefecture.as_deref())
+        .bind(filter.body_type.as_deref())
+        .bind(filter.transmission.as_deref())
+        .bind(filter.color.as_deref())
+        .bind(filter.repair_history)
+        .bind(&filter.words)
+        .bind(filter.include_delisted)
+}
+
+/// Up to `limit` cars matching `filter` in `order`, after the `(key, id)` of a cursor.
+#[tracing::instrument(skip_all)]
+pub async fn cars(
+    pool: &PgPool,
+    filter: &CarFilter,
+    order: CarOrder,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<CarRow>, sqlx::Error> {
+    let (key, descending) = order.key(filter.price_kind);
+    let (direction, beyond) = if descending {
+        ("desc", "<")
+    } else {
+        ("asc", ">")
+    };
+    let sql = format!(
+        "select {columns} from cars.cars c
+          where {conditions}
+            and ($15::bigint is null or {key} {beyond} $15 or ({key} = $15 and c.id > $16))
+          order by {key} {direction}, c.id
+          limit $17",
+        columns = car_columns(),
+        conditions = filter_sql(filter, true),
+    );
+    let (after_key, after_id) = after.unzip();
+    bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
+        .bind(after_key)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// One car, active or delisted.
+#[tracing::instrument(skip_all)]
+pub async fn car(pool: &PgPool, id: Uuid) -> Result<Option<CarRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {} from cars.cars c where c.id = $1",
+        car_columns()
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PricePoint {
+    pub at: DateTime<Utc>,
+    pub body_price_yen: Option<i64>,
+    pub total_price_yen: Option<i64>,
+    pub position: i64,
+}
+
+/// A car's prices, oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn price_history(pool: &PgPool, car: Uuid) -> Result<Vec<PricePoint>, sqlx::Error> {
+    sqlx::query_as(
+        "select at, body_price_yen, total_price_yen, position from cars.price_history
+          where car_id = $1 order by position",
+    )
+    .bind(car)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub changes: Json<serde_json::Value>,
+    pub run_id: Option<Uuid>,
+    pub position: i64,
+}
+
+/// What happened to a car, oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn timeline_of(pool: &PgPool, car: Uuid) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "select at, kind, changes, run_id, position from cars.timeline where car_id = $1 order by position",
+    )
+    .bind(car)
+    .fetch_all(pool)
+    .await
+}
+
+/// Makes of the cars matching `filter` (its make ignored), with their counts, most common first.
+#[tracing::instrument(skip_all)]
+pub async fn make_facets(
+    pool: &PgPool,
+    filter: &CarFilter,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = format!(
+        "select coalesce(c.make, '') as make, count(*) as count from cars.cars c
+          where {}
+          group by 1 order by 2 desc, 1",
+        filter_sql(filter, false)
+    );
+    bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
+        .fetch_all(pool)
+        .await
+}
+
+/// Active listings that the complete runs since their last sighting missed at least `after_runs` times,
+/// counting the run that started at `current_run_started` as complete (it is about to be). Listing id and the
+/// number of runs that missed it.
+#[tracing::instrument(skip_all)]
+pub async fn delisting_candidates(
+    pool: &PgPool,
+    current_run_started: i64,
+    after_runs: u32,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select listing_id, missed from (
+             select c.listing_id,
+                    (select count(*) from cars.scrape_runs r
+                      where r.complete and r.started_position > c.last_seen_position
+                        and r.started_position <> $1)
+                    + case when $1 > c.last_seen_position then 1 else 0 end as missed
+               from cars.cars c where c.status = 'active') m
+          where missed >= $2
+          order by listing_id",
+    )
+    .bind(current_run_started)
+    .bind(i64::from(after_runs))
+    .fetch_all(pool)
+    .await
+}
+
+/// A scraper run, as admins audit it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RunRow {
+    pub run_id: Uuid,
+    pub started_position: i64,
+    pub started_at: DateTime<Utc>,
+    pub start_urls: Json<Vec<String>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub complete: Option<bool>,
+    pub pages: i32,
+    pub listings_seen: Option<i32>,
+    pub new: Option<i32>,
+    pub changed: Option<i32>,
+    pub relisted: Option<i32>,
+    pub delisted: Option<i32>,
+    pub errors: Option<i32>,
+    pub failures: i32,
+    pub layout_changes: i32,
+}
+
+const RUN_COLUMNS: &str = "run_id, started_position, started_at, start_urls, completed_at, complete, pages, \
+                           listings_seen, new, changed, relisted, delisted, errors, failures, layout_changes";
+
+/// Runs, newest first, before the one that started at `before` (a `started_position`).
+#[tracing::instrument(skip_all)]
+pub async fn runs(
+    pool: &PgPool,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from cars.scrape_runs
+          where $1::bigint is null or started_position < $1
+          order by started_position desc limit $2"
+    )))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn run(pool: &PgPool, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {RUN_COLUMNS} from cars.scrape_runs where run_id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RunPage {
+    pub url: String,
+    pub page: i32,
+    pub listing_ids: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// The pages a run read, in order, with the listing ids each showed.
+#[tracing::instrument(skip_all)]
+pub async fn run_pages(pool: &PgPool, id: Uuid) -> Result<Vec<RunPage>, sqlx::Error> {
+    sqlx::query_as(
+        "select url, page, listing_ids, at from cars.scrape_run_pages where run_id = $1 order by position",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RunProblem {
+    pub kind: String,
+    pub url: String,
+    pub detail: String,
+    pub attempts: Option<i32>,
+    pub at: DateTime<Utc>,
+}
+
+/// The pages a run could not read or found changed, in order.
+#[tracing::instrument(skip_all)]
+pub async fn run_problems(pool: &PgPool, id: Uuid) -> Result<Vec<RunProblem>, sqlx::Error> {
+    sqlx::query_as(
+        "select kind, url, detail, attempts, at from cars.scrape_run_problems where run_id = $1 order by position",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}

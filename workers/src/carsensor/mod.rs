@@ -1,0 +1,737 @@
+//! The carsensor.net scraper: walks the listing pages, turns each listing into one [`CarCommand::Observe`], and
+//! records the run page by page in its own stream so admins can audit it.
+//!
+//! One run ([`Scraper::run_once`]):
+//! 1. takes a PostgreSQL advisory lock, so several instances never scrape at once, and records
+//!    `ScrapeRunStarted`;
+//! 2. reads robots.txt (nothing is fetched when it cannot be read);
+//! 3. for each start page, follows `link[rel=next]` up to the page limit: fetches ([`fetch`]), parses
+//!    ([`parse`]), reports a layout change when the page has listing markup but no listing could be read or
+//!    most listings lack a field the parser always found before, fetches a detail page for a listing that is
+//!    new or changed while its list entry lacks a field, executes one command per listing, and records the page
+//!    with the listing ids it showed;
+//! 4. when the run was complete (every start page followed to its end, no failure, no layout change), waits
+//!    for the `cars` read model to take in the run, then delists every active listing that the last
+//!    `delist_after_runs` complete runs all missed;
+//! 5. records `ScrapeRunCompleted` with its tally.
+//!
+//! Failures never panic and never stop the run early except where going on would be wrong: a page that cannot
+//! be fetched ends its start page's walk (the rest of the pagination cannot be reached) and makes the run
+//! incomplete, so no listing is delisted on the strength of a run that did not see everything.
+
+pub mod fetch;
+pub mod parse;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::{CommandError, CommandExecutor, Metadata, Source};
+use domain::Decider;
+use domain::cars::{
+    Car, CarCommand, CarError, CarEvent, Listing, ListingId, RunTally, ScrapeRun, ScrapeRunCommand,
+    ScrapeRunError, car_stream, scrape_run_stream,
+};
+use futures_util::StreamExt;
+use projections::Projections;
+use reqwest::Url;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::{Clock, Sleeper};
+use fetch::{Failure, FetchConfig, Fetcher};
+
+/// Metric names, in one place.
+pub const RUNS_TOTAL: &str = "academy_scraper_runs_total";
+pub const LISTINGS_TOTAL: &str = "academy_scraper_listings_total";
+pub const LAYOUT_CHANGES_TOTAL: &str = "academy_scraper_layout_changes_total";
+pub const PAGE_FAILURES_TOTAL: &str = "academy_scraper_page_failures_total";
+
+/// Namespace of the scraper's command ids (a retried step of a run is recorded once).
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x2e8b_61d4_0f3a_4c97_b1e5_7a90_d3c4_58f2);
+
+/// The actor id the scraper's events carry.
+pub const ACTOR: &str = "carsensor-scraper";
+
+/// Advisory lock key held during a run (`hashtext('academy/carsensor-scraper')` would do as well; fixed here).
+const RUN_LOCK: i64 = 0x5ca1_ab1e_ca75;
+
+#[derive(Debug, Clone)]
+pub struct ScraperConfig {
+    /// The site, e.g. `https://www.carsensor.net`.
+    pub base_url: Url,
+    /// Where each walk starts: paths on the site, or absolute URLs.
+    pub start_pages: Vec<String>,
+    /// Most list pages fetched in one run (detail pages not counted). Reaching it makes the run incomplete.
+    pub page_limit: u32,
+    /// A listing missing from this many consecutive complete runs is delisted.
+    pub delist_after_runs: u32,
+    /// Fetch a detail page for a new or changed listing whose list entry lacks a field.
+    pub fetch_details: bool,
+    /// Listings of one page executed at once.
+    pub concurrency: usize,
+    /// How long to wait for the `cars` read model before delisting.
+    pub read_model_timeout: Duration,
+    pub fetch: FetchConfig,
+}
+
+impl ScraperConfig {
+    pub fn new(base_url: Url) -> Self {
+        Self {
+            base_url,
+            start_pages: vec!["/usedcar/index.html".to_owned()],
+            page_limit: 50,
+            delist_after_runs: 3,
+            fetch_details: true,
+            concurrency: 8,
+            read_model_timeout: Duration::from_secs(60),
+            fetch: FetchConfig::default(),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub run_id: Uuid,
+    pub tally: RunTally,
+    pub complete: bool,
+    /// The log position of `ScrapeRunCompleted`.
+    pub position: Option<i64>,
+}
+
+/// What one observation did to its car.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    New,
+    Changed { relisted: bool },
+    Unchanged,
+}
+
+pub struct Scraper {
+    config: ScraperConfig,
+    executor: CommandExecutor,
+    projections: Arc<Projections>,
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    /// Held while a run is in progress; shutting down waits for it.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Scraper {
+    pub fn new(
+        config: ScraperConfig,
+        executor: CommandExecutor,
+        projections: Arc<Projections>,
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Self {
+        Self {
+            config,
+            executor,
+            projections,
+            pool,
+            clock,
+            sleeper,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Waits until no run is in progress.
+    pub async fn idle(&self) {
+        let _ = self.running.lock().await;
+    }
+
+    /// One run. `None` when another process (or task) is already running one. `stop` turning true ends the run
+    /// after the page in hand, recorded as incomplete.
+    #[tracing::instrument(skip_all)]
+    pub async fn run_once(&self, stop: watch::Receiver<bool>) -> anyhow::Result<Option<RunReport>> {
+        let _running = self.running.lock().await;
+        let mut lock = self.pool.acquire().await?;
+        let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+            .bind(RUN_LOCK)
+            .fetch_one(&mut *lock)
+            .await?;
+        if !locked {
+            tracing::info!("another scraper run is in progress; skipping this one");
+            return Ok(None);
+        }
+        let result = self.run_locked(stop).await;
+        let unlocked = sqlx::query("select pg_advisory_unlock($1)")
+            .bind(RUN_LOCK)
+            .execute(&mut *lock)
+            .await;
+        if let Err(error) = unlocked {
+            // closing the connection releases it too
+            tracing::warn!(%error, "could not release the scraper's lock; dropping its connection");
+            let _ = lock.detach();
+        }
+        let outcome = match &result {
+            Ok(report) if report.complete => "complete",
+            Ok(_) => "incomplete",
+            Err(_) => "error",
+        };
+        metrics::counter!(RUNS_TOTAL, "outcome" => outcome).increment(1);
+        result.map(Some)
+    }
+
+    async fn run_locked(&self, stop: watch::Receiver<bool>) -> anyhow::Result<RunReport> {
+        let run_id = Uuid::now_v7();
+        let run = RunIds {
+            id: run_id,
+            stream: scrape_run_stream(run_id),
+        };
+        let start_urls: Vec<Url> = self
+            .config
+            .start_pages
+            .iter()
+            .map(|page| self.config.base_url.join(page))
+            .collect::<Result<_, _>>()?;
+        let started = self
+            .record(
+                &run,
+                "start",
+                ScrapeRunCommand::Start {
+                    start_urls: start_urls.iter().map(Url::to_string).collect(),
+                    at: self.now(),
+                },
+            )
+            .await?;
+        let started_position = started.unwrap_or_default();
+        tracing::info!(%run_id, "scraper run started");
+
+        let mut tally = RunTally::default();
+        let mut complete = true;
+        let mut seen: HashSet<ListingId> = HashSet::new();
+        let mut fetcher = Fetcher::new(
+            self.config.fetch.clone(),
+            self.clock.clone(),
+            self.sleeper.clone(),
+        )?;
+        if let Err(failure) = fetcher.load_robots(&self.config.base_url).await {
+            let robots = self.config.base_url.join("/robots.txt")?;
+            self.failure(&run, &robots, &failure, &mut tally).await?;
+            complete = false;
+        } else {
+            let mut pages_left = self.config.page_limit;
+            let mut visited: HashSet<Url> = HashSet::new();
+            'walks: for start in &start_urls {
+                let mut next = Some(start.clone());
+                let mut page_number = 0;
+                while let Some(url) = next.take() {
+                    if *stop.borrow() {
+                        tracing::info!(%run_id, "stopping the run early: shutting down");
+                        complete = false;
+                        break 'walks;
+                    }
+                    if !visited.insert(url.clone()) {
+                        break;
+                    }
+                    if pages_left == 0 {
+                        tracing::warn!(%run_id, limit = self.config.page_limit, "page limit reached; the run is incomplete");
+                        complete = false;
+                        break 'walks;
+                    }
+                    pages_left -= 1;
+                    page_number += 1;
+                    match self
+                        .page(&run, &fetcher, &url, page_number, &mut tally, &mut seen)
+                        .await?
+                    {
+                        PageOutcome::Read { next: following } => next = following,
+                        PageOutcome::Layout { next: following } => {
+                            complete = false;
+                            next = following;
+                        }
+                        PageOutcome::Failed => complete = false,
+                    }
+                }
+            }
+        }
+        tally.listings_seen = seen.len() as u32;
+
+        if complete {
+            tally.delisted = self.delist(&run, started_position, &mut tally).await?;
+        }
+        let completed = self
+            .record(
+                &run,
+                "complete",
+                ScrapeRunCommand::Complete {
+                    tally,
+                    complete,
+                    at: self.now(),
+                },
+            )
+            .await?;
+        tracing::info!(%run_id, complete, ?tally, "scraper run completed");
+        Ok(RunReport {
+            run_id,
+            tally,
+            complete,
+            position: completed,
+        })
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+}
+
+/// What reading one list page came to.
+enum PageOutcome {
+    Read {
+        next: Option<Url>,
+    },
+    /// Read, but the page no longer looks as expected.
+    Layout {
+        next: Option<Url>,
+    },
+    /// Not fetched (or forbidden); the walk cannot go on.
+    Failed,
+}
+
+/// One run in progress.
+struct RunIds {
+    id: Uuid,
+    stream: domain::StreamId,
+}
+
+impl Scraper {
+    /// Records a step of the run under a command id derived from the run and `step`, so a retried step is
+    /// recorded once. Returns the position written.
+    async fn record(
+        &self,
+        run: &RunIds,
+        step: &str,
+        command: ScrapeRunCommand,
+    ) -> Result<Option<i64>, CommandError<ScrapeRunError>> {
+        let metadata = metadata(run.id, step);
+        let executed = self
+            .executor
+            .execute::<ScrapeRun>(&run.stream, &command, &metadata)
+            .await?;
+        Ok(executed.position())
+    }
+
+    async fn failure(
+        &self,
+        run: &RunIds,
+        url: &Url,
+        failure: &Failure,
+        tally: &mut RunTally,
+    ) -> Result<(), CommandError<ScrapeRunError>> {
+        tracing::warn!(run_id = %run.id, %url, error = %failure.error, attempts = failure.attempts, "page failed");
+        metrics::counter!(PAGE_FAILURES_TOTAL).increment(1);
+        tally.errors += 1;
+        self.record(
+            run,
+            &format!("failure {url}"),
+            ScrapeRunCommand::RecordFailure {
+                url: url.to_string(),
+                error: failure.error.to_string(),
+                attempts: failure.attempts,
+                at: self.now(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn layout_change(
+        &self,
+        run: &RunIds,
+        url: &Url,
+        reason: String,
+        tally: &mut RunTally,
+    ) -> Result<(), CommandError<ScrapeRunError>> {
+        tracing::error!(run_id = %run.id, %url, %reason, "carsensor's layout changed");
+        metrics::counter!(LAYOUT_CHANGES_TOTAL).increment(1);
+        tally.errors += 1;
+        self.record(
+            run,
+            &format!("layout {url}"),
+            ScrapeRunCommand::ReportLayoutChange {
+                url: url.to_string(),
+                reason,
+                at: self.now(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn page(
+        &self,
+        run: &RunIds,
+        fetcher: &Fetcher,
+        url: &Url,
+        number: u32,
+        tally: &mut RunTally,
+        seen: &mut HashSet<ListingId>,
+    ) -> anyhow::Result<PageOutcome> {
+        let fetched = match fetcher.get(url).await {
+            Ok(fetched) => fetched,
+            Err(failure) => {
+                self.failure(run, url, &failure, tally).await?;
+                return Ok(PageOutcome::Failed);
+            }
+        };
+        let page = parse::list_page(&fetched.body, &fetched.url);
+        let next = page.next.clone();
+        if page.listings.is_empty() {
+            let reason = if page.has_listing_markup {
+                "the page shows listing markup, but no listing could be read from it"
+            } else {
+                "the page holds no listings and no listing markup"
+            };
+            self.layout_change(run, url, reason.to_owned(), tally)
+                .await?;
+            return Ok(PageOutcome::Layout { next: None });
+        }
+        let mut layout_changed = false;
+        let failing = parse::failing_fields(&page);
+        if !failing.is_empty() {
+            let reason = format!("most listings on the page lack {}", failing.join(", "));
+            self.layout_change(run, url, reason, tally).await?;
+            layout_changed = true;
+        }
+        if page.unreadable * 2 > page.unreadable + page.listings.len() {
+            let reason = format!("{} listings have no readable listing id", page.unreadable);
+            self.layout_change(run, url, reason, tally).await?;
+            layout_changed = true;
+        }
+        tally.pages += 1;
+
+        let mut listings = Vec::with_capacity(page.listings.len());
+        for listing in page.listings {
+            listings.push(self.complete_listing(run, fetcher, listing).await);
+        }
+        let ids: Vec<ListingId> = listings.iter().map(|l| l.id.clone()).collect();
+        let outcomes = observe_all(
+            &self.executor,
+            listings,
+            run.id,
+            self.now(),
+            self.config.concurrency,
+        )
+        .await;
+        for (id, outcome) in ids.iter().zip(outcomes) {
+            seen.insert(id.clone());
+            match outcome {
+                Ok(Observed::New) => tally.new += 1,
+                Ok(Observed::Changed { relisted }) => {
+                    tally.changed += 1;
+                    tally.relisted += u32::from(relisted);
+                }
+                Ok(Observed::Unchanged) => {}
+                Err(error) => {
+                    tracing::error!(run_id = %run.id, listing = %id, %error, "could not record a listing");
+                    tally.errors += 1;
+                }
+            }
+        }
+        self.record(
+            run,
+            &format!("page {url}"),
+            ScrapeRunCommand::RecordPage {
+                url: url.to_string(),
+                page: number,
+                listings: ids,
+                at: self.now(),
+            },
+        )
+        .await?;
+        Ok(if layout_changed {
+            PageOutcome::Layout { next }
+        } else {
+            PageOutcome::Read { next }
+        })
+    }
+
+    /// A listing whose list entry lacks something a detail page shows gets its detail page fetched, when it
+    /// is new or changed (an unchanged one keeps what is known, so its detail page is not fetched again).
+    async fn complete_listing(
+        &self,
+        run: &RunIds,
+        fetcher: &Fetcher,
+        mut listing: Listing,
+    ) -> Listing {
+        let config = &self.config;
+        let lacking = listing
+            .details
+            .missing()
+            .iter()
+            .any(|field| DETAIL_FIELDS.contains(field))
+            || listing.prices.total_yen.is_none();
+        if !config.fetch_details || !lacking {
+            return listing;
+        }
+        let Some(detail_url) = listing
+            .details
+            .detail_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+        else {
+            return listing;
+        };
+        let state = match self.executor.load::<Car>(&car_stream(&listing.id)).await {
+            Ok((state, _)) => state,
+            Err(error) => {
+                tracing::warn!(listing = %listing.id, %error, "could not read the car's stream");
+                return listing;
+            }
+        };
+        let observe = CarCommand::Observe {
+            listing: listing.clone(),
+            run_id: run.id,
+            at: self.now(),
+        };
+        let worth_it =
+            state.is_none() || Car::decide(&observe, &state).is_ok_and(|e| !e.is_empty());
+        if !worth_it {
+            return listing;
+        }
+        match fetcher.get(&detail_url).await {
+            Ok(fetched) => {
+                let detail = parse::detail_page(&fetched.body, &fetched.url);
+                if detail.id.as_ref().is_some_and(|id| *id != listing.id) {
+                    tracing::warn!(listing = %listing.id, "the detail page is of another listing; ignored");
+                    return listing;
+                }
+                listing.details.fill_from(&detail.details);
+                listing.prices.total_yen = listing.prices.total_yen.or(detail.prices.total_yen);
+                listing.prices.body_yen = listing.prices.body_yen.or(detail.prices.body_yen);
+            }
+            Err(failure) => {
+                // the list entry still holds the listing; the detail fills in on a later run
+                tracing::warn!(listing = %listing.id, error = %failure.error, "detail page not fetched");
+            }
+        }
+        listing
+    }
+
+    /// Delists the active listings that the last `delist_after_runs` complete runs (this one included) all
+    /// missed, once the `cars` read model has taken in this run.
+    async fn delist(
+        &self,
+        run: &RunIds,
+        started_position: i64,
+        tally: &mut RunTally,
+    ) -> anyhow::Result<u32> {
+        let scraper = self;
+        let head = scraper.projections.head().await?;
+        let waited = if head > 0 {
+            scraper
+                .projections
+                .wait_for_some(
+                    &[projections::cars::NAME],
+                    head,
+                    scraper.config.read_model_timeout,
+                )
+                .await
+        } else {
+            Ok(())
+        };
+        if let Err(error) = waited {
+            tracing::error!(run_id = %run.id, %error, "the cars read model is behind; not delisting in this run");
+            tally.errors += 1;
+            return Ok(0);
+        }
+        let candidates = projections::cars::delisting_candidates(
+            &scraper.pool,
+            started_position,
+            scraper.config.delist_after_runs,
+        )
+        .await?;
+        let mut delisted = 0;
+        for (listing, missed) in candidates {
+            let Ok(listing) = ListingId::parse(&listing) else {
+                continue;
+            };
+            let command = CarCommand::Delist {
+                run_id: run.id,
+                missed_runs: missed.try_into().unwrap_or(u32::MAX),
+                at: scraper.now(),
+            };
+            let metadata = metadata(run.id, &format!("delist {listing}"));
+            match scraper
+                .executor
+                .execute::<Car>(&car_stream(&listing), &command, &metadata)
+                .await
+            {
+                Ok(executed) if !executed.events.is_empty() => {
+                    delisted += 1;
+                    metrics::counter!(LISTINGS_TOTAL, "outcome" => "delisted").increment(1);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%listing, %error, "could not delist");
+                    tally.errors += 1;
+                }
+            }
+        }
+        Ok(delisted)
+    }
+}
+
+/// Fields a detail page shows (a list entry lacking one of them is worth a detail page).
+const DETAIL_FIELDS: &[&str] = &[
+    "make",
+    "model",
+    "grade",
+    "year",
+    "mileage_km",
+    "inspection",
+    "repair_history",
+    "warranty",
+    "color",
+    "prefecture",
+];
+
+/// The scraper's metadata for one step of run `run`: actor, source, a command id derived from both, and the
+/// run as correlation id.
+fn metadata(run: Uuid, step: &str) -> Metadata {
+    let id = Uuid::new_v5(&COMMAND_NAMESPACE, format!("{run}\u{0}{step}").as_bytes());
+    Metadata::new(Source::Worker)
+        .actor(ACTOR, "worker")
+        .command_id(id)
+        .correlation_id(run)
+}
+
+/// One observation: the listing goes through one `Observe` command on its car's stream.
+pub async fn observe(
+    executor: &CommandExecutor,
+    listing: Listing,
+    run_id: Uuid,
+    at: i64,
+) -> Result<Observed, CommandError<CarError>> {
+    let stream = car_stream(&listing.id);
+    let metadata = metadata(run_id, &format!("observe {}", listing.id));
+    let command = CarCommand::Observe {
+        listing,
+        run_id,
+        at,
+    };
+    let executed = executor
+        .execute::<Car>(&stream, &command, &metadata)
+        .await?;
+    let outcome = if executed
+        .events
+        .iter()
+        .any(|e| matches!(e, CarEvent::CarListed { .. }))
+    {
+        Observed::New
+    } else if executed.events.is_empty() {
+        Observed::Unchanged
+    } else {
+        Observed::Changed {
+            relisted: executed
+                .events
+                .iter()
+                .any(|e| matches!(e, CarEvent::CarRelisted { .. })),
+        }
+    };
+    let label = match outcome {
+        Observed::New => "new",
+        Observed::Changed { .. } => "changed",
+        Observed::Unchanged => "unchanged",
+    };
+    metrics::counter!(LISTINGS_TOTAL, "outcome" => label).increment(1);
+    Ok(outcome)
+}
+
+/// Observes `listings`, `concurrency` at a time; the outcomes in the listings' order.
+pub async fn observe_all(
+    executor: &CommandExecutor,
+    listings: Vec<Listing>,
+    run_id: Uuid,
+    at: i64,
+    concurrency: usize,
+) -> Vec<Result<Observed, CommandError<CarError>>> {
+    // no stream combinator with a closure here: a closure's future held across an await makes the compiler
+    // unable to prove the scheduled run's future `Send`
+    let mut in_flight = futures_util::stream::FuturesOrdered::new();
+    let mut outcomes = Vec::with_capacity(listings.len());
+    for listing in listings {
+        if in_flight.len() >= concurrency.max(1)
+            && let Some(outcome) = in_flight.next().await
+        {
+            outcomes.push(outcome);
+        }
+        in_flight.push_back(observe(executor, listing, run_id, at));
+    }
+    while let Some(outcome) = in_flight.next().await {
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// Runs the scraper on `schedule` (a cron expression with seconds, e.g. `0 0 * * * *`: hourly) until
+/// `shutdown` turns true. A run in progress then stops after the page in hand, recorded as incomplete, and is
+/// waited for.
+pub async fn run_scheduled(
+    scraper: Arc<Scraper>,
+    schedule: &str,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio_cron_scheduler::{Job, JobScheduler};
+
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("starting the scraper's scheduler")?;
+    let job_scraper = scraper.clone();
+    let job_stop = shutdown.clone();
+    let job = Job::new_async(schedule, move |_id, _scheduler| {
+        scheduled_run(job_scraper.clone(), job_stop.clone())
+    })
+    .with_context(|| format!("the scraper's schedule {schedule:?} is not a cron expression"))?;
+    scheduler.add(job).await.context("scheduling the scraper")?;
+    scheduler
+        .start()
+        .await
+        .context("starting the scraper's scheduler")?;
+    tracing::info!(schedule, "carsensor scraper scheduled");
+    let mut shutdown = shutdown;
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    scheduler
+        .shutdown()
+        .await
+        .context("stopping the scraper's scheduler")?;
+    scraper.idle().await;
+    Ok(())
+}
+
+/// One scheduled run, logged. A plain function rather than a closure's body: coercing the run's future to a
+/// boxed `Send` future inside the job's higher-ranked closure trips the compiler's `Send` inference.
+fn scheduled_run(
+    scraper: Arc<Scraper>,
+    stop: watch::Receiver<bool>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        match scraper.run_once(stop).await {
+            Ok(Some(report)) => tracing::info!(
+                run_id = %report.run_id,
+                complete = report.complete,
+                "scheduled scraper run done"
+            ),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "scheduled scraper run failed")
+            }
+        }
+    })
+}
+
+/// Whether `schedule` is a cron expression the scheduler takes (with seconds: `0 0 * * * *`).
+pub fn check_schedule(schedule: &str) -> anyhow::Result<()> {
+    tokio_cron_scheduler::Job::new_async(schedule, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| {
+            anyhow::anyhow!("the scraper's schedule {schedule:?} is not a cron expression: {e}")
+        })
+}
