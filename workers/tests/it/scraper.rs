@@ -1,0 +1,397 @@
+//! Runs of the scraper against the fake site: what each run records in the log and in the `cars` read model.
+
+use std::time::Duration;
+
+use domain::cars::{ListingId, car_id};
+use projections::cars as model;
+use serde_json::json;
+
+use crate::fake::{Behaviour, FakeCarsensor, listing_page, page_three};
+use crate::{World, scraper_config};
+
+fn listing(id: &str) -> ListingId {
+    ListingId::parse(id).unwrap()
+}
+
+async fn car(world: &World, id: &str) -> model::CarRow {
+    model::car(&world.db.pool, car_id(&listing(id)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} is in the read model"))
+}
+
+/// The types of the car events in the log, in order, with the listing they concern.
+async fn car_events(world: &World) -> Vec<(String, String)> {
+    let streams: Vec<(String, String)> = [
+        "AU6877255381",
+        "AU6869806001",
+        "AU1000000201",
+        "AU1000000202",
+        "AU1000000301",
+        "AU1000000302",
+    ]
+    .iter()
+    .map(|id| {
+        (
+            domain::cars::car_stream(&listing(id)).to_string(),
+            (*id).to_owned(),
+        )
+    })
+    .collect();
+    world
+        .events(domain::cars::CarEvent::TYPES)
+        .await
+        .into_iter()
+        .map(|(stream, kind, _)| {
+            let id = streams
+                .iter()
+                .find(|(s, _)| *s == stream)
+                .map_or_else(|| stream.clone(), |(_, id)| id.clone());
+            (id, kind)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn runs_list_new_cars_record_price_changes_delist_missing_ones_and_relist_returning_ones() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    let world = World::new(scraper_config(&site.url)).await;
+
+    // first run: three pages, six new cars; the one whose list entry lacks year and mileage gets its detail page
+    let first = world.run().await;
+    assert!(first.complete, "{first:?}");
+    assert_eq!(
+        (
+            first.tally.pages,
+            first.tally.listings_seen,
+            first.tally.new,
+            first.tally.changed
+        ),
+        (3, 6, 6, 0)
+    );
+    assert_eq!(first.tally.errors, 0);
+    let events = car_events(&world).await;
+    assert_eq!(events.len(), 6);
+    assert!(
+        events.iter().all(|(_, kind)| kind == "CarListed"),
+        "{events:?}"
+    );
+    assert_eq!(site.hits("/usedcar/detail/AU1000000302/index.html"), 1);
+    assert_eq!(site.hits("/usedcar/detail/AU1000000301/index.html"), 0);
+    let filled = car(&world, "AU1000000302").await;
+    assert_eq!((filled.year, filled.mileage_km), (Some(2023), Some(20_000)));
+    let prius = car(&world, "AU6877255381").await;
+    assert_eq!(prius.total_price_yen, Some(3_239_000));
+    assert_eq!(prius.body_price_yen, Some(3_122_000));
+    assert_eq!(prius.city.as_deref(), Some("神戸市長田区"));
+    assert_eq!(prius.status, "active");
+    assert!(
+        prius
+            .detail_url
+            .as_deref()
+            .unwrap()
+            .starts_with(site.url.as_str())
+    );
+    // polite: a clear User-Agent, robots.txt read first, and at least 1 s between any two requests
+    assert!(
+        site.user_agents()
+            .iter()
+            .all(|ua| ua.starts_with("AcademyCarsBot/"))
+    );
+    assert_eq!(site.hits("/robots.txt"), 1);
+    let pauses = world.sleeper.pauses();
+    assert_eq!(pauses.len() as u32, site.total_hits() - 1, "{pauses:?}");
+    assert!(
+        pauses.iter().all(|p| *p >= Duration::from_secs(1)),
+        "{pauses:?}"
+    );
+
+    // second run: the first car is cheaper; nothing else changed, so one event, and no detail page fetched again
+    site.page(
+        "/usedcar/index.html",
+        listing_page(&[], Some("/usedcar/index2.html")).replace(
+            "<span class=\"totalPrice__mainPriceNum\">323</span><span class=\"totalPrice__subPriceNum\">.9</span>",
+            "<span class=\"totalPrice__mainPriceNum\">310</span><span class=\"totalPrice__subPriceNum\">.0</span>",
+        ),
+    );
+    let second = world.run().await;
+    assert!(second.complete);
+    assert_eq!((second.tally.new, second.tally.changed), (0, 1));
+    let events = world
+        .events(&["CarPriceChanged", "CarDetailsChanged"])
+        .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1, "CarPriceChanged");
+    assert_eq!(
+        events[0].2["old"],
+        json!({ "body_yen": 3_122_000, "total_yen": 3_239_000 })
+    );
+    assert_eq!(
+        events[0].2["new"],
+        json!({ "body_yen": 3_122_000, "total_yen": 3_100_000 })
+    );
+    assert_eq!(site.hits("/usedcar/detail/AU1000000302/index.html"), 1);
+    let prius = car(&world, "AU6877255381").await;
+    assert_eq!(prius.total_price_yen, Some(3_100_000));
+    let history = model::price_history(&world.db.pool, prius.id)
+        .await
+        .unwrap();
+    let totals: Vec<Option<i64>> = history.iter().map(|p| p.total_price_yen).collect();
+    assert_eq!(totals, [Some(3_239_000), Some(3_100_000)]);
+
+    // page three leaves the pagination: delisted after two complete runs without its cars, not after one
+    site.page(
+        "/usedcar/index2.html",
+        listing_page(
+            &[
+                ("AU6877255381", "AU1000000201"),
+                ("AU6869806001", "AU1000000202"),
+            ],
+            None,
+        ),
+    );
+    let third = world.run().await;
+    assert!(third.complete);
+    assert_eq!((third.tally.listings_seen, third.tally.delisted), (4, 0));
+    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+    world.clock.advance(chrono::Duration::days(3));
+    let fourth = world.run().await;
+    assert_eq!(fourth.tally.delisted, 2, "{fourth:?}");
+    let gone = car(&world, "AU1000000301").await;
+    assert_eq!(gone.status, "delisted");
+    assert!(gone.delisted_at.is_some());
+    assert_eq!(gone.days_on_market(chrono::Utc::now()), 3);
+    let delisted = world.events(&["CarDelisted"]).await;
+    assert_eq!(delisted.len(), 2);
+    assert!(delisted.iter().all(|(_, _, data)| data["missed_runs"] == 2));
+    let active = model::cars(
+        &world.db.pool,
+        &model::CarFilter::default(),
+        model::CarOrder::Newest,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(active.len(), 4);
+
+    // page three is back: its cars are relisted, and nothing else happens to them
+    site.page(
+        "/usedcar/index2.html",
+        listing_page(
+            &[
+                ("AU6877255381", "AU1000000201"),
+                ("AU6869806001", "AU1000000202"),
+            ],
+            Some("/usedcar/index3.html"),
+        ),
+    );
+    site.page("/usedcar/index3.html", page_three());
+    let fifth = world.run().await;
+    assert_eq!(
+        (
+            fifth.tally.relisted,
+            fifth.tally.changed,
+            fifth.tally.delisted
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+    let events = car_events(&world).await;
+    let back: Vec<&(String, String)> = events
+        .iter()
+        .filter(|(id, _)| id == "AU1000000301")
+        .collect();
+    let kinds: Vec<&str> = back.iter().map(|(_, kind)| kind.as_str()).collect();
+    assert_eq!(kinds, ["CarListed", "CarDelisted", "CarRelisted"]);
+    let timeline = model::timeline_of(&world.db.pool, car_id(&listing("AU1000000301")))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = timeline.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(kinds, ["listed", "delisted", "relisted"]);
+
+    // every run is recorded with its tally, and what each page showed
+    let runs = model::runs(&world.db.pool, None, 10).await.unwrap();
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r.complete == Some(true)));
+    let pages = model::run_pages(&world.db.pool, first.run_id)
+        .await
+        .unwrap();
+    let shown: Vec<Vec<String>> = pages.iter().map(|p| p.listing_ids.clone()).collect();
+    assert_eq!(
+        shown,
+        [
+            vec!["AU6877255381", "AU6869806001"],
+            vec!["AU1000000201", "AU1000000202"],
+            vec!["AU1000000301", "AU1000000302"]
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_a_429_waits_as_long_as_retry_after_says() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    site.set(
+        "/usedcar/index2.html",
+        Behaviour::FailFirst {
+            status: 503,
+            retry_after: None,
+            times: 1,
+            then: listing_page(
+                &[
+                    ("AU6877255381", "AU1000000201"),
+                    ("AU6869806001", "AU1000000202"),
+                ],
+                Some("/usedcar/index3.html"),
+            ),
+        },
+    );
+    site.set(
+        "/usedcar/index3.html",
+        Behaviour::FailFirst {
+            status: 429,
+            retry_after: Some("7".to_owned()),
+            times: 1,
+            then: page_three(),
+        },
+    );
+    let world = World::new(scraper_config(&site.url)).await;
+    let report = world.run().await;
+    assert!(
+        report.complete,
+        "retried pages do not make a run incomplete: {report:?}"
+    );
+    assert_eq!(report.tally.new, 6);
+    assert_eq!(site.hits("/usedcar/index2.html"), 2);
+    assert_eq!(site.hits("/usedcar/index3.html"), 2);
+    let pauses = world.sleeper.pauses();
+    assert!(
+        pauses.contains(&Duration::from_secs(7)),
+        "the retry after the 429 waited Retry-After: {pauses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_that_times_out_fails_after_bounded_retries_and_nothing_is_delisted() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    let world = World::new(scraper_config(&site.url)).await;
+    assert!(world.run().await.complete);
+
+    site.set("/usedcar/index2.html", Behaviour::Hang);
+    for _ in 0..2 {
+        let report = world.run().await;
+        assert!(!report.complete);
+        assert_eq!(report.tally.delisted, 0);
+        assert_eq!(report.tally.errors, 1);
+    }
+    // 1 + 2 retries per run
+    assert_eq!(site.hits("/usedcar/index2.html"), 1 + 3 + 3);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(failures.len(), 2);
+    assert_eq!(failures[0].2["attempts"], 3);
+    assert_eq!(failures[0].2["error"], "network: timed out");
+    let runs = model::runs(&world.db.pool, None, 10).await.unwrap();
+    let problems = model::run_problems(&world.db.pool, runs[0].run_id)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].kind, "failure");
+    // cars behind the failing page were not seen for two runs, but those runs were incomplete
+    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+}
+
+#[tokio::test]
+async fn garbage_html_and_a_changed_layout_are_reported_never_a_panic() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    site.page(
+        "/usedcar/index2.html",
+        "\u{0}\u{1}<<>>garbage<html<<body".repeat(50),
+    );
+    let world = World::new(scraper_config(&site.url)).await;
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!((report.tally.pages, report.tally.new), (1, 2));
+    let changes = world.events(&["ScrapeLayoutChanged"]).await;
+    assert_eq!(changes.len(), 1);
+    assert!(
+        changes[0].2["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/usedcar/index2.html")
+    );
+
+    // cassettes renamed: markup without listings
+    site.page(
+        "/usedcar/index2.html",
+        listing_page(&[], None).replace("js_listTableCassette", "js_listTableCassetteV2"),
+    );
+    let report = world.run().await;
+    assert!(!report.complete);
+    let changes = world.events(&["ScrapeLayoutChanged"]).await;
+    assert_eq!(changes.len(), 2);
+    assert_eq!(
+        changes[1].2["reason"],
+        "the page shows listing markup, but no listing could be read from it"
+    );
+
+    // the maker moved: listings still recorded, the layout change reported
+    site.page(
+        "/usedcar/index2.html",
+        listing_page(
+            &[
+                ("AU6877255381", "AU1000000201"),
+                ("AU6869806001", "AU1000000202"),
+            ],
+            None,
+        )
+        .replace("<p>トヨタ</p>", "<p class=\"maker\">トヨタ</p>"),
+    );
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(report.tally.new, 2);
+    let changes = world.events(&["ScrapeLayoutChanged"]).await;
+    assert_eq!(
+        changes[2].2["reason"],
+        "most listings on the page lack make"
+    );
+}
+
+#[tokio::test]
+async fn a_path_robots_txt_disallows_is_never_requested() {
+    let site = FakeCarsensor::start().await;
+    site.page(
+        "/usedcar/index.html",
+        listing_page(&[], Some("/usedcar/search.php?STID=CS210610&page=2")),
+    );
+    site.page("/usedcar/search.php", listing_page(&[], None));
+    let world = World::new(scraper_config(&site.url)).await;
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(site.hits("/usedcar/search.php"), 0);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        failures[0].2["error"],
+        "robots.txt disallows /usedcar/search.php"
+    );
+    assert_eq!(failures[0].2["attempts"], 0);
+
+    // an unreachable robots.txt means nothing is fetched at all
+    site.set(
+        "/robots.txt",
+        Behaviour::FailFirst {
+            status: 500,
+            retry_after: None,
+            times: 100,
+            then: String::new(),
+        },
+    );
+    let before = site.hits("/usedcar/index.html");
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(site.hits("/usedcar/index.html"), before);
+}
