@@ -1,6 +1,7 @@
 //! The projection runner against a real PostgreSQL.
 
 mod accounts;
+mod cars;
 mod failures;
 mod log_stats;
 mod rebuild;
