@@ -462,18 +462,20 @@ pub struct CarsQuery;
 
 #[Object]
 impl CarsQuery {
-    /// Cars matching `filter`, in `orderBy` order (ties broken by id), a page at a time.
+    /// Cars matching `filter`, in `orderBy` order (default NEWEST; ties broken by id), `first` (1 to 100,
+    /// default 20) at a time.
     #[graphql(guard = "SignedIn")]
     async fn cars(
         &self,
         ctx: &Context<'_>,
         filter: Option<CarFilterInput>,
-        #[graphql(default)] order_by: CarOrderValue,
-        #[graphql(default = 20)] first: i32,
+        order_by: Option<CarOrderValue>,
+        first: Option<i32>,
         after: Option<String>,
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<String, CarValue>> {
-        let limit = page_size(first)?;
+        let limit = page_size(first.unwrap_or(20))?;
+        let order_by = order_by.unwrap_or_default();
         let filter = filter.unwrap_or_default().into_filter()?;
         let has_previous = after.as_deref().is_some_and(|a| !a.is_empty());
         read_after(ctx, min_position, &[model::NAME]).await?;

@@ -21,6 +21,9 @@ const NOT_ADMIN: &[(&str, &str, Access)] = &[
     ("Query", "myStats", Access::SignedIn),
     ("Mutation", "answerQuestion", Access::SignedIn),
     ("Mutation", "contestVerdict", Access::SignedIn),
+    ("Query", "cars", Access::SignedIn),
+    ("Query", "car", Access::SignedIn),
+    ("Query", "carMakes", Access::SignedIn),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

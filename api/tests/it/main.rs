@@ -1,6 +1,7 @@
 //! The API over real HTTP and WebSocket connections, against a real PostgreSQL and running projections.
 
 mod authorization;
+mod cars;
 mod identity;
 mod operations;
 mod subscriptions;
@@ -75,6 +76,7 @@ impl TestApp {
                 vec![
                     Arc::new(projections::accounts::Accounts),
                     Arc::new(projections::trainer::Trainer),
+                    Arc::new(projections::cars::Cars),
                     Arc::new(projections::log_stats::LogStats),
                 ],
                 runner,
