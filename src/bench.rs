@@ -63,6 +63,7 @@ pub struct Figures {
     pub server_version: String,
     #[serde(flatten)]
     pub appends: Option<AppendFigures>,
+    #[serde(flatten)]
     pub upserts: UpsertFigures,
 }
 

@@ -751,6 +751,7 @@ pub async fn car(pool: &PgPool, id: Uuid) -> Result<Option<CarRow>, sqlx::Error>
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct PricePoint {
+    pub car_id: Uuid,
     pub at: DateTime<Utc>,
     pub body_price_yen: Option<i64>,
     pub total_price_yen: Option<i64>,
@@ -760,17 +761,24 @@ pub struct PricePoint {
 /// A car's prices, oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn price_history(pool: &PgPool, car: Uuid) -> Result<Vec<PricePoint>, sqlx::Error> {
+    price_histories(pool, &[car]).await
+}
+
+/// The prices of several cars (a page of a list, in one query), each car's oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn price_histories(pool: &PgPool, cars: &[Uuid]) -> Result<Vec<PricePoint>, sqlx::Error> {
     sqlx::query_as(
-        "select at, body_price_yen, total_price_yen, position from cars.price_history
-          where car_id = $1 order by position",
+        "select car_id, at, body_price_yen, total_price_yen, position from cars.price_history
+          where car_id = any($1) order by car_id, position",
     )
-    .bind(car)
+    .bind(cars)
     .fetch_all(pool)
     .await
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct TimelineEntry {
+    pub car_id: Uuid,
     pub at: DateTime<Utc>,
     pub kind: String,
     pub changes: Json<serde_json::Value>,
@@ -781,10 +789,17 @@ pub struct TimelineEntry {
 /// What happened to a car, oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn timeline_of(pool: &PgPool, car: Uuid) -> Result<Vec<TimelineEntry>, sqlx::Error> {
+    timelines(pool, &[car]).await
+}
+
+/// The timelines of several cars (a page of a list, in one query), each car's oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn timelines(pool: &PgPool, cars: &[Uuid]) -> Result<Vec<TimelineEntry>, sqlx::Error> {
     sqlx::query_as(
-        "select at, kind, changes, run_id, position from cars.timeline where car_id = $1 order by position",
+        "select car_id, at, kind, changes, run_id, position from cars.timeline
+          where car_id = any($1) order by car_id, position",
     )
-    .bind(car)
+    .bind(cars)
     .fetch_all(pool)
     .await
 }

@@ -138,6 +138,8 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
         "16",
         "--replay-events",
         "3000",
+        "--listings",
+        "200",
     ])));
     let figures: serde_json::Value = serde_json::from_str(&out).unwrap();
     for key in [
@@ -146,10 +148,20 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
         "append_batch_events_per_s",
         "baseline_batch_events_per_s",
         "replay_events_per_s",
+        "upsert_listings_per_s",
+        "baseline_upsert_per_s",
     ] {
         assert!(figures[key].as_f64().unwrap() > 0.0, "{key} in {figures}");
     }
     assert_eq!(figures["replay_events"], 3000);
+    assert_eq!(
+        (
+            figures["upsert_listings"].as_i64(),
+            figures["upsert_changed"].as_i64()
+        ),
+        (Some(200), Some(2)),
+        "200 listings observed again, 1 % repriced: {figures}"
+    );
     // the scratch database is gone again, and nothing was written to the one DATABASE_URL names
     let scratch: bool = sqlx::query_scalar(
         "select exists(select 1 from pg_database where datname = 'academy_bench')",

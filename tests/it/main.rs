@@ -2,6 +2,7 @@
 
 mod cli;
 mod identity;
+mod scrape;
 mod serve;
 
 use std::io::{BufRead, BufReader};

@@ -192,6 +192,11 @@ pub struct CarValue {
     pub delisted_at: Option<DateTime<Utc>>,
     /// Whole days from listing to delisting, or to now while listed.
     pub days_on_market: i64,
+    /// Read with the rest of a list's page when the query asks for them (one query for the page, not one per car).
+    #[graphql(skip)]
+    pub prefetched_prices: Option<Vec<model::PricePoint>>,
+    #[graphql(skip)]
+    pub prefetched_timeline: Option<Vec<model::TimelineEntry>>,
 }
 
 impl CarValue {
@@ -229,6 +234,8 @@ impl CarValue {
             listed_at: row.listed_at,
             updated_at: row.updated_at,
             delisted_at: row.delisted_at,
+            prefetched_prices: None,
+            prefetched_timeline: None,
         }
     }
 }
@@ -284,9 +291,12 @@ impl CarValue {
 
     /// What happened to the listing, oldest first.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryValue>> {
-        let entries = model::timeline_of(&services(ctx).pool, self.id)
-            .await
-            .map_err(ApiError::from)?;
+        let entries = match &self.prefetched_timeline {
+            Some(entries) => entries.clone(),
+            None => model::timeline_of(&services(ctx).pool, self.id)
+                .await
+                .map_err(ApiError::from)?,
+        };
         Ok(entries
             .into_iter()
             .map(|e| TimelineEntryValue {
@@ -457,6 +467,18 @@ pub(crate) async fn car_page(
     Ok((page, more))
 }
 
+/// Rows of several cars, by car, in their order.
+fn group_by_car<T>(
+    rows: Vec<T>,
+    car: impl Fn(&T) -> Uuid,
+) -> std::collections::HashMap<Uuid, Vec<T>> {
+    let mut grouped: std::collections::HashMap<Uuid, Vec<T>> = std::collections::HashMap::new();
+    for row in rows {
+        grouped.entry(car(&row)).or_default().push(row);
+    }
+    grouped
+}
+
 #[derive(Default)]
 pub struct CarsQuery;
 
@@ -479,13 +501,36 @@ impl CarsQuery {
         let filter = filter.unwrap_or_default().into_filter()?;
         let has_previous = after.as_deref().is_some_and(|a| !a.is_empty());
         read_after(ctx, min_position, &[model::NAME]).await?;
-        let (rows, more) = car_page(&services(ctx).pool, &filter, order_by, after, limit).await?;
+        let pool = &services(ctx).pool;
+        let (rows, more) = car_page(pool, &filter, order_by, after, limit).await?;
         let now = Utc::now();
+        let mut cars: Vec<(String, CarValue)> = rows
+            .into_iter()
+            .map(|(cursor, row)| (cursor, CarValue::from_row(row, now)))
+            .collect();
+        // what the query asks of each car is read for the whole page at once
+        let node = ctx.look_ahead().field("edges").field("node");
+        let ids: Vec<Uuid> = cars.iter().map(|(_, car)| car.id).collect();
+        if node.field("priceHistory").exists() {
+            let points = model::price_histories(pool, &ids)
+                .await
+                .map_err(ApiError::from)?;
+            let mut by_car = group_by_car(points, |p| p.car_id);
+            for (_, car) in &mut cars {
+                car.prefetched_prices = Some(by_car.remove(&car.id).unwrap_or_default());
+            }
+        }
+        if node.field("timeline").exists() {
+            let entries = model::timelines(pool, &ids).await.map_err(ApiError::from)?;
+            let mut by_car = group_by_car(entries, |e| e.car_id);
+            for (_, car) in &mut cars {
+                car.prefetched_timeline = Some(by_car.remove(&car.id).unwrap_or_default());
+            }
+        }
         let mut connection = Connection::new(has_previous, more);
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|(cursor, row)| Edge::new(cursor, CarValue::from_row(row, now))),
-        );
+        connection
+            .edges
+            .extend(cars.into_iter().map(|(cursor, car)| Edge::new(cursor, car)));
         Ok(connection)
     }
 

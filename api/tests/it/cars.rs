@@ -342,6 +342,40 @@ async fn a_car_shows_its_price_history_timeline_and_days_on_market() {
         .gql(query, json!({ "id": Uuid::nil() }), Some(&token))
         .await;
     assert_eq!(missing["data"]["car"], Value::Null);
+
+    // in a list, every car's history and timeline (read for the whole page at once)
+    let list = app
+        .gql(
+            "{ cars(orderBy: PRICE_DESC, filter: { includeDelisted: true }) { edges { node {
+                listingId priceHistory { totalPriceYen } timeline { kind }
+            } } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let nodes: Vec<&Value> = list["data"]["cars"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    assert_eq!(nodes.len(), 5);
+    for node in nodes {
+        let (prices, kinds) = match node["listingId"].as_str().unwrap() {
+            "AU6877255381" => (
+                json!([{ "totalPriceYen": 3_239_000 }, { "totalPriceYen": 3_100_000 }]),
+                json!([{ "kind": "LISTED" }, { "kind": "PRICE_CHANGED" }]),
+            ),
+            "AU1000000003" => (
+                json!([{ "totalPriceYen": 2_450_000 }]),
+                json!([{ "kind": "LISTED" }, { "kind": "DELISTED" }]),
+            ),
+            _ => (node["priceHistory"].clone(), json!([{ "kind": "LISTED" }])),
+        };
+        assert_eq!(node["priceHistory"], prices, "{node}");
+        assert_eq!(node["timeline"], kinds, "{node}");
+        assert!(!node["priceHistory"].as_array().unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
