@@ -474,7 +474,7 @@ fn bench_listing(n: usize, repriced: bool) -> domain::cars::Listing {
             year: Some(2010 + (n % 15) as i32),
             mileage_km: Some((n as i64 * 37) % 150_000),
             inspection: Some("2026(R08)年07月".to_owned()),
-            repair_history: Some(n % 11 == 0),
+            repair_history: Some(n.is_multiple_of(11)),
             warranty: Some("保証付".to_owned()),
             maintenance: Some("法定整備付".to_owned()),
             displacement_cc: Some(2000),
@@ -583,7 +583,9 @@ async fn measure_upserts(
     plain_upserts(pool, &first, writers).await?;
     sqlx::raw_sql("vacuum analyze").execute(pool).await?;
 
-    let again: Vec<_> = (0..count).map(|n| bench_listing(n, n % 100 == 0)).collect();
+    let again: Vec<_> = (0..count)
+        .map(|n| bench_listing(n, n.is_multiple_of(100)))
+        .collect();
     let half = count / 2;
     let (mut baseline_took, mut measured_took, mut changed) = (Duration::ZERO, Duration::ZERO, 0);
     for part in [&again[..half], &again[half..]] {
@@ -592,7 +594,7 @@ async fn measure_upserts(
         measured_took += took;
         changed += part_changed;
     }
-    let expected = (0..count).filter(|n| n % 100 == 0).count();
+    let expected = (0..count).filter(|n| n.is_multiple_of(100)).count();
     anyhow::ensure!(
         changed == expected,
         "{changed} listings changed where {expected} were repriced"

@@ -246,6 +246,7 @@ pub enum CarError {
 // Car
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // one per observed listing, dropped once decided: boxing would buy nothing
 pub enum CarCommand {
     /// What a scraper run saw of the listing.
     Observe {

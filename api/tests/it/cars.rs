@@ -181,7 +181,7 @@ async fn signed_in_users_filter_order_and_page_through_cars() {
         )
         .await;
     // equal prices are ordered by id; the delisted car is left out
-    let mut cheap = vec![
+    let mut cheap = [
         car_id(&ListingId::parse("AU1000000001").unwrap()),
         car_id(&ListingId::parse("AU1000000002").unwrap()),
     ];
