@@ -227,6 +227,37 @@ async fn runs_list_new_cars_record_price_changes_delist_missing_ones_and_relist_
             vec!["AU1000000301", "AU1000000302"]
         ]
     );
+
+    // the read model these five runs built live is the one a rebuild from the log builds
+    let snapshot = || async {
+        let mut tables = Vec::new();
+        for table in [
+            "cars",
+            "price_history",
+            "timeline",
+            "scrape_runs",
+            "scrape_run_pages",
+            "scrape_run_problems",
+        ] {
+            let rows: Vec<serde_json::Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "select to_jsonb(t) from cars.{table} t order by to_jsonb(t)::text"
+            )))
+            .fetch_all(&world.db.pool)
+            .await
+            .unwrap();
+            tables.push(rows);
+        }
+        tables
+    };
+    let live = snapshot().await;
+    projections::rebuild(
+        world.log.clone(),
+        std::sync::Arc::new(model::Cars),
+        projections::RunnerConfig::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(snapshot().await, live);
 }
 
 #[tokio::test]
