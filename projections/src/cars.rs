@@ -664,7 +664,8 @@ fn filter_sql(filter: &CarFilter, with_make: bool) -> String {
     let make = if with_make {
         "($1::text is null or lower(c.make) = lower($1))"
     } else {
-        "$1::text is null or true"
+        // $1 stays in the statement (every parameter needs a type), but filters nothing
+        "$1::text is null or $1::text is not null"
     };
     format!(
         "({make})
