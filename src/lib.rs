@@ -22,5 +22,8 @@ pub fn all_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(projections::log_stats::LogStats),
         Arc::new(projections::accounts::Accounts),
         Arc::new(projections::trainer::Trainer),
+        Arc::new(projections::tracks::Tracks),
+        Arc::new(projections::deadlines::Deadlines),
+        Arc::new(projections::notifications::Notifications),
     ]
 }

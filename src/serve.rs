@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use api::Services;
 use api::auth::Identity;
-use commands::{CommandExecutor, Source};
+use commands::{Clock, CommandExecutor, Source, SystemClock};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
+use workers::deadlines::DeadlineWorker;
 
 use crate::config::Config;
 use crate::database::Database;
@@ -42,6 +43,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     )?);
     let secret = config.jwt_secret()?;
     let executor = CommandExecutor::new(log);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = Arc::new(
         Identity::new(executor.clone(), config.auth(secret)?)
             .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
@@ -51,8 +53,9 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         pool: database.pool.clone(),
         projections: projections.clone(),
         identity: identity.clone(),
-        executor,
+        executor: executor.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
+        clock: clock.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -77,6 +80,11 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             }
         }
     });
+    let deadlines = (config.deadline_interval_seconds > 0).then(|| {
+        let worker = Arc::new(DeadlineWorker::new(executor, database.pool.clone(), clock));
+        let every = Duration::from_secs(config.deadline_interval_seconds);
+        tokio::spawn(worker.run_scheduled(every, stop_rest.subscribe()))
+    });
     let mut http_stopping = stopping;
     let http = axum::serve(
         listener,
@@ -93,6 +101,15 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         },
         projections.run(stop_rest.subscribe())
     );
+    if let Some(deadlines) = deadlines {
+        match deadlines.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = format!("{error:#}"), "the deadline worker failed")
+            }
+            Err(error) => tracing::error!(%error, "the deadline worker panicked"),
+        }
+    }
     drop(projections);
     database.close().await;
     http.context("HTTP server")?;

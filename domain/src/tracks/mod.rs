@@ -338,6 +338,26 @@ pub enum TrackEvent {
 }
 
 impl TrackEvent {
+    /// When it happened (for an opened assignment, when it opened).
+    pub fn at(&self) -> i64 {
+        match self {
+            TrackEvent::AssignmentOpened { opened_at, .. } => *opened_at,
+            TrackEvent::TrackCreated { at, .. }
+            | TrackEvent::CriteriaRevised { at, .. }
+            | TrackEvent::LearnerEnrolled { at, .. }
+            | TrackEvent::LearnerLeft { at, .. }
+            | TrackEvent::TrackStarted { at, .. }
+            | TrackEvent::SolutionSubmitted { at, .. }
+            | TrackEvent::DeadlineReminderSent { at, .. }
+            | TrackEvent::DeadlineExtended { at, .. }
+            | TrackEvent::AssignmentClosed { at, .. }
+            | TrackEvent::ReviewsAllocated { at, .. }
+            | TrackEvent::ReviewSubmitted { at, .. }
+            | TrackEvent::AssignmentUnlocked { at, .. }
+            | TrackEvent::TrackCompleted { at } => *at,
+        }
+    }
+
     pub const TYPES: &'static [&'static str] = &[
         "TrackCreated",
         "CriteriaRevised",
@@ -506,6 +526,27 @@ impl TrackState {
             .iter()
             .rposition(|s| s.unlocked.contains(&participant))
             .map(|i| i as u32)
+    }
+
+    /// The assignment and author of `submission` when it was allocated to `reviewer` in track `track`.
+    pub fn allocated_submission(
+        &self,
+        track: Uuid,
+        reviewer: Uuid,
+        submission: Uuid,
+    ) -> Option<(u32, Uuid)> {
+        self.stages.iter().enumerate().find_map(|(index, stage)| {
+            let index = index as u32;
+            stage
+                .allocation
+                .as_ref()?
+                .pairs
+                .iter()
+                .find(|p| {
+                    p.reviewer == reviewer && submission_id(track, index, p.author) == submission
+                })
+                .map(|p| (index, p.author))
+        })
     }
 
     fn stage(&self, assignment: u32) -> Result<&Stage, TrackError> {
