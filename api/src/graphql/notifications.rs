@@ -192,18 +192,24 @@ pub struct NotificationsSubscription;
 
 #[Subscription]
 impl NotificationsSubscription {
-    /// Your new notifications, live, from the moment you subscribe.
+    /// Your new notifications, live: from the moment you subscribe, or those from events after log position
+    /// `after` (a notification's `position`, or one a mutation returned), so a client that reconnects misses
+    /// nothing.
     #[graphql(guard = "SignedIn")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
+        after: Option<i64>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Notification>> + use<>>
     {
         let user = viewer(ctx).require_user()?;
+        if after.is_some_and(|a| a < 0) {
+            return Err(ApiError::validation("after cannot be negative").into());
+        }
         let services: Arc<Services> = ctx.data_unchecked::<Arc<Services>>().clone();
         let feed = services
             .projections
-            .feed(None, Notifications.event_types())
+            .feed(after, Notifications.event_types())
             .await
             .map_err(ApiError::from)?;
         // each batch of events that may notify someone: once the read model has applied it, the viewer's

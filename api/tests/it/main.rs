@@ -4,6 +4,7 @@ mod authorization;
 mod identity;
 mod operations;
 mod subscriptions;
+mod tracks;
 mod trainer;
 
 use std::net::SocketAddr;

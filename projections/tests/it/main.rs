@@ -5,6 +5,7 @@ mod failures;
 mod log_stats;
 mod rebuild;
 mod runner;
+mod tracks;
 mod trainer;
 
 use std::sync::Arc;
