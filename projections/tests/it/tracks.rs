@@ -4,20 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use domain::Decider;
 use domain::inbox::{InboxEvent, inbox_stream};
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, RepoUrl, Score, Track, TrackCommand, TrackSpec,
     diary_stream, track_stream,
 };
-use domain::{Decider, DomainEvent, StreamId};
-use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
+use eventlog::EventLog;
 use projections::deadlines::{self, Deadlines};
 use projections::notifications::{self, Notifications};
 use projections::tracks::{self, Tracks};
 use projections::{Projection, RunnerConfig};
 use uuid::Uuid;
 
-use crate::{WAIT, log, start};
+use crate::{WAIT, log, start, write};
 
 const HOUR: i64 = 3600;
 const T0: i64 = 1_800_000_000;
@@ -33,20 +33,7 @@ async fn track(log: &EventLog, id: Uuid, command: TrackCommand) -> i64 {
         .map(|e| e.decode().unwrap())
         .collect();
     let events = Track::decide(&command, &Track::fold(&history)).unwrap();
-    append(log, stream, &events).await
-}
-
-async fn append<E: DomainEvent>(log: &EventLog, stream: StreamId, events: &[E]) -> i64 {
-    log.append(AppendRequest::single(
-        stream,
-        ExpectedVersion::Any,
-        events.iter().map(NewEvent::from_domain).collect(),
-        Metadata::new(Source::Cli),
-    ))
-    .await
-    .unwrap()
-    .position()
-    .unwrap_or(0)
+    write(log, stream, &events).await
 }
 
 fn spec() -> TrackSpec {
@@ -245,7 +232,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         &Default::default(),
     )
     .unwrap();
-    append(&log, diary_stream(id, people[0]), &diary).await;
+    write(&log, diary_stream(id, people[0]), &diary).await;
     let mine = {
         let head = projections.head().await.unwrap();
         projections.wait_for(head, WAIT).await.unwrap();
@@ -269,7 +256,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         ids: vec![mine[1].id],
         at: T0 + 22 * HOUR,
     };
-    let head = append(&log, inbox_stream(people[4]), &[read]).await;
+    let head = write(&log, inbox_stream(people[4]), &[read]).await;
     projections.wait_for(head, WAIT).await.unwrap();
     assert_eq!(
         notifications::unread_count(log.pool(), people[4])
