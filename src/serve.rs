@@ -83,7 +83,13 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let deadlines = (config.deadline_interval_seconds > 0).then(|| {
         let worker = Arc::new(DeadlineWorker::new(executor, database.pool.clone(), clock));
         let every = Duration::from_secs(config.deadline_interval_seconds);
-        tokio::spawn(worker.run_scheduled(every, stop_rest.subscribe()))
+        let stopping = stop_rest.subscribe();
+        tokio::spawn(async move {
+            // reported when it happens: the server keeps serving without the worker
+            if let Err(error) = worker.run_scheduled(every, stopping).await {
+                tracing::error!(error = format!("{error:#}"), "the deadline worker stopped");
+            }
+        })
     });
     let mut http_stopping = stopping;
     let http = axum::serve(
@@ -101,14 +107,10 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         },
         projections.run(stop_rest.subscribe())
     );
-    if let Some(deadlines) = deadlines {
-        match deadlines.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(error = format!("{error:#}"), "the deadline worker failed")
-            }
-            Err(error) => tracing::error!(%error, "the deadline worker panicked"),
-        }
+    if let Some(deadlines) = deadlines
+        && let Err(error) = deadlines.await
+    {
+        tracing::error!(%error, "the deadline worker panicked");
     }
     drop(projections);
     database.close().await;

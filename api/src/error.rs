@@ -306,7 +306,7 @@ impl Classify for domain::tracks::TrackError {
         match self {
             Title | Description | Participants | Assignments | Criteria(_) | Scores(_)
             | Comment | DeadlineNotLater => Code::Validation,
-            NotFound => Code::NotFound,
+            NotFound | NoSuchAssignment(_) => Code::NotFound,
             AlreadyExists | AlreadyStarted | EnrollmentClosed | Full | AssignmentClosed(_)
             | AlreadyReviewed | PastDeadline(_) => Code::Conflict,
             NotEnrolled | NotYourReview => Code::Forbidden,

@@ -37,6 +37,7 @@ impl Projection for Deadlines {
             "DeadlineReminderSent",
             "DeadlineExtended",
             "AssignmentClosed",
+            "AssignmentUnlocked",
         ];
         debug_assert!(types.iter().all(|t| TrackEvent::TYPES.contains(t)));
         Some(types.map(str::to_owned).to_vec())
@@ -61,7 +62,7 @@ impl Projection for Deadlines {
              );
              create index due_deadline on due (deadline);
              create index due_remind_at on due (remind_at);
-             -- participants of an open assignment who have not submitted and were not reminded
+             -- participants an open assignment is open to who have not submitted and were not reminded
              create table waiting (
                  track_id   uuid not null,
                  assignment integer not null,
@@ -132,12 +133,29 @@ async fn apply_one(
             .bind(seconds(reminder_time(opened_at, deadline))?)
             .execute(&mut *conn)
             .await?;
+            // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
+            if assignment == 0 {
+                sqlx::query(
+                    "insert into waiting (track_id, assignment, user_id)
+                     select $1, 0, user_id from members where track_id = $1",
+                )
+                .bind(track)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        TrackEvent::AssignmentUnlocked {
+            assignment,
+            participant,
+            ..
+        } => {
             sqlx::query(
                 "insert into waiting (track_id, assignment, user_id)
-                 select $1, $2, user_id from members where track_id = $1",
+                 select track_id, assignment, $3 from due where track_id = $1 and assignment = $2",
             )
             .bind(track)
             .bind(assignment as i32)
+            .bind(participant)
             .execute(&mut *conn)
             .await?;
         }
@@ -199,38 +217,52 @@ async fn apply_one(
     Ok(())
 }
 
-/// An open assignment whose deadline has come: `(track, assignment)`.
+/// Open assignments whose deadline has come, `(track, assignment)`, in that order, after `after`.
 #[tracing::instrument(skip_all)]
 pub async fn due_to_close(
     pool: &PgPool,
     now: DateTime<Utc>,
+    after: Option<(Uuid, i32)>,
     limit: i64,
 ) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    let (track, assignment) = after.unzip();
     sqlx::query_as(
-        "select track_id, assignment from deadlines.due where deadline <= $1
-          order by deadline, track_id limit $2",
+        "select track_id, assignment from deadlines.due
+          where deadline <= $1 and ($2::uuid is null or (track_id, assignment) > ($2, $3::int))
+          order by track_id, assignment limit $4",
     )
     .bind(now)
+    .bind(track)
+    .bind(assignment)
     .bind(limit)
     .fetch_all(pool)
     .await
 }
 
-/// Reminders whose time has come: `(track, assignment, participant)`.
+/// Reminders whose time has come, `(track, assignment, participant)`, in that order, after `after`.
 #[tracing::instrument(skip_all)]
 pub async fn due_reminders(
     pool: &PgPool,
     now: DateTime<Utc>,
+    after: Option<(Uuid, i32, Uuid)>,
     limit: i64,
 ) -> Result<Vec<(Uuid, i32, Uuid)>, sqlx::Error> {
+    let (track, assignment, user) = match after {
+        Some((t, a, u)) => (Some(t), Some(a), Some(u)),
+        None => (None, None, None),
+    };
     sqlx::query_as(
         "select w.track_id, w.assignment, w.user_id
            from deadlines.waiting w
            join deadlines.due d on d.track_id = w.track_id and d.assignment = w.assignment
           where d.remind_at <= $1 and d.deadline > $1
-          order by d.remind_at, w.track_id, w.user_id limit $2",
+            and ($2::uuid is null or (w.track_id, w.assignment, w.user_id) > ($2, $3::int, $4::uuid))
+          order by w.track_id, w.assignment, w.user_id limit $5",
     )
     .bind(now)
+    .bind(track)
+    .bind(assignment)
+    .bind(user)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -23,8 +23,9 @@ use uuid::Uuid;
 /// Namespace of the worker's command ids.
 const DEADLINE_NAMESPACE: Uuid = Uuid::from_u128(0x3f9a_0c61_d2b4_4e57_8c1d_a96e_24f0_b718);
 
-/// The most reminders or closes one pass handles (the next pass takes the rest).
-const BATCH: i64 = 500;
+/// Rows read from the read model at a time; a pass pages through everything due, so rows that keep failing
+/// never starve the rest.
+const PAGE: i64 = 500;
 
 pub const ACTIONS_TOTAL: &str = "academy_worker_actions_total";
 
@@ -64,38 +65,52 @@ impl DeadlineWorker {
         let now = self.clock.now();
         let at = now.timestamp();
         let mut pass = Pass::default();
-        let reminders = deadlines::due_reminders(&self.pool, now, BATCH)
-            .await
-            .context("reading due reminders")?;
-        for (track, assignment, participant) in reminders {
-            let assignment = assignment as u32;
-            let command = TrackCommand::RemindDeadline {
-                assignment,
-                participant,
-                at,
-            };
-            let id = command_id(&[
-                "remind",
-                &track.to_string(),
-                &assignment.to_string(),
-                &participant.to_string(),
-            ]);
-            let outcome = self.run(track, &command, id).await;
-            pass.count(outcome, "remind", |p| &mut p.reminders_sent);
+        let mut after = None;
+        loop {
+            let reminders = deadlines::due_reminders(&self.pool, now, after, PAGE)
+                .await
+                .context("reading due reminders")?;
+            after = reminders.last().copied();
+            for &(track, assignment, participant) in &reminders {
+                let assignment = assignment as u32;
+                let command = TrackCommand::RemindDeadline {
+                    assignment,
+                    participant,
+                    at,
+                };
+                let id = command_id(&[
+                    "remind",
+                    &track.to_string(),
+                    &assignment.to_string(),
+                    &participant.to_string(),
+                ]);
+                let outcome = self.run(track, &command, id).await;
+                pass.count(outcome, "remind", |p| &mut p.reminders_sent);
+            }
+            if (reminders.len() as i64) < PAGE {
+                break;
+            }
         }
-        let closes = deadlines::due_to_close(&self.pool, now, BATCH)
-            .await
-            .context("reading due deadlines")?;
-        for (track, assignment) in closes {
-            let assignment = assignment as u32;
-            let command = TrackCommand::CloseAssignment {
-                assignment,
-                seed: rand::random(),
-                at,
-            };
-            let id = command_id(&["close", &track.to_string(), &assignment.to_string()]);
-            let outcome = self.run(track, &command, id).await;
-            pass.count(outcome, "close", |p| &mut p.assignments_closed);
+        let mut after = None;
+        loop {
+            let closes = deadlines::due_to_close(&self.pool, now, after, PAGE)
+                .await
+                .context("reading due deadlines")?;
+            after = closes.last().copied();
+            for &(track, assignment) in &closes {
+                let assignment = assignment as u32;
+                let command = TrackCommand::CloseAssignment {
+                    assignment,
+                    seed: rand::random(),
+                    at,
+                };
+                let id = command_id(&["close", &track.to_string(), &assignment.to_string()]);
+                let outcome = self.run(track, &command, id).await;
+                pass.count(outcome, "close", |p| &mut p.assignments_closed);
+            }
+            if (closes.len() as i64) < PAGE {
+                break;
+            }
         }
         if pass != Pass::default() {
             tracing::info!(?pass, "deadline pass");

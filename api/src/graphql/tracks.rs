@@ -202,7 +202,7 @@ impl TrackValue {
     }
 
     /// Everyone enrolled, with the assignment each is on. Admins only.
-    #[graphql(guard = "AdminOnly")]
+    #[graphql(guard = "AdminOnly", directive = admin::apply())]
     async fn participants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Participation>> {
         let rows = model::participants(&services(ctx).pool, self.id)
             .await

@@ -76,7 +76,7 @@ pub enum DiaryError {
     Length,
     #[error("you are not enrolled in this track")]
     NotEnrolled,
-    #[error("assignment {0} has not opened yet")]
+    #[error("assignment {} has not opened yet", .0 + 1)]
     NotOpened(u32),
 }
 

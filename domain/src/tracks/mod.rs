@@ -15,14 +15,16 @@
 //! - A solution is a [`RepoUrl`]; submitting again before the deadline replaces the link, after it is refused.
 //! - When an assignment closes (at its deadline, by the deadline worker) its reviews are allocated
 //!   ([`allocation`]) and the next assignment opens for the cohort with a deadline `hours` after that moment.
-//! - A participant may work on (submit to) the next assignment once they completed the reviews they were
-//!   allocated for the previous one; whoever had none (did not submit, or submitted alone) may at once. The
-//!   deadline is the cohort's and does not move for late reviewers: time spent reviewing comes out of the next
-//!   assignment's time.
+//! - A participant may work on (submit to) the open assignment once they have given every review they were
+//!   allocated so far; whoever owes none (did not submit, or submitted alone) may at once. Reviews owed from an
+//!   earlier assignment keep the participant locked until given, whatever they did since; when the last one is
+//!   given, the assignment open at that moment opens to them (never a closed one). The deadline is the
+//!   cohort's and does not move for late reviewers: time spent reviewing comes out of the next assignment's time.
 //! - A review scores every criterion within its range and may add a comment. Reviews have no deadline.
 //! - An admin may extend the open assignment's deadline (later only); the 80 % reminder and the close follow
 //!   the new deadline.
-//! - At 80 % of an assignment's time, each participant who has not submitted gets one reminder.
+//! - At 80 % of an assignment's time, each participant it is open to who has not submitted gets one reminder
+//!   (someone it opens to later, once the 80 % mark has passed, gets theirs then); none once the deadline has come.
 
 pub mod allocation;
 mod diary;
@@ -438,13 +440,15 @@ pub enum TrackError {
     Full,
     #[error("you are not enrolled in this track")]
     NotEnrolled,
-    #[error("assignment {0} is not open")]
+    #[error("this track has no assignment {}", .0 + 1)]
+    NoSuchAssignment(u32),
+    #[error("assignment {} is not open", .0 + 1)]
     AssignmentNotOpen(u32),
-    #[error("assignment {0} is locked until you complete your reviews of the previous one")]
+    #[error("assignment {} is locked until you have given the reviews you were allocated", .0 + 1)]
     AssignmentLocked(u32),
-    #[error("the deadline of assignment {0} has passed")]
+    #[error("the deadline of assignment {} has passed", .0 + 1)]
     PastDeadline(u32),
-    #[error("assignment {0} is closed")]
+    #[error("assignment {} is closed", .0 + 1)]
     AssignmentClosed(u32),
     #[error("it is not time yet")]
     NotYetDue,
@@ -549,7 +553,18 @@ impl TrackState {
         })
     }
 
+    /// Reviews `reviewer` owes, over every closed assignment.
+    pub fn reviews_owed(&self, reviewer: Uuid) -> usize {
+        self.stages
+            .iter()
+            .map(|s| s.reviews_pending(reviewer))
+            .sum()
+    }
+
     fn stage(&self, assignment: u32) -> Result<&Stage, TrackError> {
+        if assignment as usize >= self.spec.assignments.len() {
+            return Err(TrackError::NoSuchAssignment(assignment));
+        }
         self.stages
             .get(assignment as usize)
             .ok_or(TrackError::AssignmentNotOpen(assignment))
@@ -650,8 +665,10 @@ impl Decider for Track {
                 at,
             } => {
                 let stage = track.stage(*assignment)?;
+                // nothing to remind of: closed or due, not theirs (yet), reminded, or submitted
                 let settled = stage.closed_at.is_some()
-                    || !track.is_participant(*participant)
+                    || *at >= stage.deadline
+                    || !stage.unlocked.contains(participant)
                     || stage.reminded.contains(participant)
                     || stage.submissions.contains_key(participant);
                 if settled {
@@ -896,12 +913,12 @@ fn close(
                 opened_at: at,
                 deadline: at + hours(spec.hours),
             });
-            // nothing to review: on to the next assignment at once
+            // nothing to review, from this assignment or an earlier one: on to the next at once
             events.extend(
                 track
                     .participants
                     .iter()
-                    .filter(|p| allocation.owed_by(**p) == 0)
+                    .filter(|p| allocation.owed_by(**p) == 0 && track.reviews_owed(**p) == 0)
                     .map(|p| TrackEvent::AssignmentUnlocked {
                         assignment: next,
                         participant: *p,
@@ -948,14 +965,14 @@ fn review(
         comment,
         at,
     }];
-    let next = assignment + 1;
-    let last_review = stage.reviews_pending(pair.reviewer) == 1;
-    if let Some(next_stage) = track.stages.get(next as usize)
+    // the last review owed opens the assignment open now, if it is not theirs yet
+    let last_review = track.reviews_owed(pair.reviewer) == 1;
+    if let Some((open, open_stage)) = track.open_assignment()
         && last_review
-        && !next_stage.unlocked.contains(&pair.reviewer)
+        && !open_stage.unlocked.contains(&pair.reviewer)
     {
         events.push(TrackEvent::AssignmentUnlocked {
-            assignment: next,
+            assignment: open,
             participant: pair.reviewer,
             at,
         });

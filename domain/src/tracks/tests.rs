@@ -906,3 +906,100 @@ fn a_diary_takes_entries_only_from_participants_under_opened_assignments() {
         .when(write("   ", true, true))
         .then_err(DiaryError::Length);
 }
+
+// -- reviews owed across assignments ----------------------------------------------------------------------------
+
+/// Like [`closed`], with a third assignment, then assignment 1 closed too (nobody submitted to it).
+fn two_closed() -> (Vec<TrackEvent>, Allocation) {
+    let (mut events, allocation) = closed(4, 4);
+    if let TrackEvent::TrackCreated { spec, .. } = &mut events[0] {
+        spec.assignments.push(AssignmentSpec {
+            title: "Async".into(),
+            description: "".into(),
+            hours: 5,
+        });
+    }
+    let close = Track::decide(
+        &TrackCommand::CloseAssignment {
+            assignment: 1,
+            seed: 8,
+            at: T0 + 31 * HOUR,
+        },
+        &Track::fold(&events),
+    )
+    .unwrap();
+    events.extend(close);
+    (events, allocation)
+}
+
+#[test]
+fn reviews_still_owed_keep_the_next_assignments_locked_whatever_came_since() {
+    let (events, _) = two_closed();
+    let state = Track::fold(&events).unwrap();
+    // nobody gave their reviews of assignment 0: skipping assignment 1 does not open assignment 2
+    assert!(
+        state.stages[2].unlocked.is_empty(),
+        "{:?}",
+        state.stages[2].unlocked
+    );
+    given::<Track>(events)
+        .when(TrackCommand::SubmitSolution {
+            assignment: 2,
+            participant: user(1),
+            repository: repo("user1/a2"),
+            at: T0 + 32 * HOUR,
+        })
+        .then_err(TrackError::AssignmentLocked(2));
+}
+
+#[test]
+fn the_last_review_owed_opens_the_assignment_open_now_never_a_closed_one() {
+    let (mut events, allocation) = two_closed();
+    let mine: Vec<ReviewPair> = allocation
+        .pairs
+        .iter()
+        .filter(|p| p.reviewer == user(1))
+        .copied()
+        .collect();
+    events.extend(mine[..2].iter().map(|p| review_event(*p)));
+    given::<Track>(events).when(review_command(mine[2])).then([
+        review_event(mine[2]),
+        TrackEvent::AssignmentUnlocked {
+            assignment: 2,
+            participant: user(1),
+            at: T0 + 11 * HOUR,
+        },
+    ]);
+}
+
+#[test]
+fn nobody_is_reminded_of_an_assignment_that_is_not_open_to_them_or_past_its_deadline() {
+    let (events, _) = closed(4, 4);
+    // assignment 1 is locked for user 1 until their reviews are given
+    given::<Track>(events.clone())
+        .when(TrackCommand::RemindDeadline {
+            assignment: 1,
+            participant: user(1),
+            at: T0 + 29 * HOUR,
+        })
+        .then([]);
+    given::<Track>(started(2))
+        .when(TrackCommand::RemindDeadline {
+            assignment: 0,
+            participant: user(1),
+            at: T0 + 10 * HOUR,
+        })
+        .then([]);
+}
+
+#[test]
+fn an_assignment_the_track_does_not_have_is_not_found() {
+    given::<Track>(started(2))
+        .when(TrackCommand::SubmitSolution {
+            assignment: 5,
+            participant: user(1),
+            repository: repo("x/y"),
+            at: T0 + 1,
+        })
+        .then_err(TrackError::NoSuchAssignment(5));
+}

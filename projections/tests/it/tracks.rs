@@ -151,18 +151,18 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     projections.wait_for(head, WAIT).await.unwrap();
     // after the extension the 80 % mark is at 16 h; the one who did not submit is waiting for a reminder
     let now = chrono::DateTime::from_timestamp(T0 + 16 * HOUR, 0).unwrap();
-    let due = deadlines::due_reminders(log.pool(), now, 100)
+    let due = deadlines::due_reminders(log.pool(), now, None, 100)
         .await
         .unwrap();
     assert_eq!(due, vec![(id, 0, people[4])]);
     assert!(
-        deadlines::due_reminders(log.pool(), now - chrono::Duration::seconds(1), 100)
+        deadlines::due_reminders(log.pool(), now - chrono::Duration::seconds(1), None, 100)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        deadlines::due_to_close(log.pool(), now, 100)
+        deadlines::due_to_close(log.pool(), now, None, 100)
             .await
             .unwrap()
             .is_empty()
@@ -306,7 +306,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     // the next assignment is what the worker waits on now
     let later = chrono::DateTime::from_timestamp(T0 + 30 * HOUR, 0).unwrap();
     assert_eq!(
-        deadlines::due_to_close(log.pool(), later, 10)
+        deadlines::due_to_close(log.pool(), later, None, 10)
             .await
             .unwrap(),
         vec![(id, 1)]

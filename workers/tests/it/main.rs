@@ -288,3 +288,64 @@ async fn the_scheduled_worker_acts_on_its_own() {
     stop.send(true).unwrap();
     scheduled.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
+    let world = World::start().await;
+    for person in &world.people {
+        let repository = RepoUrl::parse(&format!("https://github.com/p/{person}")).unwrap();
+        world
+            .command(TrackCommand::SubmitSolution {
+                assignment: 0,
+                participant: *person,
+                repository,
+                at: T0 + HOUR,
+            })
+            .await;
+    }
+    let worker = world.worker();
+    world.clock.set(at(T0 + 10 * HOUR));
+    assert_eq!(world.pass(&worker).await.assignments_closed, 1);
+    // 3 submitters review each other (2 each); nobody has assignment 1 yet. Its 80 % mark is at 18 h.
+    world.clock.set(at(T0 + 18 * HOUR));
+    assert_eq!(world.pass(&worker).await.reminders_sent, 0);
+    let (state, _) = world
+        .executor
+        .load::<Track>(&track_stream(world.track))
+        .await
+        .unwrap();
+    let first = world.people[0];
+    for pair in state.unwrap().stages[0]
+        .allocation
+        .as_ref()
+        .unwrap()
+        .pairs
+        .iter()
+        .filter(|p| p.reviewer == first)
+    {
+        world
+            .command(TrackCommand::SubmitReview {
+                assignment: 0,
+                reviewer: first,
+                author: pair.author,
+                scores: vec![domain::tracks::Score {
+                    criterion: "Correctness".into(),
+                    score: 3,
+                }],
+                comment: None,
+                at: T0 + 19 * HOUR,
+            })
+            .await;
+    }
+    // past the 80 % mark when it opens to them: reminded at the next pass, and only them
+    world.clock.set(at(T0 + 19 * HOUR));
+    assert_eq!(world.pass(&worker).await.reminders_sent, 1);
+    let reminded: Vec<Uuid> = sqlx::query_scalar(
+        "select (data->>'participant')::uuid from events
+          where event_type = 'DeadlineReminderSent' and (data->>'assignment')::int = 1",
+    )
+    .fetch_all(world.log.pool())
+    .await
+    .unwrap();
+    assert_eq!(reminded, vec![first]);
+}
