@@ -279,6 +279,16 @@ pub struct Config {
     )]
     pub carsensor_user_agent: String,
 
+    /// How often the deadline worker looks for due reminders and deadlines, in seconds (0: not in this process).
+    #[arg(
+        long,
+        env = "ACADEMY_DEADLINE_INTERVAL_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(0..=86_400),
+        global = true
+    )]
+    pub deadline_interval_seconds: u64,
+
     /// Log format.
     #[arg(
         long,

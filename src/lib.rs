@@ -24,5 +24,8 @@ pub fn all_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(projections::accounts::Accounts),
         Arc::new(projections::trainer::Trainer),
         Arc::new(projections::cars::Cars),
+        Arc::new(projections::tracks::Tracks),
+        Arc::new(projections::deadlines::Deadlines),
+        Arc::new(projections::notifications::Notifications),
     ]
 }

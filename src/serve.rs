@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use api::Services;
 use api::auth::Identity;
-use commands::{CommandExecutor, Source};
+use commands::{Clock, CommandExecutor, Source, SystemClock};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
+use workers::TokioSleeper;
 use workers::carsensor::Scraper;
-use workers::{SystemClock, TokioSleeper};
+use workers::deadlines::DeadlineWorker;
 
 use crate::config::Config;
 use crate::database::Database;
@@ -49,6 +50,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     )?);
     let secret = config.jwt_secret()?;
     let executor = CommandExecutor::new(log);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let identity = Arc::new(
         Identity::new(executor.clone(), config.auth(secret)?)
             .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
@@ -60,12 +62,13 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         identity: identity.clone(),
         executor: executor.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
+        clock: clock.clone(),
     });
     // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
     let scraper = config.carsensor_enabled.then(|| {
         let scraper = Arc::new(Scraper::new(
             scraper_config,
-            executor,
+            executor.clone(),
             projections.clone(),
             database.pool.clone(),
             Arc::new(SystemClock),
@@ -100,6 +103,17 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             }
         }
     });
+    let deadlines = (config.deadline_interval_seconds > 0).then(|| {
+        let worker = Arc::new(DeadlineWorker::new(executor, database.pool.clone(), clock));
+        let every = Duration::from_secs(config.deadline_interval_seconds);
+        let stopping = stop_rest.subscribe();
+        tokio::spawn(async move {
+            // reported when it happens: the server keeps serving without the worker
+            if let Err(error) = worker.run_scheduled(every, stopping).await {
+                tracing::error!(error = format!("{error:#}"), "the deadline worker stopped");
+            }
+        })
+    });
     let mut http_stopping = stopping;
     let http = axum::serve(
         listener,
@@ -120,6 +134,11 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         Some(task) => task.await.context("the scraper task")?,
         None => Ok(()),
     };
+    if let Some(deadlines) = deadlines
+        && let Err(error) = deadlines.await
+    {
+        tracing::error!(%error, "the deadline worker panicked");
+    }
     drop(projections);
     database.close().await;
     http.context("HTTP server")?;

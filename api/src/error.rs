@@ -300,6 +300,38 @@ impl Classify for domain::trainer::TraineeError {
     }
 }
 
+impl Classify for domain::tracks::TrackError {
+    fn code(&self) -> Code {
+        use domain::tracks::TrackError::*;
+        match self {
+            Title | Description | Participants | Assignments | Criteria(_) | Scores(_)
+            | Comment | DeadlineNotLater => Code::Validation,
+            NotFound | NoSuchAssignment(_) => Code::NotFound,
+            AlreadyExists | AlreadyStarted | EnrollmentClosed | Full | AssignmentClosed(_)
+            | AlreadyReviewed | PastDeadline(_) => Code::Conflict,
+            NotEnrolled | NotYourReview => Code::Forbidden,
+            AssignmentNotOpen(_) | AssignmentLocked(_) | NotYetDue => Code::Conflict,
+        }
+    }
+}
+
+impl Classify for domain::tracks::DiaryError {
+    fn code(&self) -> Code {
+        use domain::tracks::DiaryError::*;
+        match self {
+            Length => Code::Validation,
+            NotEnrolled => Code::Forbidden,
+            NotOpened(_) => Code::Conflict,
+        }
+    }
+}
+
+impl Classify for domain::inbox::InboxError {
+    fn code(&self) -> Code {
+        Code::Validation
+    }
+}
+
 impl Classify for domain::identity::CredentialError {
     fn code(&self) -> Code {
         Code::Validation

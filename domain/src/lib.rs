@@ -10,15 +10,19 @@
 //! - [`identity`]: accounts, roles, and the claims that keep emails and usernames unique.
 //! - [`trainer`]: the question bank and users' answers.
 //! - [`cars`]: car listings observed by the scraper, and the scraper's runs.
+//! - [`tracks`]: cohort tracks: enrollment, assignments and deadlines, solutions, peer reviews, diaries.
+//! - [`inbox`]: what a user has read of their notifications.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
 pub mod cars;
 pub mod decider;
 pub mod event;
 pub mod identity;
+pub mod inbox;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tracks;
 pub mod trainer;
 
 pub use decider::Decider;

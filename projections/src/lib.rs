@@ -10,16 +10,20 @@
 //!   serving, then swaps in one transaction ([`rebuild`] does the same on demand).
 //! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
 //! - [`status`] reports every projection's state for operators.
-//! - Read models: [`log_stats`], [`accounts`], [`trainer`], [`cars`].
+//! - Read models: [`log_stats`], [`accounts`], [`trainer`], [`cars`], [`tracks`], [`deadlines`] (what the
+//!   deadline worker has to do), [`notifications`].
 
 pub mod accounts;
 pub mod cars;
+pub mod deadlines;
 mod lease;
 pub mod log_stats;
+pub mod notifications;
 mod registry;
 mod runner;
 pub mod status;
 mod store;
+pub mod tracks;
 pub mod trainer;
 
 use std::error::Error as StdError;

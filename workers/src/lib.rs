@@ -1,5 +1,7 @@
 //! Background workers and the clock they run on.
 //!
+//! - [`deadlines`]: the deadline worker of cohort tracks (80 % reminders, closing assignments at their deadline).
+//!
 //! - [`carsensor`]: the carsensor.net scraper: fetches politely ([`carsensor::fetch`]), parses pages into
 //!   normalised listings ([`carsensor::parse`]), upserts each listing as one command, records each run, delists
 //!   listings that complete runs keep missing, and runs on a cron schedule.
@@ -8,6 +10,7 @@
 //!   its commands (and so recorded in events), keeping `decide` pure.
 
 pub mod carsensor;
-pub mod clock;
+pub mod deadlines;
 
-pub use clock::{Clock, ManualClock, ManualSleeper, Sleeper, SystemClock, TokioSleeper};
+pub use commands::clock;
+pub use commands::clock::{Clock, ManualClock, ManualSleeper, Sleeper, SystemClock, TokioSleeper};

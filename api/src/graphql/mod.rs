@@ -14,13 +14,16 @@
 
 mod accounts;
 pub(crate) mod cars;
+mod notifications;
 mod operations;
+mod tracks;
 mod trainer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::connection::CursorType;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
 };
@@ -43,23 +46,37 @@ use uuid::Uuid;
 use crate::auth::{Identity, Viewer};
 use crate::error::{ApiError, Code};
 use crate::{AppState, ClientAddress};
-use commands::CommandExecutor;
+use commands::{Clock, CommandExecutor};
 
 pub use accounts::{AccountsMutation, AccountsQuery};
 pub use cars::CarsQuery;
+pub use notifications::{NotificationsMutation, NotificationsQuery, NotificationsSubscription};
 pub use operations::{OperationsQuery, OperationsSubscription};
+pub use tracks::{TracksMutation, TracksQuery};
 pub use trainer::{TrainerMutation, TrainerQuery};
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountsQuery, TrainerQuery, CarsQuery, OperationsQuery);
+pub struct Query(
+    AccountsQuery,
+    TrainerQuery,
+    TracksQuery,
+    NotificationsQuery,
+    CarsQuery,
+    OperationsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountsMutation, TrainerMutation);
+pub struct Mutation(
+    AccountsMutation,
+    TrainerMutation,
+    TracksMutation,
+    NotificationsMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(OperationsSubscription);
+pub struct Subscription(OperationsSubscription, NotificationsSubscription);
 
 /// Marks an admin-only field in the SDL. Always paired with `guard = "AdminOnly"`.
 #[TypeDirective(location = "FieldDefinition")]
@@ -93,6 +110,8 @@ pub struct Services {
     pub executor: CommandExecutor,
     /// How long a query waits for the projections it reads to reach a requested position.
     pub read_timeout: Duration,
+    /// The time commands are issued at (a manual clock in tests; token lifetimes use the real time).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Per-request facts besides the viewer.
@@ -189,6 +208,30 @@ pub(crate) async fn read_after(
         .wait_for_some(projections, position, services.read_timeout)
         .await?;
     Ok(())
+}
+
+/// A list's page size (`first`), 1 to 100.
+pub(crate) fn page_size(first: i32) -> Result<i64, ApiError> {
+    if (1..=100).contains(&first) {
+        Ok(i64::from(first))
+    } else {
+        Err(ApiError::validation("first must be between 1 and 100"))
+    }
+}
+
+/// A list's `after` cursor, decoded.
+pub(crate) fn cursor<T: CursorType>(after: Option<String>) -> Result<Option<T>, ApiError> {
+    after
+        .map(|c| {
+            T::decode_cursor(&c)
+                .map_err(|_| ApiError::validation("after is not a cursor of this list"))
+        })
+        .transpose()
+}
+
+/// The time commands are issued at, from the services' clock.
+pub(crate) fn now(ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
+    services(ctx).clock.now()
 }
 
 /// Signed-in users only.

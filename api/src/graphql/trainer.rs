@@ -1,7 +1,7 @@
 //! The question trainer in GraphQL: practising (random question, answer, contest, own statistics) and the
 //! admins' bank (add, edit, retire, list) and users' statistics.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use commands::Source;
@@ -14,7 +14,7 @@ use projections::trainer::{self as model, QuestionFilter, QuestionRow};
 use uuid::Uuid;
 
 use super::accounts::MutationResult;
-use super::{AdminOnly, SignedIn, admin, read_after, services, viewer};
+use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, services, viewer};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,23 +212,6 @@ pub struct UserStats {
     pub stats: LevelStatsValue,
 }
 
-fn page_size(first: i32) -> Result<i64, ApiError> {
-    if (1..=100).contains(&first) {
-        Ok(i64::from(first))
-    } else {
-        Err(ApiError::validation("first must be between 1 and 100"))
-    }
-}
-
-fn cursor<T: CursorType>(after: Option<String>) -> Result<Option<T>, ApiError> {
-    after
-        .map(|c| {
-            T::decode_cursor(&c)
-                .map_err(|_| ApiError::validation("after is not a cursor of this list"))
-        })
-        .transpose()
-}
-
 #[derive(Default)]
 pub struct TrainerQuery;
 
@@ -420,7 +403,7 @@ impl TrainerMutation {
             topic: content.topic.clone(),
             answer,
             grade: grade.clone(),
-            at: Utc::now().timestamp(),
+            at: super::now(ctx).timestamp(),
         };
         let metadata = viewer.metadata(Source::Graphql, id);
         let executed = executor
@@ -469,7 +452,7 @@ impl TrainerMutation {
         let command = TraineeCommand::Contest {
             answer_id,
             reason,
-            at: Utc::now().timestamp(),
+            at: super::now(ctx).timestamp(),
         };
         let executed = services(ctx)
             .executor
@@ -501,7 +484,7 @@ impl TrainerMutation {
         let command = QuestionCommand::Add {
             content,
             by,
-            at: Utc::now().timestamp(),
+            at: super::now(ctx).timestamp(),
         };
         let executed = services(ctx)
             .executor
@@ -539,7 +522,7 @@ impl TrainerMutation {
         let command = QuestionCommand::Edit {
             content,
             by,
-            at: Utc::now().timestamp(),
+            at: super::now(ctx).timestamp(),
         };
         question_command(ctx, id, command, command_id).await
     }
@@ -556,7 +539,7 @@ impl TrainerMutation {
         let command_id = super::command_id(ctx, command_id, "retireQuestion", &[&id.to_string()]);
         let command = QuestionCommand::Retire {
             by,
-            at: Utc::now().timestamp(),
+            at: super::now(ctx).timestamp(),
         };
         question_command(ctx, id, command, command_id).await
     }

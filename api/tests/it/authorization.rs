@@ -24,6 +24,22 @@ const NOT_ADMIN: &[(&str, &str, Access)] = &[
     ("Query", "cars", Access::SignedIn),
     ("Query", "car", Access::SignedIn),
     ("Query", "carMakes", Access::SignedIn),
+    ("Query", "tracks", Access::Public),
+    ("Query", "track", Access::Public),
+    ("Query", "myTracks", Access::SignedIn),
+    ("Query", "mySubmissions", Access::SignedIn),
+    ("Query", "reviewsToDo", Access::SignedIn),
+    ("Query", "reviewsReceived", Access::SignedIn),
+    ("Query", "diary", Access::SignedIn),
+    ("Mutation", "enroll", Access::SignedIn),
+    ("Mutation", "leaveTrack", Access::SignedIn),
+    ("Mutation", "submitSolution", Access::SignedIn),
+    ("Mutation", "submitReview", Access::SignedIn),
+    ("Mutation", "writeDiaryEntry", Access::SignedIn),
+    ("Query", "notifications", Access::SignedIn),
+    ("Query", "unreadNotificationCount", Access::SignedIn),
+    ("Mutation", "markNotificationsRead", Access::SignedIn),
+    ("Subscription", "notifications", Access::SignedIn),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,6 +5,7 @@ mod cars;
 mod identity;
 mod operations;
 mod subscriptions;
+mod tracks;
 mod trainer;
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use api::auth::{AuthConfig, Identity, JwtSecret};
 use api::{AppState, HttpConfig, Services};
-use commands::CommandExecutor;
+use commands::{Clock, CommandExecutor, SystemClock};
 use eventlog::EventLog;
 use migrations::testing::TestDb;
 use projections::{Projections, RunnerConfig};
@@ -42,6 +43,8 @@ impl Drop for TestApp {
 pub struct Setup {
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    /// The time mutations are issued at.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Setup {
@@ -54,6 +57,7 @@ impl Default for Setup {
         Self {
             auth,
             http: HttpConfig::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -78,6 +82,9 @@ impl TestApp {
                     Arc::new(projections::trainer::Trainer),
                     Arc::new(projections::cars::Cars),
                     Arc::new(projections::log_stats::LogStats),
+                    Arc::new(projections::tracks::Tracks),
+                    Arc::new(projections::deadlines::Deadlines),
+                    Arc::new(projections::notifications::Notifications),
                 ],
                 runner,
             )
@@ -91,6 +98,7 @@ impl TestApp {
             identity,
             executor,
             read_timeout: Duration::from_secs(10),
+            clock: setup.clock.clone(),
         });
         let state = AppState::new(services, setup.http);
         let (stop, stopping) = watch::channel(false);

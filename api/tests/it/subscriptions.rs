@@ -10,10 +10,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::TestApp;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(app: &TestApp, payload: Value) -> (Socket, Value) {
+pub(crate) async fn connect(app: &TestApp, payload: Value) -> (Socket, Value) {
     let mut request = format!("ws://{}/graphql/ws", app.address)
         .into_client_request()
         .unwrap();
@@ -35,7 +35,7 @@ async fn connect(app: &TestApp, payload: Value) -> (Socket, Value) {
     (socket, answer)
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -43,7 +43,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message (pings are answered; a close frame is returned as `{"close": code}`).
-async fn receive(socket: &mut Socket) -> Value {
+pub(crate) async fn receive(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await

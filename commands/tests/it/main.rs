@@ -122,6 +122,26 @@ async fn a_command_appends_its_events_with_metadata_and_returns_the_position() {
 }
 
 #[tokio::test]
+async fn commands_on_one_stream_queue_in_process_instead_of_conflicting() {
+    let (_db, log, executor) = executor().await;
+    let stream = room();
+    // without retries, any version conflict would fail a command
+    let outcomes = take_seats_at_once(&executor.max_attempts(1), &stream, 30).await;
+    let taken = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(taken, CAPACITY, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(_) | Err(CommandError::Rejected(SeatError::Full)))),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        log.stream_version(stream.as_str()).await.unwrap(),
+        CAPACITY as i64
+    );
+}
+
+#[tokio::test]
 async fn a_satisfied_command_appends_nothing() {
     let (_db, _log, executor) = executor().await;
     let stream = room();
@@ -351,11 +371,13 @@ async fn a_decision_across_streams_writes_to_all_of_them_or_to_none() {
 
 #[tokio::test]
 async fn concurrent_decisions_across_streams_are_judged_on_current_state() {
-    let (_db, log, executor) = executor().await;
+    let (_db, log, _) = executor().await;
     let rooms = [room(), room()];
     let tasks: Vec<_> = (0..12)
         .map(|n| {
-            let (executor, rooms) = (executor.clone().max_attempts(50), rooms.clone());
+            // one executor per racer, as in separate processes: they meet at the append, not in a queue
+            let executor = CommandExecutor::new(log.clone()).max_attempts(50);
+            let rooms = rooms.clone();
             tokio::spawn(
                 async move { take_both(&executor, &rooms, &format!("p{n}"), &meta()).await },
             )

@@ -6,6 +6,7 @@ mod failures;
 mod log_stats;
 mod rebuild;
 mod runner;
+mod tracks;
 mod trainer;
 
 use std::sync::Arc;
@@ -147,6 +148,20 @@ pub async fn append(log: &EventLog, event_type: &str, count: usize) -> i64 {
         last = appended.position().unwrap();
     }
     last
+}
+
+/// Appends domain `events` to `stream` (whatever its version); returns the last position.
+pub async fn write<E: domain::DomainEvent>(log: &EventLog, stream: StreamId, events: &[E]) -> i64 {
+    log.append(AppendRequest::single(
+        stream,
+        ExpectedVersion::Any,
+        events.iter().map(NewEvent::from_domain).collect(),
+        Metadata::new(Source::Cli),
+    ))
+    .await
+    .unwrap()
+    .position()
+    .unwrap()
 }
 
 /// Starts `projections` in the background; send `true` to stop them.

@@ -4,29 +4,11 @@ use domain::trainer::{
     Grade, KeyPoint, Level, QuestionContent, QuestionEvent, TraineeEvent, Verdict, question_stream,
     trainee_stream,
 };
-use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
 use projections::RunnerConfig;
 use projections::trainer::{self, QuestionFilter, Trainer};
 use uuid::Uuid;
 
-use crate::{WAIT, log, start};
-
-async fn write<E: domain::DomainEvent>(
-    log: &EventLog,
-    stream: domain::StreamId,
-    events: &[E],
-) -> i64 {
-    log.append(AppendRequest::single(
-        stream,
-        ExpectedVersion::Any,
-        events.iter().map(NewEvent::from_domain).collect(),
-        Metadata::new(Source::Cli),
-    ))
-    .await
-    .unwrap()
-    .position()
-    .unwrap()
-}
+use crate::{WAIT, log, start, write};
 
 fn content(level: Level, text: &str) -> QuestionContent {
     QuestionContent::parse(

@@ -1,6 +1,7 @@
 //! The scraper against a local fake carsensor.net serving the real fixture pages and variations, with a real
 //! PostgreSQL, the real command executor and the `cars` read model running.
 
+mod deadlines;
 mod fake;
 mod parse;
 mod scraper;

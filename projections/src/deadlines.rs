@@ -1,0 +1,269 @@
+//! `deadlines`: what the deadline worker has to do: assignments still open with their deadline and 80 % mark,
+//! and who has neither submitted nor been reminded yet.
+//!
+//! Rebuilding it changes nothing the worker acts on: a reminder sent or an assignment closed is in the log, so
+//! it is gone from here after a replay too.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::tracks::{TrackEvent, reminder_time};
+use eventlog::RecordedEvent;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
+
+pub const NAME: &str = "deadlines";
+
+#[derive(Debug, Default)]
+pub struct Deadlines;
+
+#[async_trait]
+impl Projection for Deadlines {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = [
+            "LearnerEnrolled",
+            "LearnerLeft",
+            "AssignmentOpened",
+            "SolutionSubmitted",
+            "DeadlineReminderSent",
+            "DeadlineExtended",
+            "AssignmentClosed",
+            "AssignmentUnlocked",
+        ];
+        debug_assert!(types.iter().all(|t| TrackEvent::TYPES.contains(t)));
+        Some(types.map(str::to_owned).to_vec())
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::raw_sql(
+            "create table members (
+                 track_id uuid not null,
+                 user_id  uuid not null,
+                 primary key (track_id, user_id)
+             );
+             -- open assignments only: a closed one has nothing left to do
+             create table due (
+                 track_id   uuid not null,
+                 assignment integer not null,
+                 opened_at  timestamptz not null,
+                 deadline   timestamptz not null,
+                 -- 80 % of the way from opened_at to deadline
+                 remind_at  timestamptz not null,
+                 primary key (track_id, assignment)
+             );
+             create index due_deadline on due (deadline);
+             create index due_remind_at on due (remind_at);
+             -- participants an open assignment is open to who have not submitted and were not reminded
+             create table waiting (
+                 track_id   uuid not null,
+                 assignment integer not null,
+                 user_id    uuid not null,
+                 primary key (track_id, assignment, user_id)
+             );",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for recorded in events {
+            let track = stream_uuid(&recorded.stream_id, "track-")?;
+            apply_one(conn, track, recorded.decode::<TrackEvent>()?).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply_one(
+    conn: &mut PgConnection,
+    track: Uuid,
+    event: TrackEvent,
+) -> Result<(), ProjectionError> {
+    match event {
+        TrackEvent::LearnerEnrolled { participant, .. } => {
+            sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
+                .bind(track)
+                .bind(participant)
+                .execute(&mut *conn)
+                .await?;
+            // a late joiner waits on whatever is open
+            sqlx::query(
+                "insert into waiting (track_id, assignment, user_id)
+                 select track_id, assignment, $2 from due where track_id = $1",
+            )
+            .bind(track)
+            .bind(participant)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::LearnerLeft { participant, .. } => {
+            sqlx::query("delete from members where track_id = $1 and user_id = $2")
+                .bind(track)
+                .bind(participant)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::AssignmentOpened {
+            assignment,
+            opened_at,
+            deadline,
+        } => {
+            sqlx::query(
+                "insert into due (track_id, assignment, opened_at, deadline, remind_at)
+                 values ($1, $2, $3, $4, $5)",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(seconds(opened_at)?)
+            .bind(seconds(deadline)?)
+            .bind(seconds(reminder_time(opened_at, deadline))?)
+            .execute(&mut *conn)
+            .await?;
+            // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
+            if assignment == 0 {
+                sqlx::query(
+                    "insert into waiting (track_id, assignment, user_id)
+                     select $1, 0, user_id from members where track_id = $1",
+                )
+                .bind(track)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        TrackEvent::AssignmentUnlocked {
+            assignment,
+            participant,
+            ..
+        } => {
+            sqlx::query(
+                "insert into waiting (track_id, assignment, user_id)
+                 select track_id, assignment, $3 from due where track_id = $1 and assignment = $2",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(participant)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::SolutionSubmitted {
+            assignment,
+            participant,
+            ..
+        }
+        | TrackEvent::DeadlineReminderSent {
+            assignment,
+            participant,
+            ..
+        } => {
+            sqlx::query(
+                "delete from waiting where track_id = $1 and assignment = $2 and user_id = $3",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(participant)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::DeadlineExtended {
+            assignment,
+            deadline,
+            ..
+        } => {
+            let opened_at: DateTime<Utc> = sqlx::query_scalar(
+                "select opened_at from due where track_id = $1 and assignment = $2",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .fetch_one(&mut *conn)
+            .await?;
+            let remind_at = reminder_time(opened_at.timestamp(), deadline);
+            sqlx::query(
+                "update due set deadline = $3, remind_at = $4 where track_id = $1 and assignment = $2",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(seconds(deadline)?)
+            .bind(seconds(remind_at)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::AssignmentClosed { assignment, .. } => {
+            for table in ["due", "waiting"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "delete from {table} where track_id = $1 and assignment = $2"
+                )))
+                .bind(track)
+                .bind(assignment as i32)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Open assignments whose deadline has come, `(track, assignment)`, in that order, after `after`.
+#[tracing::instrument(skip_all)]
+pub async fn due_to_close(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    after: Option<(Uuid, i32)>,
+    limit: i64,
+) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    let (track, assignment) = after.unzip();
+    sqlx::query_as(
+        "select track_id, assignment from deadlines.due
+          where deadline <= $1 and ($2::uuid is null or (track_id, assignment) > ($2, $3::int))
+          order by track_id, assignment limit $4",
+    )
+    .bind(now)
+    .bind(track)
+    .bind(assignment)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Reminders whose time has come, `(track, assignment, participant)`, in that order, after `after`.
+#[tracing::instrument(skip_all)]
+pub async fn due_reminders(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    after: Option<(Uuid, i32, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(Uuid, i32, Uuid)>, sqlx::Error> {
+    let (track, assignment, user) = match after {
+        Some((t, a, u)) => (Some(t), Some(a), Some(u)),
+        None => (None, None, None),
+    };
+    sqlx::query_as(
+        "select w.track_id, w.assignment, w.user_id
+           from deadlines.waiting w
+           join deadlines.due d on d.track_id = w.track_id and d.assignment = w.assignment
+          where d.remind_at <= $1 and d.deadline > $1
+            and ($2::uuid is null or (w.track_id, w.assignment, w.user_id) > ($2, $3::int, $4::uuid))
+          order by w.track_id, w.assignment, w.user_id limit $5",
+    )
+    .bind(now)
+    .bind(track)
+    .bind(assignment)
+    .bind(user)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,465 @@
+//! `notifications`: what each user is told, derived from the events that concern them, and whether they read
+//! it. A notification's id comes from the event and the user (stable across rebuilds), so marks of "read" in
+//! users' inboxes still apply after a replay.
+//!
+//! Kinds so far: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
+//! `review_received`, `assignment_unlocked`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::inbox::InboxEvent;
+use domain::tracks::TrackEvent;
+use eventlog::RecordedEvent;
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
+
+pub const NAME: &str = "notifications";
+
+/// Namespace of notification ids.
+const NOTIFICATION_NAMESPACE: Uuid = Uuid::from_u128(0x1e6d_52a9_c3f0_4b7e_9a18_6d2c_f05b_7e93);
+
+/// The id of the notification `event` gives `user`.
+pub fn notification_id(event: Uuid, user: Uuid) -> Uuid {
+    let mut name = [0u8; 32];
+    name[..16].copy_from_slice(event.as_bytes());
+    name[16..].copy_from_slice(user.as_bytes());
+    Uuid::new_v5(&NOTIFICATION_NAMESPACE, &name)
+}
+
+#[derive(Debug, Default)]
+pub struct Notifications;
+
+/// The track events that notify someone, or that this read model needs to word notifications.
+const TRACK_TYPES: &[&str] = &[
+    "TrackCreated",
+    "LearnerEnrolled",
+    "LearnerLeft",
+    "TrackStarted",
+    "AssignmentOpened",
+    "DeadlineReminderSent",
+    "DeadlineExtended",
+    "ReviewsAllocated",
+    "ReviewSubmitted",
+    "AssignmentUnlocked",
+];
+
+#[async_trait]
+impl Projection for Notifications {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = TRACK_TYPES.iter().chain(InboxEvent::TYPES);
+        Some(types.map(|t| (*t).to_owned()).collect())
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::raw_sql(
+            "-- what notifications about a track need to say
+             create table tracks (
+                 id                uuid primary key,
+                 title             text not null,
+                 -- assignment titles, in order
+                 assignments       jsonb not null,
+                 started           boolean not null default false
+             );
+             create table members (
+                 track_id uuid not null,
+                 user_id  uuid not null,
+                 primary key (track_id, user_id)
+             );
+             create table notifications (
+                 id         uuid primary key,
+                 user_id    uuid not null,
+                 kind       text not null,
+                 track_id   uuid,
+                 -- 0-based assignment index, when about one
+                 assignment integer,
+                 title      text not null,
+                 body       text not null,
+                 created_at timestamptz not null,
+                 -- log position of the event it comes from; with id, the order of a user's list and its cursor
+                 position   bigint not null,
+                 read_at    timestamptz
+             );
+             create index notifications_user on notifications (user_id, position, id);
+             create index notifications_unread on notifications (user_id) where read_at is null;",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for recorded in events {
+            match recorded.stream_category.as_str() {
+                "track" => apply_track(conn, recorded).await?,
+                "inbox" => {
+                    let user = stream_uuid(&recorded.stream_id, "inbox-")?;
+                    let InboxEvent::NotificationsRead { ids, at } = recorded.decode()?;
+                    sqlx::query(
+                        "update notifications set read_at = $3
+                          where user_id = $1 and id = any($2) and read_at is null",
+                    )
+                    .bind(user)
+                    .bind(ids)
+                    .bind(seconds(at)?)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                other => return Err(format!("notifications event in a {other} stream").into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who is told what, from one track event.
+struct Notice {
+    users: Vec<Uuid>,
+    kind: &'static str,
+    assignment: Option<u32>,
+    title: String,
+    body: String,
+}
+
+/// What the notifications of a track event need to know about the track.
+struct TrackFacts {
+    title: String,
+    assignments: Vec<String>,
+    started: bool,
+}
+
+impl TrackFacts {
+    fn assignment(&self, index: u32) -> String {
+        let title = self
+            .assignments
+            .get(index as usize)
+            .map_or("", String::as_str);
+        format!("assignment {} «{title}»", index + 1)
+    }
+}
+
+fn when(at: i64) -> String {
+    DateTime::from_timestamp(at, 0).map_or_else(
+        || at.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+async fn apply_track(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let track = stream_uuid(&recorded.stream_id, "track-")?;
+    let event = recorded.decode::<TrackEvent>()?;
+    let at = seconds(event.at())?;
+    match &event {
+        TrackEvent::TrackCreated { spec, .. } => {
+            let titles: Vec<&str> = spec.assignments.iter().map(|a| a.title.as_str()).collect();
+            sqlx::query("insert into tracks (id, title, assignments) values ($1, $2, $3)")
+                .bind(track)
+                .bind(&spec.title)
+                .bind(Json(titles))
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
+        TrackEvent::LearnerEnrolled { participant, .. } => {
+            sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
+                .bind(track)
+                .bind(participant)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::LearnerLeft { participant, .. } => {
+            sqlx::query("delete from members where track_id = $1 and user_id = $2")
+                .bind(track)
+                .bind(participant)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let (title, assignments, started): (String, Json<Vec<String>>, bool) =
+        sqlx::query_as("select title, assignments, started from tracks where id = $1")
+            .bind(track)
+            .fetch_one(&mut *conn)
+            .await?;
+    let facts = TrackFacts {
+        title,
+        assignments: assignments.0,
+        started,
+    };
+    let notices: Vec<Notice> = match event {
+        TrackEvent::LearnerEnrolled { participant, .. } if facts.started => vec![Notice {
+            users: vec![participant],
+            kind: "track_joined",
+            assignment: Some(0),
+            title: format!("You joined «{}»", facts.title),
+            body: format!(
+                "The track is running: {} is open to you.",
+                facts.assignment(0)
+            ),
+        }],
+        TrackEvent::TrackStarted { .. } => {
+            sqlx::query("update tracks set started = true where id = $1")
+                .bind(track)
+                .execute(&mut *conn)
+                .await?;
+            vec![]
+        }
+        TrackEvent::AssignmentOpened {
+            assignment: 0,
+            deadline,
+            ..
+        } => vec![Notice {
+            users: members(conn, track).await?,
+            kind: "track_started",
+            assignment: Some(0),
+            title: format!("«{}» has started", facts.title),
+            body: format!(
+                "{} is open, due {}.",
+                capital(&facts.assignment(0)),
+                when(deadline)
+            ),
+        }],
+        TrackEvent::DeadlineReminderSent {
+            assignment,
+            participant,
+            deadline,
+            ..
+        } => vec![Notice {
+            users: vec![participant],
+            kind: "deadline_reminder",
+            assignment: Some(assignment),
+            title: format!("{} is due soon", capital(&facts.assignment(assignment))),
+            body: format!(
+                "Submit your solution to {} of «{}» before {}.",
+                facts.assignment(assignment),
+                facts.title,
+                when(deadline)
+            ),
+        }],
+        TrackEvent::DeadlineExtended {
+            assignment,
+            deadline,
+            ..
+        } => vec![Notice {
+            users: members(conn, track).await?,
+            kind: "deadline_extended",
+            assignment: Some(assignment),
+            title: format!("More time for {}", facts.assignment(assignment)),
+            body: format!(
+                "The deadline of {} of «{}» is now {}.",
+                facts.assignment(assignment),
+                facts.title,
+                when(deadline)
+            ),
+        }],
+        TrackEvent::ReviewsAllocated {
+            assignment,
+            allocation,
+            ..
+        } => {
+            let mut reviewers: Vec<Uuid> = allocation.pairs.iter().map(|p| p.reviewer).collect();
+            reviewers.sort_unstable();
+            reviewers.dedup();
+            reviewers
+                .into_iter()
+                .map(|reviewer| {
+                    let count = allocation.owed_by(reviewer);
+                    Notice {
+                        users: vec![reviewer],
+                        kind: "reviews_assigned",
+                        assignment: Some(assignment),
+                        title: format!("{count} solution{} to review", if count == 1 { "" } else { "s" }),
+                        body: format!(
+                            "Review your peers' solutions to {} of «{}»; the next assignment opens to you when \
+                             you are done.",
+                            facts.assignment(assignment),
+                            facts.title
+                        ),
+                    }
+                })
+                .collect()
+        }
+        TrackEvent::ReviewSubmitted {
+            assignment, author, ..
+        } => vec![Notice {
+            users: vec![author],
+            kind: "review_received",
+            assignment: Some(assignment),
+            title: "You received a review".to_owned(),
+            body: format!(
+                "A peer reviewed your solution to {} of «{}».",
+                facts.assignment(assignment),
+                facts.title
+            ),
+        }],
+        TrackEvent::AssignmentUnlocked {
+            assignment,
+            participant,
+            ..
+        } => vec![Notice {
+            users: vec![participant],
+            kind: "assignment_unlocked",
+            assignment: Some(assignment),
+            title: format!("{} is open to you", capital(&facts.assignment(assignment))),
+            body: format!(
+                "You can now submit {} of «{}».",
+                facts.assignment(assignment),
+                facts.title
+            ),
+        }],
+        _ => vec![],
+    };
+    for notice in notices {
+        for user in notice.users {
+            sqlx::query(
+                "insert into notifications (id, user_id, kind, track_id, assignment, title, body, created_at, position)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(notification_id(recorded.event_id, user))
+            .bind(user)
+            .bind(notice.kind)
+            .bind(track)
+            .bind(notice.assignment.map(|a| a as i32))
+            .bind(&notice.title)
+            .bind(&notice.body)
+            .bind(at)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn members(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select user_id from members where track_id = $1 order by user_id")
+        .bind(track)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+fn capital(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queries
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub track_id: Option<Uuid>,
+    pub assignment: Option<i32>,
+    pub title: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub position: i64,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "n.id, n.user_id, n.kind, n.track_id, n.assignment, n.title, n.body, n.created_at, n.position, n.read_at";
+
+/// `user`'s notifications, newest first, after the cursor `(position, id)` of the last one seen.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    pool: &PgPool,
+    user: Uuid,
+    unread_only: bool,
+    before: Option<(i64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    let (position, id) = before.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from notifications.notifications n
+          where n.user_id = $1 and (not $2 or n.read_at is null)
+            and ($3::bigint is null or (n.position, n.id) < ($3, $4::uuid))
+          order by n.position desc, n.id desc
+          limit $5"
+    )))
+    .bind(user)
+    .bind(unread_only)
+    .bind(position)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// `user`'s notifications from the events at `positions`, in that order (for the live feed, which follows the
+/// log batch by batch).
+#[tracing::instrument(skip_all)]
+pub async fn at_positions(
+    pool: &PgPool,
+    user: Uuid,
+    positions: &[i64],
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from notifications.notifications n
+           join unnest($2::bigint[]) with ordinality as batch(position, rank) on batch.position = n.position
+          where n.user_id = $1 order by batch.rank, n.id"
+    )))
+    .bind(user)
+    .bind(positions)
+    .fetch_all(pool)
+    .await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn unread_count(pool: &PgPool, user: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from notifications.notifications where user_id = $1 and read_at is null",
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await
+}
+
+/// Which of `ids` are `user`'s notifications.
+#[tracing::instrument(skip_all)]
+pub async fn owned(pool: &PgPool, user: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from notifications.notifications where user_id = $1 and id = any($2) order by id",
+    )
+    .bind(user)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Up to `limit` of `user`'s unread notifications' ids.
+#[tracing::instrument(skip_all)]
+pub async fn unread_ids(pool: &PgPool, user: Uuid, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select id from notifications.notifications where user_id = $1 and read_at is null
+          order by position, id limit $2",
+    )
+    .bind(user)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,710 @@
+//! `tracks`: cohort tracks as participants and admins browse them: each track with its assignments and their
+//! windows, participants with the assignment they are on, solutions, the review allocation, reviews and diaries.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::tracks::{Criterion, DiaryEvent, Score, TrackEvent, submission_id};
+use eventlog::RecordedEvent;
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
+
+pub const NAME: &str = "tracks";
+
+#[derive(Debug, Default)]
+pub struct Tracks;
+
+#[async_trait]
+impl Projection for Tracks {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = TrackEvent::TYPES.iter().chain(DiaryEvent::TYPES);
+        Some(types.map(|t| (*t).to_owned()).collect())
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::raw_sql(
+            "create table tracks (
+                 id               uuid primary key,
+                 title            text not null,
+                 description      text not null,
+                 min_participants integer not null,
+                 max_participants integer,
+                 -- [{name, description, min_score, max_score}]
+                 criteria         jsonb not null,
+                 assignment_count integer not null,
+                 participants     integer not null default 0,
+                 -- enrolling, running or completed
+                 status           text not null,
+                 -- the latest opened assignment (0-based), null before the start
+                 open_assignment  integer,
+                 created_at       timestamptz not null,
+                 started_at       timestamptz,
+                 completed_at     timestamptz,
+                 -- log position of the creation: the stable order of lists and their cursor
+                 created_position bigint not null unique
+             );
+             create table assignments (
+                 track_id     uuid not null,
+                 index        integer not null,
+                 title        text not null,
+                 description  text not null,
+                 hours        integer not null,
+                 opened_at    timestamptz,
+                 deadline     timestamptz,
+                 closed_at    timestamptz,
+                 -- how reviews were allocated at the close (ring, all_available, alone, nobody) and the seed drawn
+                 review_mode  text,
+                 review_seed  numeric(20),
+                 primary key (track_id, index)
+             );
+             create table participants (
+                 track_id           uuid not null,
+                 user_id            uuid not null,
+                 enrolled_at        timestamptz not null,
+                 -- the latest assignment open to them; null before the start
+                 current_assignment integer,
+                 primary key (track_id, user_id)
+             );
+             create index participants_user on participants (user_id);
+             create table submissions (
+                 track_id      uuid not null,
+                 assignment    integer not null,
+                 user_id       uuid not null,
+                 -- what reviewers see instead of the author
+                 submission_id uuid not null unique,
+                 repository    text not null,
+                 submitted_at  timestamptz not null,
+                 -- how many times the link was replaced
+                 replaced      integer not null default 0,
+                 primary key (track_id, assignment, user_id)
+             );
+             create table allocations (
+                 track_id    uuid not null,
+                 assignment  integer not null,
+                 reviewer    uuid not null,
+                 author      uuid not null,
+                 reviewed_at timestamptz,
+                 primary key (track_id, assignment, reviewer, author)
+             );
+             create index allocations_reviewer on allocations (reviewer);
+             create table reviews (
+                 track_id     uuid not null,
+                 assignment   integer not null,
+                 reviewer     uuid not null,
+                 author       uuid not null,
+                 -- [{criterion, score}] in the track's order of criteria
+                 scores       jsonb not null,
+                 comment      text,
+                 submitted_at timestamptz not null,
+                 position     bigint not null,
+                 primary key (track_id, assignment, reviewer, author)
+             );
+             create index reviews_author on reviews (author);
+             create table diary (
+                 entry_id   uuid primary key,
+                 track_id   uuid not null,
+                 assignment integer not null,
+                 user_id    uuid not null,
+                 text       text not null,
+                 written_at timestamptz not null,
+                 position   bigint not null
+             );
+             create index diary_track_user on diary (track_id, user_id);",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for recorded in events {
+            match recorded.stream_category.as_str() {
+                "track" => apply_track(conn, recorded).await?,
+                "diary" => apply_diary(conn, recorded).await?,
+                other => return Err(format!("tracks event in a {other} stream").into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn apply_track(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let track = stream_uuid(&recorded.stream_id, "track-")?;
+    match recorded.decode::<TrackEvent>()? {
+        TrackEvent::TrackCreated { spec, at, .. } => {
+            sqlx::query(
+                "insert into tracks (id, title, description, min_participants, max_participants, criteria,
+                                     assignment_count, status, created_at, created_position)
+                 values ($1, $2, $3, $4, $5, $6, $7, 'enrolling', $8, $9)",
+            )
+            .bind(track)
+            .bind(&spec.title)
+            .bind(&spec.description)
+            .bind(spec.min_participants as i32)
+            .bind(spec.max_participants.map(|m| m as i32))
+            .bind(Json(&spec.criteria))
+            .bind(spec.assignments.len() as i32)
+            .bind(seconds(at)?)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+            for (index, assignment) in spec.assignments.iter().enumerate() {
+                sqlx::query(
+                    "insert into assignments (track_id, index, title, description, hours)
+                     values ($1, $2, $3, $4, $5)",
+                )
+                .bind(track)
+                .bind(index as i32)
+                .bind(&assignment.title)
+                .bind(&assignment.description)
+                .bind(assignment.hours as i32)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        TrackEvent::CriteriaRevised { criteria, .. } => {
+            sqlx::query("update tracks set criteria = $2 where id = $1")
+                .bind(track)
+                .bind(Json(&criteria))
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::LearnerEnrolled { participant, at } => {
+            // joining a running track: the first assignment is theirs at once
+            sqlx::query(
+                "insert into participants (track_id, user_id, enrolled_at, current_assignment)
+                 select $1, $2, $3, case when t.status = 'enrolling' then null else 0 end
+                   from tracks t where t.id = $1",
+            )
+            .bind(track)
+            .bind(participant)
+            .bind(seconds(at)?)
+            .execute(&mut *conn)
+            .await?;
+            count_participants(conn, track).await?;
+        }
+        TrackEvent::LearnerLeft { participant, .. } => {
+            sqlx::query("delete from participants where track_id = $1 and user_id = $2")
+                .bind(track)
+                .bind(participant)
+                .execute(&mut *conn)
+                .await?;
+            count_participants(conn, track).await?;
+        }
+        TrackEvent::TrackStarted { at, .. } => {
+            sqlx::query("update tracks set status = 'running', started_at = $2 where id = $1")
+                .bind(track)
+                .bind(seconds(at)?)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("update participants set current_assignment = 0 where track_id = $1")
+                .bind(track)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::AssignmentOpened {
+            assignment,
+            opened_at,
+            deadline,
+        } => {
+            sqlx::query(
+                "update assignments set opened_at = $3, deadline = $4 where track_id = $1 and index = $2",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(seconds(opened_at)?)
+            .bind(seconds(deadline)?)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("update tracks set open_assignment = $2 where id = $1")
+                .bind(track)
+                .bind(assignment as i32)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::SolutionSubmitted {
+            assignment,
+            participant,
+            repository,
+            at,
+            ..
+        } => {
+            sqlx::query(
+                "insert into submissions as s (track_id, assignment, user_id, submission_id, repository, submitted_at)
+                 values ($1, $2, $3, $4, $5, $6)
+                 on conflict (track_id, assignment, user_id) do update
+                    set repository = excluded.repository, submitted_at = excluded.submitted_at,
+                        replaced = s.replaced + 1",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(participant)
+            .bind(submission_id(track, assignment, participant))
+            .bind(repository.as_str())
+            .bind(seconds(at)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::DeadlineExtended {
+            assignment,
+            deadline,
+            ..
+        } => {
+            sqlx::query("update assignments set deadline = $3 where track_id = $1 and index = $2")
+                .bind(track)
+                .bind(assignment as i32)
+                .bind(seconds(deadline)?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::AssignmentClosed { assignment, at } => {
+            sqlx::query("update assignments set closed_at = $3 where track_id = $1 and index = $2")
+                .bind(track)
+                .bind(assignment as i32)
+                .bind(seconds(at)?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::ReviewsAllocated {
+            assignment,
+            seed,
+            allocation,
+            ..
+        } => {
+            sqlx::query(
+                "update assignments set review_mode = $3, review_seed = $4::text::numeric
+                  where track_id = $1 and index = $2",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(allocation.mode.as_str())
+            .bind(seed.to_string())
+            .execute(&mut *conn)
+            .await?;
+            let (reviewers, authors): (Vec<Uuid>, Vec<Uuid>) = allocation
+                .pairs
+                .iter()
+                .map(|p| (p.reviewer, p.author))
+                .unzip();
+            sqlx::query(
+                "insert into allocations (track_id, assignment, reviewer, author)
+                 select $1, $2, r, a from unnest($3::uuid[], $4::uuid[]) as pairs(r, a)",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(reviewers)
+            .bind(authors)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::ReviewSubmitted {
+            assignment,
+            reviewer,
+            author,
+            scores,
+            comment,
+            at,
+        } => {
+            let at = seconds(at)?;
+            sqlx::query(
+                "insert into reviews (track_id, assignment, reviewer, author, scores, comment, submitted_at, position)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(reviewer)
+            .bind(author)
+            .bind(Json(&scores))
+            .bind(comment)
+            .bind(at)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "update allocations set reviewed_at = $5
+                  where track_id = $1 and assignment = $2 and reviewer = $3 and author = $4",
+            )
+            .bind(track)
+            .bind(assignment as i32)
+            .bind(reviewer)
+            .bind(author)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::AssignmentUnlocked {
+            assignment,
+            participant,
+            ..
+        } => {
+            sqlx::query(
+                "update participants set current_assignment = greatest(current_assignment, $3)
+                  where track_id = $1 and user_id = $2",
+            )
+            .bind(track)
+            .bind(participant)
+            .bind(assignment as i32)
+            .execute(&mut *conn)
+            .await?;
+        }
+        TrackEvent::TrackCompleted { at } => {
+            sqlx::query("update tracks set status = 'completed', completed_at = $2 where id = $1")
+                .bind(track)
+                .bind(seconds(at)?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        TrackEvent::DeadlineReminderSent { .. } => {}
+    }
+    Ok(())
+}
+
+async fn count_participants(conn: &mut PgConnection, track: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update tracks set participants = (select count(*) from participants where track_id = $1) where id = $1",
+    )
+    .bind(track)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_diary(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let DiaryEvent::DiaryEntryWritten {
+        entry_id,
+        track,
+        assignment,
+        participant,
+        text,
+        at,
+    } = recorded.decode::<DiaryEvent>()?;
+    sqlx::query(
+        "insert into diary (entry_id, track_id, assignment, user_id, text, written_at, position)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(entry_id)
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(participant)
+    .bind(text)
+    .bind(seconds(at)?)
+    .bind(recorded.position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queries
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TrackRow {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub min_participants: i32,
+    pub max_participants: Option<i32>,
+    pub criteria: Json<Vec<Criterion>>,
+    pub assignment_count: i32,
+    pub participants: i32,
+    pub status: String,
+    pub open_assignment: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_position: i64,
+}
+
+const TRACK_COLUMNS: &str = "t.id, t.title, t.description, t.min_participants, t.max_participants, t.criteria, \
+                             t.assignment_count, t.participants, t.status, t.open_assignment, t.created_at, \
+                             t.started_at, t.completed_at, t.created_position";
+
+#[tracing::instrument(skip_all)]
+pub async fn track(pool: &PgPool, id: Uuid) -> Result<Option<TrackRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {TRACK_COLUMNS} from tracks.tracks t where t.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Which tracks to list.
+#[derive(Debug, Clone, Default)]
+pub struct TrackFilter {
+    /// enrolling, running or completed.
+    pub status: Option<String>,
+    /// Words in the title or description.
+    pub search: Option<String>,
+    /// Only tracks this user is enrolled in.
+    pub participant: Option<Uuid>,
+}
+
+/// Up to `limit` tracks created after the one at `after` (a `created_position`), oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn tracks(
+    pool: &PgPool,
+    filter: &TrackFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<TrackRow>, sqlx::Error> {
+    let pattern = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern);
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {TRACK_COLUMNS} from tracks.tracks t
+          where t.created_position > $1
+            and ($2::text is null or t.status = $2)
+            and ($3::text is null or t.title ilike $3 or t.description ilike $3)
+            and ($4::uuid is null or exists (select 1 from tracks.participants p
+                                              where p.track_id = t.id and p.user_id = $4))
+          order by t.created_position
+          limit $5"
+    )))
+    .bind(after.unwrap_or(0))
+    .bind(filter.status.as_deref())
+    .bind(pattern)
+    .bind(filter.participant)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// `%text%` with LIKE's wildcards in `text` taken literally.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub track_id: Uuid,
+    pub index: i32,
+    pub title: String,
+    pub description: String,
+    pub hours: i32,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub review_mode: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn assignments(pool: &PgPool, track: Uuid) -> Result<Vec<AssignmentRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select track_id, index, title, description, hours, opened_at, deadline, closed_at, review_mode
+           from tracks.assignments where track_id = $1 order by index",
+    )
+    .bind(track)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ParticipantRow {
+    pub track_id: Uuid,
+    pub user_id: Uuid,
+    pub username: Option<String>,
+    pub enrolled_at: DateTime<Utc>,
+    pub current_assignment: Option<i32>,
+}
+
+/// `user`'s place in `track`, if enrolled.
+#[tracing::instrument(skip_all)]
+pub async fn participant(
+    pool: &PgPool,
+    track: Uuid,
+    user: Uuid,
+) -> Result<Option<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select p.track_id, p.user_id, u.username, p.enrolled_at, p.current_assignment
+           from tracks.participants p left join accounts.users u on u.id = p.user_id
+          where p.track_id = $1 and p.user_id = $2",
+    )
+    .bind(track)
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Everyone enrolled in `track`, in enrollment order (with usernames from the `accounts` read model).
+#[tracing::instrument(skip_all)]
+pub async fn participants(pool: &PgPool, track: Uuid) -> Result<Vec<ParticipantRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select p.track_id, p.user_id, u.username, p.enrolled_at, p.current_assignment
+           from tracks.participants p left join accounts.users u on u.id = p.user_id
+          where p.track_id = $1 order by p.enrolled_at, p.user_id",
+    )
+    .bind(track)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SubmissionRow {
+    pub track_id: Uuid,
+    pub assignment: i32,
+    pub user_id: Uuid,
+    pub submission_id: Uuid,
+    pub repository: String,
+    pub submitted_at: DateTime<Utc>,
+    pub replaced: i32,
+}
+
+/// Solutions in `track` (to `assignment`, by `user` when given), by assignment then author.
+#[tracing::instrument(skip_all)]
+pub async fn submissions(
+    pool: &PgPool,
+    track: Uuid,
+    assignment: Option<i32>,
+    user: Option<Uuid>,
+) -> Result<Vec<SubmissionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select track_id, assignment, user_id, submission_id, repository, submitted_at, replaced
+           from tracks.submissions
+          where track_id = $1 and ($2::int is null or assignment = $2) and ($3::uuid is null or user_id = $3)
+          order by assignment, user_id",
+    )
+    .bind(track)
+    .bind(assignment)
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// A solution someone was allocated to review (the author is not named).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ReviewTaskRow {
+    pub track_id: Uuid,
+    pub track_title: String,
+    pub assignment: i32,
+    pub assignment_title: String,
+    pub submission_id: Uuid,
+    pub repository: String,
+    pub reviewed_at: Option<DateTime<Utc>>,
+}
+
+/// What `reviewer` was allocated to review (in `track` when given), pending ones first.
+#[tracing::instrument(skip_all)]
+pub async fn review_tasks(
+    pool: &PgPool,
+    reviewer: Uuid,
+    track: Option<Uuid>,
+) -> Result<Vec<ReviewTaskRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select a.track_id, t.title as track_title, a.assignment, x.title as assignment_title, s.submission_id,
+                s.repository, a.reviewed_at
+           from tracks.allocations a
+           join tracks.tracks t on t.id = a.track_id
+           join tracks.assignments x on x.track_id = a.track_id and x.index = a.assignment
+           join tracks.submissions s on s.track_id = a.track_id and s.assignment = a.assignment
+                                    and s.user_id = a.author
+          where a.reviewer = $1 and ($2::uuid is null or a.track_id = $2)
+          order by a.reviewed_at is not null, a.track_id, a.assignment, s.submission_id",
+    )
+    .bind(reviewer)
+    .bind(track)
+    .fetch_all(pool)
+    .await
+}
+
+/// The author behind a submission id, with where it belongs: `(track, assignment, author)`.
+#[tracing::instrument(skip_all)]
+pub async fn submission_author(
+    pool: &PgPool,
+    submission: Uuid,
+) -> Result<Option<(Uuid, i32, Uuid)>, sqlx::Error> {
+    sqlx::query_as(
+        "select track_id, assignment, user_id from tracks.submissions where submission_id = $1",
+    )
+    .bind(submission)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A review as its author sees it: without the reviewer.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ReceivedReviewRow {
+    pub track_id: Uuid,
+    pub assignment: i32,
+    pub scores: Json<Vec<Score>>,
+    pub comment: Option<String>,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// Reviews of `author`'s solutions in `track` (to `assignment` when given), in the order they came.
+#[tracing::instrument(skip_all)]
+pub async fn reviews_received(
+    pool: &PgPool,
+    author: Uuid,
+    track: Uuid,
+    assignment: Option<i32>,
+) -> Result<Vec<ReceivedReviewRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select track_id, assignment, scores, comment, submitted_at from tracks.reviews
+          where author = $1 and track_id = $2 and ($3::int is null or assignment = $3)
+          order by assignment, position",
+    )
+    .bind(author)
+    .bind(track)
+    .bind(assignment)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DiaryRow {
+    pub entry_id: Uuid,
+    pub track_id: Uuid,
+    pub assignment: i32,
+    pub user_id: Uuid,
+    pub text: String,
+    pub written_at: DateTime<Utc>,
+}
+
+/// `user`'s diary in `track` (under `assignment` when given), in the order it was written.
+#[tracing::instrument(skip_all)]
+pub async fn diary(
+    pool: &PgPool,
+    track: Uuid,
+    user: Uuid,
+    assignment: Option<i32>,
+) -> Result<Vec<DiaryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select entry_id, track_id, assignment, user_id, text, written_at from tracks.diary
+          where track_id = $1 and user_id = $2 and ($3::int is null or assignment = $3)
+          order by position",
+    )
+    .bind(track)
+    .bind(user)
+    .bind(assignment)
+    .fetch_all(pool)
+    .await
+}
