@@ -145,11 +145,14 @@ impl Scraper {
         let _ = self.running.lock().await;
     }
 
-    /// One run. `None` when another process (or task) is already running one. `stop` turning true ends the run
-    /// after the page in hand, recorded as incomplete.
+    /// One run. `None` when another process (or task) is already running one: the run is skipped, not queued
+    /// behind it. `stop` turning true ends the run after the page in hand, recorded as incomplete.
     #[tracing::instrument(skip_all)]
     pub async fn run_once(&self, stop: watch::Receiver<bool>) -> anyhow::Result<Option<RunReport>> {
-        let _running = self.running.lock().await;
+        let Ok(_running) = self.running.try_lock() else {
+            tracing::info!("a scraper run of this process is in progress; skipping this one");
+            return Ok(None);
+        };
         let mut lock = self.pool.acquire().await?;
         let locked: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
             .bind(RUN_LOCK)

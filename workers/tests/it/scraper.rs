@@ -426,3 +426,31 @@ async fn a_path_robots_txt_disallows_is_never_requested() {
     assert!(!report.complete);
     assert_eq!(site.hits("/usedcar/index.html"), before);
 }
+
+#[tokio::test]
+async fn a_run_while_another_is_in_progress_is_skipped_not_queued() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    site.set("/usedcar/index2.html", Behaviour::Hang);
+    let world = World::new(scraper_config(&site.url)).await;
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    let first = world.scraper.run_once(never.clone());
+    let second = async {
+        // once the first run is waiting on its hanging page, a second one is asked for
+        while site.hits("/usedcar/index2.html") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let skipped = world.scraper.run_once(never.clone()).await.unwrap();
+        let still_hanging = site.hits("/usedcar/index2.html") < 3;
+        (skipped, still_hanging)
+    };
+    let (first, (second, still_hanging)) = tokio::join!(first, second);
+    assert!(first.unwrap().is_some());
+    assert!(
+        second.is_none(),
+        "the second run is skipped: {second:?}"
+    );
+    assert!(still_hanging, "and it did not wait for the first one");
+    let runs = model::runs(&world.db.pool, None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+}
