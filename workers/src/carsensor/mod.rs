@@ -297,6 +297,27 @@ enum PageOutcome {
     Failed,
 }
 
+/// The kinds of layout change a list page can show, each reported once per page.
+#[derive(Debug, Clone, Copy)]
+enum LayoutChange {
+    /// No listing read: listing markup that does not parse, or no HTML at all.
+    Empty,
+    /// Most listings lack a field the parser always found before.
+    Fields,
+    /// Most cassettes have no readable listing id.
+    Ids,
+}
+
+impl LayoutChange {
+    fn step(self) -> &'static str {
+        match self {
+            LayoutChange::Empty => "empty",
+            LayoutChange::Fields => "fields",
+            LayoutChange::Ids => "ids",
+        }
+    }
+}
+
 /// One run in progress.
 struct RunIds {
     id: Uuid,
@@ -312,12 +333,36 @@ impl Scraper {
         step: &str,
         command: ScrapeRunCommand,
     ) -> Result<Option<i64>, CommandError<ScrapeRunError>> {
+        Ok(self.record_step(run, step, command).await?.position())
+    }
+
+    /// Records a problem of the run (see [`Scraper::record`]) and counts it in `tally.errors` when it was
+    /// recorded now: the tally's errors and the problems recorded stay one for one even if a step repeats.
+    async fn record_problem(
+        &self,
+        run: &RunIds,
+        step: &str,
+        command: ScrapeRunCommand,
+        tally: &mut RunTally,
+    ) -> Result<(), CommandError<ScrapeRunError>> {
+        let executed = self.record_step(run, step, command).await?;
+        if !executed.is_repeat() {
+            tally.errors += 1;
+        }
+        Ok(())
+    }
+
+    async fn record_step(
+        &self,
+        run: &RunIds,
+        step: &str,
+        command: ScrapeRunCommand,
+    ) -> Result<commands::Executed<domain::cars::ScrapeRunEvent>, CommandError<ScrapeRunError>>
+    {
         let metadata = metadata(run.id, step);
-        let executed = self
-            .executor
+        self.executor
             .execute::<ScrapeRun>(&run.stream, &command, &metadata)
-            .await?;
-        Ok(executed.position())
+            .await
     }
 
     async fn failure(
@@ -329,8 +374,7 @@ impl Scraper {
     ) -> Result<(), CommandError<ScrapeRunError>> {
         tracing::warn!(run_id = %run.id, %url, error = %failure.error, attempts = failure.attempts, "page failed");
         metrics::counter!(PAGE_FAILURES_TOTAL).increment(1);
-        tally.errors += 1;
-        self.record(
+        self.record_problem(
             run,
             &format!("failure {url}"),
             ScrapeRunCommand::RecordFailure {
@@ -339,32 +383,34 @@ impl Scraper {
                 attempts: failure.attempts,
                 at: self.now(),
             },
+            tally,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
+    /// Reports a layout change of `kind` on the page at `url`. Each kind has its own step, so two kinds found
+    /// on one page are two events, not one event and a silent repeat.
     async fn layout_change(
         &self,
         run: &RunIds,
         url: &Url,
+        kind: LayoutChange,
         reason: String,
         tally: &mut RunTally,
     ) -> Result<(), CommandError<ScrapeRunError>> {
         tracing::error!(run_id = %run.id, %url, %reason, "carsensor's layout changed");
         metrics::counter!(LAYOUT_CHANGES_TOTAL).increment(1);
-        tally.errors += 1;
-        self.record(
+        self.record_problem(
             run,
-            &format!("layout {url}"),
+            &format!("layout {} {url}", kind.step()),
             ScrapeRunCommand::ReportLayoutChange {
                 url: url.to_string(),
                 reason,
                 at: self.now(),
             },
+            tally,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn page(
@@ -391,7 +437,7 @@ impl Scraper {
             } else {
                 "the page holds no listings and no listing markup"
             };
-            self.layout_change(run, url, reason.to_owned(), tally)
+            self.layout_change(run, url, LayoutChange::Empty, reason.to_owned(), tally)
                 .await?;
             return Ok(PageOutcome::Layout { next: None });
         }
@@ -399,12 +445,14 @@ impl Scraper {
         let failing = parse::failing_fields(&page);
         if !failing.is_empty() {
             let reason = format!("most listings on the page lack {}", failing.join(", "));
-            self.layout_change(run, url, reason, tally).await?;
+            self.layout_change(run, url, LayoutChange::Fields, reason, tally)
+                .await?;
             layout_changed = true;
         }
         if page.unreadable * 2 > page.unreadable + page.listings.len() {
             let reason = format!("{} listings have no readable listing id", page.unreadable);
-            self.layout_change(run, url, reason, tally).await?;
+            self.layout_change(run, url, LayoutChange::Ids, reason, tally)
+                .await?;
             layout_changed = true;
         }
         tally.pages += 1;

@@ -454,3 +454,52 @@ async fn a_run_while_another_is_in_progress_is_skipped_not_queued() {
     let runs = model::runs(&world.db.pool, None, 10).await.unwrap();
     assert_eq!(runs.len(), 1);
 }
+
+#[tokio::test]
+async fn two_kinds_of_layout_change_on_one_page_are_two_events() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    // the maker moved on both cars, and three more cassettes have no listing id at all
+    site.page(
+        "/usedcar/index2.html",
+        listing_page(
+            &[
+                ("AU6877255381", "AU1000000201"),
+                ("AU6869806001", "AU1000000202"),
+            ],
+            None,
+        )
+        .replace("<p>トヨタ</p>", "<p class=\"maker\">トヨタ</p>")
+        .replacen(
+            "<body>",
+            &format!(
+                "<body>{}",
+                "<div class=\"cassette js_listTableCassette\"><p>?</p></div>".repeat(3)
+            ),
+            1,
+        ),
+    );
+    let mut config = scraper_config(&site.url);
+    // (the cars without a maker would send for their detail pages, which the fake site has not)
+    config.fetch_details = false;
+    let world = World::new(config).await;
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(report.tally.errors, 2);
+    let changes = world.events(&["ScrapeLayoutChanged"]).await;
+    let reasons: Vec<&str> = changes
+        .iter()
+        .map(|(_, _, data)| data["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "most listings on the page lack make",
+            "3 listings have no readable listing id"
+        ]
+    );
+    let problems = model::run_problems(&world.db.pool, report.run_id)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 2);
+}
