@@ -15,9 +15,11 @@
 //!    `delist_after_runs` complete runs all missed;
 //! 5. records `ScrapeRunCompleted` with its tally.
 //!
-//! Failures never panic and never stop the run early except where going on would be wrong: a page that cannot
-//! be fetched ends its start page's walk (the rest of the pagination cannot be reached) and makes the run
-//! incomplete, so no listing is delisted on the strength of a run that did not see everything.
+//! Failures never panic and never stop the run early except where going on would be wrong: a list page that
+//! cannot be fetched ends its start page's walk (the rest of the pagination cannot be reached) and makes the
+//! run incomplete, so no listing is delisted on the strength of a run that did not see everything. A detail
+//! page that cannot be fetched is recorded as a failure too, but the run stays complete: the list page showed
+//! the listing, and its detail fills in on a later run.
 
 pub mod fetch;
 pub mod parse;
@@ -459,7 +461,7 @@ impl Scraper {
 
         let mut listings = Vec::with_capacity(page.listings.len());
         for listing in page.listings {
-            listings.push(self.complete_listing(run, fetcher, listing).await);
+            listings.push(self.complete_listing(run, fetcher, listing, tally).await?);
         }
         let ids: Vec<ListingId> = listings.iter().map(|l| l.id.clone()).collect();
         let outcomes = observe_all(
@@ -505,12 +507,15 @@ impl Scraper {
 
     /// A listing whose list entry lacks something a detail page shows gets its detail page fetched, when it
     /// is new or changed (an unchanged one keeps what is known, so its detail page is not fetched again).
+    /// A detail page that cannot be fetched is recorded as a failure of the run, which stays complete: the list
+    /// page still showed the listing.
     async fn complete_listing(
         &self,
         run: &RunIds,
         fetcher: &Fetcher,
         mut listing: Listing,
-    ) -> Listing {
+        tally: &mut RunTally,
+    ) -> Result<Listing, CommandError<ScrapeRunError>> {
         let config = &self.config;
         let lacking = listing
             .details
@@ -519,7 +524,7 @@ impl Scraper {
             .any(|field| DETAIL_FIELDS.contains(field))
             || listing.prices.total_yen.is_none();
         if !config.fetch_details || !lacking {
-            return listing;
+            return Ok(listing);
         }
         let Some(detail_url) = listing
             .details
@@ -527,13 +532,13 @@ impl Scraper {
             .as_deref()
             .and_then(|u| Url::parse(u).ok())
         else {
-            return listing;
+            return Ok(listing);
         };
         let state = match self.executor.load::<Car>(&car_stream(&listing.id)).await {
             Ok((state, _)) => state,
             Err(error) => {
                 tracing::warn!(listing = %listing.id, %error, "could not read the car's stream");
-                return listing;
+                return Ok(listing);
             }
         };
         let observe = CarCommand::Observe {
@@ -544,14 +549,14 @@ impl Scraper {
         let worth_it =
             state.is_none() || Car::decide(&observe, &state).is_ok_and(|e| !e.is_empty());
         if !worth_it {
-            return listing;
+            return Ok(listing);
         }
         match fetcher.get(&detail_url).await {
             Ok(fetched) => {
                 let detail = parse::detail_page(&fetched.body, &fetched.url);
                 if detail.id.as_ref().is_some_and(|id| *id != listing.id) {
                     tracing::warn!(listing = %listing.id, "the detail page is of another listing; ignored");
-                    return listing;
+                    return Ok(listing);
                 }
                 listing.details.fill_from(&detail.details);
                 listing.prices.total_yen = listing.prices.total_yen.or(detail.prices.total_yen);
@@ -559,10 +564,10 @@ impl Scraper {
             }
             Err(failure) => {
                 // the list entry still holds the listing; the detail fills in on a later run
-                tracing::warn!(listing = %listing.id, error = %failure.error, "detail page not fetched");
+                self.failure(run, &detail_url, &failure, tally).await?;
             }
         }
-        listing
+        Ok(listing)
     }
 
     /// Delists the active listings that the last `delist_after_runs` complete runs (this one included) all

@@ -503,3 +503,41 @@ async fn two_kinds_of_layout_change_on_one_page_are_two_events() {
         .unwrap();
     assert_eq!(problems.len(), 2);
 }
+
+#[tokio::test]
+async fn a_detail_page_that_fails_is_recorded_and_the_run_stays_complete() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    site.set(
+        "/usedcar/detail/AU1000000302/index.html",
+        Behaviour::FailFirst {
+            status: 404,
+            retry_after: None,
+            times: 100,
+            then: String::new(),
+        },
+    );
+    let world = World::new(scraper_config(&site.url)).await;
+    let report = world.run().await;
+    assert!(
+        report.complete,
+        "the list page showed the listing: {report:?}"
+    );
+    assert_eq!((report.tally.new, report.tally.errors), (6, 1));
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].2["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/usedcar/detail/AU1000000302/index.html")
+    );
+    assert_eq!(failures[0].2["error"], "HTTP 404");
+    assert_eq!(failures[0].2["attempts"], 1);
+    let problems = model::run_problems(&world.db.pool, report.run_id)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].kind, "failure");
+    assert_eq!(car(&world, "AU1000000302").await.year, None);
+}
