@@ -2,6 +2,11 @@
 //! disallowed path), a minimum pause between requests (or the site's `Crawl-delay` when longer), timeouts, and
 //! retries of network errors, 5xx and 429 with exponential backoff and jitter (`backon`), waiting at least as
 //! long as `Retry-After` says, giving up after a bounded number of attempts.
+//!
+//! Only the scraped site is fetched from: its robots.txt speaks for its own origin alone, so a URL on another
+//! origin (a start page, a `rel=next` link or a detail link pointing elsewhere) is refused. Redirects are
+//! followed here, not by the HTTP client, so that every hop is checked the same way before it is requested:
+//! on the site, allowed by robots.txt, at most [`MAX_REDIRECTS`] of them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,11 +54,19 @@ impl Default for FetchConfig {
 
 pub const DEFAULT_USER_AGENT: &str = "AcademyCarsBot/0.1 (used-car catalogue of the Academy learning platform; honours robots.txt; 1 request/s)";
 
+/// Redirects followed for one page (as many as browsers' minimum and RFC 9309 ask for robots.txt).
+pub const MAX_REDIRECTS: u32 = 5;
+
 /// Why a page was not fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     #[error("robots.txt disallows {0}")]
     Disallowed(String),
+    /// The URL is on another origin than the scraped site, whose robots.txt does not speak for it.
+    #[error("{url} is not on the scraped site {site}")]
+    OffSite { url: String, site: String },
+    #[error("more than {0} redirects")]
+    TooManyRedirects(u32),
     #[error("HTTP {0}")]
     Status(u16),
     #[error("HTTP {status}; Retry-After of {seconds} s is longer than we wait")]
@@ -70,6 +83,8 @@ impl FetchError {
             FetchError::Status(status) => *status == 429 || *status >= 500,
             FetchError::Network(_) => true,
             FetchError::Disallowed(_)
+            | FetchError::OffSite { .. }
+            | FetchError::TooManyRedirects(_)
             | FetchError::RetryAfterTooLong { .. }
             | FetchError::TooLarge(_) => false,
         }
@@ -89,7 +104,16 @@ pub struct Fetched {
     /// Where the page ended up after redirects.
     pub url: Url,
     pub body: String,
+    /// Requests made, retries and redirect hops included.
     pub attempts: u32,
+}
+
+/// What the server answered one request with.
+#[derive(Debug)]
+enum Answer {
+    Page(String),
+    /// A 301, 302, 303, 307 or 308 to this URL (resolved against the request's).
+    Redirect(Url),
 }
 
 /// One attempt's failure, with the server's `Retry-After` if it sent one.
@@ -108,6 +132,8 @@ enum Rules {
 
 pub struct Fetcher {
     client: reqwest::Client,
+    /// The scraped site: only its origin is fetched from.
+    site: Url,
     config: FetchConfig,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
@@ -118,7 +144,9 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// A fetcher for `site` (its origin: scheme, host and port).
     pub fn new(
+        site: Url,
         config: FetchConfig,
         clock: Arc<dyn Clock>,
         sleeper: Arc<dyn Sleeper>,
@@ -127,11 +155,13 @@ impl Fetcher {
             .user_agent(config.user_agent.clone())
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            // redirects are followed by `follow`, which checks each hop before requesting it
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| FetchError::Network(e.to_string()))?;
         Ok(Self {
             client,
+            site,
             config,
             clock,
             sleeper,
@@ -142,13 +172,14 @@ impl Fetcher {
 
     /// Reads the site's robots.txt (RFC 9309): a 2xx body is parsed for our User-Agent; a 4xx means no rules;
     /// an unreachable robots.txt (5xx, network, after retries) means nothing may be fetched, so the error is
-    /// returned and the caller fetches nothing.
-    pub async fn load_robots(&mut self, site: &Url) -> Result<(), Failure> {
-        let robots_url = site.join("/robots.txt").map_err(|e| Failure {
-            error: FetchError::Network(e.to_string()),
+    /// returned and the caller fetches nothing. Its redirects are followed up to [`MAX_REDIRECTS`] hops, even
+    /// to another host, as RFC 9309 (2.3.1.2) asks.
+    pub async fn load_robots(&mut self) -> Result<(), Failure> {
+        let robots_url = self.robots_url().map_err(|error| Failure {
+            error,
             attempts: 0,
         })?;
-        match self.fetch(&robots_url).await {
+        match self.follow(&robots_url, false).await {
             Ok(fetched) => {
                 let agent = robots_agent(&self.config.user_agent);
                 self.rules = match Robot::new(&agent, fetched.body.as_bytes()) {
@@ -172,6 +203,13 @@ impl Fetcher {
         }
     }
 
+    /// The site's robots.txt.
+    pub fn robots_url(&self) -> Result<Url, FetchError> {
+        self.site
+            .join("/robots.txt")
+            .map_err(|e| FetchError::Network(e.to_string()))
+    }
+
     /// Whether robots.txt lets us fetch `url`.
     pub fn allowed(&self, url: &Url) -> bool {
         match &self.rules {
@@ -180,21 +218,72 @@ impl Fetcher {
         }
     }
 
-    /// Fetches `url` if robots.txt allows it, retrying what is worth retrying.
-    pub async fn get(&self, url: &Url) -> Result<Fetched, Failure> {
-        if !self.allowed(url) {
-            metrics::counter!(REQUESTS_TOTAL, "outcome" => "disallowed").increment(1);
-            return Err(Failure {
-                error: FetchError::Disallowed(url.path().to_owned()),
-                attempts: 0,
+    /// Whether `url` may be requested: on the site's origin, and allowed by its robots.txt.
+    pub fn check(&self, url: &Url) -> Result<(), FetchError> {
+        if url.origin() != self.site.origin() {
+            metrics::counter!(REQUESTS_TOTAL, "outcome" => "off_site").increment(1);
+            return Err(FetchError::OffSite {
+                url: url.to_string(),
+                site: self.site.origin().ascii_serialization(),
             });
         }
-        self.fetch(url).await
+        if !self.allowed(url) {
+            metrics::counter!(REQUESTS_TOTAL, "outcome" => "disallowed").increment(1);
+            return Err(FetchError::Disallowed(url.path().to_owned()));
+        }
+        Ok(())
     }
 
-    /// Attempts `url` until it succeeds, fails for good, or the backoff (exponential with jitter, from `backon`)
-    /// is spent. A `Retry-After` lengthens the wait to what the server asked for.
-    async fn fetch(&self, url: &Url) -> Result<Fetched, Failure> {
+    /// Fetches `url`, and each redirect it leads to, if it is on the site and robots.txt allows it, retrying
+    /// what is worth retrying.
+    pub async fn get(&self, url: &Url) -> Result<Fetched, Failure> {
+        self.follow(url, true).await
+    }
+
+    /// Fetches `url` and follows its redirects, at most [`MAX_REDIRECTS`] hops. With `checked`, `url` and every
+    /// hop pass [`Fetcher::check`] before they are requested; the first that does not ends the fetch.
+    async fn follow(&self, url: &Url, checked: bool) -> Result<Fetched, Failure> {
+        let mut current = url.clone();
+        let mut attempts = 0;
+        let mut hops = 0;
+        loop {
+            if checked && let Err(error) = self.check(&current) {
+                return Err(Failure { error, attempts });
+            }
+            match self.fetch(&current).await {
+                Ok((Answer::Page(body), tried)) => {
+                    return Ok(Fetched {
+                        url: current,
+                        body,
+                        attempts: attempts + tried,
+                    });
+                }
+                Ok((Answer::Redirect(to), tried)) => {
+                    attempts += tried;
+                    hops += 1;
+                    if hops > MAX_REDIRECTS {
+                        return Err(Failure {
+                            error: FetchError::TooManyRedirects(MAX_REDIRECTS),
+                            attempts,
+                        });
+                    }
+                    tracing::debug!(from = %current, to = %to, "following a redirect");
+                    current = to;
+                }
+                Err(failure) => {
+                    return Err(Failure {
+                        error: failure.error,
+                        attempts: attempts + failure.attempts,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Attempts `url` until it answers, fails for good, or the backoff (exponential with jitter, from `backon`)
+    /// is spent. A `Retry-After` lengthens the wait to what the server asked for. The answer comes with the
+    /// number of requests made.
+    async fn fetch(&self, url: &Url) -> Result<(Answer, u32), Failure> {
         let mut delays = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(self.config.min_backoff)
@@ -205,13 +294,7 @@ impl Fetcher {
         loop {
             attempts += 1;
             let error = match self.attempt(url).await {
-                Ok((url, body)) => {
-                    return Ok(Fetched {
-                        url,
-                        body,
-                        attempts,
-                    });
-                }
+                Ok(answer) => return Ok((answer, attempts)),
                 Err(error) => error,
             };
             let give_up = |error| Err(Failure { error, attempts });
@@ -237,7 +320,7 @@ impl Fetcher {
     }
 
     /// One request, after the polite pause.
-    async fn attempt(&self, url: &Url) -> Result<(Url, String), AttemptError> {
+    async fn attempt(&self, url: &Url) -> Result<Answer, AttemptError> {
         let mut last = self.last.lock().await;
         if let Some(previous) = *last {
             let gap = self.gap();
@@ -249,7 +332,8 @@ impl Fetcher {
         let result = self.request(url).await;
         *last = Some(self.clock.now());
         let outcome = match &result {
-            Ok(_) => "ok",
+            Ok(Answer::Page(_)) => "ok",
+            Ok(Answer::Redirect(_)) => "redirect",
             Err(AttemptError {
                 error: FetchError::Network(_),
                 ..
@@ -272,7 +356,7 @@ impl Fetcher {
         crawl_delay.map_or(self.config.min_delay, |d| d.max(self.config.min_delay))
     }
 
-    async fn request(&self, url: &Url) -> Result<(Url, String), AttemptError> {
+    async fn request(&self, url: &Url) -> Result<Answer, AttemptError> {
         let network = |e: reqwest::Error| AttemptError {
             error: FetchError::Network(describe(&e)),
             retry_after: None,
@@ -288,6 +372,25 @@ impl Fetcher {
             .await
             .map_err(network)?;
         let status = response.status();
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            // a redirect without a usable Location is an answer we cannot use, like any other status
+            let target = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|location| url.join(location.trim()).ok())
+                .filter(|target| matches!(target.scheme(), "http" | "https"));
+            return match target {
+                Some(mut target) => {
+                    target.set_fragment(None);
+                    Ok(Answer::Redirect(target))
+                }
+                None => Err(AttemptError {
+                    error: FetchError::Status(status.as_u16()),
+                    retry_after: None,
+                }),
+            };
+        }
         if !status.is_success() {
             let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
                 || status == StatusCode::SERVICE_UNAVAILABLE
@@ -305,7 +408,6 @@ impl Fetcher {
                 retry_after,
             });
         }
-        let final_url = response.url().clone();
         if response
             .content_length()
             .is_some_and(|length| length as usize > self.config.max_body_bytes)
@@ -322,7 +424,7 @@ impl Fetcher {
                 retry_after: None,
             });
         }
-        Ok((final_url, String::from_utf8_lossy(&bytes).into_owned()))
+        Ok(Answer::Page(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }
 
@@ -404,5 +506,6 @@ mod tests {
         assert!(FetchError::Network("reset".into()).retryable());
         assert!(!FetchError::Status(404).retryable());
         assert!(!FetchError::Disallowed("/usedcar/search.php".into()).retryable());
+        assert!(!FetchError::TooManyRedirects(MAX_REDIRECTS).retryable());
     }
 }

@@ -212,12 +212,13 @@ impl Scraper {
         let mut complete = true;
         let mut seen: HashSet<ListingId> = HashSet::new();
         let mut fetcher = Fetcher::new(
+            self.config.base_url.clone(),
             self.config.fetch.clone(),
             self.clock.clone(),
             self.sleeper.clone(),
         )?;
-        if let Err(failure) = fetcher.load_robots(&self.config.base_url).await {
-            let robots = self.config.base_url.join("/robots.txt")?;
+        if let Err(failure) = fetcher.load_robots().await {
+            let robots = fetcher.robots_url()?;
             self.failure(&run, &robots, &failure, &mut tally).await?;
             complete = false;
         } else {

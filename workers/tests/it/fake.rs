@@ -1,5 +1,6 @@
 //! A fake carsensor.net: an axum app on a free local port serving the real fixture pages and variations of
-//! them, with behaviours per path (fail first, rate-limit, hang, garbage) and a count of requests per path.
+//! them, with behaviours per path (fail first, rate-limit, hang, redirect, garbage) and a count of requests per
+//! path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub enum Behaviour {
     },
     /// Never answers within any sane timeout.
     Hang,
+    /// `status` (a 3xx) with `Location: location`.
+    Redirect { status: u16, location: String },
 }
 
 #[derive(Default)]
@@ -69,6 +72,25 @@ impl FakeCarsensor {
 
     pub fn page(&self, path: &str, html: String) {
         self.set(path, Behaviour::Page(html));
+    }
+
+    /// `path` answers with a 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.set(
+            path,
+            Behaviour::Redirect {
+                status: 302,
+                location: location.to_owned(),
+            },
+        );
+    }
+
+    /// This server under another host name (`localhost` instead of `127.0.0.1`): another origin, another
+    /// site as far as robots.txt is concerned.
+    pub fn elsewhere(&self) -> Url {
+        let mut url = self.url.clone();
+        url.set_host(Some("localhost")).unwrap();
+        url
     }
 
     /// Requests made for `path` so far.
@@ -196,6 +218,11 @@ async fn serve(State(site): State<Arc<Mutex<Site>>>, uri: Uri, headers: HeaderMa
                 None => (status, "unavailable").into_response(),
             }
         }
+        Some(Behaviour::Redirect { status, location }) => (
+            StatusCode::from_u16(status).unwrap(),
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
         Some(Behaviour::Hang) => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             "too late".into_response()

@@ -6,8 +6,8 @@ use domain::cars::{ListingId, car_id};
 use projections::cars as model;
 use serde_json::json;
 
-use crate::fake::{Behaviour, FakeCarsensor, listing_page, page_three};
-use crate::{World, scraper_config};
+use crate::fake::{Behaviour, FakeCarsensor, listing_page, page_three, replace_nth};
+use crate::{World, fixture, scraper_config};
 
 fn listing(id: &str) -> ListingId {
     ListingId::parse(id).unwrap()
@@ -540,4 +540,139 @@ async fn a_detail_page_that_fails_is_recorded_and_the_run_stays_complete() {
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].kind, "failure");
     assert_eq!(car(&world, "AU1000000302").await.year, None);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_only_on_the_site_to_paths_robots_txt_allows() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    let page_two = listing_page(
+        &[
+            ("AU6877255381", "AU1000000201"),
+            ("AU6869806001", "AU1000000202"),
+        ],
+        Some("/usedcar/index3.html"),
+    );
+    // an allowed redirect is followed, and the page's links resolve against where it ended up
+    site.redirect("/usedcar/index2.html", "/usedcar/moved/index2.html");
+    site.page("/usedcar/moved/index2.html", page_two.clone());
+    let world = World::new(scraper_config(&site.url)).await;
+    let report = world.run().await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.tally.new, 6);
+    assert_eq!(site.hits("/usedcar/moved/index2.html"), 1);
+
+    // a redirect to a path robots.txt disallows is never requested
+    site.redirect("/usedcar/index2.html", "/usedcar/search.php?STID=CS210610&page=2");
+    site.page("/usedcar/search.php", page_two);
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(report.tally.errors, 1);
+    assert_eq!(site.hits("/usedcar/search.php"), 0);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].2["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/usedcar/index2.html")
+    );
+    assert_eq!(
+        failures[0].2["error"],
+        "robots.txt disallows /usedcar/search.php"
+    );
+    assert_eq!(failures[0].2["attempts"], 1, "the redirect was requested");
+
+    // nor is a redirect off the site
+    let elsewhere = site.elsewhere().join("/usedcar/elsewhere.html").unwrap();
+    site.redirect("/usedcar/index2.html", elsewhere.as_str());
+    site.page("/usedcar/elsewhere.html", listing_page(&[], None));
+    let report = world.run().await;
+    assert!(!report.complete);
+    assert_eq!(site.hits("/usedcar/elsewhere.html"), 0);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(
+        failures[1].2["error"],
+        format!(
+            "{elsewhere} is not on the scraped site {}",
+            site.url.origin().ascii_serialization()
+        )
+    );
+
+    // and a loop of redirects ends after five hops
+    site.redirect("/usedcar/index2.html", "/usedcar/loop.html");
+    site.redirect("/usedcar/loop.html", "/usedcar/index2.html");
+    let before = site.hits("/usedcar/index2.html") + site.hits("/usedcar/loop.html");
+    let report = world.run().await;
+    assert!(!report.complete);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    assert_eq!(failures[2].2["error"], "more than 5 redirects");
+    assert_eq!(failures[2].2["attempts"], 6);
+    assert_eq!(
+        site.hits("/usedcar/index2.html") + site.hits("/usedcar/loop.html") - before,
+        6
+    );
+}
+
+#[tokio::test]
+async fn start_next_and_detail_urls_off_the_site_are_refused_and_recorded() {
+    let site = FakeCarsensor::start().await;
+    let elsewhere = site.elsewhere();
+    let off = |path: &str| elsewhere.join(path).unwrap().to_string();
+    // the second car's list entry lacks year and mileage, and its detail page is on another host
+    let page = listing_page(&[], Some(&off("/usedcar/index2.html")));
+    let page = replace_nth(&page, ">年式</dt>", ">-</dt>", 2);
+    let page = replace_nth(&page, ">走行距離</dt>", ">-</dt>", 2);
+    let page = page.replace(
+        "/usedcar/detail/AU6869806001/",
+        &off("/usedcar/detail/AU6869806001/"),
+    );
+    site.page("/usedcar/index.html", page);
+    site.page("/usedcar/index2.html", listing_page(&[], None));
+    site.page(
+        "/usedcar/detail/AU6869806001/index.html",
+        fixture("detail_AU6877255381_truncated.html").replace("AU6877255381", "AU6869806001"),
+    );
+    let mut config = scraper_config(&site.url);
+    config.start_pages = vec![off("/usedcar/other.html"), "/usedcar/index.html".to_owned()];
+    site.page("/usedcar/other.html", listing_page(&[], None));
+    let world = World::new(config).await;
+    let report = world.run().await;
+
+    assert!(!report.complete, "{report:?}");
+    assert_eq!((report.tally.new, report.tally.errors), (2, 3));
+    assert_eq!(site.hits("/usedcar/other.html"), 0);
+    assert_eq!(site.hits("/usedcar/index2.html"), 0);
+    assert_eq!(site.hits("/usedcar/detail/AU6869806001/index.html"), 0);
+    let failures = world.events(&["ScrapePageFailed"]).await;
+    let refused: Vec<(&str, &str)> = failures
+        .iter()
+        .map(|(_, _, data)| {
+            (
+                data["url"].as_str().unwrap(),
+                data["error"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let site_origin = site.url.origin().ascii_serialization();
+    let expected: Vec<(String, String)> = [
+        "/usedcar/other.html",
+        "/usedcar/detail/AU6869806001/index.html",
+        "/usedcar/index2.html",
+    ]
+    .iter()
+    .map(|path| {
+        (
+            off(path),
+            format!("{} is not on the scraped site {site_origin}", off(path)),
+        )
+    })
+    .collect();
+    let expected: Vec<(&str, &str)> = expected
+        .iter()
+        .map(|(u, e)| (u.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(refused, expected);
+    let lacking = car(&world, "AU6869806001").await;
+    assert_eq!(lacking.year, None, "the detail page was not read");
 }
