@@ -5,14 +5,16 @@
 //! 1. takes a PostgreSQL advisory lock, so several instances never scrape at once, and records
 //!    `ScrapeRunStarted`;
 //! 2. reads robots.txt (nothing is fetched when it cannot be read);
-//! 3. for each start page, follows `link[rel=next]` up to the page limit: fetches ([`fetch`]), parses
-//!    ([`parse`]), reports a layout change when the page has listing markup but no listing could be read or
-//!    most listings lack a field the parser always found before, fetches a detail page for a listing that is
-//!    new or changed while its list entry lacks a field, executes one command per listing, and records the page
-//!    with the listing ids it showed;
-//! 4. when the run was complete (every start page followed to its end, no failure, no layout change), waits
-//!    for the `cars` read model to take in the run, then delists every active listing that the last
-//!    `delist_after_runs` complete runs all missed;
+//! 3. for each start page, follows `link[rel=next]` up to the page limit: fetches ([`fetch`]: only URLs on
+//!    the base URL's origin, redirects included, each allowed by robots.txt), parses ([`parse`]), reports a
+//!    layout change when the page has listing markup but no listing could be read, is no HTML page at all, or
+//!    most listings lack a field the parser always found before (a results page without results is a page of
+//!    zero listings, not a layout change), fetches a detail page for a listing that is new or changed while its
+//!    list entry lacks a field, executes one command per listing, and records the page with the listing ids it
+//!    showed;
+//! 4. when the run was complete (every start page followed to its end, no list page failed, no layout
+//!    change), waits for the `cars` read model to take in the run, then delists every active listing that the
+//!    last `delist_after_runs` complete runs all missed;
 //! 5. records `ScrapeRunCompleted` with its tally.
 //!
 //! Failures never panic and never stop the run early except where going on would be wrong: a list page that
@@ -434,12 +436,18 @@ impl Scraper {
         };
         let page = parse::list_page(&fetched.body, &fetched.url);
         let next = page.next.clone();
-        if page.listings.is_empty() {
-            let reason = if page.has_listing_markup {
-                "the page shows listing markup, but no listing could be read from it"
-            } else {
-                "the page holds no listings and no listing markup"
-            };
+        // a page without listings is a results page without results, unless it shows listing markup that
+        // could not be read, or is no HTML page at all
+        let unusable = if page.has_listing_markup {
+            Some("the page shows listing markup, but no listing could be read from it")
+        } else if !page.is_html {
+            Some("the page is not an HTML page: it holds no listings and no page structure")
+        } else {
+            None
+        };
+        if page.listings.is_empty()
+            && let Some(reason) = unusable
+        {
             self.layout_change(run, url, LayoutChange::Empty, reason.to_owned(), tally)
                 .await?;
             return Ok(PageOutcome::Layout { next: None });

@@ -24,6 +24,9 @@ pub struct ListPage {
     pub has_listing_markup: bool,
     /// Cassettes whose listing id could not be read.
     pub unreadable: usize,
+    /// Whether the body is an HTML page at all (it has elements a web page is built of): a page without
+    /// listings that is one is a results page without results; one that is not is garbage.
+    pub is_html: bool,
 }
 
 /// What a detail page holds.
@@ -48,6 +51,7 @@ selectors! {
     CASSETTE = "div.cassette.js_listTableCassette";
     NEXT = "link[rel=next], a[rel=next]";
     MARKUP = "div.cassette, a[href*='/usedcar/detail/AU']";
+    STRUCTURE = "title, meta, link, script, div, main, section, article, header, footer, nav, p, ul, ol, table, form, h1, h2, h3";
     INFO_CONTAINER = "div.cassetteMain__carInfoContainer";
     TITLE_LINK = "h3.cassetteMain__title a";
     DETAIL_LINK = "a[href*='/usedcar/detail/AU']";
@@ -222,6 +226,7 @@ pub fn list_page(html: &str, url: &Url) -> ListPage {
         next,
         has_listing_markup: document.select(&MARKUP).next().is_some(),
         unreadable,
+        is_html: document.select(&STRUCTURE).next().is_some(),
     }
 }
 
@@ -526,7 +531,22 @@ mod tests {
         let page = list_page("\u{0}<<<not html at all>>>\u{fffd}", &url);
         assert!(page.listings.is_empty());
         assert!(!page.has_listing_markup);
+        assert!(!page.is_html);
+        let page = list_page(&"\u{0}\u{1}<<>>garbage<html<<body".repeat(50), &url);
+        assert!(!page.is_html);
         let detail = detail_page("<html><p>nothing", &url);
         assert_eq!(detail.details.make, None);
+    }
+
+    #[test]
+    fn a_results_page_without_results_is_html_without_listing_markup() {
+        let url = Url::parse("https://www.carsensor.net/usedcar/index.html").unwrap();
+        let page = list_page(
+            "<!doctype html><html><head><title>中古車一覧</title></head><body><div class=\"resultBar\"><p>該当する物件がありません</p></div></body></html>",
+            &url,
+        );
+        assert!(page.listings.is_empty());
+        assert!(!page.has_listing_markup);
+        assert!(page.is_html);
     }
 }

@@ -676,3 +676,38 @@ async fn start_next_and_detail_urls_off_the_site_are_refused_and_recorded() {
     let lacking = car(&world, "AU6869806001").await;
     assert_eq!(lacking.year, None, "the detail page was not read");
 }
+
+#[tokio::test]
+async fn a_results_page_without_results_is_a_page_of_no_listings_and_delisting_goes_on() {
+    let site = FakeCarsensor::start().await;
+    site.three_pages();
+    let world = World::new(scraper_config(&site.url)).await;
+    assert!(world.run().await.complete);
+
+    // page two now says there is nothing more to show: no listings, no listing markup, no next page
+    let empty = "<!doctype html><html><head><title>中古車一覧</title></head><body><div class=\"resultBar\"><p>該当する物件がありません</p></div></body></html>";
+    site.page("/usedcar/index2.html", empty.to_owned());
+    let second = world.run().await;
+    assert!(second.complete, "{second:?}");
+    assert_eq!(
+        (
+            second.tally.pages,
+            second.tally.listings_seen,
+            second.tally.errors
+        ),
+        (2, 2, 0)
+    );
+    assert!(world.events(&["ScrapeLayoutChanged"]).await.is_empty());
+    let pages = model::run_pages(&world.db.pool, second.run_id)
+        .await
+        .unwrap();
+    let shown: Vec<usize> = pages.iter().map(|p| p.listing_ids.len()).collect();
+    assert_eq!(shown, [2, 0]);
+
+    // so the cars no page shows any more are delisted after two such runs
+    let third = world.run().await;
+    assert!(third.complete);
+    assert_eq!(third.tally.delisted, 4, "{third:?}");
+    assert_eq!(car(&world, "AU1000000201").await.status, "delisted");
+    assert_eq!(car(&world, "AU6877255381").await.status, "active");
+}
