@@ -276,9 +276,12 @@ impl CarValue {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<PricePointValue>> {
-        let points = model::price_history(&services(ctx).pool, self.id)
-            .await
-            .map_err(ApiError::from)?;
+        let points = match &self.prefetched_prices {
+            Some(points) => points.clone(),
+            None => model::price_history(&services(ctx).pool, self.id)
+                .await
+                .map_err(ApiError::from)?,
+        };
         Ok(points
             .into_iter()
             .map(|p| PricePointValue {
@@ -615,5 +618,82 @@ impl CarsQuery {
             .await
             .map_err(ApiError::from)?;
         Ok(row.map(ScrapeRunValue::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+
+    use super::*;
+
+    /// Serves one car whose price history and timeline were read with its list's page.
+    struct Prefetched;
+
+    #[Object]
+    impl Prefetched {
+        async fn car(&self) -> CarValue {
+            let at = DateTime::parse_from_rfc3339("2026-11-01T09:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc);
+            let id = Uuid::nil();
+            let row = CarRow {
+                id,
+                listing_id: "AU6877255381".to_owned(),
+                make: None,
+                model: None,
+                grade: None,
+                year: None,
+                mileage_km: None,
+                inspection: None,
+                repair_history: None,
+                warranty: None,
+                maintenance: None,
+                displacement_cc: None,
+                transmission: None,
+                body_type: None,
+                color: None,
+                prefecture: None,
+                city: None,
+                shop_name: None,
+                shop_url: None,
+                photo_url: None,
+                detail_url: None,
+                body_price_yen: Some(3_122_000),
+                total_price_yen: Some(3_239_000),
+                status: "active".to_owned(),
+                listed_at: at,
+                updated_at: at,
+                delisted_at: None,
+                listed_position: 1,
+            };
+            let mut car = CarValue::from_row(row, at);
+            car.prefetched_prices = Some(vec![model::PricePoint {
+                car_id: id,
+                at,
+                body_price_yen: Some(3_122_000),
+                total_price_yen: Some(3_239_000),
+                position: 1,
+            }]);
+            car.prefetched_timeline = Some(vec![]);
+            car
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_price_history_and_timeline_are_served_without_a_query() {
+        // no database in the schema's data: a resolver that queried per car would find none
+        let schema = Schema::new(Prefetched, EmptyMutation, EmptySubscription);
+        let response = schema
+            .execute("{ car { priceHistory { totalPriceYen bodyPriceYen } timeline { kind } } }")
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        assert_eq!(
+            response.data.into_json().unwrap(),
+            serde_json::json!({ "car": {
+                "priceHistory": [{ "totalPriceYen": 3_239_000, "bodyPriceYen": 3_122_000 }],
+                "timeline": []
+            } })
+        );
     }
 }
