@@ -64,6 +64,21 @@ impl CarOrderValue {
             CarOrderValue::MileageAsc => "mileage_asc",
         }
     }
+
+    /// What a list in this order over `price` is sorted by, as its cursors record it: the order, and for the
+    /// price orders which price (a total-price key means nothing in a list sorted by body price).
+    fn sorted_by(self, price: PriceKind) -> String {
+        match self {
+            CarOrderValue::PriceAsc | CarOrderValue::PriceDesc => {
+                let price = match price {
+                    PriceKind::Total => "total",
+                    PriceKind::Body => "body",
+                };
+                format!("{}/{price}", self.name())
+            }
+            _ => self.name().to_owned(),
+        }
+    }
 }
 
 /// Which cars to list. Text values compare case-insensitively after NFKC normalisation (`ﾄﾖﾀ` finds `トヨタ`);
@@ -430,7 +445,8 @@ pub(crate) fn page_size(first: i32) -> Result<i64, ApiError> {
     }
 }
 
-/// A car list's cursor: the order it belongs to, the sort key of the last car, and its id.
+/// A car list's cursor: what the list is sorted by ([`CarOrderValue::sorted_by`]), the sort key of the last
+/// car, and its id.
 pub(crate) type CarCursor = OpaqueCursor<(String, i64, Uuid)>;
 
 /// One page of cars: the rows (at most `limit`), whether more follow, and the cursor after each row.
@@ -447,10 +463,10 @@ pub(crate) async fn car_page(
         Some(raw) => {
             let cursor = CarCursor::decode_cursor(&raw)
                 .map_err(|_| ApiError::validation("after is not a cursor of this list"))?;
-            let (name, key, id) = cursor.0;
-            if name != order.name() {
+            let (sorted_by, key, id) = cursor.0;
+            if sorted_by != order.sorted_by(filter.price_kind) {
                 return Err(ApiError::validation(
-                    "after is a cursor of another order; start again without it",
+                    "after is a cursor of another order or price; start again without it",
                 ));
             }
             Some((key, id))
@@ -463,7 +479,8 @@ pub(crate) async fn car_page(
         .into_iter()
         .map(|row| {
             let key = order.model().key_of(&row, filter.price_kind);
-            let cursor = OpaqueCursor((order.name().to_owned(), key, row.id)).encode_cursor();
+            let cursor =
+                OpaqueCursor((order.sorted_by(filter.price_kind), key, row.id)).encode_cursor();
             (cursor, row)
         })
         .collect();

@@ -379,6 +379,48 @@ async fn a_car_shows_its_price_history_timeline_and_days_on_market() {
 }
 
 #[tokio::test]
+async fn a_price_order_cursor_is_refused_in_a_list_sorted_by_the_other_price() {
+    let app = TestApp::start().await;
+    let position = catalogue(&app).await;
+    let (_, token) = app.user("driver").await;
+    let page = |price: &str, after: Option<String>| {
+        let app = &app;
+        let token = &token;
+        let price = price.to_owned();
+        async move {
+            app.gql(
+                CARS,
+                json!({ "p": position, "o": "PRICE_ASC", "first": 1, "f": { "price": price }, "after": after }),
+                Some(token),
+            )
+            .await
+        }
+    };
+    let first = page("TOTAL", None).await;
+    let cursor = first["data"]["cars"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let same = page("TOTAL", Some(cursor.clone())).await;
+    assert_eq!(ids(&same).len(), 1, "{same}");
+    let other = page("BODY", Some(cursor.clone())).await;
+    assert_eq!(code(&other), "VALIDATION", "{other}");
+
+    // the same through REST
+    let response = app
+        .http
+        .get(app.url(&format!("/api/cars?order=price_asc&price=body&cursor={cursor}")))
+        .bearer_auth(&token)
+        .header("x-academy-min-position", position.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "VALIDATION");
+}
+
+#[tokio::test]
 async fn rest_cars_needs_a_token_and_takes_the_same_filters_as_query_parameters() {
     let app = TestApp::start().await;
     let position = catalogue(&app).await;
