@@ -24,7 +24,8 @@ pub fn data_folder() -> tempfile::TempDir {
     dir
 }
 
-/// `academy` with a clean environment: no inherited DATABASE_URL or ACADEMY_* settings.
+/// `academy` with a clean environment: no inherited DATABASE_URL or ACADEMY_* settings, and no scheduled
+/// scraper (a test server must never reach the real carsensor.net; `scrape --once` tests point it at a fake).
 pub fn academy(data_dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     for (key, _) in std::env::vars() {
@@ -35,6 +36,7 @@ pub fn academy(data_dir: &Path) -> Command {
     command
         .env("ACADEMY_DATA_DIR", data_dir.join("pg"))
         .env("ACADEMY_LISTEN", "127.0.0.1:0")
+        .env("ACADEMY_CARSENSOR_ENABLED", "false")
         .env("RUST_LOG", "warn")
         .current_dir(data_dir);
     command

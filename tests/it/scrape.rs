@@ -86,6 +86,8 @@ async fn scrape_once_records_a_run_and_its_listings() {
 fn a_bad_schedule_or_base_url_stops_start_up_with_a_reason() {
     let dir = data_folder();
     let out = run(academy(dir.path())
+        // the schedule is checked when the server runs the scraper
+        .env("ACADEMY_CARSENSOR_ENABLED", "true")
         .env("ACADEMY_CARSENSOR_SCHEDULE", "every hour")
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .env("ACADEMY_JWT_SECRET", "x".repeat(40))
