@@ -409,7 +409,9 @@ async fn a_price_order_cursor_is_refused_in_a_list_sorted_by_the_other_price() {
     // the same through REST
     let response = app
         .http
-        .get(app.url(&format!("/api/cars?order=price_asc&price=body&cursor={cursor}")))
+        .get(app.url(&format!(
+            "/api/cars?order=price_asc&price=body&cursor={cursor}"
+        )))
         .bearer_auth(&token)
         .header("x-academy-min-position", position.to_string())
         .send()

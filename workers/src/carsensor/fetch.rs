@@ -175,10 +175,9 @@ impl Fetcher {
     /// returned and the caller fetches nothing. Its redirects are followed up to [`MAX_REDIRECTS`] hops, even
     /// to another host, as RFC 9309 (2.3.1.2) asks.
     pub async fn load_robots(&mut self) -> Result<(), Failure> {
-        let robots_url = self.robots_url().map_err(|error| Failure {
-            error,
-            attempts: 0,
-        })?;
+        let robots_url = self
+            .robots_url()
+            .map_err(|error| Failure { error, attempts: 0 })?;
         match self.follow(&robots_url, false).await {
             Ok(fetched) => {
                 let agent = robots_agent(&self.config.user_agent);

@@ -31,7 +31,10 @@ pub enum Behaviour {
     /// Never answers within any sane timeout.
     Hang,
     /// `status` (a 3xx) with `Location: location`.
-    Redirect { status: u16, location: String },
+    Redirect {
+        status: u16,
+        location: String,
+    },
 }
 
 #[derive(Default)]

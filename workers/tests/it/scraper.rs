@@ -446,10 +446,7 @@ async fn a_run_while_another_is_in_progress_is_skipped_not_queued() {
     };
     let (first, (second, still_hanging)) = tokio::join!(first, second);
     assert!(first.unwrap().is_some());
-    assert!(
-        second.is_none(),
-        "the second run is skipped: {second:?}"
-    );
+    assert!(second.is_none(), "the second run is skipped: {second:?}");
     assert!(still_hanging, "and it did not wait for the first one");
     let runs = model::runs(&world.db.pool, None, 10).await.unwrap();
     assert_eq!(runs.len(), 1);
@@ -563,7 +560,10 @@ async fn redirects_are_followed_only_on_the_site_to_paths_robots_txt_allows() {
     assert_eq!(site.hits("/usedcar/moved/index2.html"), 1);
 
     // a redirect to a path robots.txt disallows is never requested
-    site.redirect("/usedcar/index2.html", "/usedcar/search.php?STID=CS210610&page=2");
+    site.redirect(
+        "/usedcar/index2.html",
+        "/usedcar/search.php?STID=CS210610&page=2",
+    );
     site.page("/usedcar/search.php", page_two);
     let report = world.run().await;
     assert!(!report.complete);
