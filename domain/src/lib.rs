@@ -12,6 +12,7 @@
 //! - [`cars`]: car listings observed by the scraper, and the scraper's runs.
 //! - [`tracks`]: cohort tracks: enrollment, assignments and deadlines, solutions, peer reviews, diaries.
 //! - [`inbox`]: what a user has read of their notifications.
+//! - [`interviews`]: peer mock interviews: slots, calendars and the points ledger.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
 pub mod cars;
@@ -19,6 +20,7 @@ pub mod decider;
 pub mod event;
 pub mod identity;
 pub mod inbox;
+pub mod interviews;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

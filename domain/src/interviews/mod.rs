@@ -1,0 +1,1195 @@
+//! Peer mock interviews: a board of slots, race-free booking, feedback, and a points economy.
+//!
+//! Three aggregates, written together by one atomic multi-stream append whenever a rule spans them:
+//! - [`Slot`] (`slot-<uuid>`): one interview's life: published, booked, reminded, ended, feedback, settled.
+//! - [`Calendar`] (`calendar-<user uuid>`): a user's interviews, so nobody ever holds two overlapping ones.
+//! - [`Ledger`] (`points-<user uuid>`): a user's points: grants, holds (escrow), captures, releases, earnings.
+//!
+//! A slot command is decided on the slot's state plus facts read from the calendars and ledgers involved
+//! (whether each is free, the interviewee's balance); each slot event then has [`effects`] on calendars and
+//! ledgers, decided by their own deciders, so their invariants (no overlap, a balance never below zero) hold
+//! even if a slot rule were wrong. The caller appends everything at once, each stream at the version it read.
+//!
+//! Points: taking the interviewee role costs [`INTERVIEW_COST`] points, held from the booking; the interviewer
+//! earns [`INTERVIEWER_REWARD`] when the interviewee accepts the feedback (or disputes it: the dispute is
+//! recorded for admins, the interview happened), or when nobody answers it in time (auto-accept). The hold is
+//! released (refunded) when either side cancels before the cut-off, when the interviewer does not show up, or
+//! when no feedback comes within its window. An interviewee who does not show up loses the hold and the
+//! interviewer earns their point.
+
+mod link;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
+use crate::trainer::Level;
+use crate::{Decider, StreamId};
+
+pub use link::{MeetingLink, MeetingLinkError};
+
+/// Points an interviewee pays for an interview.
+pub const INTERVIEW_COST: i64 = 3;
+/// Points an interviewer earns for one.
+pub const INTERVIEWER_REWARD: i64 = 1;
+/// How long after an interview's end a no-show can be reported.
+pub const NO_SHOW_WINDOW: i64 = 24 * 3600;
+/// Reminders go out this many hours before the start.
+pub const REMINDER_HOURS: [u32; 2] = [24, 1];
+
+pub fn slot_stream(id: Uuid) -> StreamId {
+    StreamId::new("slot", id).expect("'slot' is a valid category")
+}
+
+pub fn calendar_stream(user: Uuid) -> StreamId {
+    StreamId::new("calendar", user).expect("'calendar' is a valid category")
+}
+
+pub fn points_stream(user: Uuid) -> StreamId {
+    StreamId::new("points", user).expect("'points' is a valid category")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Interviewer,
+    Interviewee,
+}
+
+impl Role {
+    pub fn other(self) -> Role {
+        match self {
+            Role::Interviewer => Role::Interviewee,
+            Role::Interviewee => Role::Interviewer,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Interviewer => "interviewer",
+            Role::Interviewee => "interviewee",
+        }
+    }
+}
+
+/// What a slot offers, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotSpec {
+    /// The role the publisher takes.
+    pub role: Role,
+    /// Unix seconds.
+    pub start: i64,
+    pub minutes: u32,
+    pub link: MeetingLink,
+    pub topic: String,
+    pub level: Level,
+}
+
+impl SlotSpec {
+    pub fn parse(
+        role: Role,
+        start: i64,
+        minutes: u32,
+        link: &str,
+        topic: &str,
+        level: Level,
+    ) -> Result<Self, InterviewError> {
+        if !(15..=240).contains(&minutes) {
+            return Err(InterviewError::Duration);
+        }
+        let topic = topic.trim();
+        if topic.is_empty() || topic.chars().count() > 64 {
+            return Err(InterviewError::Topic);
+        }
+        let link = MeetingLink::parse(link).map_err(|e| InterviewError::Link(e.to_string()))?;
+        Ok(Self {
+            role,
+            start,
+            minutes,
+            link,
+            topic: topic.to_lowercase(),
+            level,
+        })
+    }
+
+    pub fn end(&self) -> i64 {
+        self.start + i64::from(self.minutes) * 60
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterviewError {
+    #[error("an interview lasts 15 to 240 minutes")]
+    Duration,
+    #[error("a topic has 1 to 64 characters")]
+    Topic,
+    #[error("{0}")]
+    Link(String),
+    #[error("the start must be in the future (and within a year)")]
+    StartNotAhead,
+    #[error("no such slot")]
+    NotFound,
+    #[error("this slot already exists")]
+    AlreadyExists,
+    #[error("you cannot book your own slot")]
+    OwnSlot,
+    #[error("this slot is already booked")]
+    AlreadyBooked,
+    #[error("this slot is not open for booking")]
+    NotOpen,
+    #[error("you already have an interview at that time")]
+    Overlap,
+    #[error("the publisher already has an interview at that time")]
+    OwnerBusy,
+    #[error("the interviewee needs {INTERVIEW_COST} points and has {0}")]
+    InsufficientPoints(i64),
+    #[error("only the two sides of this interview may do that")]
+    NotAParty,
+    #[error("only the interviewer gives feedback")]
+    NotInterviewer,
+    #[error("only the interviewee answers the feedback")]
+    NotInterviewee,
+    #[error("the cut-off for cancelling has passed")]
+    CutoffPassed,
+    #[error("this interview can no longer be cancelled")]
+    NotCancellable,
+    #[error("this interview has not ended yet")]
+    NotEnded,
+    #[error("feedback is a score from 1 to 5 and a text of 1 to 5000 characters")]
+    Feedback,
+    #[error("feedback was already given")]
+    FeedbackAlreadyGiven,
+    #[error("the time for feedback is over")]
+    FeedbackWindowClosed,
+    #[error("there is no feedback to answer")]
+    NoFeedback,
+    #[error("a dispute's reason has 1 to 1000 characters")]
+    Reason,
+    #[error(
+        "a no-show can be reported from the start until 24 hours after the end, before any feedback"
+    )]
+    NoShowWindow,
+    #[error("it is not time yet")]
+    NotYetDue,
+    #[error("the interview changed meanwhile; try again")]
+    Changed,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Slot
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotCommand {
+    /// `owner_free`: no interview of the owner overlaps; `owner_balance`: their available points.
+    Publish {
+        owner: Uuid,
+        spec: SlotSpec,
+        owner_free: bool,
+        owner_balance: i64,
+        at: i64,
+    },
+    /// Facts from both calendars and from the interviewee's ledger.
+    Book {
+        booker: Uuid,
+        booker_free: bool,
+        owner_free: bool,
+        interviewee_balance: i64,
+        at: i64,
+    },
+    /// Before booking the owner withdraws the slot; after, either side cancels until `cutoff` seconds before
+    /// the start.
+    Cancel {
+        by: Uuid,
+        cutoff: i64,
+        at: i64,
+    },
+    /// From the worker, `hours_before` the start.
+    Remind {
+        hours_before: u32,
+        at: i64,
+    },
+    /// From the worker at the end; feedback is due within `feedback_within` seconds.
+    End {
+        feedback_within: i64,
+        at: i64,
+    },
+    GiveFeedback {
+        by: Uuid,
+        score: u8,
+        text: String,
+        feedback_within: i64,
+        /// The interviewee has this long to answer before it is accepted for them.
+        accept_within: i64,
+        at: i64,
+    },
+    Accept {
+        by: Uuid,
+        at: i64,
+    },
+    /// From the worker once the time to answer is over.
+    AutoAccept {
+        at: i64,
+    },
+    Dispute {
+        by: Uuid,
+        reason: String,
+        at: i64,
+    },
+    /// The other side did not show up.
+    ReportNoShow {
+        by: Uuid,
+        at: i64,
+    },
+    /// From the worker when no feedback came in time.
+    ExpireFeedback {
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum SlotEvent {
+    SlotPublished {
+        owner: Uuid,
+        spec: SlotSpec,
+        at: i64,
+    },
+    SlotWithdrawn {
+        at: i64,
+    },
+    SlotBooked {
+        booker: Uuid,
+        interviewer: Uuid,
+        interviewee: Uuid,
+        at: i64,
+    },
+    /// `reopened`: the booker cancelled, so the slot is back on the board.
+    BookingCancelled {
+        by: Uuid,
+        reopened: bool,
+        at: i64,
+    },
+    InterviewReminderSent {
+        hours_before: u32,
+        at: i64,
+    },
+    InterviewEnded {
+        feedback_due: i64,
+        at: i64,
+    },
+    FeedbackGiven {
+        score: u8,
+        text: String,
+        accept_by: i64,
+        at: i64,
+    },
+    FeedbackAccepted {
+        auto: bool,
+        at: i64,
+    },
+    FeedbackDisputed {
+        reason: String,
+        at: i64,
+    },
+    NoShowReported {
+        reporter: Uuid,
+        absent: Uuid,
+        at: i64,
+    },
+    FeedbackExpired {
+        at: i64,
+    },
+}
+
+impl SlotEvent {
+    pub const TYPES: &'static [&'static str] = &[
+        "SlotPublished",
+        "SlotWithdrawn",
+        "SlotBooked",
+        "BookingCancelled",
+        "InterviewReminderSent",
+        "InterviewEnded",
+        "FeedbackGiven",
+        "FeedbackAccepted",
+        "FeedbackDisputed",
+        "NoShowReported",
+        "FeedbackExpired",
+    ];
+
+    pub fn at(&self) -> i64 {
+        match self {
+            SlotEvent::SlotPublished { at, .. }
+            | SlotEvent::SlotWithdrawn { at }
+            | SlotEvent::SlotBooked { at, .. }
+            | SlotEvent::BookingCancelled { at, .. }
+            | SlotEvent::InterviewReminderSent { at, .. }
+            | SlotEvent::InterviewEnded { at, .. }
+            | SlotEvent::FeedbackGiven { at, .. }
+            | SlotEvent::FeedbackAccepted { at, .. }
+            | SlotEvent::FeedbackDisputed { at, .. }
+            | SlotEvent::NoShowReported { at, .. }
+            | SlotEvent::FeedbackExpired { at } => *at,
+        }
+    }
+}
+
+impl DomainEvent for SlotEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            SlotEvent::SlotPublished { .. } => "SlotPublished",
+            SlotEvent::SlotWithdrawn { .. } => "SlotWithdrawn",
+            SlotEvent::SlotBooked { .. } => "SlotBooked",
+            SlotEvent::BookingCancelled { .. } => "BookingCancelled",
+            SlotEvent::InterviewReminderSent { .. } => "InterviewReminderSent",
+            SlotEvent::InterviewEnded { .. } => "InterviewEnded",
+            SlotEvent::FeedbackGiven { .. } => "FeedbackGiven",
+            SlotEvent::FeedbackAccepted { .. } => "FeedbackAccepted",
+            SlotEvent::FeedbackDisputed { .. } => "FeedbackDisputed",
+            SlotEvent::NoShowReported { .. } => "NoShowReported",
+            SlotEvent::FeedbackExpired { .. } => "FeedbackExpired",
+        }
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        encode_tagged(self)
+    }
+
+    fn decode(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        decode_tagged(Self::TYPES, event_type, schema_version, data)
+    }
+}
+
+/// Where a slot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotStatus {
+    Open,
+    Withdrawn,
+    Booked,
+    AwaitingFeedback,
+    FeedbackGiven,
+    Accepted,
+    Disputed,
+    NoShow,
+    FeedbackExpired,
+}
+
+impl SlotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotStatus::Open => "open",
+            SlotStatus::Withdrawn => "withdrawn",
+            SlotStatus::Booked => "booked",
+            SlotStatus::AwaitingFeedback => "awaiting_feedback",
+            SlotStatus::FeedbackGiven => "feedback_given",
+            SlotStatus::Accepted => "accepted",
+            SlotStatus::Disputed => "disputed",
+            SlotStatus::NoShow => "no_show",
+            SlotStatus::FeedbackExpired => "feedback_expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Booking {
+    pub booker: Uuid,
+    pub interviewer: Uuid,
+    pub interviewee: Uuid,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    pub owner: Uuid,
+    pub spec: SlotSpec,
+    pub status: SlotStatus,
+    pub booking: Option<Booking>,
+    pub reminded: BTreeSet<u32>,
+    pub feedback_due: Option<i64>,
+    /// (score, text, accept_by)
+    pub feedback: Option<(u8, String, i64)>,
+}
+
+impl SlotState {
+    /// The people a command on this slot may touch: the owner and the booker, if any.
+    pub fn parties(&self) -> Vec<Uuid> {
+        let mut parties = vec![self.owner];
+        parties.extend(self.booking.map(|b| b.booker));
+        parties
+    }
+
+    fn is_party(&self, user: Uuid) -> bool {
+        self.owner == user || self.booking.is_some_and(|b| b.booker == user)
+    }
+}
+
+pub struct Slot;
+
+impl Decider for Slot {
+    type Command = SlotCommand;
+    type Event = SlotEvent;
+    type State = Option<SlotState>;
+    type Error = InterviewError;
+
+    fn initial_state() -> Self::State {
+        None
+    }
+
+    fn decide(
+        command: &SlotCommand,
+        state: &Self::State,
+    ) -> Result<Vec<SlotEvent>, InterviewError> {
+        let slot = match (command, state) {
+            (
+                SlotCommand::Publish {
+                    owner,
+                    spec,
+                    owner_free,
+                    owner_balance,
+                    at,
+                },
+                None,
+            ) => {
+                if spec.start <= *at || spec.start > *at + 365 * 24 * 3600 {
+                    return Err(InterviewError::StartNotAhead);
+                }
+                if !owner_free {
+                    return Err(InterviewError::Overlap);
+                }
+                if spec.role == Role::Interviewee && *owner_balance < INTERVIEW_COST {
+                    return Err(InterviewError::InsufficientPoints(*owner_balance));
+                }
+                return Ok(vec![SlotEvent::SlotPublished {
+                    owner: *owner,
+                    spec: spec.clone(),
+                    at: *at,
+                }]);
+            }
+            (SlotCommand::Publish { owner, spec, .. }, Some(slot)) => {
+                return if slot.owner == *owner && slot.spec == *spec {
+                    Ok(vec![])
+                } else {
+                    Err(InterviewError::AlreadyExists)
+                };
+            }
+            (_, None) => return Err(InterviewError::NotFound),
+            (_, Some(slot)) => slot,
+        };
+        use SlotStatus::*;
+        match command {
+            SlotCommand::Publish { .. } => Ok(vec![]),
+            SlotCommand::Book {
+                booker,
+                booker_free,
+                owner_free,
+                interviewee_balance,
+                at,
+            } => {
+                match slot.status {
+                    Open => {}
+                    _ if slot.booking.is_some_and(|b| b.booker == *booker) => return Ok(vec![]),
+                    Booked | AwaitingFeedback | FeedbackGiven | Accepted | Disputed | NoShow
+                    | FeedbackExpired => {
+                        return Err(InterviewError::AlreadyBooked);
+                    }
+                    Withdrawn => return Err(InterviewError::NotOpen),
+                }
+                if *booker == slot.owner {
+                    return Err(InterviewError::OwnSlot);
+                }
+                if *at >= slot.spec.start {
+                    return Err(InterviewError::StartNotAhead);
+                }
+                if !booker_free {
+                    return Err(InterviewError::Overlap);
+                }
+                if !owner_free {
+                    return Err(InterviewError::OwnerBusy);
+                }
+                if *interviewee_balance < INTERVIEW_COST {
+                    return Err(InterviewError::InsufficientPoints(*interviewee_balance));
+                }
+                let (interviewer, interviewee) = match slot.spec.role {
+                    Role::Interviewer => (slot.owner, *booker),
+                    Role::Interviewee => (*booker, slot.owner),
+                };
+                Ok(vec![SlotEvent::SlotBooked {
+                    booker: *booker,
+                    interviewer,
+                    interviewee,
+                    at: *at,
+                }])
+            }
+            SlotCommand::Cancel { by, cutoff, at } => match slot.status {
+                Open if *by == slot.owner => Ok(vec![SlotEvent::SlotWithdrawn { at: *at }]),
+                Withdrawn if *by == slot.owner => Ok(vec![]),
+                _ if !slot.is_party(*by) => Err(InterviewError::NotAParty),
+                Booked if *at <= slot.spec.start - cutoff => {
+                    Ok(vec![SlotEvent::BookingCancelled {
+                        by: *by,
+                        reopened: *by != slot.owner,
+                        at: *at,
+                    }])
+                }
+                Booked => Err(InterviewError::CutoffPassed),
+                _ => Err(InterviewError::NotCancellable),
+            },
+            SlotCommand::Remind { hours_before, at } => {
+                let due = slot.spec.start - i64::from(*hours_before) * 3600;
+                let booking = match (slot.status, slot.booking) {
+                    (Booked, Some(booking)) => booking,
+                    _ => return Ok(vec![]),
+                };
+                // already sent, booked after it was due, or too late to matter
+                if slot.reminded.contains(hours_before)
+                    || booking.at > due
+                    || *at >= slot.spec.start
+                {
+                    Ok(vec![])
+                } else if *at < due {
+                    Err(InterviewError::NotYetDue)
+                } else {
+                    Ok(vec![SlotEvent::InterviewReminderSent {
+                        hours_before: *hours_before,
+                        at: *at,
+                    }])
+                }
+            }
+            SlotCommand::End {
+                feedback_within,
+                at,
+            } => match slot.status {
+                Booked if *at >= slot.spec.end() => Ok(vec![SlotEvent::InterviewEnded {
+                    feedback_due: slot.spec.end() + feedback_within,
+                    at: *at,
+                }]),
+                Booked => Err(InterviewError::NotYetDue),
+                _ => Ok(vec![]),
+            },
+            SlotCommand::GiveFeedback {
+                by,
+                score,
+                text,
+                feedback_within,
+                accept_within,
+                at,
+            } => {
+                let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
+                if *by != booking.interviewer {
+                    return Err(InterviewError::NotInterviewer);
+                }
+                let text = text.trim();
+                if !(1..=5).contains(score) || text.is_empty() || text.chars().count() > 5000 {
+                    return Err(InterviewError::Feedback);
+                }
+                let mut events = vec![];
+                let feedback_due = match slot.status {
+                    Booked if *at >= slot.spec.end() => {
+                        let due = slot.spec.end() + feedback_within;
+                        events.push(SlotEvent::InterviewEnded {
+                            feedback_due: due,
+                            at: *at,
+                        });
+                        due
+                    }
+                    Booked => return Err(InterviewError::NotEnded),
+                    AwaitingFeedback => slot.feedback_due.unwrap_or(i64::MAX),
+                    FeedbackGiven | Accepted | Disputed => {
+                        return match &slot.feedback {
+                            Some((s, t, _)) if s == score && t == text => Ok(vec![]),
+                            _ => Err(InterviewError::FeedbackAlreadyGiven),
+                        };
+                    }
+                    _ => return Err(InterviewError::FeedbackWindowClosed),
+                };
+                if *at >= feedback_due {
+                    return Err(InterviewError::FeedbackWindowClosed);
+                }
+                events.push(SlotEvent::FeedbackGiven {
+                    score: *score,
+                    text: text.to_owned(),
+                    accept_by: at + accept_within,
+                    at: *at,
+                });
+                Ok(events)
+            }
+            SlotCommand::Accept { by, at } => {
+                answer(slot, *by)?;
+                match slot.status {
+                    FeedbackGiven => Ok(vec![SlotEvent::FeedbackAccepted {
+                        auto: false,
+                        at: *at,
+                    }]),
+                    Accepted => Ok(vec![]),
+                    _ => Err(InterviewError::NoFeedback),
+                }
+            }
+            SlotCommand::AutoAccept { at } => match (&slot.status, &slot.feedback) {
+                (FeedbackGiven, Some((_, _, accept_by))) if at >= accept_by => {
+                    Ok(vec![SlotEvent::FeedbackAccepted {
+                        auto: true,
+                        at: *at,
+                    }])
+                }
+                (FeedbackGiven, _) => Err(InterviewError::NotYetDue),
+                _ => Ok(vec![]),
+            },
+            SlotCommand::Dispute { by, reason, at } => {
+                answer(slot, *by)?;
+                let reason = reason.trim();
+                if reason.is_empty() || reason.chars().count() > 1000 {
+                    return Err(InterviewError::Reason);
+                }
+                match slot.status {
+                    FeedbackGiven => Ok(vec![SlotEvent::FeedbackDisputed {
+                        reason: reason.to_owned(),
+                        at: *at,
+                    }]),
+                    Disputed => Ok(vec![]),
+                    _ => Err(InterviewError::NoFeedback),
+                }
+            }
+            SlotCommand::ReportNoShow { by, at } => {
+                let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
+                let absent = if *by == booking.interviewer {
+                    booking.interviewee
+                } else if *by == booking.interviewee {
+                    booking.interviewer
+                } else {
+                    return Err(InterviewError::NotAParty);
+                };
+                match slot.status {
+                    NoShow => Ok(vec![]),
+                    Booked | AwaitingFeedback
+                        if *at >= slot.spec.start && *at <= slot.spec.end() + NO_SHOW_WINDOW =>
+                    {
+                        Ok(vec![SlotEvent::NoShowReported {
+                            reporter: *by,
+                            absent,
+                            at: *at,
+                        }])
+                    }
+                    _ => Err(InterviewError::NoShowWindow),
+                }
+            }
+            SlotCommand::ExpireFeedback { at } => match (slot.status, slot.feedback_due) {
+                (AwaitingFeedback, Some(due)) if *at >= due => {
+                    Ok(vec![SlotEvent::FeedbackExpired { at: *at }])
+                }
+                (AwaitingFeedback, _) => Err(InterviewError::NotYetDue),
+                _ => Ok(vec![]),
+            },
+        }
+    }
+
+    fn evolve(state: Self::State, event: &SlotEvent) -> Self::State {
+        if let SlotEvent::SlotPublished { owner, spec, .. } = event {
+            return Some(SlotState {
+                owner: *owner,
+                spec: spec.clone(),
+                status: SlotStatus::Open,
+                booking: None,
+                reminded: BTreeSet::new(),
+                feedback_due: None,
+                feedback: None,
+            });
+        }
+        let mut slot = state?;
+        match event {
+            SlotEvent::SlotPublished { .. } => {}
+            SlotEvent::SlotWithdrawn { .. } => slot.status = SlotStatus::Withdrawn,
+            SlotEvent::SlotBooked {
+                booker,
+                interviewer,
+                interviewee,
+                at,
+            } => {
+                slot.status = SlotStatus::Booked;
+                slot.booking = Some(Booking {
+                    booker: *booker,
+                    interviewer: *interviewer,
+                    interviewee: *interviewee,
+                    at: *at,
+                });
+            }
+            SlotEvent::BookingCancelled { reopened, .. } => {
+                slot.booking = None;
+                slot.reminded.clear();
+                slot.status = if *reopened {
+                    SlotStatus::Open
+                } else {
+                    SlotStatus::Withdrawn
+                };
+            }
+            SlotEvent::InterviewReminderSent { hours_before, .. } => {
+                slot.reminded.insert(*hours_before);
+            }
+            SlotEvent::InterviewEnded { feedback_due, .. } => {
+                slot.status = SlotStatus::AwaitingFeedback;
+                slot.feedback_due = Some(*feedback_due);
+            }
+            SlotEvent::FeedbackGiven {
+                score,
+                text,
+                accept_by,
+                ..
+            } => {
+                slot.status = SlotStatus::FeedbackGiven;
+                slot.feedback = Some((*score, text.clone(), *accept_by));
+            }
+            SlotEvent::FeedbackAccepted { .. } => slot.status = SlotStatus::Accepted,
+            SlotEvent::FeedbackDisputed { .. } => slot.status = SlotStatus::Disputed,
+            SlotEvent::NoShowReported { .. } => slot.status = SlotStatus::NoShow,
+            SlotEvent::FeedbackExpired { .. } => slot.status = SlotStatus::FeedbackExpired,
+        }
+        Some(slot)
+    }
+}
+
+/// Only the interviewee answers feedback.
+fn answer(slot: &SlotState, by: Uuid) -> Result<(), InterviewError> {
+    match slot.booking {
+        Some(booking) if booking.interviewee == by => Ok(()),
+        Some(_) => Err(InterviewError::NotInterviewee),
+        None => Err(InterviewError::NoFeedback),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Effects of slot events on calendars and ledgers
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Calendar(Uuid, CalendarCommand),
+    Ledger(Uuid, LedgerCommand),
+}
+
+/// What `event`, happening to `slot` (its state before the event), does to calendars and ledgers.
+pub fn effects(slot_id: Uuid, slot: Option<&SlotState>, event: &SlotEvent) -> Vec<Effect> {
+    let at = event.at();
+    let booking = slot.and_then(|s| s.booking);
+    let settle = |booking: Booking| {
+        vec![
+            Effect::Ledger(
+                booking.interviewee,
+                LedgerCommand::Capture { slot: slot_id, at },
+            ),
+            Effect::Ledger(
+                booking.interviewer,
+                LedgerCommand::Earn {
+                    slot: slot_id,
+                    amount: INTERVIEWER_REWARD,
+                    at,
+                },
+            ),
+        ]
+    };
+    let refund = |booking: Booking| {
+        vec![Effect::Ledger(
+            booking.interviewee,
+            LedgerCommand::Release { slot: slot_id, at },
+        )]
+    };
+    match (event, slot, booking) {
+        (
+            SlotEvent::SlotBooked {
+                booker,
+                interviewee,
+                ..
+            },
+            Some(slot),
+            _,
+        ) => {
+            let (start, end) = (slot.spec.start, slot.spec.end());
+            vec![
+                Effect::Calendar(
+                    slot.owner,
+                    CalendarCommand::Book {
+                        slot: slot_id,
+                        start,
+                        end,
+                        at,
+                    },
+                ),
+                Effect::Calendar(
+                    *booker,
+                    CalendarCommand::Book {
+                        slot: slot_id,
+                        start,
+                        end,
+                        at,
+                    },
+                ),
+                Effect::Ledger(
+                    *interviewee,
+                    LedgerCommand::Hold {
+                        slot: slot_id,
+                        amount: INTERVIEW_COST,
+                        at,
+                    },
+                ),
+            ]
+        }
+        (SlotEvent::BookingCancelled { .. }, Some(slot), Some(booking)) => {
+            let mut effects = vec![
+                Effect::Calendar(slot.owner, CalendarCommand::Release { slot: slot_id, at }),
+                Effect::Calendar(
+                    booking.booker,
+                    CalendarCommand::Release { slot: slot_id, at },
+                ),
+            ];
+            effects.extend(refund(booking));
+            effects
+        }
+        (
+            SlotEvent::FeedbackAccepted { .. } | SlotEvent::FeedbackDisputed { .. },
+            _,
+            Some(booking),
+        ) => settle(booking),
+        (SlotEvent::NoShowReported { absent, .. }, _, Some(booking))
+            if *absent == booking.interviewer =>
+        {
+            refund(booking)
+        }
+        (SlotEvent::NoShowReported { .. }, _, Some(booking)) => settle(booking),
+        (SlotEvent::FeedbackExpired { .. }, _, Some(booking)) => refund(booking),
+        _ => vec![],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calendar
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarCommand {
+    Book {
+        slot: Uuid,
+        start: i64,
+        end: i64,
+        at: i64,
+    },
+    Release {
+        slot: Uuid,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CalendarEvent {
+    InterviewScheduled {
+        slot: Uuid,
+        start: i64,
+        end: i64,
+        at: i64,
+    },
+    InterviewUnscheduled {
+        slot: Uuid,
+        at: i64,
+    },
+}
+
+impl CalendarEvent {
+    pub const TYPES: &'static [&'static str] = &["InterviewScheduled", "InterviewUnscheduled"];
+}
+
+impl DomainEvent for CalendarEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            CalendarEvent::InterviewScheduled { .. } => "InterviewScheduled",
+            CalendarEvent::InterviewUnscheduled { .. } => "InterviewUnscheduled",
+        }
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        encode_tagged(self)
+    }
+
+    fn decode(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        decode_tagged(Self::TYPES, event_type, schema_version, data)
+    }
+}
+
+/// A user's interviews: slot → (start, end).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalendarState {
+    pub interviews: BTreeMap<Uuid, (i64, i64)>,
+}
+
+impl CalendarState {
+    /// Whether `start..end` overlaps none of the interviews (other than `slot`'s own).
+    pub fn is_free(&self, slot: Uuid, start: i64, end: i64) -> bool {
+        self.interviews
+            .iter()
+            .all(|(other, (s, e))| *other == slot || end <= *s || start >= *e)
+    }
+}
+
+pub struct Calendar;
+
+impl Decider for Calendar {
+    type Command = CalendarCommand;
+    type Event = CalendarEvent;
+    type State = CalendarState;
+    type Error = InterviewError;
+
+    fn initial_state() -> CalendarState {
+        CalendarState::default()
+    }
+
+    fn decide(
+        command: &CalendarCommand,
+        state: &CalendarState,
+    ) -> Result<Vec<CalendarEvent>, InterviewError> {
+        match command {
+            CalendarCommand::Book { slot, .. } if state.interviews.contains_key(slot) => Ok(vec![]),
+            CalendarCommand::Book {
+                slot,
+                start,
+                end,
+                at,
+            } => {
+                if !state.is_free(*slot, *start, *end) {
+                    return Err(InterviewError::Overlap);
+                }
+                Ok(vec![CalendarEvent::InterviewScheduled {
+                    slot: *slot,
+                    start: *start,
+                    end: *end,
+                    at: *at,
+                }])
+            }
+            CalendarCommand::Release { slot, at } if state.interviews.contains_key(slot) => {
+                Ok(vec![CalendarEvent::InterviewUnscheduled {
+                    slot: *slot,
+                    at: *at,
+                }])
+            }
+            CalendarCommand::Release { .. } => Ok(vec![]),
+        }
+    }
+
+    fn evolve(mut state: CalendarState, event: &CalendarEvent) -> CalendarState {
+        match event {
+            CalendarEvent::InterviewScheduled {
+                slot, start, end, ..
+            } => {
+                state.interviews.insert(*slot, (*start, *end));
+            }
+            CalendarEvent::InterviewUnscheduled { slot, .. } => {
+                state.interviews.remove(slot);
+            }
+        }
+        state
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Ledger
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerCommand {
+    Grant {
+        amount: i64,
+        reason: String,
+        at: i64,
+    },
+    Hold {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+    Capture {
+        slot: Uuid,
+        at: i64,
+    },
+    Release {
+        slot: Uuid,
+        at: i64,
+    },
+    Earn {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+}
+
+/// Each entry moves points between "available" (the balance) and "held".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum LedgerEvent {
+    PointsGranted {
+        amount: i64,
+        reason: String,
+        at: i64,
+    },
+    PointsHeld {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+    PointsCaptured {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+    PointsReleased {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+    PointsEarned {
+        slot: Uuid,
+        amount: i64,
+        at: i64,
+    },
+}
+
+impl LedgerEvent {
+    pub const TYPES: &'static [&'static str] = &[
+        "PointsGranted",
+        "PointsHeld",
+        "PointsCaptured",
+        "PointsReleased",
+        "PointsEarned",
+    ];
+
+    /// (change of the balance, change of what is held).
+    pub fn deltas(&self) -> (i64, i64) {
+        match self {
+            LedgerEvent::PointsGranted { amount, .. }
+            | LedgerEvent::PointsEarned { amount, .. } => (*amount, 0),
+            LedgerEvent::PointsHeld { amount, .. } => (-amount, *amount),
+            LedgerEvent::PointsCaptured { amount, .. } => (0, -amount),
+            LedgerEvent::PointsReleased { amount, .. } => (*amount, -amount),
+        }
+    }
+}
+
+impl DomainEvent for LedgerEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            LedgerEvent::PointsGranted { .. } => "PointsGranted",
+            LedgerEvent::PointsHeld { .. } => "PointsHeld",
+            LedgerEvent::PointsCaptured { .. } => "PointsCaptured",
+            LedgerEvent::PointsReleased { .. } => "PointsReleased",
+            LedgerEvent::PointsEarned { .. } => "PointsEarned",
+        }
+    }
+
+    fn encode(&self) -> serde_json::Value {
+        encode_tagged(self)
+    }
+
+    fn decode(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        decode_tagged(Self::TYPES, event_type, schema_version, data)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerState {
+    /// Points available.
+    pub balance: i64,
+    /// Holds by slot.
+    pub held: BTreeMap<Uuid, i64>,
+    /// Slots the user earned from.
+    pub earned: BTreeSet<Uuid>,
+}
+
+pub struct Ledger;
+
+impl Decider for Ledger {
+    type Command = LedgerCommand;
+    type Event = LedgerEvent;
+    type State = LedgerState;
+    type Error = InterviewError;
+
+    fn initial_state() -> LedgerState {
+        LedgerState::default()
+    }
+
+    fn decide(
+        command: &LedgerCommand,
+        state: &LedgerState,
+    ) -> Result<Vec<LedgerEvent>, InterviewError> {
+        Ok(match command {
+            LedgerCommand::Grant { amount, reason, at } if *amount > 0 => {
+                vec![LedgerEvent::PointsGranted {
+                    amount: *amount,
+                    reason: reason.clone(),
+                    at: *at,
+                }]
+            }
+            LedgerCommand::Grant { .. } => vec![],
+            LedgerCommand::Hold { slot, .. } if state.held.contains_key(slot) => vec![],
+            LedgerCommand::Hold { slot, amount, at } => {
+                if state.balance < *amount {
+                    return Err(InterviewError::InsufficientPoints(state.balance));
+                }
+                vec![LedgerEvent::PointsHeld {
+                    slot: *slot,
+                    amount: *amount,
+                    at: *at,
+                }]
+            }
+            LedgerCommand::Capture { slot, at } => match state.held.get(slot) {
+                Some(amount) => vec![LedgerEvent::PointsCaptured {
+                    slot: *slot,
+                    amount: *amount,
+                    at: *at,
+                }],
+                None => vec![],
+            },
+            LedgerCommand::Release { slot, at } => match state.held.get(slot) {
+                Some(amount) => vec![LedgerEvent::PointsReleased {
+                    slot: *slot,
+                    amount: *amount,
+                    at: *at,
+                }],
+                None => vec![],
+            },
+            LedgerCommand::Earn { slot, .. } if state.earned.contains(slot) => vec![],
+            LedgerCommand::Earn { slot, amount, at } => {
+                vec![LedgerEvent::PointsEarned {
+                    slot: *slot,
+                    amount: *amount,
+                    at: *at,
+                }]
+            }
+        })
+    }
+
+    fn evolve(mut state: LedgerState, event: &LedgerEvent) -> LedgerState {
+        let (balance, _) = event.deltas();
+        state.balance += balance;
+        match event {
+            LedgerEvent::PointsHeld { slot, amount, .. } => {
+                state.held.insert(*slot, *amount);
+            }
+            LedgerEvent::PointsCaptured { slot, .. } | LedgerEvent::PointsReleased { slot, .. } => {
+                state.held.remove(slot);
+            }
+            LedgerEvent::PointsEarned { slot, .. } => {
+                state.earned.insert(*slot);
+            }
+            LedgerEvent::PointsGranted { .. } => {}
+        }
+        state
+    }
+}

@@ -1,0 +1,646 @@
+//! The interview rules as given/when/then specifications.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::testing::given;
+
+const HOUR: i64 = 3600;
+const NOW: i64 = 1_800_000_000;
+const START: i64 = NOW + 48 * HOUR;
+
+fn user(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn slot_id() -> Uuid {
+    user(77)
+}
+
+fn spec(role: Role) -> SlotSpec {
+    SlotSpec::parse(
+        role,
+        START,
+        60,
+        "https://meet.google.com/abc-defg-hij",
+        "Rust",
+        Level::Middle,
+    )
+    .unwrap()
+}
+
+fn published(role: Role) -> SlotEvent {
+    SlotEvent::SlotPublished {
+        owner: user(1),
+        spec: spec(role),
+        at: NOW,
+    }
+}
+
+fn booked() -> SlotEvent {
+    SlotEvent::SlotBooked {
+        booker: user(2),
+        interviewer: user(1),
+        interviewee: user(2),
+        at: NOW + HOUR,
+    }
+}
+
+fn book(booker: u128) -> SlotCommand {
+    SlotCommand::Book {
+        booker: user(booker),
+        booker_free: true,
+        owner_free: true,
+        interviewee_balance: 3,
+        at: NOW + HOUR,
+    }
+}
+
+fn ended() -> SlotEvent {
+    SlotEvent::InterviewEnded {
+        feedback_due: START + HOUR + 72 * HOUR,
+        at: START + HOUR,
+    }
+}
+
+fn feedback() -> SlotEvent {
+    SlotEvent::FeedbackGiven {
+        score: 4,
+        text: "Solid.".into(),
+        accept_by: START + 2 * HOUR + 72 * HOUR,
+        at: START + 2 * HOUR,
+    }
+}
+
+#[test]
+fn a_user_publishes_a_slot_in_the_future() {
+    given::<Slot>([])
+        .when(SlotCommand::Publish {
+            owner: user(1),
+            spec: spec(Role::Interviewer),
+            owner_free: true,
+            owner_balance: 0,
+            at: NOW,
+        })
+        .then([published(Role::Interviewer)]);
+}
+
+#[test]
+fn a_slot_in_the_past_or_over_another_interview_is_refused() {
+    let mut past = spec(Role::Interviewer);
+    past.start = NOW - 1;
+    given::<Slot>([])
+        .when(SlotCommand::Publish {
+            owner: user(1),
+            spec: past,
+            owner_free: true,
+            owner_balance: 0,
+            at: NOW,
+        })
+        .then_err(InterviewError::StartNotAhead);
+    given::<Slot>([])
+        .when(SlotCommand::Publish {
+            owner: user(1),
+            spec: spec(Role::Interviewer),
+            owner_free: false,
+            owner_balance: 0,
+            at: NOW,
+        })
+        .then_err(InterviewError::Overlap);
+}
+
+#[test]
+fn publishing_as_interviewee_needs_the_points_an_interview_costs() {
+    given::<Slot>([])
+        .when(SlotCommand::Publish {
+            owner: user(1),
+            spec: spec(Role::Interviewee),
+            owner_free: true,
+            owner_balance: 2,
+            at: NOW,
+        })
+        .then_err(InterviewError::InsufficientPoints(2));
+}
+
+#[test]
+fn slot_specs_are_validated() {
+    assert_eq!(
+        SlotSpec::parse(
+            Role::Interviewer,
+            START,
+            10,
+            "https://meet.jit.si/room",
+            "x",
+            Level::Junior
+        ),
+        Err(InterviewError::Duration)
+    );
+    assert!(matches!(
+        SlotSpec::parse(
+            Role::Interviewer,
+            START,
+            60,
+            "https://example.com/x",
+            "x",
+            Level::Junior
+        ),
+        Err(InterviewError::Link(_))
+    ));
+}
+
+#[test]
+fn another_user_books_an_open_slot_and_takes_the_other_role() {
+    given::<Slot>([published(Role::Interviewer)])
+        .when(book(2))
+        .then([booked()]);
+    given::<Slot>([published(Role::Interviewee)])
+        .when(book(2))
+        .then([SlotEvent::SlotBooked {
+            booker: user(2),
+            interviewer: user(2),
+            interviewee: user(1),
+            at: NOW + HOUR,
+        }]);
+}
+
+#[test]
+fn nobody_books_their_own_slot() {
+    given::<Slot>([published(Role::Interviewer)])
+        .when(book(1))
+        .then_err(InterviewError::OwnSlot);
+}
+
+#[test]
+fn a_booked_slot_cannot_be_booked_again_but_the_same_booking_is_harmless() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(book(3))
+        .then_err(InterviewError::AlreadyBooked);
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(book(2))
+        .then([]);
+}
+
+#[test]
+fn an_overlapping_interview_or_too_few_points_refuses_the_booking() {
+    let refused = |booker_free, owner_free, balance| SlotCommand::Book {
+        booker: user(2),
+        booker_free,
+        owner_free,
+        interviewee_balance: balance,
+        at: NOW + HOUR,
+    };
+    given::<Slot>([published(Role::Interviewer)])
+        .when(refused(false, true, 3))
+        .then_err(InterviewError::Overlap);
+    given::<Slot>([published(Role::Interviewer)])
+        .when(refused(true, false, 3))
+        .then_err(InterviewError::OwnerBusy);
+    given::<Slot>([published(Role::Interviewer)])
+        .when(refused(true, true, 2))
+        .then_err(InterviewError::InsufficientPoints(2));
+}
+
+#[test]
+fn before_booking_the_owner_withdraws_the_slot_for_free() {
+    given::<Slot>([published(Role::Interviewer)])
+        .when(SlotCommand::Cancel {
+            by: user(1),
+            cutoff: 2 * HOUR,
+            at: NOW,
+        })
+        .then([SlotEvent::SlotWithdrawn { at: NOW }]);
+}
+
+#[test]
+fn either_side_cancels_a_booking_until_the_cutoff_and_a_booker_cancelling_reopens_the_slot() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Cancel {
+            by: user(2),
+            cutoff: 2 * HOUR,
+            at: START - 2 * HOUR,
+        })
+        .then([SlotEvent::BookingCancelled {
+            by: user(2),
+            reopened: true,
+            at: START - 2 * HOUR,
+        }]);
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Cancel {
+            by: user(1),
+            cutoff: 2 * HOUR,
+            at: NOW + 2 * HOUR,
+        })
+        .then([SlotEvent::BookingCancelled {
+            by: user(1),
+            reopened: false,
+            at: NOW + 2 * HOUR,
+        }]);
+}
+
+#[test]
+fn after_the_cutoff_a_booking_cannot_be_cancelled() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Cancel {
+            by: user(2),
+            cutoff: 2 * HOUR,
+            at: START - HOUR,
+        })
+        .then_err(InterviewError::CutoffPassed);
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Cancel {
+            by: user(9),
+            cutoff: 2 * HOUR,
+            at: NOW + 2 * HOUR,
+        })
+        .then_err(InterviewError::NotAParty);
+}
+
+#[test]
+fn reminders_go_out_24_and_1_hours_before_the_start_once_each() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Remind {
+            hours_before: 24,
+            at: START - 24 * HOUR,
+        })
+        .then([SlotEvent::InterviewReminderSent {
+            hours_before: 24,
+            at: START - 24 * HOUR,
+        }]);
+    given::<Slot>([
+        published(Role::Interviewer),
+        booked(),
+        SlotEvent::InterviewReminderSent {
+            hours_before: 24,
+            at: START - 24 * HOUR,
+        },
+    ])
+    .when(SlotCommand::Remind {
+        hours_before: 24,
+        at: START - 23 * HOUR,
+    })
+    .then([]);
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::Remind {
+            hours_before: 1,
+            at: START - 2 * HOUR,
+        })
+        .then_err(InterviewError::NotYetDue);
+}
+
+#[test]
+fn a_booking_made_after_a_reminder_was_due_skips_that_reminder() {
+    let late = SlotEvent::SlotBooked {
+        booker: user(2),
+        interviewer: user(1),
+        interviewee: user(2),
+        at: START - 10 * HOUR,
+    };
+    given::<Slot>([published(Role::Interviewer), late])
+        .when(SlotCommand::Remind {
+            hours_before: 24,
+            at: START - 9 * HOUR,
+        })
+        .then([]);
+}
+
+#[test]
+fn after_the_end_the_interview_awaits_feedback() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::End {
+            feedback_within: 72 * HOUR,
+            at: START + HOUR,
+        })
+        .then([ended()]);
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::End {
+            feedback_within: 72 * HOUR,
+            at: START + 59 * 60,
+        })
+        .then_err(InterviewError::NotYetDue);
+}
+
+#[test]
+fn the_interviewer_gives_a_score_from_1_to_5_and_a_text() {
+    given::<Slot>([published(Role::Interviewer), booked(), ended()])
+        .when(SlotCommand::GiveFeedback {
+            by: user(1),
+            score: 4,
+            text: " Solid. ".into(),
+            feedback_within: 72 * HOUR,
+            accept_within: 72 * HOUR,
+            at: START + 2 * HOUR,
+        })
+        .then([feedback()]);
+    let bad = |by, score| SlotCommand::GiveFeedback {
+        by: user(by),
+        score,
+        text: "x".into(),
+        feedback_within: 72 * HOUR,
+        accept_within: 72 * HOUR,
+        at: START + 2 * HOUR,
+    };
+    given::<Slot>([published(Role::Interviewer), booked(), ended()])
+        .when(bad(1, 6))
+        .then_err(InterviewError::Feedback);
+    given::<Slot>([published(Role::Interviewer), booked(), ended()])
+        .when(bad(2, 3))
+        .then_err(InterviewError::NotInterviewer);
+}
+
+#[test]
+fn feedback_before_the_end_is_refused() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::GiveFeedback {
+            by: user(1),
+            score: 4,
+            text: "x".into(),
+            feedback_within: 72 * HOUR,
+            accept_within: 72 * HOUR,
+            at: START + 30 * 60,
+        })
+        .then_err(InterviewError::NotEnded);
+}
+
+#[test]
+fn the_interviewee_accepts_or_disputes_the_feedback() {
+    given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
+        .when(SlotCommand::Accept {
+            by: user(2),
+            at: START + 3 * HOUR,
+        })
+        .then([SlotEvent::FeedbackAccepted {
+            auto: false,
+            at: START + 3 * HOUR,
+        }]);
+    given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
+        .when(SlotCommand::Dispute {
+            by: user(2),
+            reason: "Too harsh".into(),
+            at: START + 3 * HOUR,
+        })
+        .then([SlotEvent::FeedbackDisputed {
+            reason: "Too harsh".into(),
+            at: START + 3 * HOUR,
+        }]);
+    given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
+        .when(SlotCommand::Accept {
+            by: user(1),
+            at: START + 3 * HOUR,
+        })
+        .then_err(InterviewError::NotInterviewee);
+}
+
+#[test]
+fn unanswered_feedback_is_accepted_automatically_once_its_time_is_over() {
+    let accept_by = START + 2 * HOUR + 72 * HOUR;
+    given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
+        .when(SlotCommand::AutoAccept { at: accept_by - 1 })
+        .then_err(InterviewError::NotYetDue);
+    given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
+        .when(SlotCommand::AutoAccept { at: accept_by })
+        .then([SlotEvent::FeedbackAccepted {
+            auto: true,
+            at: accept_by,
+        }]);
+}
+
+#[test]
+fn a_no_show_is_reported_within_24_hours_after_the_end() {
+    given::<Slot>([published(Role::Interviewer), booked()])
+        .when(SlotCommand::ReportNoShow {
+            by: user(2),
+            at: START + 2 * HOUR,
+        })
+        .then([SlotEvent::NoShowReported {
+            reporter: user(2),
+            absent: user(1),
+            at: START + 2 * HOUR,
+        }]);
+    given::<Slot>([published(Role::Interviewer), booked(), ended()])
+        .when(SlotCommand::ReportNoShow {
+            by: user(1),
+            at: START + 26 * HOUR,
+        })
+        .then_err(InterviewError::NoShowWindow);
+}
+
+#[test]
+fn missing_feedback_expires_the_interview() {
+    given::<Slot>([published(Role::Interviewer), booked(), ended()])
+        .when(SlotCommand::ExpireFeedback {
+            at: START + HOUR + 72 * HOUR,
+        })
+        .then([SlotEvent::FeedbackExpired {
+            at: START + HOUR + 72 * HOUR,
+        }]);
+}
+
+// -- effects on calendars and ledgers ---------------------------------------------------------------------------
+
+#[test]
+fn booking_schedules_both_calendars_and_holds_the_interviewees_points() {
+    let state = Slot::fold(&[published(Role::Interviewer)]);
+    let effects = effects(slot_id(), state.as_ref(), &booked());
+    assert_eq!(
+        effects,
+        [
+            Effect::Calendar(
+                user(1),
+                CalendarCommand::Book {
+                    slot: slot_id(),
+                    start: START,
+                    end: START + HOUR,
+                    at: NOW + HOUR
+                }
+            ),
+            Effect::Calendar(
+                user(2),
+                CalendarCommand::Book {
+                    slot: slot_id(),
+                    start: START,
+                    end: START + HOUR,
+                    at: NOW + HOUR
+                }
+            ),
+            Effect::Ledger(
+                user(2),
+                LedgerCommand::Hold {
+                    slot: slot_id(),
+                    amount: 3,
+                    at: NOW + HOUR
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_refunds_it() {
+    let state = Slot::fold(&[published(Role::Interviewer), booked(), ended(), feedback()]);
+    let accepted = SlotEvent::FeedbackAccepted { auto: true, at: 5 };
+    assert_eq!(
+        effects(slot_id(), state.as_ref(), &accepted),
+        [
+            Effect::Ledger(
+                user(2),
+                LedgerCommand::Capture {
+                    slot: slot_id(),
+                    at: 5
+                }
+            ),
+            Effect::Ledger(
+                user(1),
+                LedgerCommand::Earn {
+                    slot: slot_id(),
+                    amount: 1,
+                    at: 5
+                }
+            ),
+        ]
+    );
+    let state = Slot::fold(&[published(Role::Interviewer), booked()]);
+    let cancelled = SlotEvent::BookingCancelled {
+        by: user(1),
+        reopened: false,
+        at: 6,
+    };
+    assert!(
+        effects(slot_id(), state.as_ref(), &cancelled).contains(&Effect::Ledger(
+            user(2),
+            LedgerCommand::Release {
+                slot: slot_id(),
+                at: 6
+            }
+        ))
+    );
+    let interviewer_absent = SlotEvent::NoShowReported {
+        reporter: user(2),
+        absent: user(1),
+        at: 7,
+    };
+    assert_eq!(
+        effects(slot_id(), state.as_ref(), &interviewer_absent),
+        [Effect::Ledger(
+            user(2),
+            LedgerCommand::Release {
+                slot: slot_id(),
+                at: 7
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_calendar_never_holds_two_overlapping_interviews() {
+    given::<Calendar>([CalendarEvent::InterviewScheduled {
+        slot: user(5),
+        start: 100,
+        end: 200,
+        at: 1,
+    }])
+    .when(CalendarCommand::Book {
+        slot: user(6),
+        start: 150,
+        end: 250,
+        at: 2,
+    })
+    .then_err(InterviewError::Overlap);
+    given::<Calendar>([CalendarEvent::InterviewScheduled {
+        slot: user(5),
+        start: 100,
+        end: 200,
+        at: 1,
+    }])
+    .when(CalendarCommand::Book {
+        slot: user(6),
+        start: 200,
+        end: 250,
+        at: 2,
+    })
+    .then([CalendarEvent::InterviewScheduled {
+        slot: user(6),
+        start: 200,
+        end: 250,
+        at: 2,
+    }]);
+}
+
+#[test]
+fn a_hold_needs_the_points_and_never_overdraws() {
+    given::<Ledger>([LedgerEvent::PointsGranted {
+        amount: 3,
+        reason: "signup".into(),
+        at: 1,
+    }])
+    .when(LedgerCommand::Hold {
+        slot: user(5),
+        amount: 3,
+        at: 2,
+    })
+    .then([LedgerEvent::PointsHeld {
+        slot: user(5),
+        amount: 3,
+        at: 2,
+    }]);
+    given::<Ledger>([
+        LedgerEvent::PointsGranted {
+            amount: 3,
+            reason: "signup".into(),
+            at: 1,
+        },
+        LedgerEvent::PointsHeld {
+            slot: user(5),
+            amount: 3,
+            at: 2,
+        },
+    ])
+    .when(LedgerCommand::Hold {
+        slot: user(6),
+        amount: 3,
+        at: 3,
+    })
+    .then_err(InterviewError::InsufficientPoints(0));
+}
+
+#[test]
+fn the_ledgers_entries_always_sum_to_its_balance_and_holds() {
+    for seed in 0..200 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut entries: Vec<LedgerEvent> = vec![];
+        for step in 0..60 {
+            let state = Ledger::fold(&entries);
+            let slot = user(rng.random_range(1..6));
+            let command = match rng.random_range(0..5) {
+                0 => LedgerCommand::Grant {
+                    amount: rng.random_range(0..4),
+                    reason: "test".into(),
+                    at: step,
+                },
+                1 => LedgerCommand::Hold {
+                    slot,
+                    amount: INTERVIEW_COST,
+                    at: step,
+                },
+                2 => LedgerCommand::Capture { slot, at: step },
+                3 => LedgerCommand::Release { slot, at: step },
+                _ => LedgerCommand::Earn {
+                    slot,
+                    amount: INTERVIEWER_REWARD,
+                    at: step,
+                },
+            };
+            if let Ok(events) = Ledger::decide(&command, &state) {
+                entries.extend(events);
+            }
+            let state = Ledger::fold(&entries);
+            let (balance, held) = entries
+                .iter()
+                .map(LedgerEvent::deltas)
+                .fold((0, 0), |(b, h), (db, dh)| (b + db, h + dh));
+            assert_eq!(balance, state.balance, "seed {seed}");
+            assert_eq!(held, state.held.values().sum::<i64>(), "seed {seed}");
+            assert!(state.balance >= 0 && held >= 0, "seed {seed}: {state:?}");
+        }
+    }
+}
