@@ -23,6 +23,7 @@ use domain::identity::{
     Account, AccountCommand, AccountError, AccountState, Claim, ClaimCommand, Email, Role,
     Username, account_stream, check_password, email_claim_stream, username_claim_stream,
 };
+use domain::interviews::{Ledger, LedgerCommand, points_stream};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -78,6 +79,8 @@ pub struct AuthConfig {
     pub logins_per_address: NonZeroU32,
     /// Registrations allowed per client address per minute (also the burst).
     pub registrations_per_address: NonZeroU32,
+    /// Mock-interview points every new account starts with.
+    pub signup_points: i64,
     /// Password hashes computed at once (each takes about 19 MiB and a core for tens of milliseconds); further
     /// requests queue.
     pub concurrent_hashes: usize,
@@ -91,6 +94,7 @@ impl AuthConfig {
             logins_per_account: NonZeroU32::new(5).expect("non-zero"),
             logins_per_address: NonZeroU32::new(30).expect("non-zero"),
             registrations_per_address: NonZeroU32::new(10).expect("non-zero"),
+            signup_points: 0,
             concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -264,7 +268,18 @@ impl Identity {
             account_id: id,
             value: username.as_str().to_owned(),
         };
-        let streams = [account.clone(), email_claim.clone(), username_claim.clone()];
+        let points = points_stream(id);
+        let grant = LedgerCommand::Grant {
+            amount: self.config.signup_points,
+            reason: "signup".to_owned(),
+            at: now.timestamp(),
+        };
+        let streams = [
+            account.clone(),
+            email_claim.clone(),
+            username_claim.clone(),
+            points.clone(),
+        ];
         let written = self
             .executor
             .execute_across("RegisterAccount", &streams, &metadata, |loaded| {
@@ -274,10 +289,17 @@ impl Identity {
                     Claim::decide(&claim_username, &loaded.state::<Claim>(&username_claim))?;
                 let account_events = Account::decide(&register, &loaded.state::<Account>(&account))
                     .map_err(RegistrationError::Account)?;
+                // the signup grant of mock-interview points, in the same append (none by default)
+                let points_events = if loaded.version(&account) == 0 {
+                    Ledger::decide(&grant, &loaded.state::<Ledger>(&points)).unwrap_or_default()
+                } else {
+                    vec![]
+                };
                 Ok::<_, RegistrationError>(vec![
                     (account.clone(), new_events(&account_events)),
                     (email_claim.clone(), new_events(&email_events)),
                     (username_claim.clone(), new_events(&username_events)),
+                    (points.clone(), new_events(&points_events)),
                 ])
             })
             .await?;

@@ -19,6 +19,7 @@
 
 pub mod checker;
 pub mod clock;
+pub mod interviews;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
