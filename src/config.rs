@@ -289,6 +289,46 @@ pub struct Config {
     )]
     pub deadline_interval_seconds: u64,
 
+    /// Mock-interview points a new account starts with.
+    #[arg(
+        long,
+        env = "ACADEMY_SIGNUP_POINTS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(i64).range(0..=1000),
+        global = true
+    )]
+    pub signup_points: i64,
+
+    /// A booked interview can be cancelled until this many hours before its start.
+    #[arg(
+        long,
+        env = "ACADEMY_INTERVIEW_CANCEL_CUTOFF_HOURS",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(0..=720),
+        global = true
+    )]
+    pub interview_cancel_cutoff_hours: u32,
+
+    /// The interviewer gives feedback within this many hours after the end (then the interviewee is refunded).
+    #[arg(
+        long,
+        env = "ACADEMY_FEEDBACK_WINDOW_HOURS",
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u32).range(1..=720),
+        global = true
+    )]
+    pub feedback_window_hours: u32,
+
+    /// Feedback not answered within this many hours is accepted automatically.
+    #[arg(
+        long,
+        env = "ACADEMY_FEEDBACK_ACCEPT_HOURS",
+        default_value_t = 72,
+        value_parser = clap::value_parser!(u32).range(1..=720),
+        global = true
+    )]
+    pub feedback_accept_hours: u32,
+
     /// Log format.
     #[arg(
         long,
@@ -313,6 +353,16 @@ impl Config {
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
             ready_max_lag: Duration::from_secs(self.ready_max_lag_seconds),
             query_limits: api::QueryLimits::default(),
+        }
+    }
+
+    /// The mock-interview rules' times.
+    pub fn interview_policy(&self) -> domain::interviews::Policy {
+        let hours = |h: u32| i64::from(h) * 3600;
+        domain::interviews::Policy {
+            cancel_cutoff: hours(self.interview_cancel_cutoff_hours),
+            feedback_within: hours(self.feedback_window_hours),
+            accept_within: hours(self.feedback_accept_hours),
         }
     }
 
@@ -360,6 +410,7 @@ impl Config {
     pub fn auth(&self, secret: JwtSecret) -> anyhow::Result<AuthConfig> {
         let mut auth = AuthConfig::new(secret);
         auth.token_ttl = Duration::from_secs(self.token_ttl_seconds);
+        auth.signup_points = self.signup_points;
         auth.logins_per_account = NonZeroU32::new(self.logins_per_account)
             .context("ACADEMY_LOGINS_PER_ACCOUNT must be at least 1")?;
         auth.logins_per_address = NonZeroU32::new(self.logins_per_address)

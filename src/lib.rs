@@ -27,5 +27,6 @@ pub fn all_projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(projections::tracks::Tracks),
         Arc::new(projections::deadlines::Deadlines),
         Arc::new(projections::notifications::Notifications),
+        Arc::new(projections::interviews::Interviews),
     ]
 }

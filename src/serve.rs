@@ -63,6 +63,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         executor: executor.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
         clock: clock.clone(),
+        interview_policy: config.interview_policy(),
     });
     // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
     let scraper = config.carsensor_enabled.then(|| {
@@ -104,7 +105,10 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         }
     });
     let deadlines = (config.deadline_interval_seconds > 0).then(|| {
-        let worker = Arc::new(DeadlineWorker::new(executor, database.pool.clone(), clock));
+        let worker = Arc::new(
+            DeadlineWorker::new(executor, database.pool.clone(), clock)
+                .interview_policy(config.interview_policy()),
+        );
         let every = Duration::from_secs(config.deadline_interval_seconds);
         let stopping = stop_rest.subscribe();
         tokio::spawn(async move {

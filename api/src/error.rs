@@ -326,6 +326,32 @@ impl Classify for domain::tracks::DiaryError {
     }
 }
 
+impl Classify for domain::interviews::InterviewError {
+    fn code(&self) -> Code {
+        use domain::interviews::InterviewError::*;
+        match self {
+            Duration | Topic | Link(_) | StartNotAhead | Feedback | Reason => Code::Validation,
+            NotFound => Code::NotFound,
+            NotAParty | NotInterviewer | NotInterviewee | OwnSlot => Code::Forbidden,
+            AlreadyExists
+            | AlreadyBooked
+            | NotOpen
+            | Overlap
+            | OwnerBusy
+            | InsufficientPoints(_)
+            | CutoffPassed
+            | NotCancellable
+            | NotEnded
+            | FeedbackAlreadyGiven
+            | FeedbackWindowClosed
+            | NoFeedback
+            | NoShowWindow
+            | NotYetDue
+            | Changed => Code::Conflict,
+        }
+    }
+}
+
 impl Classify for domain::inbox::InboxError {
     fn code(&self) -> Code {
         Code::Validation

@@ -1,11 +1,13 @@
 //! `deadlines`: what the deadline worker has to do: assignments still open with their deadline and 80 % mark,
-//! and who has neither submitted nor been reminded yet.
+//! and who has neither submitted nor been reminded yet; and each booked interview's timers (reminders 24 h and
+//! 1 h before, the end, the feedback windows).
 //!
 //! Rebuilding it changes nothing the worker acts on: a reminder sent or an assignment closed is in the log, so
 //! it is gone from here after a replay too.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::interviews::{REMINDER_HOURS, SlotEvent};
 use domain::tracks::{TrackEvent, reminder_time};
 use eventlog::RecordedEvent;
 use sqlx::{PgConnection, PgPool};
@@ -25,7 +27,7 @@ impl Projection for Deadlines {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn event_types(&self) -> Option<Vec<String>> {
@@ -40,7 +42,8 @@ impl Projection for Deadlines {
             "AssignmentUnlocked",
         ];
         debug_assert!(types.iter().all(|t| TrackEvent::TYPES.contains(t)));
-        Some(types.map(str::to_owned).to_vec())
+        let types = types.iter().chain(SlotEvent::TYPES);
+        Some(types.map(|t| (*t).to_owned()).collect())
     }
 
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -68,7 +71,21 @@ impl Projection for Deadlines {
                  assignment integer not null,
                  user_id    uuid not null,
                  primary key (track_id, assignment, user_id)
-             );",
+             );
+             -- published slots' times, for their timers
+             create table slots (
+                 slot_id   uuid primary key,
+                 starts_at bigint not null,
+                 ends_at   bigint not null
+             );
+             -- what is due on a booked interview: remind_24, remind_1, end, expire_feedback, auto_accept
+             create table interview_due (
+                 slot_id uuid not null,
+                 kind    text not null,
+                 due_at  timestamptz not null,
+                 primary key (slot_id, kind)
+             );
+             create index interview_due_at on interview_due (due_at);",
         )
         .execute(&mut *conn)
         .await?;
@@ -81,8 +98,13 @@ impl Projection for Deadlines {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for recorded in events {
-            let track = stream_uuid(&recorded.stream_id, "track-")?;
-            apply_one(conn, track, recorded.decode::<TrackEvent>()?).await?;
+            if recorded.stream_category == "slot" {
+                let slot = stream_uuid(&recorded.stream_id, "slot-")?;
+                apply_slot(conn, slot, recorded.decode::<SlotEvent>()?).await?;
+            } else {
+                let track = stream_uuid(&recorded.stream_id, "track-")?;
+                apply_one(conn, track, recorded.decode::<TrackEvent>()?).await?;
+            }
         }
         Ok(())
     }
@@ -215,6 +237,111 @@ async fn apply_one(
         _ => {}
     }
     Ok(())
+}
+
+async fn apply_slot(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    event: SlotEvent,
+) -> Result<(), ProjectionError> {
+    let due = |kind: &'static str, at: i64| (kind, at);
+    let (clear, add): (&[&str], Vec<(&str, i64)>) = match event {
+        SlotEvent::SlotPublished { spec, .. } => {
+            sqlx::query("insert into slots (slot_id, starts_at, ends_at) values ($1, $2, $3)")
+                .bind(slot)
+                .bind(spec.start)
+                .bind(spec.end())
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
+        SlotEvent::SlotBooked { at, .. } => {
+            let (start, end): (i64, i64) =
+                sqlx::query_as("select starts_at, ends_at from slots where slot_id = $1")
+                    .bind(slot)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            // a reminder whose time had passed at the booking is not sent (the decider skips it too)
+            let mut add: Vec<(&str, i64)> = REMINDER_HOURS
+                .iter()
+                .map(|h| {
+                    (
+                        if *h == 24 { "remind_24" } else { "remind_1" },
+                        start - i64::from(*h) * 3600,
+                    )
+                })
+                .filter(|(_, due)| *due >= at)
+                .collect();
+            add.push(due("end", end));
+            (&[], add)
+        }
+        SlotEvent::InterviewReminderSent { hours_before, .. } => (
+            if hours_before == 24 {
+                &["remind_24"]
+            } else {
+                &["remind_1"]
+            },
+            vec![],
+        ),
+        SlotEvent::InterviewEnded { feedback_due, .. } => (
+            &["remind_24", "remind_1", "end"],
+            vec![due("expire_feedback", feedback_due)],
+        ),
+        SlotEvent::FeedbackGiven { accept_by, .. } => {
+            (&["expire_feedback"], vec![due("auto_accept", accept_by)])
+        }
+        SlotEvent::SlotWithdrawn { .. }
+        | SlotEvent::BookingCancelled { .. }
+        | SlotEvent::FeedbackAccepted { .. }
+        | SlotEvent::FeedbackDisputed { .. }
+        | SlotEvent::NoShowReported { .. }
+        | SlotEvent::FeedbackExpired { .. } => (
+            &[
+                "remind_24",
+                "remind_1",
+                "end",
+                "expire_feedback",
+                "auto_accept",
+            ],
+            vec![],
+        ),
+    };
+    sqlx::query("delete from interview_due where slot_id = $1 and kind = any($2)")
+        .bind(slot)
+        .bind(clear)
+        .execute(&mut *conn)
+        .await?;
+    for (kind, at) in add {
+        sqlx::query("insert into interview_due (slot_id, kind, due_at) values ($1, $2, $3)")
+            .bind(slot)
+            .bind(kind)
+            .bind(seconds(at)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Interview timers that are due: `(slot, kind)`, in that order, after `after`.
+#[tracing::instrument(skip_all)]
+pub async fn due_interview_timers(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    after: Option<(Uuid, String)>,
+    limit: i64,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    let (slot, kind) = after.unzip();
+    sqlx::query_as(
+        "select slot_id, kind from deadlines.interview_due
+          where due_at <= $1 and ($2::uuid is null or (slot_id, kind) > ($2, $3::text))
+          order by slot_id, kind limit $4",
+    )
+    .bind(now)
+    .bind(slot)
+    .bind(kind)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Open assignments whose deadline has come, `(track, assignment)`, in that order, after `after`.

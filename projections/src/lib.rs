@@ -11,11 +11,12 @@
 //! - [`Projections`] runs a set of runners and answers [`Projections::wait_for`], the read-your-writes wait.
 //! - [`status`] reports every projection's state for operators.
 //! - Read models: [`log_stats`], [`accounts`], [`trainer`], [`cars`], [`tracks`], [`deadlines`] (what the
-//!   deadline worker has to do), [`notifications`].
+//!   deadline worker has to do), [`notifications`], [`interviews`].
 
 pub mod accounts;
 pub mod cars;
 pub mod deadlines;
+pub mod interviews;
 mod lease;
 pub mod log_stats;
 pub mod notifications;

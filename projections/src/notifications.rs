@@ -2,12 +2,14 @@
 //! it. A notification's id comes from the event and the user (stable across rebuilds), so marks of "read" in
 //! users' inboxes still apply after a replay.
 //!
-//! Kinds so far: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
-//! `review_received`, `assignment_unlocked`.
+//! Kinds: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
+//! `review_received`, `assignment_unlocked` (cohort tracks); `slot_booked`, `booking_cancelled`,
+//! `interview_reminder`, `feedback_received`, `point_earned`, `no_show_reported` (mock interviews).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::inbox::InboxEvent;
+use domain::interviews::SlotEvent;
 use domain::tracks::TrackEvent;
 use eventlog::RecordedEvent;
 use serde::Serialize;
@@ -54,11 +56,14 @@ impl Projection for Notifications {
     }
 
     fn version(&self) -> i32 {
-        1
+        2
     }
 
     fn event_types(&self) -> Option<Vec<String>> {
-        let types = TRACK_TYPES.iter().chain(InboxEvent::TYPES);
+        let types = TRACK_TYPES
+            .iter()
+            .chain(InboxEvent::TYPES)
+            .chain(SlotEvent::TYPES);
         Some(types.map(|t| (*t).to_owned()).collect())
     }
 
@@ -77,11 +82,21 @@ impl Projection for Notifications {
                  user_id  uuid not null,
                  primary key (track_id, user_id)
              );
+             -- what notifications about an interview need to say
+             create table slots (
+                 id          uuid primary key,
+                 topic       text not null,
+                 starts_at   bigint not null,
+                 owner       uuid not null,
+                 booker      uuid,
+                 interviewer uuid
+             );
              create table notifications (
                  id         uuid primary key,
                  user_id    uuid not null,
                  kind       text not null,
                  track_id   uuid,
+                 slot_id    uuid,
                  -- 0-based assignment index, when about one
                  assignment integer,
                  title      text not null,
@@ -107,6 +122,7 @@ impl Projection for Notifications {
         for recorded in events {
             match recorded.stream_category.as_str() {
                 "track" => apply_track(conn, recorded).await?,
+                "slot" => apply_slot(conn, recorded).await?,
                 "inbox" => {
                     let user = stream_uuid(&recorded.stream_id, "inbox-")?;
                     let InboxEvent::NotificationsRead { ids, at } = recorded.decode()?;
@@ -350,6 +366,129 @@ async fn apply_track(
     Ok(())
 }
 
+/// One notification: to whom, of which kind, with what title and body.
+type SlotNotice = (Vec<Uuid>, &'static str, String, String);
+
+async fn apply_slot(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let slot = stream_uuid(&recorded.stream_id, "slot-")?;
+    let event = recorded.decode::<SlotEvent>()?;
+    if let SlotEvent::SlotPublished { owner, spec, .. } = &event {
+        sqlx::query("insert into slots (id, topic, starts_at, owner) values ($1, $2, $3, $4)")
+            .bind(slot)
+            .bind(&spec.topic)
+            .bind(spec.start)
+            .bind(owner)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
+    let (topic, start, owner, booker, interviewer): (
+        String,
+        i64,
+        Uuid,
+        Option<Uuid>,
+        Option<Uuid>,
+    ) = sqlx::query_as(
+        "select topic, starts_at, owner, booker, interviewer from slots where id = $1",
+    )
+    .bind(slot)
+    .fetch_one(&mut *conn)
+    .await?;
+    let what = format!("«{topic}» interview on {}", when(start));
+    let parties: Vec<Uuid> = std::iter::once(owner).chain(booker).collect();
+    let interviewee = parties.iter().copied().find(|p| Some(*p) != interviewer);
+    let notices: Vec<SlotNotice> = match &event {
+        SlotEvent::SlotBooked {
+            booker,
+            interviewer,
+            ..
+        } => {
+            sqlx::query("update slots set booker = $2, interviewer = $3 where id = $1")
+                .bind(slot)
+                .bind(booker)
+                .bind(interviewer)
+                .execute(&mut *conn)
+                .await?;
+            vec![(
+                vec![owner],
+                "slot_booked",
+                "Your slot was booked".to_owned(),
+                format!("Someone booked your {what}."),
+            )]
+        }
+        SlotEvent::BookingCancelled { by, .. } => {
+            sqlx::query("update slots set booker = null, interviewer = null where id = $1")
+                .bind(slot)
+                .execute(&mut *conn)
+                .await?;
+            let others = parties.iter().copied().filter(|p| p != by).collect();
+            vec![(
+                others,
+                "booking_cancelled",
+                "An interview was cancelled".to_owned(),
+                format!("The {what} was cancelled by the other side."),
+            )]
+        }
+        SlotEvent::InterviewReminderSent { hours_before, .. } => vec![(
+            parties.clone(),
+            "interview_reminder",
+            format!("Interview in {hours_before} h"),
+            format!(
+                "Your {what} starts in {hours_before} hour{}.",
+                if *hours_before == 1 { "" } else { "s" }
+            ),
+        )],
+        SlotEvent::FeedbackGiven { score, .. } => vec![(
+            interviewee.into_iter().collect(),
+            "feedback_received",
+            "Feedback on your interview".to_owned(),
+            format!("Your interviewer scored the {what} {score}/5. Accept it or dispute it."),
+        )],
+        SlotEvent::FeedbackAccepted { auto, .. } => vec![(
+            interviewer.into_iter().collect(),
+            "point_earned",
+            "You earned a point".to_owned(),
+            format!(
+                "Your feedback on the {what} was {}; you earned 1 point.",
+                if *auto {
+                    "accepted automatically"
+                } else {
+                    "accepted"
+                }
+            ),
+        )],
+        SlotEvent::NoShowReported { absent, .. } => vec![(
+            vec![*absent],
+            "no_show_reported",
+            "Reported as absent".to_owned(),
+            format!("The other side reported that you did not show up to the {what}."),
+        )],
+        _ => vec![],
+    };
+    for (users, kind, title, body) in notices {
+        for user in users {
+            sqlx::query(
+                "insert into notifications (id, user_id, kind, slot_id, title, body, created_at, position)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(notification_id(recorded.event_id, user))
+            .bind(user)
+            .bind(kind)
+            .bind(slot)
+            .bind(&title)
+            .bind(&body)
+            .bind(seconds(event.at())?)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn members(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar("select user_id from members where track_id = $1 order by user_id")
         .bind(track)
@@ -374,6 +513,7 @@ pub struct NotificationRow {
     pub user_id: Uuid,
     pub kind: String,
     pub track_id: Option<Uuid>,
+    pub slot_id: Option<Uuid>,
     pub assignment: Option<i32>,
     pub title: String,
     pub body: String,
@@ -382,7 +522,7 @@ pub struct NotificationRow {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "n.id, n.user_id, n.kind, n.track_id, n.assignment, n.title, n.body, n.created_at, n.position, n.read_at";
+const COLUMNS: &str = "n.id, n.user_id, n.kind, n.track_id, n.slot_id, n.assignment, n.title, n.body, n.created_at, n.position, n.read_at";
 
 /// `user`'s notifications, newest first, after the cursor `(position, id)` of the last one seen.
 #[tracing::instrument(skip_all)]

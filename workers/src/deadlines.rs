@@ -1,5 +1,7 @@
 //! The deadline worker: at 80 % of an assignment's time it reminds each participant who has not submitted, and
-//! at the deadline it closes the assignment (which allocates the reviews and opens the next one).
+//! at the deadline it closes the assignment (which allocates the reviews and opens the next one). For mock
+//! interviews it sends the reminders 24 h and 1 h before the start, moves an interview to "awaiting feedback" at
+//! its end, accepts feedback nobody answered in time, and refunds the interviewee when no feedback came.
 //!
 //! It reads what is due from the `deadlines` read model and issues commands through the executor like any other
 //! client, with the time from its [`Clock`]. Each command has an id derived from what it is about (the reminder
@@ -12,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use commands::interviews::execute_slot;
 use commands::{Clock, CommandError, CommandExecutor, Metadata, Source};
+use domain::interviews::{InterviewError, Policy, Slot, SlotCommand, slot_stream};
 use domain::tracks::{Track, TrackCommand, TrackError, track_stream};
 use projections::deadlines;
 use sqlx::PgPool;
@@ -34,6 +38,8 @@ pub const ACTIONS_TOTAL: &str = "academy_worker_actions_total";
 pub struct Pass {
     pub reminders_sent: usize,
     pub assignments_closed: usize,
+    /// Interview reminders, ends, automatic acceptances and expired feedback windows.
+    pub interview_actions: usize,
     /// Commands that wrote nothing (already done, or no longer due).
     pub skipped: usize,
     pub failed: usize,
@@ -43,6 +49,7 @@ pub struct DeadlineWorker {
     executor: CommandExecutor,
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    interviews: Policy,
     /// One pass at a time, even if the schedule fires again during a long pass.
     running: tokio::sync::Mutex<()>,
 }
@@ -53,8 +60,15 @@ impl DeadlineWorker {
             executor,
             pool,
             clock,
+            interviews: Policy::default(),
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The interview rules' times (feedback windows) the worker applies.
+    pub fn interview_policy(mut self, policy: Policy) -> Self {
+        self.interviews = policy;
+        self
     }
 
     /// One pass over what is due now: reminders first, then closes (so a participant reminded in the same pass
@@ -112,6 +126,40 @@ impl DeadlineWorker {
                 break;
             }
         }
+        let mut after = None;
+        loop {
+            let timers = deadlines::due_interview_timers(&self.pool, now, after.clone(), PAGE)
+                .await
+                .context("reading due interview timers")?;
+            after = timers.last().cloned();
+            for (slot, kind) in &timers {
+                let command = match kind.as_str() {
+                    "remind_24" => SlotCommand::Remind {
+                        hours_before: 24,
+                        at,
+                    },
+                    "remind_1" => SlotCommand::Remind {
+                        hours_before: 1,
+                        at,
+                    },
+                    "end" => SlotCommand::End {
+                        feedback_within: self.interviews.feedback_within,
+                        at,
+                    },
+                    "auto_accept" => SlotCommand::AutoAccept { at },
+                    "expire_feedback" => SlotCommand::ExpireFeedback { at },
+                    other => {
+                        tracing::error!(%slot, kind = other, "unknown interview timer");
+                        continue;
+                    }
+                };
+                let outcome = self.run_slot(*slot, kind, command).await;
+                pass.count(outcome, "interview", |p| &mut p.interview_actions);
+            }
+            if (timers.len() as i64) < PAGE {
+                break;
+            }
+        }
         if pass != Pass::default() {
             tracing::info!(?pass, "deadline pass");
         }
@@ -133,6 +181,44 @@ impl DeadlineWorker {
             Err(CommandError::Rejected(TrackError::NotYetDue)) => Outcome::Skipped,
             Err(error) => {
                 tracing::error!(%track, ?command, %error, "deadline worker command failed");
+                Outcome::Failed
+            }
+        }
+    }
+
+    async fn run_slot(&self, slot: Uuid, kind: &str, command: SlotCommand) -> Outcome {
+        // a booking cancelled by the booker reopens the slot: timers of a later booking are other commands
+        let (parties, booked_at) = match self.executor.load::<Slot>(&slot_stream(slot)).await {
+            Ok((Some(state), _)) => (state.parties(), state.booking.map_or(0, |b| b.at)),
+            Ok((None, _)) => return Outcome::Skipped,
+            Err(error) => {
+                tracing::error!(%slot, %error, "deadline worker could not read a slot");
+                return Outcome::Failed;
+            }
+        };
+        let metadata = Metadata::new(Source::Worker)
+            .actor("deadline-worker", "worker")
+            .command_id(command_id(&[
+                "interview",
+                &slot.to_string(),
+                &booked_at.to_string(),
+                kind,
+            ]));
+        let outcome = execute_slot(
+            &self.executor,
+            "SlotTimer",
+            slot,
+            &parties,
+            &metadata,
+            |_| Ok(command.clone()),
+        )
+        .await;
+        match outcome {
+            Ok(done) if !done.events.is_empty() => Outcome::Done,
+            Ok(_) => Outcome::Skipped,
+            Err(CommandError::Rejected(InterviewError::NotYetDue)) => Outcome::Skipped,
+            Err(error) => {
+                tracing::error!(%slot, kind, %error, "deadline worker command failed");
                 Outcome::Failed
             }
         }

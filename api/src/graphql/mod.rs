@@ -14,6 +14,7 @@
 
 mod accounts;
 pub(crate) mod cars;
+mod interviews;
 mod notifications;
 mod operations;
 mod tracks;
@@ -50,6 +51,7 @@ use commands::{Clock, CommandExecutor};
 
 pub use accounts::{AccountsMutation, AccountsQuery};
 pub use cars::CarsQuery;
+pub use interviews::{InterviewsMutation, InterviewsQuery};
 pub use notifications::{NotificationsMutation, NotificationsQuery, NotificationsSubscription};
 pub use operations::{OperationsQuery, OperationsSubscription};
 pub use tracks::{TracksMutation, TracksQuery};
@@ -64,6 +66,7 @@ pub struct Query(
     TracksQuery,
     NotificationsQuery,
     CarsQuery,
+    InterviewsQuery,
     OperationsQuery,
 );
 
@@ -73,6 +76,7 @@ pub struct Mutation(
     TrainerMutation,
     TracksMutation,
     NotificationsMutation,
+    InterviewsMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -112,6 +116,8 @@ pub struct Services {
     pub read_timeout: Duration,
     /// The time commands are issued at (a manual clock in tests; token lifetimes use the real time).
     pub clock: Arc<dyn Clock>,
+    /// The times of the mock-interview rules (cancellation cut-off, feedback windows).
+    pub interview_policy: domain::interviews::Policy,
 }
 
 /// Per-request facts besides the viewer.

@@ -40,6 +40,17 @@ const NOT_ADMIN: &[(&str, &str, Access)] = &[
     ("Query", "unreadNotificationCount", Access::SignedIn),
     ("Mutation", "markNotificationsRead", Access::SignedIn),
     ("Subscription", "notifications", Access::SignedIn),
+    ("Query", "board", Access::SignedIn),
+    ("Query", "mySlots", Access::SignedIn),
+    ("Query", "slot", Access::SignedIn),
+    ("Query", "myPoints", Access::SignedIn),
+    ("Mutation", "publishSlot", Access::SignedIn),
+    ("Mutation", "bookSlot", Access::SignedIn),
+    ("Mutation", "cancelSlot", Access::SignedIn),
+    ("Mutation", "giveFeedback", Access::SignedIn),
+    ("Mutation", "acceptFeedback", Access::SignedIn),
+    ("Mutation", "disputeFeedback", Access::SignedIn),
+    ("Mutation", "reportNoShow", Access::SignedIn),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

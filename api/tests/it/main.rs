@@ -3,6 +3,7 @@
 mod authorization;
 mod cars;
 mod identity;
+mod interviews;
 mod operations;
 mod subscriptions;
 mod tracks;
@@ -85,6 +86,7 @@ impl TestApp {
                     Arc::new(projections::tracks::Tracks),
                     Arc::new(projections::deadlines::Deadlines),
                     Arc::new(projections::notifications::Notifications),
+                    Arc::new(projections::interviews::Interviews),
                 ],
                 runner,
             )
@@ -99,6 +101,7 @@ impl TestApp {
             executor,
             read_timeout: Duration::from_secs(10),
             clock: setup.clock.clone(),
+            interview_policy: domain::interviews::Policy::default(),
         });
         let state = AppState::new(services, setup.http);
         let (stop, stopping) = watch::channel(false);
@@ -228,6 +231,12 @@ impl TestApp {
             self.login("root", "root password 123").await,
         )
     }
+}
+
+/// The data of a successful GraphQL response.
+pub fn data(body: Value) -> Value {
+    assert!(body["errors"].is_null(), "unexpected errors: {body}");
+    body["data"].clone()
 }
 
 /// The `extensions.code` of the first error of a GraphQL body.

@@ -14,19 +14,13 @@ use uuid::Uuid;
 use workers::deadlines::DeadlineWorker;
 
 use crate::subscriptions::{Socket, connect, receive, send};
-use crate::{Setup, TestApp, code};
+use crate::{Setup, TestApp, code, data};
 
 const HOUR: i64 = 3600;
 const T0: i64 = 1_800_000_000;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap()
-}
-
-/// The data of a successful GraphQL response.
-fn data(body: Value) -> Value {
-    assert!(body["errors"].is_null(), "unexpected errors: {body}");
-    body["data"].clone()
 }
 
 const CREATE: &str =

@@ -41,6 +41,27 @@ pub const NO_SHOW_WINDOW: i64 = 24 * 3600;
 /// Reminders go out this many hours before the start.
 pub const REMINDER_HOURS: [u32; 2] = [24, 1];
 
+/// The configurable times of the interview rules, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// A booking can be cancelled until this long before the start.
+    pub cancel_cutoff: i64,
+    /// The interviewer has this long after the end to give feedback; then the hold is refunded.
+    pub feedback_within: i64,
+    /// The interviewee has this long to answer feedback; then it is accepted for them.
+    pub accept_within: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            cancel_cutoff: 2 * 3600,
+            feedback_within: 72 * 3600,
+            accept_within: 72 * 3600,
+        }
+    }
+}
+
 pub fn slot_stream(id: Uuid) -> StreamId {
     StreamId::new("slot", id).expect("'slot' is a valid category")
 }

@@ -1,0 +1,510 @@
+//! Mock interviews through GraphQL with a manual clock and the deadline worker's passes: the board, race-free
+//! booking, the points escrow, feedback and its automatic acceptance, notifications, and rebuilt read models.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use commands::ManualClock;
+use serde_json::{Value, json};
+use workers::deadlines::DeadlineWorker;
+
+use crate::{Setup, TestApp, code, data};
+
+const HOUR: i64 = 3600;
+const NOW: i64 = 1_800_000_000;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+const PUBLISH: &str =
+    "mutation($input: PublishSlotInput!) { publishSlot(input: $input) { slotId position } }";
+const BOOK: &str = "mutation($s: UUID!) { bookSlot(slotId: $s) { position } }";
+const POINTS: &str =
+    "query($p: Int) { myPoints(minPosition: $p) { balance held earned history { kind amount } } }";
+
+fn slot_input(role: &str, start: i64, topic: &str) -> Value {
+    json!({ "input": {
+        "role": role,
+        "start": at(start).to_rfc3339(),
+        "minutes": 60,
+        "meetingLink": "https://meet.google.com/abc-defg-hij",
+        "topic": topic,
+        "level": "MIDDLE"
+    } })
+}
+
+/// An app whose new accounts start with `points` and whose clock the test moves.
+async fn app(points: i64) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(at(NOW)));
+    let mut setup = Setup {
+        clock: clock.clone(),
+        ..Setup::default()
+    };
+    setup.auth.signup_points = points;
+    (TestApp::with(setup).await, clock)
+}
+
+async fn publish(app: &TestApp, token: &str, role: &str, start: i64, topic: &str) -> (String, i64) {
+    let published = data(
+        app.gql(PUBLISH, slot_input(role, start, topic), Some(token))
+            .await,
+    );
+    (
+        published["publishSlot"]["slotId"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        published["publishSlot"]["position"].as_i64().unwrap(),
+    )
+}
+
+/// One pass of the deadline worker, once the read models have everything.
+async fn worker_pass(app: &TestApp, clock: &Arc<ManualClock>) -> workers::deadlines::Pass {
+    let services = &app.state.services;
+    let head = services.projections.head().await.unwrap();
+    services
+        .projections
+        .wait_for(head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    DeadlineWorker::new(
+        services.executor.clone(),
+        services.pool.clone(),
+        clock.clone(),
+    )
+    .pass()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_interview_goes_from_the_board_to_a_paid_point() {
+    let (app, clock) = app(3).await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let start = NOW + 48 * HOUR;
+
+    // a bad meeting link is a clear validation error
+    let mut bad = slot_input("INTERVIEWER", start, "rust");
+    bad["input"]["meetingLink"] = json!("https://example.com/room");
+    let refused = app.gql(PUBLISH, bad, Some(&ann)).await;
+    assert_eq!(code(&refused), "VALIDATION");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Google Meet")
+    );
+
+    let (slot, published) = publish(&app, &ann, "INTERVIEWER", start, "Rust").await;
+    // the board shows it to bob (who wants to be interviewed), not to ann, and hides the link
+    let board = "query($p: Int, $r: InterviewRole) { board(roleWanted: $r, minPosition: $p) { edges { node { id topic meetingLink ownerRole } } } }";
+    let seen = data(
+        app.gql(
+            board,
+            json!({ "p": published, "r": "INTERVIEWEE" }),
+            Some(&bob),
+        )
+        .await,
+    );
+    assert_eq!(seen["board"]["edges"][0]["node"]["id"], slot);
+    assert_eq!(
+        seen["board"]["edges"][0]["node"]["meetingLink"],
+        Value::Null
+    );
+    let other_role = data(
+        app.gql(
+            board,
+            json!({ "p": published, "r": "INTERVIEWER" }),
+            Some(&bob),
+        )
+        .await,
+    );
+    assert_eq!(other_role["board"]["edges"], json!([]));
+    let own = data(app.gql(board, json!({ "p": published }), Some(&ann)).await);
+    assert_eq!(own["board"]["edges"], json!([]));
+
+    // ann cannot book her own slot; bob books it and 3 of his points are held
+    assert_eq!(
+        code(&app.gql(BOOK, json!({ "s": slot }), Some(&ann)).await),
+        "FORBIDDEN"
+    );
+    let booked = data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+    let position = booked["bookSlot"]["position"].as_i64().unwrap();
+    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(
+        (
+            points["myPoints"]["balance"].as_i64(),
+            points["myPoints"]["held"].as_i64()
+        ),
+        (Some(0), Some(3))
+    );
+    let mine = data(
+        app.gql(
+            "query($p: Int) { mySlots(minPosition: $p) { status myRole meetingLink } }",
+            json!({ "p": position }),
+            Some(&bob),
+        )
+        .await,
+    );
+    assert_eq!(mine["mySlots"][0]["status"], "booked");
+    assert_eq!(mine["mySlots"][0]["myRole"], "INTERVIEWEE");
+    assert_eq!(
+        mine["mySlots"][0]["meetingLink"],
+        "https://meet.google.com/abc-defg-hij"
+    );
+
+    // reminders 24 h and 1 h before, once each; then the end moves it to awaiting feedback
+    clock.set(at(start - 24 * HOUR));
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 0);
+    clock.set(at(start - HOUR));
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
+    let feedback = "mutation($s: UUID!) { giveFeedback(slotId: $s, score: 4, text: \"Clear thinking.\") { position } }";
+    assert_eq!(
+        code(&app.gql(feedback, json!({ "s": slot }), Some(&ann)).await),
+        "CONFLICT",
+        "not ended yet"
+    );
+    clock.set(at(start + HOUR));
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
+
+    // the interviewer's feedback, bob's acceptance: his points are paid, ann earns one
+    assert_eq!(
+        code(&app.gql(feedback, json!({ "s": slot }), Some(&bob)).await),
+        "FORBIDDEN"
+    );
+    data(app.gql(feedback, json!({ "s": slot }), Some(&ann)).await);
+    let accepted = data(
+        app.gql(
+            "mutation($s: UUID!) { acceptFeedback(slotId: $s) { position } }",
+            json!({ "s": slot }),
+            Some(&bob),
+        )
+        .await,
+    );
+    let position = accepted["acceptFeedback"]["position"].as_i64().unwrap();
+    let bob_points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(bob_points["myPoints"]["balance"], 0);
+    assert_eq!(bob_points["myPoints"]["held"], 0);
+    let kinds: Vec<&str> = bob_points["myPoints"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["captured", "held", "granted"]);
+    let ann_points = data(app.gql(POINTS, json!({ "p": position }), Some(&ann)).await);
+    assert_eq!(
+        (
+            ann_points["myPoints"]["balance"].as_i64(),
+            ann_points["myPoints"]["earned"].as_i64()
+        ),
+        (Some(4), Some(1))
+    );
+
+    // notifications on both sides
+    let list = "query($p: Int) { notifications(minPosition: $p) { edges { node { kind } } } }";
+    let kinds = |body: &Value| -> Vec<String> {
+        body["notifications"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ann_seen = data(app.gql(list, json!({ "p": position }), Some(&ann)).await);
+    assert_eq!(
+        kinds(&ann_seen),
+        [
+            "point_earned",
+            "interview_reminder",
+            "interview_reminder",
+            "slot_booked"
+        ]
+    );
+    let bob_seen = data(app.gql(list, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(
+        kinds(&bob_seen),
+        [
+            "feedback_received",
+            "interview_reminder",
+            "interview_reminder"
+        ]
+    );
+
+    // rebuilding the interview read models gives the same rows
+    for name in ["interviews", "deadlines", "notifications"] {
+        let before = snapshot(&app, name).await;
+        let projection = app
+            .state
+            .services
+            .projections
+            .projections()
+            .into_iter()
+            .find(|p| p.name() == name)
+            .unwrap();
+        let log = eventlog::EventLog::new(app.state.services.pool.clone());
+        projections::rebuild(log, projection, projections::RunnerConfig::default())
+            .await
+            .unwrap();
+        assert_eq!(snapshot(&app, name).await, before, "{name} rebuilt differs");
+    }
+}
+
+/// Every row of every table in `schema`, as JSON, in a stable order.
+async fn snapshot(app: &TestApp, schema: &str) -> Vec<(String, Vec<Value>)> {
+    let pool = &app.state.services.pool;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables where table_schema = $1 order by 1",
+    )
+    .bind(schema)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut rows = vec![];
+    for table in tables {
+        let sql = format!("select to_jsonb(t) from {schema}.{table} t order by t::text");
+        let values: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        rows.push((table, values));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn unanswered_feedback_is_accepted_for_the_interviewee_and_a_missing_one_refunds_them() {
+    let (app, clock) = app(6).await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let start = NOW + 10 * HOUR;
+    let (answered, _) = publish(&app, &ann, "INTERVIEWER", start, "sql").await;
+    let (silent, _) = publish(&app, &ann, "INTERVIEWER", start + 2 * HOUR, "sql").await;
+    for slot in [&answered, &silent] {
+        data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+    }
+    clock.set(at(start + 4 * HOUR));
+    worker_pass(&app, &clock).await;
+    let feedback =
+        "mutation($s: UUID!) { giveFeedback(slotId: $s, score: 5, text: \"Great.\") { position } }";
+    data(
+        app.gql(feedback, json!({ "s": answered }), Some(&ann))
+            .await,
+    );
+    // 72 h later: the feedback nobody answered is accepted, the interview without feedback refunds bob
+    clock.set(at(start + 4 * HOUR + 72 * HOUR));
+    let pass = worker_pass(&app, &clock).await;
+    assert_eq!((pass.interview_actions, pass.failed), (2, 0));
+    let head = app.state.services.projections.head().await.unwrap();
+    let bob_points = data(app.gql(POINTS, json!({ "p": head }), Some(&bob)).await);
+    assert_eq!(
+        (
+            bob_points["myPoints"]["balance"].as_i64(),
+            bob_points["myPoints"]["held"].as_i64()
+        ),
+        (Some(3), Some(0))
+    );
+    let ann_points = data(app.gql(POINTS, json!({ "p": head }), Some(&ann)).await);
+    assert_eq!(ann_points["myPoints"]["earned"], 1);
+    let statuses = data(
+        app.gql(
+            "query($p: Int) { mySlots(minPosition: $p) { status } }",
+            json!({ "p": head }),
+            Some(&bob),
+        )
+        .await,
+    );
+    assert_eq!(
+        statuses["mySlots"],
+        json!([{ "status": "accepted" }, { "status": "feedback_expired" }])
+    );
+}
+
+#[tokio::test]
+async fn twenty_concurrent_bookings_of_one_slot_give_exactly_one_booking() {
+    let (app, _clock) = app(3).await;
+    let (_, owner) = app.user("owner").await;
+    let (slot, _) = publish(&app, &owner, "INTERVIEWER", NOW + 48 * HOUR, "go").await;
+    let mut tokens = vec![];
+    for n in 0..20 {
+        tokens.push(app.user(&format!("booker{n}")).await.1);
+    }
+    let app = Arc::new(app);
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let (app, slot) = (app.clone(), slot.clone());
+            tokio::spawn(async move { app.gql(BOOK, json!({ "s": slot }), Some(&token)).await })
+        })
+        .collect();
+    let mut booked = 0;
+    for task in tasks {
+        let body = task.await.unwrap();
+        if body["errors"].is_null() {
+            booked += 1;
+        } else {
+            assert_eq!(code(&body), "CONFLICT", "{body}");
+        }
+    }
+    assert_eq!(booked, 1);
+    let held: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'PointsHeld'")
+            .fetch_one(&app.state.services.pool)
+            .await
+            .unwrap();
+    assert_eq!(held, 1);
+}
+
+#[tokio::test]
+async fn overlapping_bookings_and_overdrawn_points_are_refused_even_at_once() {
+    let (app, _clock) = app(3).await;
+    let mut token = std::collections::HashMap::new();
+    for name in ["ann", "cat", "bob", "dan", "fay", "eve"] {
+        token.insert(name, app.user(name).await.1);
+    }
+    let start = NOW + 48 * HOUR;
+
+    // bob has exactly 3 points: two bookings as interviewee at once give exactly one
+    let (first, _) = publish(&app, &token["ann"], "INTERVIEWER", start, "rust").await;
+    let (later, _) = publish(&app, &token["cat"], "INTERVIEWER", start + 5 * HOUR, "rust").await;
+    let app = Arc::new(app);
+    let attempts: Vec<_> = [first, later]
+        .into_iter()
+        .map(|slot| {
+            let (app, bob) = (app.clone(), token["bob"].clone());
+            tokio::spawn(async move { app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await })
+        })
+        .collect();
+    let mut outcomes = vec![];
+    for attempt in attempts {
+        outcomes.push(attempt.await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|b| b["errors"].is_null()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let refused = outcomes.iter().find(|b| !b["errors"].is_null()).unwrap();
+    assert_eq!(code(refused), "CONFLICT");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs 3 points and has 0"),
+        "{refused}"
+    );
+    let head = app.state.services.projections.head().await.unwrap();
+    let points = data(
+        app.gql(POINTS, json!({ "p": head }), Some(&token["bob"]))
+            .await,
+    );
+    assert_eq!(
+        (
+            points["myPoints"]["balance"].as_i64(),
+            points["myPoints"]["held"].as_i64()
+        ),
+        (Some(0), Some(3))
+    );
+
+    // eve holds an interview from start + 20 h; one starting half an hour later is refused
+    let (d1, _) = publish(&app, &token["dan"], "INTERVIEWER", start + 20 * HOUR, "go").await;
+    let (f1, _) = publish(
+        &app,
+        &token["fay"],
+        "INTERVIEWEE",
+        start + 20 * HOUR + 30 * 60,
+        "go",
+    )
+    .await;
+    data(app.gql(BOOK, json!({ "s": d1 }), Some(&token["eve"])).await);
+    let overlap = app.gql(BOOK, json!({ "s": f1 }), Some(&token["eve"])).await;
+    assert_eq!(code(&overlap), "CONFLICT", "{overlap}");
+    assert!(
+        overlap["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already have an interview"),
+        "{overlap}"
+    );
+    // and dan, who holds the same interview as the publisher, cannot be booked over it either
+    let (d2, _) = publish(&app, &token["fay"], "INTERVIEWER", start + 30 * HOUR, "go").await;
+    let own_overlap = app
+        .gql(
+            PUBLISH,
+            slot_input("INTERVIEWER", start + 20 * HOUR + 15 * 60, "go"),
+            Some(&token["dan"]),
+        )
+        .await;
+    assert_eq!(code(&own_overlap), "CONFLICT", "{own_overlap}");
+    data(app.gql(BOOK, json!({ "s": d2 }), Some(&token["dan"])).await);
+}
+
+#[tokio::test]
+async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_refunds_too() {
+    let (app, clock) = app(3).await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let start = NOW + 48 * HOUR;
+    let cancel = "mutation($s: UUID!) { cancelSlot(slotId: $s) { position } }";
+    let (slot, _) = publish(&app, &ann, "INTERVIEWER", start, "rust").await;
+    data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+    // the booker cancels: refunded, and the slot is back on the board
+    let cancelled = data(app.gql(cancel, json!({ "s": slot }), Some(&bob)).await);
+    let position = cancelled["cancelSlot"]["position"].as_i64().unwrap();
+    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(
+        (
+            points["myPoints"]["balance"].as_i64(),
+            points["myPoints"]["held"].as_i64()
+        ),
+        (Some(3), Some(0))
+    );
+    let status = "query($s: UUID!, $p: Int) { slot(id: $s, minPosition: $p) { status } }";
+    assert_eq!(
+        data(
+            app.gql(status, json!({ "s": slot, "p": position }), Some(&ann))
+                .await
+        )["slot"]["status"],
+        "open"
+    );
+    // booked again; past the cut-off nobody cancels
+    data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+    clock.set(at(start - HOUR));
+    assert_eq!(
+        code(&app.gql(cancel, json!({ "s": slot }), Some(&ann)).await),
+        "CONFLICT"
+    );
+    // the interviewer does not show up: bob reports it and gets his points back
+    clock.set(at(start + 2 * HOUR));
+    let reported = data(
+        app.gql(
+            "mutation($s: UUID!) { reportNoShow(slotId: $s) { position } }",
+            json!({ "s": slot }),
+            Some(&bob),
+        )
+        .await,
+    );
+    let position = reported["reportNoShow"]["position"].as_i64().unwrap();
+    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(
+        (
+            points["myPoints"]["balance"].as_i64(),
+            points["myPoints"]["held"].as_i64()
+        ),
+        (Some(3), Some(0))
+    );
+    assert_eq!(
+        data(
+            app.gql(status, json!({ "s": slot, "p": position }), Some(&ann))
+                .await
+        )["slot"]["status"],
+        "no_show"
+    );
+    // nothing is due for it any more: the worker does nothing
+    let pass = worker_pass(&app, &clock).await;
+    assert_eq!((pass.interview_actions, pass.failed), (0, 0));
+}

@@ -1,0 +1,422 @@
+//! `interviews`: the slot board and each user's interviews, and the points each user has, held and earned,
+//! with every ledger entry.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::interviews::{LedgerEvent, SlotEvent, SlotStatus};
+use eventlog::RecordedEvent;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError, seconds, stream_uuid};
+
+pub const NAME: &str = "interviews";
+
+#[derive(Debug, Default)]
+pub struct Interviews;
+
+#[async_trait]
+impl Projection for Interviews {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = SlotEvent::TYPES.iter().chain(LedgerEvent::TYPES);
+        Some(types.map(|t| (*t).to_owned()).collect())
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::raw_sql(
+            "create table slots (
+                 id                 uuid primary key,
+                 owner              uuid not null,
+                 -- the role the owner takes: interviewer or interviewee
+                 owner_role         text not null,
+                 starts_at          timestamptz not null,
+                 ends_at            timestamptz not null,
+                 minutes            integer not null,
+                 meeting_link       text not null,
+                 topic              text not null,
+                 level              text not null,
+                 -- open, withdrawn, booked, awaiting_feedback, feedback_given, accepted, disputed, no_show,
+                 -- feedback_expired
+                 status             text not null,
+                 booker             uuid,
+                 interviewer        uuid,
+                 interviewee        uuid,
+                 booked_at          timestamptz,
+                 feedback_score     integer,
+                 feedback_text      text,
+                 feedback_due       timestamptz,
+                 accept_by          timestamptz,
+                 dispute_reason     text,
+                 no_show_of         uuid,
+                 published_at       timestamptz not null,
+                 -- log position of the publication: the stable order of lists and their cursor
+                 published_position bigint not null unique
+             );
+             create index slots_board on slots (starts_at) where status = 'open';
+             create index slots_owner on slots (owner);
+             create index slots_booker on slots (booker);
+             create table balances (
+                 user_id uuid primary key,
+                 balance bigint not null,
+                 held    bigint not null,
+                 earned  bigint not null
+             );
+             create table entries (
+                 position bigint not null,
+                 user_id  uuid not null,
+                 -- granted, held, captured, released, earned
+                 kind     text not null,
+                 slot_id  uuid,
+                 amount   bigint not null,
+                 -- change of the balance and of what is held
+                 balance_change bigint not null,
+                 held_change    bigint not null,
+                 reason   text,
+                 at       timestamptz not null,
+                 primary key (user_id, position)
+             );",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for recorded in events {
+            match recorded.stream_category.as_str() {
+                "slot" => apply_slot(conn, recorded).await?,
+                "points" => apply_points(conn, recorded).await?,
+                other => return Err(format!("interviews event in a {other} stream").into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn status(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    status: SlotStatus,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update slots set status = $2 where id = $1")
+        .bind(slot)
+        .bind(status.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn apply_slot(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let slot = stream_uuid(&recorded.stream_id, "slot-")?;
+    match recorded.decode::<SlotEvent>()? {
+        SlotEvent::SlotPublished { owner, spec, at } => {
+            sqlx::query(
+                "insert into slots (id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level,
+                                    status, published_at, published_position)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)",
+            )
+            .bind(slot)
+            .bind(owner)
+            .bind(spec.role.as_str())
+            .bind(seconds(spec.start)?)
+            .bind(seconds(spec.end())?)
+            .bind(spec.minutes as i32)
+            .bind(spec.link.as_str())
+            .bind(&spec.topic)
+            .bind(spec.level.as_str())
+            .bind(seconds(at)?)
+            .bind(recorded.position)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::SlotWithdrawn { .. } => status(conn, slot, SlotStatus::Withdrawn).await?,
+        SlotEvent::SlotBooked {
+            booker,
+            interviewer,
+            interviewee,
+            at,
+        } => {
+            sqlx::query(
+                "update slots set status = 'booked', booker = $2, interviewer = $3, interviewee = $4, booked_at = $5
+                  where id = $1",
+            )
+            .bind(slot)
+            .bind(booker)
+            .bind(interviewer)
+            .bind(interviewee)
+            .bind(seconds(at)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::BookingCancelled { reopened, .. } => {
+            sqlx::query(
+                "update slots set status = case when $2 then 'open' else 'withdrawn' end,
+                        booker = null, interviewer = null, interviewee = null, booked_at = null
+                  where id = $1",
+            )
+            .bind(slot)
+            .bind(reopened)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::InterviewReminderSent { .. } => {}
+        SlotEvent::InterviewEnded { feedback_due, .. } => {
+            sqlx::query(
+                "update slots set status = 'awaiting_feedback', feedback_due = $2 where id = $1",
+            )
+            .bind(slot)
+            .bind(seconds(feedback_due)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::FeedbackGiven {
+            score,
+            text,
+            accept_by,
+            ..
+        } => {
+            sqlx::query(
+                "update slots set status = 'feedback_given', feedback_score = $2, feedback_text = $3, accept_by = $4
+                  where id = $1",
+            )
+            .bind(slot)
+            .bind(i32::from(score))
+            .bind(text)
+            .bind(seconds(accept_by)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::FeedbackAccepted { .. } => status(conn, slot, SlotStatus::Accepted).await?,
+        SlotEvent::FeedbackDisputed { reason, .. } => {
+            sqlx::query("update slots set status = 'disputed', dispute_reason = $2 where id = $1")
+                .bind(slot)
+                .bind(reason)
+                .execute(&mut *conn)
+                .await?;
+        }
+        SlotEvent::NoShowReported { absent, .. } => {
+            sqlx::query("update slots set status = 'no_show', no_show_of = $2 where id = $1")
+                .bind(slot)
+                .bind(absent)
+                .execute(&mut *conn)
+                .await?;
+        }
+        SlotEvent::FeedbackExpired { .. } => {
+            status(conn, slot, SlotStatus::FeedbackExpired).await?
+        }
+    }
+    Ok(())
+}
+
+async fn apply_points(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let user = stream_uuid(&recorded.stream_id, "points-")?;
+    let event = recorded.decode::<LedgerEvent>()?;
+    let (balance, held) = event.deltas();
+    let (kind, slot, amount, reason, at) = match &event {
+        LedgerEvent::PointsGranted { amount, reason, at } => {
+            ("granted", None, amount, Some(reason.as_str()), at)
+        }
+        LedgerEvent::PointsHeld { slot, amount, at } => ("held", Some(*slot), amount, None, at),
+        LedgerEvent::PointsCaptured { slot, amount, at } => {
+            ("captured", Some(*slot), amount, None, at)
+        }
+        LedgerEvent::PointsReleased { slot, amount, at } => {
+            ("released", Some(*slot), amount, None, at)
+        }
+        LedgerEvent::PointsEarned { slot, amount, at } => ("earned", Some(*slot), amount, None, at),
+    };
+    sqlx::query(
+        "insert into entries (position, user_id, kind, slot_id, amount, balance_change, held_change, reason, at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(recorded.position)
+    .bind(user)
+    .bind(kind)
+    .bind(slot)
+    .bind(amount)
+    .bind(balance)
+    .bind(held)
+    .bind(reason)
+    .bind(seconds(*at)?)
+    .execute(&mut *conn)
+    .await?;
+    let earned = if kind == "earned" { *amount } else { 0 };
+    sqlx::query(
+        "insert into balances as b (user_id, balance, held, earned) values ($1, $2, $3, $4)
+         on conflict (user_id) do update
+            set balance = b.balance + $2, held = b.held + $3, earned = b.earned + $4",
+    )
+    .bind(user)
+    .bind(balance)
+    .bind(held)
+    .bind(earned)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Queries
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SlotRow {
+    pub id: Uuid,
+    pub owner: Uuid,
+    pub owner_role: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub minutes: i32,
+    pub meeting_link: String,
+    pub topic: String,
+    pub level: String,
+    pub status: String,
+    pub booker: Option<Uuid>,
+    pub interviewer: Option<Uuid>,
+    pub interviewee: Option<Uuid>,
+    pub booked_at: Option<DateTime<Utc>>,
+    pub feedback_score: Option<i32>,
+    pub feedback_text: Option<String>,
+    pub feedback_due: Option<DateTime<Utc>>,
+    pub accept_by: Option<DateTime<Utc>>,
+    pub dispute_reason: Option<String>,
+    pub no_show_of: Option<Uuid>,
+    pub published_at: DateTime<Utc>,
+    pub published_position: i64,
+}
+
+const SLOT_COLUMNS: &str = "id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level, status, \
+                            booker, interviewer, interviewee, booked_at, feedback_score, feedback_text, \
+                            feedback_due, accept_by, dispute_reason, no_show_of, published_at, published_position";
+
+#[tracing::instrument(skip_all)]
+pub async fn slot(pool: &PgPool, id: Uuid) -> Result<Option<SlotRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {SLOT_COLUMNS} from interviews.slots where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// What the board shows.
+#[derive(Debug, Clone, Default)]
+pub struct BoardFilter {
+    /// The role the viewer wants to take: slots whose owner takes the other one.
+    pub owner_role: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub level: Option<String>,
+    pub topic: Option<String>,
+    /// Left out: the viewer's own slots.
+    pub exclude_owner: Option<Uuid>,
+}
+
+/// Open slots starting after `now`, soonest first, after the cursor `(start, position)`.
+#[tracing::instrument(skip_all)]
+pub async fn board(
+    pool: &PgPool,
+    filter: &BoardFilter,
+    now: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<SlotRow>, sqlx::Error> {
+    let (after_start, after_position) = after.unzip();
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {SLOT_COLUMNS} from interviews.slots
+          where status = 'open' and starts_at > $1
+            and ($2::text is null or owner_role = $2)
+            and ($3::timestamptz is null or starts_at >= $3)
+            and ($4::timestamptz is null or starts_at <= $4)
+            and ($5::text is null or level = $5)
+            and ($6::text is null or topic = lower($6))
+            and ($7::uuid is null or owner <> $7)
+            and ($8::timestamptz is null or (starts_at, published_position) > ($8, $9::bigint))
+          order by starts_at, published_position
+          limit $10"
+    )))
+    .bind(now)
+    .bind(filter.owner_role.as_deref())
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.level.as_deref())
+    .bind(filter.topic.as_deref().map(str::trim))
+    .bind(filter.exclude_owner)
+    .bind(after_start)
+    .bind(after_position)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// `user`'s slots: published or booked, soonest first.
+#[tracing::instrument(skip_all)]
+pub async fn slots_of(pool: &PgPool, user: Uuid) -> Result<Vec<SlotRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {SLOT_COLUMNS} from interviews.slots where owner = $1 or booker = $1
+          order by starts_at, published_position"
+    )))
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct BalanceRow {
+    pub balance: i64,
+    pub held: i64,
+    pub earned: i64,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn balance(pool: &PgPool, user: Uuid) -> Result<BalanceRow, sqlx::Error> {
+    let row =
+        sqlx::query_as("select balance, held, earned from interviews.balances where user_id = $1")
+            .bind(user)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct EntryRow {
+    pub position: i64,
+    pub kind: String,
+    pub slot_id: Option<Uuid>,
+    pub amount: i64,
+    pub balance_change: i64,
+    pub held_change: i64,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// `user`'s ledger, newest first.
+#[tracing::instrument(skip_all)]
+pub async fn entries(pool: &PgPool, user: Uuid, limit: i64) -> Result<Vec<EntryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select position, kind, slot_id, amount, balance_change, held_change, reason, at
+           from interviews.entries where user_id = $1 order by position desc limit $2",
+    )
+    .bind(user)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
