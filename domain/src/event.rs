@@ -44,6 +44,42 @@ pub trait DomainEvent: Sized {
     fn decode(event_type: &str, schema_version: i32, data: Value) -> Result<Self, DecodeError>;
 }
 
+/// Makes an adjacently tagged (`#[serde(tag = "type", content = "data")]`) enum of struct variants a
+/// [`DomainEvent`] at schema version 1: each variant's name is its stable type string, listed in `TYPES`.
+///
+/// ```ignore
+/// tagged_events!(LoanEvent { BookLent, BookReturned });
+/// ```
+#[macro_export]
+macro_rules! tagged_events {
+    ($event:ident { $($variant:ident),+ $(,)? }) => {
+        impl $event {
+            /// Every type string of this enum, as stored.
+            pub const TYPES: &'static [&'static str] = &[$(stringify!($variant)),+];
+        }
+
+        impl $crate::DomainEvent for $event {
+            fn event_type(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => stringify!($variant)),+
+                }
+            }
+
+            fn encode(&self) -> serde_json::Value {
+                $crate::event::encode_tagged(self)
+            }
+
+            fn decode(
+                event_type: &str,
+                schema_version: i32,
+                data: serde_json::Value,
+            ) -> Result<Self, $crate::DecodeError> {
+                $crate::event::decode_tagged(Self::TYPES, event_type, schema_version, data)
+            }
+        }
+    };
+}
+
 /// `data` of an adjacently tagged (`#[serde(tag = "type", content = "data")]`) enum value.
 pub fn encode_tagged<E: Serialize>(event: &E) -> Value {
     match serde_json::to_value(event) {

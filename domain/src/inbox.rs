@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::{Decider, StreamId};
 
 /// The most notifications one command marks.
@@ -30,27 +29,9 @@ pub enum InboxEvent {
     NotificationsRead { ids: Vec<Uuid>, at: i64 },
 }
 
-impl InboxEvent {
-    pub const TYPES: &'static [&'static str] = &["NotificationsRead"];
-}
+impl InboxEvent {}
 
-impl DomainEvent for InboxEvent {
-    fn event_type(&self) -> &'static str {
-        "NotificationsRead"
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(InboxEvent { NotificationsRead });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboxError {

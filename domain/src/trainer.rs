@@ -9,7 +9,6 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::{Decider, StreamId};
 
 /// Namespace of question ids derived from external ids (fixed: changing it would duplicate imported questions).
@@ -195,32 +194,13 @@ pub enum QuestionEvent {
     },
 }
 
-impl QuestionEvent {
-    pub const TYPES: &'static [&'static str] =
-        &["QuestionAdded", "QuestionEdited", "QuestionRetired"];
-}
+impl QuestionEvent {}
 
-impl DomainEvent for QuestionEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            QuestionEvent::QuestionAdded { .. } => "QuestionAdded",
-            QuestionEvent::QuestionEdited { .. } => "QuestionEdited",
-            QuestionEvent::QuestionRetired { .. } => "QuestionRetired",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(QuestionEvent {
+    QuestionAdded,
+    QuestionEdited,
+    QuestionRetired
+});
 
 /// A question as its stream tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,30 +375,12 @@ pub enum TraineeEvent {
     },
 }
 
-impl TraineeEvent {
-    pub const TYPES: &'static [&'static str] = &["QuestionAnswered", "VerdictContested"];
-}
+impl TraineeEvent {}
 
-impl DomainEvent for TraineeEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            TraineeEvent::QuestionAnswered { .. } => "QuestionAnswered",
-            TraineeEvent::VerdictContested { .. } => "VerdictContested",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(TraineeEvent {
+    QuestionAnswered,
+    VerdictContested
+});
 
 /// The answers a trainee gave, by id.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::trainer::Level;
 use crate::{Decider, StreamId};
 
@@ -327,20 +326,6 @@ pub enum SlotEvent {
 }
 
 impl SlotEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "SlotPublished",
-        "SlotWithdrawn",
-        "SlotBooked",
-        "BookingCancelled",
-        "InterviewReminderSent",
-        "InterviewEnded",
-        "FeedbackGiven",
-        "FeedbackAccepted",
-        "FeedbackDisputed",
-        "NoShowReported",
-        "FeedbackExpired",
-    ];
-
     pub fn at(&self) -> i64 {
         match self {
             SlotEvent::SlotPublished { at, .. }
@@ -358,35 +343,19 @@ impl SlotEvent {
     }
 }
 
-impl DomainEvent for SlotEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            SlotEvent::SlotPublished { .. } => "SlotPublished",
-            SlotEvent::SlotWithdrawn { .. } => "SlotWithdrawn",
-            SlotEvent::SlotBooked { .. } => "SlotBooked",
-            SlotEvent::BookingCancelled { .. } => "BookingCancelled",
-            SlotEvent::InterviewReminderSent { .. } => "InterviewReminderSent",
-            SlotEvent::InterviewEnded { .. } => "InterviewEnded",
-            SlotEvent::FeedbackGiven { .. } => "FeedbackGiven",
-            SlotEvent::FeedbackAccepted { .. } => "FeedbackAccepted",
-            SlotEvent::FeedbackDisputed { .. } => "FeedbackDisputed",
-            SlotEvent::NoShowReported { .. } => "NoShowReported",
-            SlotEvent::FeedbackExpired { .. } => "FeedbackExpired",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(SlotEvent {
+    SlotPublished,
+    SlotWithdrawn,
+    SlotBooked,
+    BookingCancelled,
+    InterviewReminderSent,
+    InterviewEnded,
+    FeedbackGiven,
+    FeedbackAccepted,
+    FeedbackDisputed,
+    NoShowReported,
+    FeedbackExpired
+});
 
 /// Where a slot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -918,30 +887,12 @@ pub enum CalendarEvent {
     },
 }
 
-impl CalendarEvent {
-    pub const TYPES: &'static [&'static str] = &["InterviewScheduled", "InterviewUnscheduled"];
-}
+impl CalendarEvent {}
 
-impl DomainEvent for CalendarEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CalendarEvent::InterviewScheduled { .. } => "InterviewScheduled",
-            CalendarEvent::InterviewUnscheduled { .. } => "InterviewUnscheduled",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(CalendarEvent {
+    InterviewScheduled,
+    InterviewUnscheduled
+});
 
 /// A user's interviews: slot → (start, end).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1079,14 +1030,6 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "PointsGranted",
-        "PointsHeld",
-        "PointsCaptured",
-        "PointsReleased",
-        "PointsEarned",
-    ];
-
     /// (change of the balance, change of what is held).
     pub fn deltas(&self) -> (i64, i64) {
         match self {
@@ -1099,29 +1042,13 @@ impl LedgerEvent {
     }
 }
 
-impl DomainEvent for LedgerEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            LedgerEvent::PointsGranted { .. } => "PointsGranted",
-            LedgerEvent::PointsHeld { .. } => "PointsHeld",
-            LedgerEvent::PointsCaptured { .. } => "PointsCaptured",
-            LedgerEvent::PointsReleased { .. } => "PointsReleased",
-            LedgerEvent::PointsEarned { .. } => "PointsEarned",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(LedgerEvent {
+    PointsGranted,
+    PointsHeld,
+    PointsCaptured,
+    PointsReleased,
+    PointsEarned
+});
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerState {

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::TRACK_NAMESPACE;
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::{Decider, StreamId};
 
 /// The stream of `participant`'s diary in `track`.
@@ -48,27 +47,9 @@ pub enum DiaryEvent {
     },
 }
 
-impl DiaryEvent {
-    pub const TYPES: &'static [&'static str] = &["DiaryEntryWritten"];
-}
+impl DiaryEvent {}
 
-impl DomainEvent for DiaryEvent {
-    fn event_type(&self) -> &'static str {
-        "DiaryEntryWritten"
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(DiaryEvent { DiaryEntryWritten });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiaryError {

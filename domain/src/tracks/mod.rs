@@ -37,7 +37,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::{Decider, StreamId};
 
 pub use allocation::{Allocation, REVIEWS_EACH, ReviewMode, ReviewPair, allocate};
@@ -359,57 +358,24 @@ impl TrackEvent {
             | TrackEvent::TrackCompleted { at } => *at,
         }
     }
-
-    pub const TYPES: &'static [&'static str] = &[
-        "TrackCreated",
-        "CriteriaRevised",
-        "LearnerEnrolled",
-        "LearnerLeft",
-        "TrackStarted",
-        "AssignmentOpened",
-        "SolutionSubmitted",
-        "DeadlineReminderSent",
-        "DeadlineExtended",
-        "AssignmentClosed",
-        "ReviewsAllocated",
-        "ReviewSubmitted",
-        "AssignmentUnlocked",
-        "TrackCompleted",
-    ];
 }
 
-impl DomainEvent for TrackEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            TrackEvent::TrackCreated { .. } => "TrackCreated",
-            TrackEvent::CriteriaRevised { .. } => "CriteriaRevised",
-            TrackEvent::LearnerEnrolled { .. } => "LearnerEnrolled",
-            TrackEvent::LearnerLeft { .. } => "LearnerLeft",
-            TrackEvent::TrackStarted { .. } => "TrackStarted",
-            TrackEvent::AssignmentOpened { .. } => "AssignmentOpened",
-            TrackEvent::SolutionSubmitted { .. } => "SolutionSubmitted",
-            TrackEvent::DeadlineReminderSent { .. } => "DeadlineReminderSent",
-            TrackEvent::DeadlineExtended { .. } => "DeadlineExtended",
-            TrackEvent::AssignmentClosed { .. } => "AssignmentClosed",
-            TrackEvent::ReviewsAllocated { .. } => "ReviewsAllocated",
-            TrackEvent::ReviewSubmitted { .. } => "ReviewSubmitted",
-            TrackEvent::AssignmentUnlocked { .. } => "AssignmentUnlocked",
-            TrackEvent::TrackCompleted { .. } => "TrackCompleted",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(TrackEvent {
+    TrackCreated,
+    CriteriaRevised,
+    LearnerEnrolled,
+    LearnerLeft,
+    TrackStarted,
+    AssignmentOpened,
+    SolutionSubmitted,
+    DeadlineReminderSent,
+    DeadlineExtended,
+    AssignmentClosed,
+    ReviewsAllocated,
+    ReviewSubmitted,
+    AssignmentUnlocked,
+    TrackCompleted
+});
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrackError {
