@@ -330,12 +330,16 @@ impl Classify for domain::interviews::InterviewError {
     fn code(&self) -> Code {
         use domain::interviews::InterviewError::*;
         match self {
-            Duration | Topic | Link(_) | StartNotAhead | Feedback | Reason => Code::Validation,
+            Duration | Topic | Link(_) | StartNotAhead | Feedback | Reason | NulCharacter => {
+                Code::Validation
+            }
             NotFound => Code::NotFound,
             NotAParty | NotInterviewer | NotInterviewee | OwnSlot => Code::Forbidden,
             AlreadyExists
             | AlreadyBooked
             | NotOpen
+            | TooLate
+            | PublisherCannotPay
             | Overlap
             | OwnerBusy
             | InsufficientPoints(_)

@@ -149,7 +149,9 @@ impl CommandExecutor {
     /// claimed" is always judged on current state.
     ///
     /// Streams that are read but not written are not re-checked at commit; a rule that must hold at commit time
-    /// writes to every stream it depends on. `label` names the command in metrics and logs.
+    /// writes to every stream it depends on. A refusal is re-checked instead: the streams are read one after
+    /// another, so if any changed since, the decision runs again on fresh state. `label` names the command in
+    /// metrics and logs.
     #[tracing::instrument(skip_all, fields(command = label, command_id = ?metadata.command_id))]
     pub async fn execute_across<E, F>(
         &self,
@@ -259,7 +261,24 @@ impl CommandExecutor {
         if let Some(failure) = loaded.take_failure() {
             return Err(Attempt::Failed(failure.into()));
         }
-        let writes = decided.map_err(|e| Attempt::Failed(CommandError::Rejected(e)))?;
+        let writes = match decided {
+            Ok(writes) => writes,
+            Err(rule) => {
+                // the streams were read one after another, not in one snapshot: a refusal counts only if none of
+                // them changed meanwhile (else another writer's half-seen decision could be the reason)
+                for stream in streams {
+                    let now = self
+                        .log
+                        .stream_version(stream.as_str())
+                        .await
+                        .map_err(|e| Attempt::Failed(InternalError::from(e).into()))?;
+                    if now != loaded.version(stream) {
+                        return Err(Attempt::Conflict);
+                    }
+                }
+                return Err(Attempt::Failed(CommandError::Rejected(rule)));
+            }
+        };
         let writes: Vec<StreamAppend> = writes
             .into_iter()
             .filter(|(_, events)| !events.is_empty())

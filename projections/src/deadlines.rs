@@ -322,21 +322,25 @@ async fn apply_slot(
     Ok(())
 }
 
-/// Interview timers that are due: `(slot, kind)`, in that order, after `after`.
+/// Interview timers that are due, `(due at, slot, kind)`, in that order, after `after`.
 #[tracing::instrument(skip_all)]
 pub async fn due_interview_timers(
     pool: &PgPool,
     now: DateTime<Utc>,
-    after: Option<(Uuid, String)>,
+    after: Option<(DateTime<Utc>, Uuid, String)>,
     limit: i64,
-) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
-    let (slot, kind) = after.unzip();
+) -> Result<Vec<(DateTime<Utc>, Uuid, String)>, sqlx::Error> {
+    let (due, slot, kind) = match after {
+        Some((d, s, k)) => (Some(d), Some(s), Some(k)),
+        None => (None, None, None),
+    };
     sqlx::query_as(
-        "select slot_id, kind from deadlines.interview_due
-          where due_at <= $1 and ($2::uuid is null or (slot_id, kind) > ($2, $3::text))
-          order by slot_id, kind limit $4",
+        "select due_at, slot_id, kind from deadlines.interview_due
+          where due_at <= $1 and ($2::timestamptz is null or (due_at, slot_id, kind) > ($2, $3::uuid, $4::text))
+          order by due_at, slot_id, kind limit $5",
     )
     .bind(now)
+    .bind(due)
     .bind(slot)
     .bind(kind)
     .bind(limit)

@@ -4,7 +4,8 @@
 //!
 //! Kinds: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
 //! `review_received`, `assignment_unlocked` (cohort tracks); `slot_booked`, `booking_cancelled`,
-//! `interview_reminder`, `feedback_received`, `point_earned`, `no_show_reported` (mock interviews).
+//! `interview_reminder`, `feedback_received`, `point_earned`, `feedback_disputed`, `no_show_reported` (mock
+//! interviews).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -458,6 +459,14 @@ async fn apply_slot(
                 } else {
                     "accepted"
                 }
+            ),
+        )],
+        SlotEvent::FeedbackDisputed { .. } => vec![(
+            interviewer.into_iter().collect(),
+            "feedback_disputed",
+            "Your feedback was disputed".to_owned(),
+            format!(
+                "The interviewee disputed your feedback on the {what}; admins can see why. You earned 1 point."
             ),
         )],
         SlotEvent::NoShowReported { absent, .. } => vec![(

@@ -132,7 +132,7 @@ impl DeadlineWorker {
                 .await
                 .context("reading due interview timers")?;
             after = timers.last().cloned();
-            for (slot, kind) in &timers {
+            for (_, slot, kind) in &timers {
                 let command = match kind.as_str() {
                     "remind_24" => SlotCommand::Remind {
                         hours_before: 24,
@@ -188,8 +188,8 @@ impl DeadlineWorker {
 
     async fn run_slot(&self, slot: Uuid, kind: &str, command: SlotCommand) -> Outcome {
         // a booking cancelled by the booker reopens the slot: timers of a later booking are other commands
-        let (parties, booked_at) = match self.executor.load::<Slot>(&slot_stream(slot)).await {
-            Ok((Some(state), _)) => (state.parties(), state.booking.map_or(0, |b| b.at)),
+        let (parties, booking) = match self.executor.load::<Slot>(&slot_stream(slot)).await {
+            Ok((Some(state), _)) => (state.parties(), state.bookings),
             Ok((None, _)) => return Outcome::Skipped,
             Err(error) => {
                 tracing::error!(%slot, %error, "deadline worker could not read a slot");
@@ -201,7 +201,7 @@ impl DeadlineWorker {
             .command_id(command_id(&[
                 "interview",
                 &slot.to_string(),
-                &booked_at.to_string(),
+                &booking.to_string(),
                 kind,
             ]));
         let outcome = execute_slot(

@@ -139,6 +139,7 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Sub
     .limit_complexity(limits.complexity)
     .extension(ErrorCodes)
     .extension(SessionAuth)
+    .extension(NoNulCharacters)
 }
 
 /// The schema, served.
@@ -332,6 +333,45 @@ impl Extension for SessionAuth {
             _ => request,
         };
         next.run(ctx, request).await
+    }
+}
+
+/// Refuses requests whose strings (variables or literals) contain a NUL character: PostgreSQL cannot store one
+/// in text or JSON, so it would otherwise fail deep in a write as an internal error.
+struct NoNulCharacters;
+
+impl ExtensionFactory for NoNulCharacters {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(NoNulCharacters)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for NoNulCharacters {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        let literal =
+            request.query.contains('\0') || request.query.to_lowercase().contains("\\u0000");
+        if literal || request.variables.values().any(has_nul) {
+            let error = ApiError::validation("text cannot contain NUL characters (U+0000)");
+            return Err(
+                async_graphql::Error::from(error).into_server_error(async_graphql::Pos::default())
+            );
+        }
+        next.run(ctx, request).await
+    }
+}
+
+fn has_nul(value: &async_graphql::Value) -> bool {
+    match value {
+        async_graphql::Value::String(text) => text.contains('\0'),
+        async_graphql::Value::List(items) => items.iter().any(has_nul),
+        async_graphql::Value::Object(fields) => fields.values().any(has_nul),
+        _ => false,
     }
 }
 

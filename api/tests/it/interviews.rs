@@ -508,3 +508,82 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
     let pass = worker_pass(&app, &clock).await;
     assert_eq!((pass.interview_actions, pass.failed), (0, 0));
 }
+
+#[tokio::test]
+async fn bookings_from_several_instances_meet_at_the_append() {
+    use commands::interviews::execute_slot;
+    use commands::{CommandError, CommandExecutor, Metadata, Source};
+    use domain::interviews::{InterviewError, SlotCommand};
+
+    let (app, _clock) = app(3).await;
+    let (owner, token) = app.user("owner").await;
+    let owner: uuid::Uuid = owner.parse().unwrap();
+    // the publisher is the interviewee: their 3 points are held by whichever booking wins
+    let (slot, _) = publish(&app, &token, "INTERVIEWEE", NOW + 48 * HOUR, "go").await;
+    let slot: uuid::Uuid = slot.parse().unwrap();
+    let pool = app.state.services.pool.clone();
+    // four executors, as four server instances: no in-process queue between them
+    let executors: Vec<CommandExecutor> = (0..4)
+        .map(|_| CommandExecutor::new(eventlog::EventLog::new(pool.clone())).max_attempts(30))
+        .collect();
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let executor = executors[n % 4].clone();
+            tokio::spawn(async move {
+                let booker = uuid::Uuid::now_v7();
+                execute_slot(
+                    &executor,
+                    "BookSlot",
+                    slot,
+                    &[owner, booker],
+                    &Metadata::new(Source::Graphql),
+                    |facts| {
+                        let state = facts.slot.as_ref().ok_or(InterviewError::NotFound)?;
+                        let (start, end) = (state.spec.start, state.spec.end());
+                        Ok(SlotCommand::Book {
+                            booker,
+                            booker_free: facts.calendar(booker).is_free(slot, start, end),
+                            owner_free: facts.calendar(owner).is_free(slot, start, end),
+                            interviewee_balance: facts.ledger(owner).balance,
+                            at: NOW + HOUR,
+                        })
+                    },
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(done) if !done.events.is_empty() => booked += 1,
+            Err(CommandError::Rejected(InterviewError::AlreadyBooked)) => {}
+            other => panic!("unexpected {:?}", other.map(|d| d.events)),
+        }
+    }
+    assert_eq!(booked, 1);
+    let held: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'PointsHeld'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(held, 1);
+}
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_as_invalid() {
+    let (app, _clock) = app(3).await;
+    let (_, ann) = app.user("ann").await;
+    let refused = app
+        .gql(
+            PUBLISH,
+            slot_input("INTERVIEWER", NOW + 48 * HOUR, "ru\u{0}st"),
+            Some(&ann),
+        )
+        .await;
+    assert_eq!(code(&refused), "VALIDATION", "{refused}");
+    let literal = app
+        .gql("mutation { writeDiaryEntry(trackId: \"00000000-0000-0000-0000-000000000000\", assignment: 1, text: \"a\\u0000b\") { entryId } }", json!({}), Some(&ann))
+        .await;
+    assert_eq!(code(&literal), "VALIDATION", "{literal}");
+}

@@ -122,6 +122,9 @@ impl SlotSpec {
             return Err(InterviewError::Duration);
         }
         let topic = topic.trim();
+        if topic.contains('\0') {
+            return Err(InterviewError::NulCharacter);
+        }
         if topic.is_empty() || topic.chars().count() > 64 {
             return Err(InterviewError::Topic);
         }
@@ -161,6 +164,12 @@ pub enum InterviewError {
     AlreadyBooked,
     #[error("this slot is not open for booking")]
     NotOpen,
+    #[error("this interview has already started")]
+    TooLate,
+    #[error("the publisher no longer has the points this interview costs them")]
+    PublisherCannotPay,
+    #[error("text cannot contain NUL characters")]
+    NulCharacter,
     #[error("you already have an interview at that time")]
     Overlap,
     #[error("the publisher already has an interview at that time")]
@@ -403,6 +412,10 @@ pub struct SlotState {
     pub status: SlotStatus,
     pub booking: Option<Booking>,
     pub reminded: BTreeSet<u32>,
+    /// Bookings so far (a booker's cancellation reopens the slot): tells bookings of one slot apart.
+    pub bookings: u32,
+    /// Bookers who cancelled: a repeated cancellation of theirs changes nothing.
+    pub cancelled_by: BTreeSet<Uuid>,
     pub feedback_due: Option<i64>,
     /// (score, text, accept_by)
     pub feedback: Option<(u8, String, i64)>,
@@ -496,7 +509,7 @@ impl Decider for Slot {
                     return Err(InterviewError::OwnSlot);
                 }
                 if *at >= slot.spec.start {
-                    return Err(InterviewError::StartNotAhead);
+                    return Err(InterviewError::TooLate);
                 }
                 if !booker_free {
                     return Err(InterviewError::Overlap);
@@ -505,7 +518,13 @@ impl Decider for Slot {
                     return Err(InterviewError::OwnerBusy);
                 }
                 if *interviewee_balance < INTERVIEW_COST {
-                    return Err(InterviewError::InsufficientPoints(*interviewee_balance));
+                    // the booker may see their own balance, not the publisher's
+                    return Err(match slot.spec.role {
+                        Role::Interviewer => {
+                            InterviewError::InsufficientPoints(*interviewee_balance)
+                        }
+                        Role::Interviewee => InterviewError::PublisherCannotPay,
+                    });
                 }
                 let (interviewer, interviewee) = match slot.spec.role {
                     Role::Interviewer => (slot.owner, *booker),
@@ -521,6 +540,7 @@ impl Decider for Slot {
             SlotCommand::Cancel { by, cutoff, at } => match slot.status {
                 Open if *by == slot.owner => Ok(vec![SlotEvent::SlotWithdrawn { at: *at }]),
                 Withdrawn if *by == slot.owner => Ok(vec![]),
+                _ if !slot.is_party(*by) && slot.cancelled_by.contains(by) => Ok(vec![]),
                 _ if !slot.is_party(*by) => Err(InterviewError::NotAParty),
                 Booked if *at <= slot.spec.start - cutoff => {
                     Ok(vec![SlotEvent::BookingCancelled {
@@ -538,10 +558,15 @@ impl Decider for Slot {
                     (Booked, Some(booking)) => booking,
                     _ => return Ok(vec![]),
                 };
+                // a closer reminder is due too (the worker was late): this one would only confuse
+                let superseded = REMINDER_HOURS
+                    .iter()
+                    .any(|h| h < hours_before && *at >= slot.spec.start - i64::from(*h) * 3600);
                 // already sent, booked after it was due, or too late to matter
                 if slot.reminded.contains(hours_before)
                     || booking.at > due
                     || *at >= slot.spec.start
+                    || superseded
                 {
                     Ok(vec![])
                 } else if *at < due {
@@ -577,6 +602,9 @@ impl Decider for Slot {
                     return Err(InterviewError::NotInterviewer);
                 }
                 let text = text.trim();
+                if text.contains('\0') {
+                    return Err(InterviewError::NulCharacter);
+                }
                 if !(1..=5).contains(score) || text.is_empty() || text.chars().count() > 5000 {
                     return Err(InterviewError::Feedback);
                 }
@@ -635,6 +663,9 @@ impl Decider for Slot {
             SlotCommand::Dispute { by, reason, at } => {
                 answer(slot, *by)?;
                 let reason = reason.trim();
+                if reason.contains('\0') {
+                    return Err(InterviewError::NulCharacter);
+                }
                 if reason.is_empty() || reason.chars().count() > 1000 {
                     return Err(InterviewError::Reason);
                 }
@@ -688,6 +719,8 @@ impl Decider for Slot {
                 status: SlotStatus::Open,
                 booking: None,
                 reminded: BTreeSet::new(),
+                bookings: 0,
+                cancelled_by: BTreeSet::new(),
                 feedback_due: None,
                 feedback: None,
             });
@@ -703,6 +736,7 @@ impl Decider for Slot {
                 at,
             } => {
                 slot.status = SlotStatus::Booked;
+                slot.bookings += 1;
                 slot.booking = Some(Booking {
                     booker: *booker,
                     interviewer: *interviewer,
@@ -710,7 +744,10 @@ impl Decider for Slot {
                     at: *at,
                 });
             }
-            SlotEvent::BookingCancelled { reopened, .. } => {
+            SlotEvent::BookingCancelled { by, reopened, .. } => {
+                if *reopened {
+                    slot.cancelled_by.insert(*by);
+                }
                 slot.booking = None;
                 slot.reminded.clear();
                 slot.status = if *reopened {
