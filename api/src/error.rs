@@ -334,7 +334,9 @@ impl Classify for domain::interviews::InterviewError {
                 Code::Validation
             }
             NotFound => Code::NotFound,
-            NotAParty | NotInterviewer | NotInterviewee | OwnSlot => Code::Forbidden,
+            NotAParty | NotInterviewer | NotInterviewee | OwnSlot | NotAccused => Code::Forbidden,
+            NoNoShowReport => Code::NotFound,
+            NoShowAlreadyReported | NoShowSettled | NotContested => Code::Conflict,
             AlreadyExists
             | AlreadyBooked
             | NotOpen

@@ -78,7 +78,8 @@ impl Projection for Deadlines {
                  starts_at bigint not null,
                  ends_at   bigint not null
              );
-             -- what is due on a booked interview: remind_24, remind_1, end, expire_feedback, auto_accept
+             -- what is due on a booked interview: remind_24, remind_1, end, expire_feedback, auto_accept,
+             -- confirm_no_show
              create table interview_due (
                  slot_id uuid not null,
                  kind    text not null,
@@ -239,6 +240,16 @@ async fn apply_one(
     Ok(())
 }
 
+/// Every kind of interview timer.
+const ALL_TIMERS: &[&str] = &[
+    "remind_24",
+    "remind_1",
+    "end",
+    "expire_feedback",
+    "auto_accept",
+    "confirm_no_show",
+];
+
 async fn apply_slot(
     conn: &mut PgConnection,
     slot: Uuid,
@@ -290,21 +301,18 @@ async fn apply_slot(
         SlotEvent::FeedbackGiven { accept_by, .. } => {
             (&["expire_feedback"], vec![due("auto_accept", accept_by)])
         }
+        // nothing else runs on a reported interview; an uncontested report settles when its window ends
+        SlotEvent::NoShowReported { settle_at, .. } => {
+            (ALL_TIMERS, vec![due("confirm_no_show", settle_at)])
+        }
         SlotEvent::SlotWithdrawn { .. }
         | SlotEvent::BookingCancelled { .. }
         | SlotEvent::FeedbackAccepted { .. }
         | SlotEvent::FeedbackDisputed { .. }
-        | SlotEvent::NoShowReported { .. }
-        | SlotEvent::FeedbackExpired { .. } => (
-            &[
-                "remind_24",
-                "remind_1",
-                "end",
-                "expire_feedback",
-                "auto_accept",
-            ],
-            vec![],
-        ),
+        | SlotEvent::NoShowContested { .. }
+        | SlotEvent::NoShowConfirmed { .. }
+        | SlotEvent::NoShowResolved { .. }
+        | SlotEvent::FeedbackExpired { .. } => (ALL_TIMERS, vec![]),
     };
     sqlx::query("delete from interview_due where slot_id = $1 and kind = any($2)")
         .bind(slot)

@@ -56,7 +56,10 @@ impl Projection for Interviews {
                  feedback_due       timestamptz,
                  accept_by          timestamptz,
                  dispute_reason     text,
+                 -- who was reported absent (after a resolution: who was found absent, if anyone)
                  no_show_of         uuid,
+                 no_show_settle_at  timestamptz,
+                 no_show_contest    text,
                  published_at       timestamptz not null,
                  -- log position of the publication: the stable order of lists and their cursor
                  published_position bigint not null unique
@@ -210,7 +213,29 @@ async fn apply_slot(
                 .execute(&mut *conn)
                 .await?;
         }
-        SlotEvent::NoShowReported { absent, .. } => {
+        SlotEvent::NoShowReported {
+            absent, settle_at, ..
+        } => {
+            sqlx::query(
+                "update slots set status = 'no_show_reported', no_show_of = $2, no_show_settle_at = $3 where id = $1",
+            )
+            .bind(slot)
+            .bind(absent)
+            .bind(seconds(settle_at)?)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::NoShowContested { reason, .. } => {
+            sqlx::query(
+                "update slots set status = 'no_show_contested', no_show_contest = $2 where id = $1",
+            )
+            .bind(slot)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?;
+        }
+        SlotEvent::NoShowConfirmed { .. } => status(conn, slot, SlotStatus::NoShow).await?,
+        SlotEvent::NoShowResolved { absent, .. } => {
             sqlx::query("update slots set status = 'no_show', no_show_of = $2 where id = $1")
                 .bind(slot)
                 .bind(absent)
@@ -299,13 +324,16 @@ pub struct SlotRow {
     pub accept_by: Option<DateTime<Utc>>,
     pub dispute_reason: Option<String>,
     pub no_show_of: Option<Uuid>,
+    pub no_show_settle_at: Option<DateTime<Utc>>,
+    pub no_show_contest: Option<String>,
     pub published_at: DateTime<Utc>,
     pub published_position: i64,
 }
 
 const SLOT_COLUMNS: &str = "id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level, status, \
                             booker, interviewer, interviewee, booked_at, feedback_score, feedback_text, \
-                            feedback_due, accept_by, dispute_reason, no_show_of, published_at, published_position";
+                            feedback_due, accept_by, dispute_reason, no_show_of, no_show_settle_at, \
+                            no_show_contest, published_at, published_position";
 
 #[tracing::instrument(skip_all)]
 pub async fn slot(pool: &PgPool, id: Uuid) -> Result<Option<SlotRow>, sqlx::Error> {
@@ -363,6 +391,16 @@ pub async fn board(
     .bind(after_start)
     .bind(after_position)
     .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Slots whose no-show report is contested, waiting for an admin, oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn contested(pool: &PgPool) -> Result<Vec<SlotRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {SLOT_COLUMNS} from interviews.slots where status = 'no_show_contested' order by starts_at, id"
+    )))
     .fetch_all(pool)
     .await
 }

@@ -4,8 +4,8 @@
 //!
 //! Kinds: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
 //! `review_received`, `assignment_unlocked` (cohort tracks); `slot_booked`, `booking_cancelled`,
-//! `interview_reminder`, `feedback_received`, `point_earned`, `feedback_disputed`, `no_show_reported` (mock
-//! interviews).
+//! `interview_reminder`, `feedback_received`, `point_earned`, `feedback_disputed`, `no_show_reported`,
+//! `no_show_contested`, `no_show_resolved` (mock interviews).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -473,7 +473,29 @@ async fn apply_slot(
             vec![*absent],
             "no_show_reported",
             "Reported as absent".to_owned(),
-            format!("The other side reported that you did not show up to the {what}."),
+            format!(
+                "The other side reported that you did not show up to the {what}. If you were there, contest it \
+                 within 24 hours; otherwise it settles as reported."
+            ),
+        )],
+        SlotEvent::NoShowContested { .. } => vec![(
+            parties.clone(),
+            "no_show_contested",
+            "A no-show report is contested".to_owned(),
+            format!("The report of a no-show at the {what} is contested; an admin will decide."),
+        )],
+        SlotEvent::NoShowResolved { absent, .. } => vec![(
+            parties.clone(),
+            "no_show_resolved",
+            "A contested no-show was decided".to_owned(),
+            match absent {
+                Some(_) => format!(
+                    "An admin decided who missed the {what}; points were settled accordingly."
+                ),
+                None => format!(
+                    "An admin decided that the {what} took place; points were settled as for an interview."
+                ),
+            },
         )],
         _ => vec![],
     };

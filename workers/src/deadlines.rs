@@ -148,6 +148,7 @@ impl DeadlineWorker {
                     },
                     "auto_accept" => SlotCommand::AutoAccept { at },
                     "expire_feedback" => SlotCommand::ExpireFeedback { at },
+                    "confirm_no_show" => SlotCommand::ConfirmNoShow { at },
                     other => {
                         tracing::error!(%slot, kind = other, "unknown interview timer");
                         continue;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::accounts::MutationResult;
 use super::trainer::LevelValue;
-use super::{SignedIn, cursor, now, page_size, read_after, services, viewer};
+use super::{AdminOnly, SignedIn, admin, cursor, now, page_size, read_after, services, viewer};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +81,22 @@ pub struct SlotValue {
     pub feedback: Option<Feedback>,
     /// Until when the interviewer may give feedback.
     pub feedback_due: Option<DateTime<Utc>>,
+    /// The side reported absent (after an admin's decision: the side found absent, if any).
+    pub no_show_absent: Option<InterviewRole>,
+    /// Until when the side reported absent may contest the report.
+    pub no_show_contest_by: Option<DateTime<Utc>>,
+    /// Why the report is contested (for the two sides and admins).
+    pub no_show_contest: Option<String>,
     pub published_at: DateTime<Utc>,
 }
 
 impl SlotValue {
+    /// The slot as `viewer` sees it; an admin (`privileged`) sees what its two sides see.
     fn of(row: SlotRow, viewer: Uuid) -> Self {
+        Self::seen_by(row, viewer, false)
+    }
+
+    fn seen_by(row: SlotRow, viewer: Uuid, privileged: bool) -> Self {
         let my_role = if row.interviewer == Some(viewer) {
             Some(InterviewRole::Interviewer)
         } else if row.interviewee == Some(viewer) {
@@ -95,7 +106,16 @@ impl SlotValue {
         } else {
             None
         };
-        let party = my_role.is_some();
+        let party = my_role.is_some() || privileged;
+        let no_show_absent = row.no_show_of.and_then(|absent| {
+            if Some(absent) == row.interviewer {
+                Some(InterviewRole::Interviewer)
+            } else if Some(absent) == row.interviewee {
+                Some(InterviewRole::Interviewee)
+            } else {
+                None
+            }
+        });
         Self {
             id: row.id,
             owner_role: role_of(&row.owner_role),
@@ -116,6 +136,9 @@ impl SlotValue {
                 _ => None,
             },
             feedback_due: row.feedback_due,
+            no_show_absent,
+            no_show_contest_by: row.no_show_settle_at,
+            no_show_contest: row.no_show_contest.filter(|_| party),
             published_at: row.published_at,
         }
     }
@@ -229,6 +252,24 @@ impl InterviewsQuery {
             .await
             .map_err(ApiError::from)?;
         Ok(row.map(|row| SlotValue::of(row, user)))
+    }
+
+    /// Interviews whose no-show report is contested, waiting for an admin's decision.
+    #[graphql(guard = "AdminOnly", directive = admin::apply())]
+    async fn contested_no_shows(
+        &self,
+        ctx: &Context<'_>,
+        min_position: Option<i64>,
+    ) -> async_graphql::Result<Vec<SlotValue>> {
+        let me = viewer(ctx).require_admin()?;
+        read_after(ctx, min_position, &[model::NAME]).await?;
+        let rows = model::contested(&services(ctx).pool)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| SlotValue::seen_by(row, me, true))
+            .collect())
     }
 
     /// Your points: available, held, earned, and the latest ledger entries.
@@ -429,7 +470,45 @@ impl InterviewsMutation {
         slot_command(ctx, slot_id, command_id, "disputeFeedback", command).await
     }
 
-    /// Reports that the other side did not show up (from the start until 24 h after the end).
+    /// Contests a report that you did not show up (within 24 h of the report); an admin then decides.
+    #[graphql(guard = "SignedIn")]
+    async fn contest_no_show(
+        &self,
+        ctx: &Context<'_>,
+        slot_id: Uuid,
+        reason: String,
+        command_id: Option<Uuid>,
+    ) -> async_graphql::Result<MutationResult> {
+        let by = viewer(ctx).require_user()?;
+        let command = SlotCommand::ContestNoShow {
+            by,
+            reason,
+            at: now(ctx).timestamp(),
+        };
+        slot_command(ctx, slot_id, command_id, "contestNoShow", command).await
+    }
+
+    /// Decides a contested no-show: who was absent (`absent` omitted: the interview took place). The points
+    /// settle accordingly.
+    #[graphql(guard = "AdminOnly", directive = admin::apply())]
+    async fn resolve_no_show(
+        &self,
+        ctx: &Context<'_>,
+        slot_id: Uuid,
+        absent: Option<InterviewRole>,
+        command_id: Option<Uuid>,
+    ) -> async_graphql::Result<MutationResult> {
+        let by = viewer(ctx).require_admin()?;
+        let command = SlotCommand::ResolveNoShow {
+            by,
+            absent: absent.map(Role::from),
+            at: now(ctx).timestamp(),
+        };
+        slot_command(ctx, slot_id, command_id, "resolveNoShow", command).await
+    }
+
+    /// Reports that the other side did not show up (from the start until 24 h after the end). It settles after
+    /// 24 h unless the other side contests it.
     #[graphql(guard = "SignedIn")]
     async fn report_no_show(
         &self,

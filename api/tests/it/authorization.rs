@@ -51,6 +51,7 @@ const NOT_ADMIN: &[(&str, &str, Access)] = &[
     ("Mutation", "acceptFeedback", Access::SignedIn),
     ("Mutation", "disputeFeedback", Access::SignedIn),
     ("Mutation", "reportNoShow", Access::SignedIn),
+    ("Mutation", "contestNoShow", Access::SignedIn),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -478,18 +478,19 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
         code(&app.gql(cancel, json!({ "s": slot }), Some(&ann)).await),
         "CONFLICT"
     );
-    // the interviewer does not show up: bob reports it and gets his points back
+    // the interviewer does not show up: bob reports it; uncontested for 24 h, it settles and refunds him
     clock.set(at(start + 2 * HOUR));
-    let reported = data(
-        app.gql(
-            "mutation($s: UUID!) { reportNoShow(slotId: $s) { position } }",
-            json!({ "s": slot }),
-            Some(&bob),
-        )
-        .await,
+    let report = "mutation($s: UUID!) { reportNoShow(slotId: $s) { position } }";
+    data(app.gql(report, json!({ "s": slot }), Some(&bob)).await);
+    assert_eq!(
+        code(&app.gql(report, json!({ "s": slot }), Some(&ann)).await),
+        "CONFLICT",
+        "no counter-report"
     );
-    let position = reported["reportNoShow"]["position"].as_i64().unwrap();
-    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    clock.set(at(start + 26 * HOUR));
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
+    let head = app.state.services.projections.head().await.unwrap();
+    let points = data(app.gql(POINTS, json!({ "p": head }), Some(&bob)).await);
     assert_eq!(
         (
             points["myPoints"]["balance"].as_i64(),
@@ -499,7 +500,7 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
     );
     assert_eq!(
         data(
-            app.gql(status, json!({ "s": slot, "p": position }), Some(&ann))
+            app.gql(status, json!({ "s": slot, "p": head }), Some(&ann))
                 .await
         )["slot"]["status"],
         "no_show"
@@ -586,4 +587,74 @@ async fn text_with_a_nul_character_is_refused_as_invalid() {
         .gql("mutation { writeDiaryEntry(trackId: \"00000000-0000-0000-0000-000000000000\", assignment: 1, text: \"a\\u0000b\") { entryId } }", json!({}), Some(&ann))
         .await;
     assert_eq!(code(&literal), "VALIDATION", "{literal}");
+}
+
+#[tokio::test]
+async fn a_contested_no_show_waits_for_an_admin_who_settles_it() {
+    let (app, clock) = app(3).await;
+    let (_, admin) = app.admin().await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let start = NOW + 48 * HOUR;
+    let (slot, _) = publish(&app, &ann, "INTERVIEWER", start, "rust").await;
+    data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+    // the interviewer claims bob never came; bob says he was there
+    clock.set(at(start + 30 * 60));
+    data(
+        app.gql(
+            "mutation($s: UUID!) { reportNoShow(slotId: $s) { position } }",
+            json!({ "s": slot }),
+            Some(&ann),
+        )
+        .await,
+    );
+    let contest =
+        "mutation($s: UUID!, $r: String!) { contestNoShow(slotId: $s, reason: $r) { position } }";
+    assert_eq!(
+        code(
+            &app.gql(contest, json!({ "s": slot, "r": "x" }), Some(&ann))
+                .await
+        ),
+        "FORBIDDEN"
+    );
+    let contested = data(
+        app.gql(
+            contest,
+            json!({ "s": slot, "r": "I waited in the room" }),
+            Some(&bob),
+        )
+        .await,
+    );
+    let position = contested["contestNoShow"]["position"].as_i64().unwrap();
+    // nothing settles by itself now, and bob's points stay held
+    clock.set(at(start + 30 * HOUR));
+    assert_eq!(worker_pass(&app, &clock).await.interview_actions, 0);
+    let list =
+        "query($p: Int) { contestedNoShows(minPosition: $p) { id noShowAbsent noShowContest } }";
+    let waiting = data(app.gql(list, json!({ "p": position }), Some(&admin)).await);
+    assert_eq!(
+        waiting["contestedNoShows"],
+        json!([{ "id": slot, "noShowAbsent": "INTERVIEWEE", "noShowContest": "I waited in the room" }])
+    );
+    assert_eq!(
+        code(&app.gql(list, json!({}), Some(&bob)).await),
+        "FORBIDDEN"
+    );
+    // the admin finds the interviewer was the one missing: bob is refunded
+    let resolve =
+        "mutation($s: UUID!) { resolveNoShow(slotId: $s, absent: INTERVIEWER) { position } }";
+    let resolved = data(app.gql(resolve, json!({ "s": slot }), Some(&admin)).await);
+    let position = resolved["resolveNoShow"]["position"].as_i64().unwrap();
+    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
+    assert_eq!(
+        (
+            points["myPoints"]["balance"].as_i64(),
+            points["myPoints"]["held"].as_i64()
+        ),
+        (Some(3), Some(0))
+    );
+    let ann_points = data(app.gql(POINTS, json!({ "p": position }), Some(&ann)).await);
+    assert_eq!(ann_points["myPoints"]["earned"], 0);
+    let after = data(app.gql(list, json!({ "p": position }), Some(&admin)).await);
+    assert_eq!(after["contestedNoShows"], json!([]));
 }

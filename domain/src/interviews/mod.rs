@@ -202,6 +202,16 @@ pub enum InterviewError {
         "a no-show can be reported from the start until 24 hours after the end, before any feedback"
     )]
     NoShowWindow,
+    #[error("the other side already reported a no-show; contest it instead")]
+    NoShowAlreadyReported,
+    #[error("nobody reported a no-show for this interview")]
+    NoNoShowReport,
+    #[error("only the side reported absent can contest the report")]
+    NotAccused,
+    #[error("the time to contest this report is over")]
+    NoShowSettled,
+    #[error("this no-show report is not contested")]
+    NotContested,
     #[error("it is not time yet")]
     NotYetDue,
     #[error("the interview changed meanwhile; try again")]
@@ -268,9 +278,25 @@ pub enum SlotCommand {
         reason: String,
         at: i64,
     },
-    /// The other side did not show up.
+    /// The other side did not show up. It settles after [`NO_SHOW_WINDOW`] unless the accused contests it.
     ReportNoShow {
         by: Uuid,
+        at: i64,
+    },
+    /// The side reported absent says they were there; an admin decides.
+    ContestNoShow {
+        by: Uuid,
+        reason: String,
+        at: i64,
+    },
+    /// From the worker once an uncontested report's window is over.
+    ConfirmNoShow {
+        at: i64,
+    },
+    /// An admin's decision on a contested report: who was absent (`None`: the interview took place).
+    ResolveNoShow {
+        by: Uuid,
+        absent: Option<Role>,
         at: i64,
     },
     /// From the worker when no feedback came in time.
@@ -327,6 +353,21 @@ pub enum SlotEvent {
     NoShowReported {
         reporter: Uuid,
         absent: Uuid,
+        /// Settled then unless contested.
+        settle_at: i64,
+        at: i64,
+    },
+    NoShowContested {
+        reason: String,
+        at: i64,
+    },
+    NoShowConfirmed {
+        at: i64,
+    },
+    NoShowResolved {
+        /// Who was absent; `None`: nobody, the interview took place.
+        absent: Option<Uuid>,
+        by: Uuid,
         at: i64,
     },
     FeedbackExpired {
@@ -347,6 +388,9 @@ impl SlotEvent {
             | SlotEvent::FeedbackAccepted { at, .. }
             | SlotEvent::FeedbackDisputed { at, .. }
             | SlotEvent::NoShowReported { at, .. }
+            | SlotEvent::NoShowContested { at, .. }
+            | SlotEvent::NoShowConfirmed { at }
+            | SlotEvent::NoShowResolved { at, .. }
             | SlotEvent::FeedbackExpired { at } => *at,
         }
     }
@@ -363,6 +407,9 @@ crate::tagged_events!(SlotEvent {
     FeedbackAccepted,
     FeedbackDisputed,
     NoShowReported,
+    NoShowContested,
+    NoShowConfirmed,
+    NoShowResolved,
     FeedbackExpired
 });
 
@@ -377,6 +424,11 @@ pub enum SlotStatus {
     FeedbackGiven,
     Accepted,
     Disputed,
+    /// Reported absent; settles unless contested in time.
+    NoShowReported,
+    /// The report is contested; an admin decides.
+    NoShowContested,
+    /// A no-show report settled (confirmed or resolved).
     NoShow,
     FeedbackExpired,
 }
@@ -391,10 +443,20 @@ impl SlotStatus {
             SlotStatus::FeedbackGiven => "feedback_given",
             SlotStatus::Accepted => "accepted",
             SlotStatus::Disputed => "disputed",
+            SlotStatus::NoShowReported => "no_show_reported",
+            SlotStatus::NoShowContested => "no_show_contested",
             SlotStatus::NoShow => "no_show",
             SlotStatus::FeedbackExpired => "feedback_expired",
         }
     }
+}
+
+/// A report that one side did not show up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoShowClaim {
+    pub reporter: Uuid,
+    pub absent: Uuid,
+    pub settle_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,6 +479,7 @@ pub struct SlotState {
     /// Bookers who cancelled: a repeated cancellation of theirs changes nothing.
     pub cancelled_by: BTreeSet<Uuid>,
     pub feedback_due: Option<i64>,
+    pub no_show: Option<NoShowClaim>,
     /// (score, text, accept_by)
     pub feedback: Option<(u8, String, i64)>,
 }
@@ -499,8 +562,8 @@ impl Decider for Slot {
                 match slot.status {
                     Open => {}
                     _ if slot.booking.is_some_and(|b| b.booker == *booker) => return Ok(vec![]),
-                    Booked | AwaitingFeedback | FeedbackGiven | Accepted | Disputed | NoShow
-                    | FeedbackExpired => {
+                    Booked | AwaitingFeedback | FeedbackGiven | Accepted | Disputed
+                    | NoShowReported | NoShowContested | NoShow | FeedbackExpired => {
                         return Err(InterviewError::AlreadyBooked);
                     }
                     Withdrawn => return Err(InterviewError::NotOpen),
@@ -687,18 +750,71 @@ impl Decider for Slot {
                 } else {
                     return Err(InterviewError::NotAParty);
                 };
-                match slot.status {
-                    NoShow => Ok(vec![]),
-                    Booked | AwaitingFeedback
+                match (slot.status, slot.no_show) {
+                    (NoShowReported | NoShowContested | NoShow, Some(claim))
+                        if claim.reporter == *by =>
+                    {
+                        Ok(vec![])
+                    }
+                    (NoShowReported | NoShowContested | NoShow, _) => {
+                        Err(InterviewError::NoShowAlreadyReported)
+                    }
+                    (Booked | AwaitingFeedback, _)
                         if *at >= slot.spec.start && *at <= slot.spec.end() + NO_SHOW_WINDOW =>
                     {
                         Ok(vec![SlotEvent::NoShowReported {
                             reporter: *by,
                             absent,
+                            settle_at: at + NO_SHOW_WINDOW,
                             at: *at,
                         }])
                     }
                     _ => Err(InterviewError::NoShowWindow),
+                }
+            }
+            SlotCommand::ContestNoShow { by, reason, at } => {
+                let claim = slot.no_show.ok_or(InterviewError::NoNoShowReport)?;
+                if *by != claim.absent {
+                    return Err(InterviewError::NotAccused);
+                }
+                let reason = reason.trim();
+                if reason.contains('\0') {
+                    return Err(InterviewError::NulCharacter);
+                }
+                if reason.is_empty() || reason.chars().count() > 1000 {
+                    return Err(InterviewError::Reason);
+                }
+                match slot.status {
+                    NoShowContested => Ok(vec![]),
+                    NoShowReported if *at < claim.settle_at => {
+                        Ok(vec![SlotEvent::NoShowContested {
+                            reason: reason.to_owned(),
+                            at: *at,
+                        }])
+                    }
+                    _ => Err(InterviewError::NoShowSettled),
+                }
+            }
+            SlotCommand::ConfirmNoShow { at } => match (slot.status, slot.no_show) {
+                (NoShowReported, Some(claim)) if *at >= claim.settle_at => {
+                    Ok(vec![SlotEvent::NoShowConfirmed { at: *at }])
+                }
+                (NoShowReported, _) => Err(InterviewError::NotYetDue),
+                _ => Ok(vec![]),
+            },
+            SlotCommand::ResolveNoShow { by, absent, at } => {
+                let booking = slot.booking.ok_or(InterviewError::NoNoShowReport)?;
+                match slot.status {
+                    NoShowContested => Ok(vec![SlotEvent::NoShowResolved {
+                        absent: absent.map(|role| match role {
+                            Role::Interviewer => booking.interviewer,
+                            Role::Interviewee => booking.interviewee,
+                        }),
+                        by: *by,
+                        at: *at,
+                    }]),
+                    NoShow => Ok(vec![]),
+                    _ => Err(InterviewError::NotContested),
                 }
             }
             SlotCommand::ExpireFeedback { at } => match (slot.status, slot.feedback_due) {
@@ -722,6 +838,7 @@ impl Decider for Slot {
                 bookings: 0,
                 cancelled_by: BTreeSet::new(),
                 feedback_due: None,
+                no_show: None,
                 feedback: None,
             });
         }
@@ -774,7 +891,23 @@ impl Decider for Slot {
             }
             SlotEvent::FeedbackAccepted { .. } => slot.status = SlotStatus::Accepted,
             SlotEvent::FeedbackDisputed { .. } => slot.status = SlotStatus::Disputed,
-            SlotEvent::NoShowReported { .. } => slot.status = SlotStatus::NoShow,
+            SlotEvent::NoShowReported {
+                reporter,
+                absent,
+                settle_at,
+                ..
+            } => {
+                slot.status = SlotStatus::NoShowReported;
+                slot.no_show = Some(NoShowClaim {
+                    reporter: *reporter,
+                    absent: *absent,
+                    settle_at: *settle_at,
+                });
+            }
+            SlotEvent::NoShowContested { .. } => slot.status = SlotStatus::NoShowContested,
+            SlotEvent::NoShowConfirmed { .. } | SlotEvent::NoShowResolved { .. } => {
+                slot.status = SlotStatus::NoShow
+            }
             SlotEvent::FeedbackExpired { .. } => slot.status = SlotStatus::FeedbackExpired,
         }
         Some(slot)
@@ -881,12 +1014,20 @@ pub fn effects(slot_id: Uuid, slot: Option<&SlotState>, event: &SlotEvent) -> Ve
             _,
             Some(booking),
         ) => settle(booking),
-        (SlotEvent::NoShowReported { absent, .. }, _, Some(booking))
-            if *absent == booking.interviewer =>
-        {
-            refund(booking)
+        // a no-show settles when confirmed (uncontested) or resolved by an admin, not when reported
+        (SlotEvent::NoShowConfirmed { .. }, Some(slot), Some(booking)) => match slot.no_show {
+            Some(claim) if claim.absent == booking.interviewer => refund(booking),
+            Some(_) => settle(booking),
+            None => vec![],
+        },
+        (SlotEvent::NoShowResolved { absent, .. }, _, Some(booking)) => {
+            if *absent == Some(booking.interviewer) {
+                refund(booking)
+            } else {
+                // the interviewee was absent, or the interview took place
+                settle(booking)
+            }
         }
-        (SlotEvent::NoShowReported { .. }, _, Some(booking)) => settle(booking),
         (SlotEvent::FeedbackExpired { .. }, _, Some(booking)) => refund(booking),
         _ => vec![],
     }

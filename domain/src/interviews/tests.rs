@@ -412,11 +412,7 @@ fn a_no_show_is_reported_within_24_hours_after_the_end() {
             by: user(2),
             at: START + 2 * HOUR,
         })
-        .then([SlotEvent::NoShowReported {
-            reporter: user(2),
-            absent: user(1),
-            at: START + 2 * HOUR,
-        }]);
+        .then([reported()]);
     given::<Slot>([published(Role::Interviewer), booked(), ended()])
         .when(SlotCommand::ReportNoShow {
             by: user(1),
@@ -514,13 +510,12 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
             }
         ))
     );
-    let interviewer_absent = SlotEvent::NoShowReported {
-        reporter: user(2),
-        absent: user(1),
-        at: 7,
-    };
+    // a no-show report moves no points until it settles
+    assert_eq!(effects(slot_id(), state.as_ref(), &reported()), []);
+    let reported_state = Slot::fold(&[published(Role::Interviewer), booked(), reported()]);
+    let confirmed = SlotEvent::NoShowConfirmed { at: 7 };
     assert_eq!(
-        effects(slot_id(), state.as_ref(), &interviewer_absent),
+        effects(slot_id(), reported_state.as_ref(), &confirmed),
         [Effect::Ledger(
             user(2),
             LedgerCommand::Release {
@@ -529,6 +524,114 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
             }
         )]
     );
+    let took_place = SlotEvent::NoShowResolved {
+        absent: None,
+        by: user(9),
+        at: 8,
+    };
+    assert_eq!(
+        effects(slot_id(), reported_state.as_ref(), &took_place),
+        [
+            Effect::Ledger(
+                user(2),
+                LedgerCommand::Capture {
+                    slot: slot_id(),
+                    at: 8
+                }
+            ),
+            Effect::Ledger(
+                user(1),
+                LedgerCommand::Earn {
+                    slot: slot_id(),
+                    amount: 1,
+                    at: 8
+                }
+            ),
+        ]
+    );
+}
+
+/// The interviewee (2) reports the interviewer (1) absent, two hours after the start.
+fn reported() -> SlotEvent {
+    SlotEvent::NoShowReported {
+        reporter: user(2),
+        absent: user(1),
+        settle_at: START + 2 * HOUR + NO_SHOW_WINDOW,
+        at: START + 2 * HOUR,
+    }
+}
+
+#[test]
+fn the_side_reported_absent_contests_in_time_and_an_admin_decides() {
+    let history = [published(Role::Interviewer), booked(), reported()];
+    given::<Slot>(history.clone())
+        .when(SlotCommand::ContestNoShow {
+            by: user(1),
+            reason: "I was in the room; they never joined".into(),
+            at: START + 3 * HOUR,
+        })
+        .then([SlotEvent::NoShowContested {
+            reason: "I was in the room; they never joined".into(),
+            at: START + 3 * HOUR,
+        }]);
+    given::<Slot>(history.clone())
+        .when(SlotCommand::ContestNoShow {
+            by: user(2),
+            reason: "x".into(),
+            at: START + 3 * HOUR,
+        })
+        .then_err(InterviewError::NotAccused);
+    given::<Slot>(history.clone())
+        .when(SlotCommand::ContestNoShow {
+            by: user(1),
+            reason: "late".into(),
+            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+        })
+        .then_err(InterviewError::NoShowSettled);
+    let contested = SlotEvent::NoShowContested {
+        reason: "x".into(),
+        at: START + 3 * HOUR,
+    };
+    given::<Slot>([
+        published(Role::Interviewer),
+        booked(),
+        reported(),
+        contested,
+    ])
+    .when(SlotCommand::ResolveNoShow {
+        by: user(9),
+        absent: Some(Role::Interviewee),
+        at: START + 30 * HOUR,
+    })
+    .then([SlotEvent::NoShowResolved {
+        absent: Some(user(2)),
+        by: user(9),
+        at: START + 30 * HOUR,
+    }]);
+}
+
+#[test]
+fn an_uncontested_report_is_confirmed_when_its_window_is_over_and_the_other_side_cannot_counter_report()
+ {
+    let history = [published(Role::Interviewer), booked(), reported()];
+    given::<Slot>(history.clone())
+        .when(SlotCommand::ConfirmNoShow {
+            at: START + 2 * HOUR + NO_SHOW_WINDOW - 1,
+        })
+        .then_err(InterviewError::NotYetDue);
+    given::<Slot>(history.clone())
+        .when(SlotCommand::ConfirmNoShow {
+            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+        })
+        .then([SlotEvent::NoShowConfirmed {
+            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+        }]);
+    given::<Slot>(history)
+        .when(SlotCommand::ReportNoShow {
+            by: user(1),
+            at: START + 3 * HOUR,
+        })
+        .then_err(InterviewError::NoShowAlreadyReported);
 }
 
 #[test]
