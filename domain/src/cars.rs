@@ -14,7 +14,6 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
 use crate::{Decider, StreamId};
 
 /// Namespace of car ids derived from listing ids (fixed: changing it would split every car's history).
@@ -295,39 +294,15 @@ pub enum CarEvent {
     },
 }
 
-impl CarEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "CarListed",
-        "CarPriceChanged",
-        "CarDetailsChanged",
-        "CarDelisted",
-        "CarRelisted",
-    ];
-}
+impl CarEvent {}
 
-impl DomainEvent for CarEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CarEvent::CarListed { .. } => "CarListed",
-            CarEvent::CarPriceChanged { .. } => "CarPriceChanged",
-            CarEvent::CarDetailsChanged { .. } => "CarDetailsChanged",
-            CarEvent::CarDelisted { .. } => "CarDelisted",
-            CarEvent::CarRelisted { .. } => "CarRelisted",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(CarEvent {
+    CarListed,
+    CarPriceChanged,
+    CarDetailsChanged,
+    CarDelisted,
+    CarRelisted
+});
 
 /// A listing as its stream tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -548,39 +523,15 @@ pub enum ScrapeRunEvent {
     },
 }
 
-impl ScrapeRunEvent {
-    pub const TYPES: &'static [&'static str] = &[
-        "ScrapeRunStarted",
-        "ScrapePageScraped",
-        "ScrapePageFailed",
-        "ScrapeLayoutChanged",
-        "ScrapeRunCompleted",
-    ];
-}
+impl ScrapeRunEvent {}
 
-impl DomainEvent for ScrapeRunEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            ScrapeRunEvent::ScrapeRunStarted { .. } => "ScrapeRunStarted",
-            ScrapeRunEvent::ScrapePageScraped { .. } => "ScrapePageScraped",
-            ScrapeRunEvent::ScrapePageFailed { .. } => "ScrapePageFailed",
-            ScrapeRunEvent::ScrapeLayoutChanged { .. } => "ScrapeLayoutChanged",
-            ScrapeRunEvent::ScrapeRunCompleted { .. } => "ScrapeRunCompleted",
-        }
-    }
-
-    fn encode(&self) -> serde_json::Value {
-        encode_tagged(self)
-    }
-
-    fn decode(
-        event_type: &str,
-        schema_version: i32,
-        data: serde_json::Value,
-    ) -> Result<Self, DecodeError> {
-        decode_tagged(Self::TYPES, event_type, schema_version, data)
-    }
-}
+crate::tagged_events!(ScrapeRunEvent {
+    ScrapeRunStarted,
+    ScrapePageScraped,
+    ScrapePageFailed,
+    ScrapeLayoutChanged,
+    ScrapeRunCompleted
+});
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScrapeRunState {
@@ -679,6 +630,7 @@ impl Decider for ScrapeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DomainEvent;
     use crate::testing::given;
 
     fn id() -> ListingId {
