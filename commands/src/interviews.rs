@@ -25,6 +25,21 @@ impl Facts<'_> {
     pub fn ledger(&self, user: Uuid) -> LedgerState {
         self.loaded.state::<Ledger>(&points_stream(user))
     }
+
+    /// `booker`'s booking of slot `slot` at `at`, with the facts it is judged on: both calendars around the
+    /// slot's time and the balance of whoever would be the interviewee.
+    pub fn book(&self, slot: Uuid, booker: Uuid, at: i64) -> Result<SlotCommand, InterviewError> {
+        let state = self.slot.as_ref().ok_or(InterviewError::NotFound)?;
+        let (start, end) = (state.spec.start, state.spec.end());
+        let (_, interviewee) = state.sides_if_booked_by(booker);
+        Ok(SlotCommand::Book {
+            booker,
+            booker_free: self.calendar(booker).is_free(slot, start, end),
+            owner_free: self.calendar(state.owner).is_free(slot, start, end),
+            interviewee_balance: self.ledger(interviewee).balance,
+            at,
+        })
+    }
 }
 
 /// What a slot command wrote, and the slot events among it.

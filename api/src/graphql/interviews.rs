@@ -374,21 +374,7 @@ impl InterviewsMutation {
             slot_id,
             &[slot.owner, booker],
             id,
-            |facts| {
-                let slot = facts.slot.as_ref().ok_or(InterviewError::NotFound)?;
-                let (start, end) = (slot.spec.start, slot.spec.end());
-                let interviewee = match slot.spec.role {
-                    Role::Interviewer => booker,
-                    Role::Interviewee => slot.owner,
-                };
-                Ok(SlotCommand::Book {
-                    booker,
-                    booker_free: facts.calendar(booker).is_free(slot_id, start, end),
-                    owner_free: facts.calendar(slot.owner).is_free(slot_id, start, end),
-                    interviewee_balance: facts.ledger(interviewee).balance,
-                    at,
-                })
-            },
+            |facts| facts.book(slot_id, booker, at),
         )
         .await?;
         Ok(MutationResult { position })

@@ -514,7 +514,7 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
 async fn bookings_from_several_instances_meet_at_the_append() {
     use commands::interviews::execute_slot;
     use commands::{CommandError, CommandExecutor, Metadata, Source};
-    use domain::interviews::{InterviewError, SlotCommand};
+    use domain::interviews::InterviewError;
 
     let (app, _clock) = app(3).await;
     let (owner, token) = app.user("owner").await;
@@ -538,17 +538,7 @@ async fn bookings_from_several_instances_meet_at_the_append() {
                     slot,
                     &[owner, booker],
                     &Metadata::new(Source::Graphql),
-                    |facts| {
-                        let state = facts.slot.as_ref().ok_or(InterviewError::NotFound)?;
-                        let (start, end) = (state.spec.start, state.spec.end());
-                        Ok(SlotCommand::Book {
-                            booker,
-                            booker_free: facts.calendar(booker).is_free(slot, start, end),
-                            owner_free: facts.calendar(owner).is_free(slot, start, end),
-                            interviewee_balance: facts.ledger(owner).balance,
-                            at: NOW + HOUR,
-                        })
-                    },
+                    |facts| facts.book(slot, booker, NOW + HOUR),
                 )
                 .await
             })

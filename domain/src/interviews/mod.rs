@@ -492,6 +492,14 @@ impl SlotState {
         parties
     }
 
+    /// `(interviewer, interviewee)` were `booker` to book this slot: the booker takes the role the owner did not.
+    pub fn sides_if_booked_by(&self, booker: Uuid) -> (Uuid, Uuid) {
+        match self.spec.role {
+            Role::Interviewer => (self.owner, booker),
+            Role::Interviewee => (booker, self.owner),
+        }
+    }
+
     fn is_party(&self, user: Uuid) -> bool {
         self.owner == user || self.booking.is_some_and(|b| b.booker == user)
     }
@@ -589,10 +597,7 @@ impl Decider for Slot {
                         Role::Interviewee => InterviewError::PublisherCannotPay,
                     });
                 }
-                let (interviewer, interviewee) = match slot.spec.role {
-                    Role::Interviewer => (slot.owner, *booker),
-                    Role::Interviewee => (*booker, slot.owner),
-                };
+                let (interviewer, interviewee) = slot.sides_if_booked_by(*booker);
                 Ok(vec![SlotEvent::SlotBooked {
                     booker: *booker,
                     interviewer,
