@@ -10,9 +10,9 @@ use crate::{academy, data_folder, run};
 async fn fake_site() -> String {
     let listing = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/carsensor/listing_prius_truncated.html"
+        "/workers/tests/fixtures/carsensor/listing_prius_truncated.html"
     ))
-    .expect("the fixture is beside the checkout");
+    .expect("the fixture is in the workers crate");
     let app = Router::new()
         .route(
             "/robots.txt",

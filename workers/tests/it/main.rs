@@ -20,10 +20,10 @@ use workers::carsensor::fetch::FetchConfig;
 use workers::carsensor::{RunReport, Scraper, ScraperConfig};
 use workers::{ManualClock, ManualSleeper};
 
-/// A fixture of `../shared/fixtures/carsensor/`.
+/// A fixture of `workers/tests/fixtures/carsensor/` (its README lists the values the pages hold).
 pub fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/carsensor")
+        .join("tests/fixtures/carsensor")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }

@@ -1,4 +1,4 @@
-//! The parser against the real pages in `../shared/fixtures/carsensor/`, with the values its README lists.
+//! The parser against the real pages in `workers/tests/fixtures/carsensor/`, with the values its README lists.
 
 use domain::cars::ListingId;
 use reqwest::Url;
