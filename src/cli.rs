@@ -242,8 +242,8 @@ async fn import_questions(
 ) -> anyhow::Result<()> {
     let (rows, mut bad) = crate::questions::parse(&text, format);
     let bar = crate::questions::progress_bar(rows.len() as u64);
-    let executor = commands::CommandExecutor::new(log);
-    let mut report = crate::questions::import(&executor, rows, &bar).await;
+    let trainer = commands::trainer::Trainer::new(commands::CommandExecutor::new(log));
+    let mut report = crate::questions::import(&trainer, rows, &bar).await;
     bar.finish_and_clear();
     bad.append(&mut report.bad);
     bad.sort_by_key(|b| b.line);

@@ -356,8 +356,15 @@ impl Config {
         }
     }
 
+    /// The application services' settings.
+    pub fn app(&self) -> commands::AppConfig {
+        commands::AppConfig {
+            interviews: self.interview_policy(),
+        }
+    }
+
     /// The mock-interview rules' times.
-    pub fn interview_policy(&self) -> domain::interviews::Policy {
+    fn interview_policy(&self) -> domain::interviews::Policy {
         let hours = |h: u32| i64::from(h) * 3600;
         domain::interviews::Policy {
             cancel_cutoff: hours(self.interview_cancel_cutoff_hours),

@@ -14,15 +14,12 @@
 
 use std::collections::HashMap;
 
-use commands::{CommandError, CommandExecutor, Metadata, Source};
-use domain::trainer::{
-    KeyPoint, Level, Question, QuestionCommand, QuestionContent, QuestionEvent,
-    imported_question_id, question_stream,
-};
+use commands::trainer::Trainer;
+use commands::{Actor, CommandError, Request, Source};
+use domain::trainer::{KeyPoint, Level, QuestionContent, QuestionEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
 /// The starter bank shipped with Academy, loaded with `academy questions import --starter`.
 pub const STARTER_BANK: &str = include_str!("starter_questions.csv");
@@ -256,25 +253,20 @@ fn row(
 }
 
 /// Imports `rows` (one command each), counting what changed; a row the log refuses becomes a bad row.
-pub async fn import(executor: &CommandExecutor, rows: Vec<Row>, progress: &ProgressBar) -> Report {
+pub async fn import(trainer: &Trainer, rows: Vec<Row>, progress: &ProgressBar) -> Report {
     let mut report = Report::default();
-    let at = chrono::Utc::now().timestamp();
+    // a fresh command id per question (the request has no idempotency key)
+    let request = Request::new(
+        Actor::System { name: "import" },
+        Source::Cli,
+        chrono::Utc::now(),
+    );
     for row in rows {
-        // a fresh command id per question (one shared id would make every row after the first a repeat)
-        let metadata = Metadata::new(Source::Cli).actor("import", "admin");
-        let command = QuestionCommand::Import {
-            external_id: row.external_id.clone(),
-            content: row.content,
-            // the command line acts for no particular account
-            by: Uuid::nil(),
-            at,
-        };
-        let stream = question_stream(imported_question_id(&row.external_id));
-        match executor
-            .execute::<Question>(&stream, &command, &metadata)
+        match trainer
+            .import_question(&request, &row.external_id, row.content)
             .await
         {
-            Ok(executed) => match executed.events.first() {
+            Ok(changed) => match changed.events.first() {
                 Some(QuestionEvent::QuestionAdded { .. }) => report.added += 1,
                 Some(_) => report.edited += 1,
                 None => report.unchanged += 1,

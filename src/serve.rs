@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use api::Services;
 use api::auth::Identity;
-use commands::{Clock, CommandExecutor, Source, SystemClock};
+use commands::{App, Clock, CommandExecutor, Source, SystemClock};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
@@ -56,14 +56,15 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
     );
     bootstrap_admin(config, &identity).await?;
+    let app = App::new(executor.clone(), config.app());
     let services = Arc::new(Services {
         pool: database.pool.clone(),
         projections: projections.clone(),
         identity: identity.clone(),
         executor: executor.clone(),
+        app: app.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
         clock: clock.clone(),
-        interview_policy: config.interview_policy(),
     });
     // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
     let scraper = config.carsensor_enabled.then(|| {
@@ -86,7 +87,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let app = api::router(api::AppState::new(services, config.http()));
+    let router = api::router(api::AppState::new(services, config.http()));
     // tests and scripts read this line to find the address
     println!("academy listening on http://{address}");
     tracing::info!(%address, "ready");
@@ -105,10 +106,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         }
     });
     let deadlines = (config.deadline_interval_seconds > 0).then(|| {
-        let worker = Arc::new(
-            DeadlineWorker::new(executor, database.pool.clone(), clock)
-                .interview_policy(config.interview_policy()),
-        );
+        let worker = Arc::new(DeadlineWorker::new(&app, database.pool.clone(), clock));
         let every = Duration::from_secs(config.deadline_interval_seconds);
         let stopping = stop_rest.subscribe();
         tokio::spawn(async move {
@@ -121,7 +119,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let mut http_stopping = stopping;
     let http = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = http_stopping.wait_for(|stop| *stop).await;

@@ -139,6 +139,17 @@ impl Viewer {
         }
     }
 
+    /// The viewer as the actor of an application request.
+    pub fn actor(&self) -> commands::Actor {
+        match self {
+            Viewer::Anonymous => commands::Actor::Anonymous,
+            Viewer::User { id, role } => commands::Actor::User {
+                id: *id,
+                role: *role,
+            },
+        }
+    }
+
     /// Event metadata for a command this viewer sends.
     pub fn metadata(&self, source: commands::Source, command_id: Uuid) -> Metadata {
         let metadata = Metadata::new(source).command_id(command_id);

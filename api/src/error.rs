@@ -295,7 +295,7 @@ impl Classify for domain::trainer::TraineeError {
         match self {
             AnswerLength | ReasonLength => Code::Validation,
             AlreadyCorrect | QuestionRetired => Code::Conflict,
-            AnswerNotFound => Code::NotFound,
+            AnswerNotFound | QuestionNotFound => Code::NotFound,
         }
     }
 }
@@ -306,7 +306,8 @@ impl Classify for domain::tracks::TrackError {
         match self {
             Title | Description | Participants | Assignments | Criteria(_) | Scores(_)
             | Comment | DeadlineNotLater => Code::Validation,
-            NotFound | NoSuchAssignment(_) => Code::NotFound,
+            NotFound | NoSuchAssignment(_) | NotAllocated => Code::NotFound,
+            Repository(_) => Code::Validation,
             AlreadyExists | AlreadyStarted | EnrollmentClosed | Full | AssignmentClosed(_)
             | AlreadyReviewed | PastDeadline(_) => Code::Conflict,
             NotEnrolled | NotYourReview => Code::Forbidden,
@@ -320,6 +321,7 @@ impl Classify for domain::tracks::DiaryError {
         use domain::tracks::DiaryError::*;
         match self {
             Length => Code::Validation,
+            NoSuchTrack => Code::NotFound,
             NotEnrolled => Code::Forbidden,
             NotOpened(_) => Code::Conflict,
         }
@@ -373,11 +375,21 @@ impl Classify for domain::identity::CredentialError {
 impl<E: Classify + 'static> From<CommandError<E>> for ApiError {
     fn from(error: CommandError<E>) -> Self {
         match error {
+            CommandError::Denied(denied) => denied.into(),
             CommandError::Rejected(rule) => ApiError::new(rule.code(), rule.to_string()),
             CommandError::Conflict { .. } => ApiError::conflict(
                 "the data changed concurrently too many times; retry the request",
             ),
             CommandError::Internal(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl From<commands::Denied> for ApiError {
+    fn from(denied: commands::Denied) -> Self {
+        match denied {
+            commands::Denied::SignInRequired => ApiError::unauthenticated(denied.to_string()),
+            commands::Denied::AdminOnly => ApiError::forbidden(denied.to_string()),
         }
     }
 }

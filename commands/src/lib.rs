@@ -20,6 +20,9 @@
 pub mod checker;
 pub mod clock;
 pub mod interviews;
+pub mod request;
+pub mod tracks;
+pub mod trainer;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -32,10 +35,40 @@ use eventlog::{AppendError, AppendRequest, ExpectedVersion, RecordedEvent, Strea
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use eventlog::{Appended, EventLog, Metadata, NewEvent, Source};
+pub use request::{Actor, Request};
+
+/// Every product's application service, over one executor: what adapters (GraphQL, REST, the CLI, workers, the
+/// Telegram bot) call to change state.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub trainer: trainer::Trainer,
+    pub tracks: tracks::Tracks,
+    pub interviews: interviews::Interviews,
+}
+
+/// What the application services are configured with.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// The times of the mock-interview rules.
+    pub interviews: domain::interviews::Policy,
+}
+
+impl App {
+    pub fn new(executor: CommandExecutor, config: AppConfig) -> Self {
+        Self {
+            trainer: trainer::Trainer::new(executor.clone()),
+            tracks: tracks::Tracks::new(executor.clone()),
+            interviews: interviews::Interviews::new(executor, config.interviews),
+        }
+    }
+}
 
 /// Why a command did not produce its events.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E: std::error::Error + 'static> {
+    /// The actor may not ask for this at all (not signed in, or not an admin).
+    #[error("{0}")]
+    Denied(Denied),
     /// A business rule refused the command; `E` names the rule.
     #[error("{0}")]
     Rejected(#[source] E),
@@ -47,12 +80,30 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Internal(#[from] InternalError),
 }
 
+/// Why an actor may not ask for a use case, whatever the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("sign in first (Authorization: Bearer <token>)")]
+    SignInRequired,
+    #[error("only admins may do this")]
+    AdminOnly,
+}
+
+impl<E: std::error::Error + 'static> From<Denied> for CommandError<E> {
+    fn from(denied: Denied) -> Self {
+        CommandError::Denied(denied)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InternalError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Append(AppendError),
+    /// A decision wrote to a stream it had not read (so its expected version is unknown): a bug in the decision.
+    #[error("a decision wrote to {0}, a stream it did not read")]
+    UnreadStream(String),
     #[error("stream {stream} holds an event that does not decode: {source}")]
     Decode {
         stream: String,
@@ -142,17 +193,43 @@ impl CommandExecutor {
         result
     }
 
-    /// Runs a decision that spans several streams and commits atomically: each of `streams` is loaded, `decide`
-    /// folds the ones it needs through [`Loaded::state`] and returns the events per stream, and everything is
-    /// appended in one transaction, each written stream expecting the version that was loaded. On a conflict in
-    /// any of them, all are loaded again and `decide` runs again, so a rule such as "this email is not yet
-    /// claimed" is always judged on current state.
+    /// Runs a decision spanning several streams and commits it atomically: the streams it [`Decision::reads`]
+    /// are loaded (in rounds, while what was read names more), [`Decision::decide`] returns the events per
+    /// stream, and everything is appended in one transaction, each written stream expecting the version that
+    /// was loaded. On a conflict in any of them, all are loaded again and the decision runs again, so a rule
+    /// such as "this email is not yet claimed" is always judged on current state.
     ///
     /// Streams that are read but not written are not re-checked at commit; a rule that must hold at commit time
     /// writes to every stream it depends on. A refusal is re-checked instead: the streams are read one after
-    /// another, so if any changed since, the decision runs again on fresh state. `label` names the command in
-    /// metrics and logs.
-    #[tracing::instrument(skip_all, fields(command = label, command_id = ?metadata.command_id))]
+    /// another, so if any changed since, the decision runs again on fresh state.
+    #[tracing::instrument(skip_all, fields(command = decision.label(), command_id = ?metadata.command_id))]
+    pub async fn decide<D: Decision>(
+        &self,
+        decision: &D,
+        metadata: &Metadata,
+    ) -> Result<Decided<D::Output>, CommandError<D::Error>> {
+        let label = decision.label();
+        if let Some(first) = self.first_result(metadata, label).await? {
+            return Ok(Decided::repeat(first));
+        }
+        // queue behind commands on the streams named before anything is read (a slot, a registration's claims)
+        let first_round = decision.reads(&Loaded::default());
+        let description = first_round
+            .iter()
+            .map(StreamId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _queued = self.locks.lock(&first_round).await;
+        let result = self
+            .retrying(description, || self.attempt_decision(decision, metadata))
+            .await;
+        record_outcome(label, &result, |decided| {
+            (decided.written.appended.is_some(), decided.written.events)
+        });
+        result
+    }
+
+    /// [`Self::decide`] for a decision over a fixed set of streams, given as a closure.
     pub async fn execute_across<E, F>(
         &self,
         label: &'static str,
@@ -164,27 +241,33 @@ impl CommandExecutor {
         E: std::error::Error + Send + Sync + 'static,
         F: Fn(&Loaded) -> Result<Vec<(StreamId, Vec<NewEvent>)>, E>,
     {
-        if let Some(first) = self.first_result(metadata, label).await? {
-            return Ok(Written {
-                appended: Some(first),
-                events: 0,
-            });
-        }
-        let description = streams
-            .iter()
-            .map(StreamId::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _queued = self.locks.lock(streams).await;
-        let result = self
-            .retrying(description, || {
-                self.attempt_across(streams, metadata, &decide)
-            })
-            .await;
-        record_outcome(label, &result, |written| {
-            (written.appended.is_some(), written.events)
-        });
-        result
+        let decision = Across {
+            label,
+            streams,
+            decide,
+        };
+        Ok(self.decide(&decision, metadata).await?.written)
+    }
+
+    /// Runs the command `command` builds from the current state of aggregate `D` in `stream` (a review names
+    /// a solution; the command carries its author, looked up in the same state it is decided on).
+    pub async fn execute_with<D, F>(
+        &self,
+        stream: &StreamId,
+        metadata: &Metadata,
+        command: F,
+    ) -> Result<Decided<Vec<D::Event>>, CommandError<D::Error>>
+    where
+        D: Decider,
+        D::Error: Send + Sync,
+        F: Fn(&D::State) -> Result<D::Command, D::Error>,
+    {
+        let decision = Derived::<D, F> {
+            stream,
+            command,
+            aggregate: std::marker::PhantomData,
+        };
+        self.decide(&decision, metadata).await
     }
 
     /// The first result of a command id that was already executed.
@@ -238,74 +321,91 @@ impl CommandExecutor {
             })
     }
 
-    async fn attempt_across<E, F>(
+    async fn attempt_decision<D: Decision>(
         &self,
-        streams: &[StreamId],
+        decision: &D,
         metadata: &Metadata,
-        decide: &F,
-    ) -> Result<Written, Attempt<E>>
-    where
-        E: std::error::Error + 'static,
-        F: Fn(&Loaded) -> Result<Vec<(StreamId, Vec<NewEvent>)>, E>,
-    {
+    ) -> Result<Decided<D::Output>, Attempt<D::Error>> {
+        let failed = |e: sqlx::Error| Attempt::Failed(InternalError::from(e).into());
         let mut loaded = Loaded::default();
-        for stream in streams {
-            let events = self
-                .log
-                .read_whole_stream(stream.as_str())
-                .await
-                .map_err(|e| Attempt::Failed(InternalError::from(e).into()))?;
-            loaded.streams.insert(stream.clone(), events);
+        loop {
+            let unread: Vec<StreamId> = decision
+                .reads(&loaded)
+                .into_iter()
+                .filter(|stream| !loaded.streams.contains_key(stream))
+                .collect();
+            if unread.is_empty() {
+                break;
+            }
+            for stream in unread {
+                let events = self
+                    .log
+                    .read_whole_stream(stream.as_str())
+                    .await
+                    .map_err(failed)?;
+                loaded.streams.insert(stream, events);
+            }
         }
-        let decided = decide(&loaded);
+        let decided = decision.decide(&loaded);
         if let Some(failure) = loaded.take_failure() {
             return Err(Attempt::Failed(failure.into()));
         }
-        let writes = match decided {
-            Ok(writes) => writes,
+        let (writes, output) = match decided {
+            Ok(decided) => decided,
             Err(rule) => {
                 // the streams were read one after another, not in one snapshot: a refusal counts only if none of
                 // them changed meanwhile (else another writer's half-seen decision could be the reason)
-                for stream in streams {
+                for (stream, events) in &loaded.streams {
                     let now = self
                         .log
                         .stream_version(stream.as_str())
                         .await
-                        .map_err(|e| Attempt::Failed(InternalError::from(e).into()))?;
-                    if now != loaded.version(stream) {
+                        .map_err(failed)?;
+                    if now != events.last().map_or(0, |e| e.version) {
                         return Err(Attempt::Conflict);
                     }
                 }
                 return Err(Attempt::Failed(CommandError::Rejected(rule)));
             }
         };
-        let writes: Vec<StreamAppend> = writes
-            .into_iter()
-            .filter(|(_, events)| !events.is_empty())
-            .map(|(stream, events)| StreamAppend {
+        let mut appends = Vec::new();
+        for (stream, events) in writes.into_iter().filter(|(_, e)| !e.is_empty()) {
+            if !loaded.streams.contains_key(&stream) {
+                let error = InternalError::UnreadStream(stream.to_string());
+                return Err(Attempt::Failed(error.into()));
+            }
+            appends.push(StreamAppend {
                 expected: match loaded.version(&stream) {
                     0 => ExpectedVersion::NoStream,
                     n => ExpectedVersion::Exactly(n),
                 },
                 stream,
                 events,
-            })
-            .collect();
-        if writes.is_empty() {
-            return Ok(Written {
-                appended: None,
-                events: 0,
             });
         }
-        let events = writes.iter().map(|w| w.events.len()).sum();
+        if appends.is_empty() {
+            return Ok(Decided {
+                written: Written {
+                    appended: None,
+                    events: 0,
+                },
+                output: Some(output),
+            });
+        }
+        let events = appends.iter().map(|w| w.events.len()).sum();
         let request = AppendRequest {
-            streams: writes,
+            streams: appends,
             metadata: metadata.clone(),
         };
         match self.log.append(request).await {
-            Ok(appended) => Ok(Written {
-                events: if appended.duplicate { 0 } else { events },
-                appended: Some(appended),
+            // a concurrent twin with the same command id won: report its result, not ours
+            Ok(appended) if appended.duplicate => Ok(Decided::repeat(appended)),
+            Ok(appended) => Ok(Decided {
+                written: Written {
+                    events,
+                    appended: Some(appended),
+                },
+                output: Some(output),
             }),
             Err(AppendError::Conflict { .. }) => Err(Attempt::Conflict),
             Err(e) => Err(Attempt::Failed(InternalError::Append(e).into())),
@@ -390,6 +490,121 @@ impl Written {
     }
 }
 
+/// A decision spanning several streams, appended atomically by [`CommandExecutor::decide`].
+///
+/// It declares what it reads: [`Self::reads`] is asked with nothing loaded, then again with what was loaded, until
+/// it names no stream that is not loaded yet, so a decision can find its streams through the ones it reads
+/// first (a slot names its two sides, whose calendars and ledgers are read next). Each stream is read once per
+/// attempt. It may write only streams it read.
+pub trait Decision {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// What the decision tells its caller besides the events (the domain events it decided, an id).
+    type Output;
+
+    /// The command's name in metrics and logs.
+    fn label(&self) -> &'static str;
+
+    /// The streams to read, given those read so far.
+    fn reads(&self, loaded: &Loaded) -> Vec<StreamId>;
+
+    /// The events to append per stream, and the output.
+    #[allow(clippy::type_complexity)]
+    fn decide(
+        &self,
+        loaded: &Loaded,
+    ) -> Result<(Vec<(StreamId, Vec<NewEvent>)>, Self::Output), Self::Error>;
+}
+
+/// What a [`Decision`] did.
+#[derive(Debug, Clone)]
+pub struct Decided<O> {
+    pub written: Written,
+    /// The decision's output; `None` for a repeated command id (nothing was decided this time).
+    pub output: Option<O>,
+}
+
+impl<O> Decided<O> {
+    fn repeat(first: Appended) -> Self {
+        Self {
+            written: Written {
+                appended: Some(first),
+                events: 0,
+            },
+            output: None,
+        }
+    }
+
+    /// The log position to wait for to read this command's effects (`None`: nothing was written).
+    pub fn position(&self) -> Option<i64> {
+        self.written.position()
+    }
+}
+
+/// A command on one aggregate built from its current state, read once per attempt
+/// ([`CommandExecutor::execute_with`]).
+struct Derived<'a, D, F> {
+    stream: &'a StreamId,
+    command: F,
+    aggregate: std::marker::PhantomData<D>,
+}
+
+impl<D, F> Decision for Derived<'_, D, F>
+where
+    D: Decider,
+    D::Error: Send + Sync,
+    F: Fn(&D::State) -> Result<D::Command, D::Error>,
+{
+    type Error = D::Error;
+    type Output = Vec<D::Event>;
+
+    fn label(&self) -> &'static str {
+        aggregate_label::<D>()
+    }
+
+    fn reads(&self, _: &Loaded) -> Vec<StreamId> {
+        vec![self.stream.clone()]
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn decide(
+        &self,
+        loaded: &Loaded,
+    ) -> Result<(Vec<(StreamId, Vec<NewEvent>)>, Vec<D::Event>), D::Error> {
+        let state = loaded.state::<D>(self.stream);
+        let command = (self.command)(&state)?;
+        let events = D::decide(&command, &state)?;
+        Ok((vec![(self.stream.clone(), new_events(&events))], events))
+    }
+}
+
+/// A decision over a fixed set of streams ([`CommandExecutor::execute_across`]).
+struct Across<'a, F> {
+    label: &'static str,
+    streams: &'a [StreamId],
+    decide: F,
+}
+
+impl<E, F> Decision for Across<'_, F>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    F: Fn(&Loaded) -> Result<Vec<(StreamId, Vec<NewEvent>)>, E>,
+{
+    type Error = E;
+    type Output = ();
+
+    fn label(&self) -> &'static str {
+        self.label
+    }
+
+    fn reads(&self, _: &Loaded) -> Vec<StreamId> {
+        self.streams.to_vec()
+    }
+
+    fn decide(&self, loaded: &Loaded) -> Result<(Vec<(StreamId, Vec<NewEvent>)>, ()), E> {
+        (self.decide)(loaded).map(|writes| (writes, ()))
+    }
+}
+
 /// The streams a multi-stream decision reads, as loaded for one attempt.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -417,6 +632,11 @@ impl Loaded {
             }
         }
         state
+    }
+
+    /// Whether `stream` was read.
+    pub fn has(&self, stream: &StreamId) -> bool {
+        self.streams.contains_key(stream)
     }
 
     /// `stream`'s version as loaded (0: no events yet).
@@ -493,7 +713,7 @@ fn record_outcome<T, E: std::error::Error + 'static>(
             metrics::counter!(EVENTS_APPENDED_TOTAL, "command" => label).increment(events as u64);
             if wrote { "accepted" } else { "unchanged" }
         }
-        Err(CommandError::Rejected(_)) => "rejected",
+        Err(CommandError::Rejected(_) | CommandError::Denied(_)) => "rejected",
         Err(CommandError::Conflict { .. }) => "conflict",
         Err(CommandError::Internal(_)) => "internal_error",
     };

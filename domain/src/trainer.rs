@@ -398,6 +398,8 @@ pub struct AnswerRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraineeError {
+    #[error("no such question")]
+    QuestionNotFound,
     #[error("an answer has 1 to 5000 characters")]
     AnswerLength,
     #[error("a reason has 1 to 1000 characters")]

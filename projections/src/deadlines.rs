@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::interviews::{REMINDER_HOURS, SlotEvent};
+use domain::interviews::{InterviewTimer, SlotEvent};
 use domain::tracks::{TrackEvent, reminder_time};
 use eventlog::RecordedEvent;
 use sqlx::{PgConnection, PgPool};
@@ -240,23 +240,13 @@ async fn apply_one(
     Ok(())
 }
 
-/// Every kind of interview timer.
-const ALL_TIMERS: &[&str] = &[
-    "remind_24",
-    "remind_1",
-    "end",
-    "expire_feedback",
-    "auto_accept",
-    "confirm_no_show",
-];
-
 async fn apply_slot(
     conn: &mut PgConnection,
     slot: Uuid,
     event: SlotEvent,
 ) -> Result<(), ProjectionError> {
-    let due = |kind: &'static str, at: i64| (kind, at);
-    let (clear, add): (&[&str], Vec<(&str, i64)>) = match event {
+    let all = InterviewTimer::ALL.to_vec();
+    let (clear, add): (Vec<InterviewTimer>, Vec<(InterviewTimer, i64)>) = match event {
         SlotEvent::SlotPublished { spec, .. } => {
             sqlx::query("insert into slots (slot_id, starts_at, ends_at) values ($1, $2, $3)")
                 .bind(slot)
@@ -273,37 +263,33 @@ async fn apply_slot(
                     .fetch_one(&mut *conn)
                     .await?;
             // a reminder whose time had passed at the booking is not sent (the decider skips it too)
-            let mut add: Vec<(&str, i64)> = REMINDER_HOURS
+            let mut add: Vec<(InterviewTimer, i64)> = InterviewTimer::REMINDERS
                 .iter()
-                .map(|h| {
-                    (
-                        if *h == 24 { "remind_24" } else { "remind_1" },
-                        start - i64::from(*h) * 3600,
-                    )
-                })
+                .map(|(timer, hours)| (*timer, start - i64::from(*hours) * 3600))
                 .filter(|(_, due)| *due >= at)
                 .collect();
-            add.push(due("end", end));
-            (&[], add)
+            add.push((InterviewTimer::End, end));
+            (vec![], add)
         }
         SlotEvent::InterviewReminderSent { hours_before, .. } => (
-            if hours_before == 24 {
-                &["remind_24"]
-            } else {
-                &["remind_1"]
-            },
+            InterviewTimer::reminder(hours_before).into_iter().collect(),
             vec![],
         ),
         SlotEvent::InterviewEnded { feedback_due, .. } => (
-            &["remind_24", "remind_1", "end"],
-            vec![due("expire_feedback", feedback_due)],
+            vec![
+                InterviewTimer::RemindDayBefore,
+                InterviewTimer::RemindHourBefore,
+                InterviewTimer::End,
+            ],
+            vec![(InterviewTimer::ExpireFeedback, feedback_due)],
         ),
-        SlotEvent::FeedbackGiven { accept_by, .. } => {
-            (&["expire_feedback"], vec![due("auto_accept", accept_by)])
-        }
+        SlotEvent::FeedbackGiven { accept_by, .. } => (
+            vec![InterviewTimer::ExpireFeedback],
+            vec![(InterviewTimer::AutoAccept, accept_by)],
+        ),
         // nothing else runs on a reported interview; an uncontested report settles when its window ends
         SlotEvent::NoShowReported { settle_at, .. } => {
-            (ALL_TIMERS, vec![due("confirm_no_show", settle_at)])
+            (all, vec![(InterviewTimer::ConfirmNoShow, settle_at)])
         }
         SlotEvent::SlotWithdrawn { .. }
         | SlotEvent::BookingCancelled { .. }
@@ -312,17 +298,17 @@ async fn apply_slot(
         | SlotEvent::NoShowContested { .. }
         | SlotEvent::NoShowConfirmed { .. }
         | SlotEvent::NoShowResolved { .. }
-        | SlotEvent::FeedbackExpired { .. } => (ALL_TIMERS, vec![]),
+        | SlotEvent::FeedbackExpired { .. } => (all, vec![]),
     };
     sqlx::query("delete from interview_due where slot_id = $1 and kind = any($2)")
         .bind(slot)
-        .bind(clear)
+        .bind(clear.iter().map(|t| t.as_str()).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     for (kind, at) in add {
         sqlx::query("insert into interview_due (slot_id, kind, due_at) values ($1, $2, $3)")
             .bind(slot)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(seconds(at)?)
             .execute(&mut *conn)
             .await?;

@@ -14,18 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use commands::interviews::execute_slot;
-use commands::{Clock, CommandError, CommandExecutor, Metadata, Source};
-use domain::interviews::{InterviewError, Policy, Slot, SlotCommand, slot_stream};
-use domain::tracks::{Track, TrackCommand, TrackError, track_stream};
+use commands::interviews::Interviews;
+use commands::tracks::{TrackChanged, TrackResult, Tracks};
+use commands::{Actor, App, Clock, CommandError, Request, Source};
+use domain::interviews::{InterviewError, InterviewTimer};
+use domain::tracks::TrackError;
 use projections::deadlines;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use uuid::Uuid;
-
-/// Namespace of the worker's command ids.
-const DEADLINE_NAMESPACE: Uuid = Uuid::from_u128(0x3f9a_0c61_d2b4_4e57_8c1d_a96e_24f0_b718);
 
 /// Rows read from the read model at a time; a pass pages through everything due, so rows that keep failing
 /// never starve the rest.
@@ -45,30 +43,29 @@ pub struct Pass {
     pub failed: usize,
 }
 
+/// Who the worker's commands are recorded as.
+const WORKER: Actor = Actor::Worker {
+    name: "deadline-worker",
+};
+
 pub struct DeadlineWorker {
-    executor: CommandExecutor,
+    tracks: Tracks,
+    interviews: Interviews,
     pool: PgPool,
     clock: Arc<dyn Clock>,
-    interviews: Policy,
     /// One pass at a time, even if the schedule fires again during a long pass.
     running: tokio::sync::Mutex<()>,
 }
 
 impl DeadlineWorker {
-    pub fn new(executor: CommandExecutor, pool: PgPool, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(app: &App, pool: PgPool, clock: Arc<dyn Clock>) -> Self {
         Self {
-            executor,
+            tracks: app.tracks.clone(),
+            interviews: app.interviews.clone(),
             pool,
             clock,
-            interviews: Policy::default(),
             running: tokio::sync::Mutex::new(()),
         }
-    }
-
-    /// The interview rules' times (feedback windows) the worker applies.
-    pub fn interview_policy(mut self, policy: Policy) -> Self {
-        self.interviews = policy;
-        self
     }
 
     /// One pass over what is due now: reminders first, then closes (so a participant reminded in the same pass
@@ -77,7 +74,7 @@ impl DeadlineWorker {
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let _one_at_a_time = self.running.lock().await;
         let now = self.clock.now();
-        let at = now.timestamp();
+        let request = Request::new(WORKER, Source::Worker, now);
         let mut pass = Pass::default();
         let mut after = None;
         loop {
@@ -86,19 +83,11 @@ impl DeadlineWorker {
                 .context("reading due reminders")?;
             after = reminders.last().copied();
             for &(track, assignment, participant) in &reminders {
-                let assignment = assignment as u32;
-                let command = TrackCommand::RemindDeadline {
-                    assignment,
-                    participant,
-                    at,
-                };
-                let id = command_id(&[
-                    "remind",
-                    &track.to_string(),
-                    &assignment.to_string(),
-                    &participant.to_string(),
-                ]);
-                let outcome = self.run(track, &command, id).await;
+                let changed = self
+                    .tracks
+                    .remind_deadline(&request, track, assignment as u32, participant)
+                    .await;
+                let outcome = self.outcome(track, changed);
                 pass.count(outcome, "remind", |p| &mut p.reminders_sent);
             }
             if (reminders.len() as i64) < PAGE {
@@ -112,14 +101,11 @@ impl DeadlineWorker {
                 .context("reading due deadlines")?;
             after = closes.last().copied();
             for &(track, assignment) in &closes {
-                let assignment = assignment as u32;
-                let command = TrackCommand::CloseAssignment {
-                    assignment,
-                    seed: rand::random(),
-                    at,
-                };
-                let id = command_id(&["close", &track.to_string(), &assignment.to_string()]);
-                let outcome = self.run(track, &command, id).await;
+                let changed = self
+                    .tracks
+                    .close_assignment(&request, track, assignment as u32, rand::random())
+                    .await;
+                let outcome = self.outcome(track, changed);
                 pass.count(outcome, "close", |p| &mut p.assignments_closed);
             }
             if (closes.len() as i64) < PAGE {
@@ -133,28 +119,11 @@ impl DeadlineWorker {
                 .context("reading due interview timers")?;
             after = timers.last().cloned();
             for (_, slot, kind) in &timers {
-                let command = match kind.as_str() {
-                    "remind_24" => SlotCommand::Remind {
-                        hours_before: 24,
-                        at,
-                    },
-                    "remind_1" => SlotCommand::Remind {
-                        hours_before: 1,
-                        at,
-                    },
-                    "end" => SlotCommand::End {
-                        feedback_within: self.interviews.feedback_within,
-                        at,
-                    },
-                    "auto_accept" => SlotCommand::AutoAccept { at },
-                    "expire_feedback" => SlotCommand::ExpireFeedback { at },
-                    "confirm_no_show" => SlotCommand::ConfirmNoShow { at },
-                    other => {
-                        tracing::error!(%slot, kind = other, "unknown interview timer");
-                        continue;
-                    }
+                let Some(timer) = InterviewTimer::parse(kind) else {
+                    tracing::error!(%slot, kind, "unknown interview timer");
+                    continue;
                 };
-                let outcome = self.run_slot(*slot, kind, command).await;
+                let outcome = self.fire(&request, *slot, timer).await;
                 pass.count(outcome, "interview", |p| &mut p.interview_actions);
             }
             if (timers.len() as i64) < PAGE {
@@ -167,59 +136,29 @@ impl DeadlineWorker {
         Ok(pass)
     }
 
-    async fn run(&self, track: Uuid, command: &TrackCommand, id: Uuid) -> Outcome {
-        let metadata = Metadata::new(Source::Worker)
-            .actor("deadline-worker", "worker")
-            .command_id(id);
-        match self
-            .executor
-            .execute::<Track>(&track_stream(track), command, &metadata)
-            .await
-        {
-            Ok(executed) if !executed.events.is_empty() => Outcome::Done,
+    fn outcome(&self, track: Uuid, changed: TrackResult<TrackChanged>) -> Outcome {
+        match changed {
+            Ok(changed) if changed.changed => Outcome::Done,
             Ok(_) => Outcome::Skipped,
             // the read model was behind a deadline extension: the next pass sees the new time
             Err(CommandError::Rejected(TrackError::NotYetDue)) => Outcome::Skipped,
             Err(error) => {
-                tracing::error!(%track, ?command, %error, "deadline worker command failed");
+                tracing::error!(%track, %error, "deadline worker command failed");
                 Outcome::Failed
             }
         }
     }
 
-    async fn run_slot(&self, slot: Uuid, kind: &str, command: SlotCommand) -> Outcome {
-        // a booking cancelled by the booker reopens the slot: timers of a later booking are other commands
-        let (parties, booking) = match self.executor.load::<Slot>(&slot_stream(slot)).await {
-            Ok((Some(state), _)) => (state.parties(), state.bookings),
-            Ok((None, _)) => return Outcome::Skipped,
-            Err(error) => {
-                tracing::error!(%slot, %error, "deadline worker could not read a slot");
-                return Outcome::Failed;
-            }
-        };
-        let metadata = Metadata::new(Source::Worker)
-            .actor("deadline-worker", "worker")
-            .command_id(command_id(&[
-                "interview",
-                &slot.to_string(),
-                &booking.to_string(),
-                kind,
-            ]));
-        let outcome = execute_slot(
-            &self.executor,
-            "SlotTimer",
-            slot,
-            &parties,
-            &metadata,
-            |_| Ok(command.clone()),
-        )
-        .await;
-        match outcome {
-            Ok(done) if !done.events.is_empty() => Outcome::Done,
+    async fn fire(&self, request: &Request, slot: Uuid, timer: InterviewTimer) -> Outcome {
+        match self.interviews.fire_timer(request, slot, timer).await {
+            Ok(changed) if !changed.events.is_empty() => Outcome::Done,
             Ok(_) => Outcome::Skipped,
-            Err(CommandError::Rejected(InterviewError::NotYetDue)) => Outcome::Skipped,
+            // the read model was behind: the next pass sees the new time
+            Err(CommandError::Rejected(InterviewError::NotYetDue | InterviewError::NotFound)) => {
+                Outcome::Skipped
+            }
             Err(error) => {
-                tracing::error!(%slot, kind, %error, "deadline worker command failed");
+                tracing::error!(%slot, timer = timer.as_str(), %error, "deadline worker command failed");
                 Outcome::Failed
             }
         }
@@ -291,8 +230,4 @@ impl Pass {
         metrics::counter!(ACTIONS_TOTAL, "worker" => "deadlines", "action" => action, "outcome" => label)
             .increment(1);
     }
-}
-
-fn command_id(parts: &[&str]) -> Uuid {
-    Uuid::new_v5(&DEADLINE_NAMESPACE, parts.join("\u{0}").as_bytes())
 }

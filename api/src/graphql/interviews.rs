@@ -3,18 +3,17 @@
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use commands::Source;
-use commands::interviews::{Facts, execute_slot};
-use domain::interviews::{
-    InterviewError, Role, Slot, SlotCommand, SlotSpec, SlotState, slot_stream,
-};
+use commands::interviews::{InterviewResult, Interviews, PublishSlot, SlotChanged};
+use domain::interviews::Role;
 use domain::trainer::Level;
 use projections::interviews::{self as model, BoardFilter, SlotRow};
 use uuid::Uuid;
 
 use super::accounts::MutationResult;
 use super::trainer::LevelValue;
-use super::{AdminOnly, SignedIn, admin, cursor, now, page_size, read_after, services, viewer};
+use super::{
+    AdminOnly, SignedIn, admin, cursor, now, page_size, read_after, request, services, viewer,
+};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,38 +320,21 @@ impl InterviewsMutation {
         input: PublishSlotInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<SlotPayload> {
-        let owner = viewer(ctx).require_user()?;
-        let minutes = u32::try_from(input.minutes).unwrap_or(0);
-        let spec = SlotSpec::parse(
-            input.role.into(),
-            input.start.timestamp(),
-            minutes,
-            &input.meeting_link,
-            &input.topic,
-            input.level.into(),
-        )
-        .map_err(|e| ApiError::validation(e.to_string()))?;
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "publishSlot",
-            &[&spec.start.to_string(), spec.link.as_str(), &spec.topic],
-        );
-        let slot = Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes());
-        let at = now(ctx).timestamp();
-        let position = run(ctx, "PublishSlot", slot, &[owner], id, |facts| {
-            Ok(SlotCommand::Publish {
-                owner,
-                owner_free: facts.calendar(owner).is_free(slot, spec.start, spec.end()),
-                owner_balance: facts.ledger(owner).balance,
-                spec: spec.clone(),
-                at,
-            })
-        })
-        .await?;
+        let input = PublishSlot {
+            role: input.role.into(),
+            start: input.start.timestamp(),
+            minutes: u32::try_from(input.minutes).unwrap_or(0),
+            meeting_link: input.meeting_link,
+            topic: input.topic,
+            level: input.level.into(),
+        };
+        let published = interviews(ctx)
+            .publish_slot(&request(ctx, command_id), input)
+            .await
+            .map_err(ApiError::from)?;
         Ok(SlotPayload {
-            slot_id: slot,
-            position,
+            slot_id: published.slot_id,
+            position: published.position,
         })
     }
 
@@ -364,20 +346,10 @@ impl InterviewsMutation {
         slot_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let booker = viewer(ctx).require_user()?;
-        let slot = load(ctx, slot_id).await?;
-        let id = super::command_id(ctx, command_id, "bookSlot", &[&slot_id.to_string()]);
-        let at = now(ctx).timestamp();
-        let position = run(
-            ctx,
-            "BookSlot",
-            slot_id,
-            &[slot.owner, booker],
-            id,
-            |facts| facts.book(slot_id, booker, at),
-        )
-        .await?;
-        Ok(MutationResult { position })
+        let changed = interviews(ctx)
+            .book_slot(&request(ctx, command_id), slot_id)
+            .await;
+        done(changed)
     }
 
     /// Withdraws your open slot, or cancels a booked interview (either side, until the cut-off before the start;
@@ -389,14 +361,10 @@ impl InterviewsMutation {
         slot_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let cutoff = services(ctx).interview_policy.cancel_cutoff;
-        let command = SlotCommand::Cancel {
-            by,
-            cutoff,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "cancelSlot", command).await
+        let changed = interviews(ctx)
+            .cancel_slot(&request(ctx, command_id), slot_id)
+            .await;
+        done(changed)
     }
 
     /// The interviewer's feedback after the end: a score from 1 to 5 and a text.
@@ -409,17 +377,10 @@ impl InterviewsMutation {
         text: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let policy = services(ctx).interview_policy;
-        let command = SlotCommand::GiveFeedback {
-            by,
-            score: u8::try_from(score).unwrap_or(0),
-            text,
-            feedback_within: policy.feedback_within,
-            accept_within: policy.accept_within,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "giveFeedback", command).await
+        let changed = interviews(ctx)
+            .give_feedback(&request(ctx, command_id), slot_id, score, text)
+            .await;
+        done(changed)
     }
 
     /// The interviewee accepts the feedback: their held points are paid and the interviewer earns 1.
@@ -430,12 +391,10 @@ impl InterviewsMutation {
         slot_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let command = SlotCommand::Accept {
-            by,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "acceptFeedback", command).await
+        let changed = interviews(ctx)
+            .accept_feedback(&request(ctx, command_id), slot_id)
+            .await;
+        done(changed)
     }
 
     /// The interviewee disputes the feedback (recorded for admins); the points settle as on acceptance.
@@ -447,13 +406,10 @@ impl InterviewsMutation {
         reason: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let command = SlotCommand::Dispute {
-            by,
-            reason,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "disputeFeedback", command).await
+        let changed = interviews(ctx)
+            .dispute_feedback(&request(ctx, command_id), slot_id, reason)
+            .await;
+        done(changed)
     }
 
     /// Contests a report that you did not show up (within 24 h of the report); an admin then decides.
@@ -465,13 +421,10 @@ impl InterviewsMutation {
         reason: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let command = SlotCommand::ContestNoShow {
-            by,
-            reason,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "contestNoShow", command).await
+        let changed = interviews(ctx)
+            .contest_no_show(&request(ctx, command_id), slot_id, reason)
+            .await;
+        done(changed)
     }
 
     /// Decides a contested no-show: who was absent (`absent` omitted: the interview took place). The points
@@ -484,13 +437,10 @@ impl InterviewsMutation {
         absent: Option<InterviewRole>,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_admin()?;
-        let command = SlotCommand::ResolveNoShow {
-            by,
-            absent: absent.map(Role::from),
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "resolveNoShow", command).await
+        let changed = interviews(ctx)
+            .resolve_no_show(&request(ctx, command_id), slot_id, absent.map(Role::from))
+            .await;
+        done(changed)
     }
 
     /// Reports that the other side did not show up (from the start until 24 h after the end). It settles after
@@ -502,62 +452,20 @@ impl InterviewsMutation {
         slot_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_user()?;
-        let command = SlotCommand::ReportNoShow {
-            by,
-            at: now(ctx).timestamp(),
-        };
-        slot_command(ctx, slot_id, command_id, "reportNoShow", command).await
+        let changed = interviews(ctx)
+            .report_no_show(&request(ctx, command_id), slot_id)
+            .await;
+        done(changed)
     }
 }
 
-/// The slot's state from its stream.
-async fn load(ctx: &Context<'_>, slot: Uuid) -> Result<SlotState, ApiError> {
-    let (state, _) = services(ctx)
-        .executor
-        .load::<Slot>(&slot_stream(slot))
-        .await
-        .map_err(ApiError::internal)?;
-    state.ok_or_else(|| ApiError::not_found("no such slot"))
+fn interviews<'a>(ctx: &Context<'a>) -> &'a Interviews {
+    &services(ctx).app.interviews
 }
 
-/// Runs `command` on the slot with its parties and the viewer.
-async fn slot_command(
-    ctx: &Context<'_>,
-    slot_id: Uuid,
-    command_id: Option<Uuid>,
-    operation: &str,
-    command: SlotCommand,
-) -> async_graphql::Result<MutationResult> {
-    let me = viewer(ctx).require_user()?;
-    let slot = load(ctx, slot_id).await?;
-    let mut people = slot.parties();
-    people.push(me);
-    let id = super::command_id(ctx, command_id, operation, &[&slot_id.to_string()]);
-    let position = run(ctx, "SlotCommand", slot_id, &people, id, |_| {
-        Ok(command.clone())
+fn done(changed: InterviewResult<SlotChanged>) -> async_graphql::Result<MutationResult> {
+    let changed = changed.map_err(ApiError::from)?;
+    Ok(MutationResult {
+        position: changed.position,
     })
-    .await?;
-    Ok(MutationResult { position })
-}
-
-async fn run(
-    ctx: &Context<'_>,
-    label: &'static str,
-    slot: Uuid,
-    people: &[Uuid],
-    command_id: Uuid,
-    command: impl Fn(&Facts<'_>) -> Result<SlotCommand, InterviewError>,
-) -> Result<Option<i64>, ApiError> {
-    let metadata = viewer(ctx).metadata(Source::Graphql, command_id);
-    let done = execute_slot(
-        &services(ctx).executor,
-        label,
-        slot,
-        people,
-        &metadata,
-        command,
-    )
-    .await?;
-    Ok(done.written.position())
 }

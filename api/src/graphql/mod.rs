@@ -116,8 +116,8 @@ pub struct Services {
     pub read_timeout: Duration,
     /// The time commands are issued at (a manual clock in tests; token lifetimes use the real time).
     pub clock: Arc<dyn Clock>,
-    /// The times of the mock-interview rules (cancellation cut-off, feedback windows).
-    pub interview_policy: domain::interviews::Policy,
+    /// Every product's use cases: the only way resolvers change state.
+    pub app: commands::App,
 }
 
 /// Per-request facts besides the viewer.
@@ -160,6 +160,11 @@ pub(crate) fn viewer(ctx: &Context<'_>) -> Viewer {
     ctx.data_opt::<Viewer>()
         .copied()
         .unwrap_or(Viewer::Anonymous)
+}
+
+/// The application request of a mutation: the viewer acting over GraphQL now, with the client's `commandId`.
+pub(crate) fn request(ctx: &Context<'_>, key: Option<Uuid>) -> commands::Request {
+    commands::Request::new(viewer(ctx).actor(), commands::Source::Graphql, now(ctx)).key(key)
 }
 
 pub(crate) fn request_info(ctx: &Context<'_>) -> RequestInfo {

@@ -7,16 +7,13 @@
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use commands::Source;
-use domain::tracks::{
-    AssignmentSpec, Criterion, Diary, DiaryCommand, RepoUrl, Score, Track, TrackCommand,
-    TrackEvent, TrackSpec, diary_stream, parse_criteria, submission_id, track_stream,
-};
+use commands::tracks::{NewTrack, TrackChanged, TrackResult, Tracks};
+use domain::tracks::{AssignmentSpec, Criterion, Score};
 use projections::tracks::{self as model, TrackFilter, TrackRow};
 use uuid::Uuid;
 
 use super::accounts::MutationResult;
-use super::{AdminOnly, SignedIn, admin, cursor, now, page_size, read_after, services, viewer};
+use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, request, services, viewer};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,27 +106,25 @@ pub struct CreateTrackInput {
     pub assignments: Vec<AssignmentInput>,
 }
 
-impl CreateTrackInput {
-    fn spec(self) -> Result<TrackSpec, ApiError> {
+impl From<CreateTrackInput> for NewTrack {
+    fn from(input: CreateTrackInput) -> Self {
         let count = |n: i32| u32::try_from(n).unwrap_or(0);
-        let assignments = self
-            .assignments
-            .into_iter()
-            .map(|a| AssignmentSpec {
-                title: a.title,
-                description: a.description,
-                hours: count(a.hours),
-            })
-            .collect();
-        TrackSpec::parse(
-            &self.title,
-            &self.description,
-            count(self.min_participants),
-            self.max_participants.map(count),
-            self.criteria.into_iter().map(Criterion::from).collect(),
-            assignments,
-        )
-        .map_err(|e| ApiError::validation(e.to_string()))
+        Self {
+            title: input.title,
+            description: input.description,
+            min_participants: count(input.min_participants),
+            max_participants: input.max_participants.map(count),
+            criteria: input.criteria.into_iter().map(Criterion::from).collect(),
+            assignments: input
+                .assignments
+                .into_iter()
+                .map(|a| AssignmentSpec {
+                    title: a.title,
+                    description: a.description,
+                    hours: count(a.hours),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -594,17 +589,14 @@ impl TracksMutation {
         input: CreateTrackInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<TrackPayload> {
-        let by = viewer(ctx).require_admin()?;
-        let spec = input.spec()?;
-        let id = super::command_id(ctx, command_id, "createTrack", &[&spec.title]);
-        let track_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes());
-        let command = TrackCommand::Create {
-            spec,
-            by,
-            at: now(ctx).timestamp(),
-        };
-        let position = track_command(ctx, track_id, &command, id).await?.position;
-        Ok(TrackPayload { track_id, position })
+        let created = tracks(ctx)
+            .create_track(&request(ctx, command_id), input.into())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(TrackPayload {
+            track_id: created.track_id,
+            position: created.position,
+        })
     }
 
     /// Replaces a track's review criteria; only before it starts.
@@ -616,22 +608,11 @@ impl TracksMutation {
         criteria: Vec<CriterionValue>,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_admin()?;
-        let criteria = parse_criteria(criteria.into_iter().map(Criterion::from).collect())
-            .map_err(|e| ApiError::validation(e.to_string()))?;
-        let names: Vec<&str> = criteria.iter().map(|c| c.name.as_str()).collect();
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "reviseCriteria",
-            &[&track_id.to_string(), &names.join("\u{0}")],
-        );
-        let command = TrackCommand::ReviseCriteria {
-            criteria,
-            by,
-            at: now(ctx).timestamp(),
-        };
-        Ok(track_command(ctx, track_id, &command, id).await?.into())
+        let criteria = criteria.into_iter().map(Criterion::from).collect();
+        let changed = tracks(ctx)
+            .revise_criteria(&request(ctx, command_id), track_id, criteria)
+            .await;
+        done(changed)
     }
 
     /// Moves the open assignment's deadline later. The 80 % reminder and the close follow the new deadline.
@@ -644,25 +625,16 @@ impl TracksMutation {
         deadline: DateTime<Utc>,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_admin()?;
         let index = index_of(assignment)?;
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "extendDeadline",
-            &[
-                &track_id.to_string(),
-                &index.to_string(),
-                &deadline.timestamp().to_string(),
-            ],
-        );
-        let command = TrackCommand::ExtendDeadline {
-            assignment: index,
-            deadline: deadline.timestamp(),
-            by,
-            at: now(ctx).timestamp(),
-        };
-        Ok(track_command(ctx, track_id, &command, id).await?.into())
+        let changed = tracks(ctx)
+            .extend_deadline(
+                &request(ctx, command_id),
+                track_id,
+                index,
+                deadline.timestamp(),
+            )
+            .await;
+        done(changed)
     }
 
     /// Enrolls you in a track. The enrollment that reaches the minimum starts it.
@@ -673,16 +645,13 @@ impl TracksMutation {
         track_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<EnrollPayload> {
-        let participant = viewer(ctx).require_user()?;
-        let id = super::command_id(ctx, command_id, "enroll", &[&track_id.to_string()]);
-        let command = TrackCommand::Enroll {
-            participant,
-            at: now(ctx).timestamp(),
-        };
-        let done = track_command(ctx, track_id, &command, id).await?;
+        let changed = tracks(ctx)
+            .enroll(&request(ctx, command_id), track_id)
+            .await
+            .map_err(ApiError::from)?;
         Ok(EnrollPayload {
-            started: done.started,
-            position: done.position,
+            started: changed.started,
+            position: changed.position,
         })
     }
 
@@ -694,13 +663,10 @@ impl TracksMutation {
         track_id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let participant = viewer(ctx).require_user()?;
-        let id = super::command_id(ctx, command_id, "leaveTrack", &[&track_id.to_string()]);
-        let command = TrackCommand::Leave {
-            participant,
-            at: now(ctx).timestamp(),
-        };
-        Ok(track_command(ctx, track_id, &command, id).await?.into())
+        let changed = tracks(ctx)
+            .leave_track(&request(ctx, command_id), track_id)
+            .await;
+        done(changed)
     }
 
     /// Submits (or, before the deadline, replaces) your solution: a link to a repository on a git host.
@@ -713,31 +679,15 @@ impl TracksMutation {
         repository: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<SubmissionPayload> {
-        let participant = viewer(ctx).require_user()?;
         let index = index_of(assignment)?;
-        let repository =
-            RepoUrl::parse(&repository).map_err(|e| ApiError::validation(e.to_string()))?;
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "submitSolution",
-            &[
-                &track_id.to_string(),
-                &index.to_string(),
-                repository.as_str(),
-            ],
-        );
-        let command = TrackCommand::SubmitSolution {
-            assignment: index,
-            participant,
-            repository: repository.clone(),
-            at: now(ctx).timestamp(),
-        };
-        let done = track_command(ctx, track_id, &command, id).await?;
+        let submitted = tracks(ctx)
+            .submit_solution(&request(ctx, command_id), track_id, index, &repository)
+            .await
+            .map_err(ApiError::from)?;
         Ok(SubmissionPayload {
-            submission_id: submission_id(track_id, index, participant),
-            repository: repository.to_string(),
-            position: done.position,
+            submission_id: submitted.submission_id,
+            repository: submitted.repository.to_string(),
+            position: submitted.position,
         })
     }
 
@@ -752,37 +702,23 @@ impl TracksMutation {
         comment: Option<String>,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let reviewer = viewer(ctx).require_user()?;
-        let (state, _) = services(ctx)
-            .executor
-            .load::<Track>(&track_stream(track_id))
-            .await
-            .map_err(ApiError::internal)?;
-        let state = state.ok_or_else(|| ApiError::not_found("no such track"))?;
-        let (assignment, author) = state
-            .allocated_submission(track_id, reviewer, submission_id)
-            .ok_or_else(|| ApiError::not_found("no solution of this id was allocated to you"))?;
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "submitReview",
-            &[&track_id.to_string(), &submission_id.to_string()],
-        );
-        let command = TrackCommand::SubmitReview {
-            assignment,
-            reviewer,
-            author,
-            scores: scores
-                .into_iter()
-                .map(|s| Score {
-                    criterion: s.criterion,
-                    score: s.score,
-                })
-                .collect(),
-            comment,
-            at: now(ctx).timestamp(),
-        };
-        Ok(track_command(ctx, track_id, &command, id).await?.into())
+        let scores = scores
+            .into_iter()
+            .map(|s| Score {
+                criterion: s.criterion,
+                score: s.score,
+            })
+            .collect();
+        let changed = tracks(ctx)
+            .submit_review(
+                &request(ctx, command_id),
+                track_id,
+                submission_id,
+                scores,
+                comment,
+            )
+            .await;
+        done(changed)
     }
 
     /// Writes in your diary under an assignment that has opened.
@@ -795,76 +731,25 @@ impl TracksMutation {
         text: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<DiaryPayload> {
-        let viewer = viewer(ctx);
-        let participant = viewer.require_user()?;
         let index = index_of(assignment)?;
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "writeDiaryEntry",
-            &[&track_id.to_string(), &index.to_string(), &text],
-        );
-        let executor = &services(ctx).executor;
-        let (track, _) = executor
-            .load::<Track>(&track_stream(track_id))
-            .await
-            .map_err(ApiError::internal)?;
-        let track = track.ok_or_else(|| ApiError::not_found("no such track"))?;
-        let command = DiaryCommand::Write {
-            entry_id: id,
-            track: track_id,
-            assignment: index,
-            participant,
-            text,
-            enrolled: track.is_participant(participant),
-            assignment_opened: (index as usize) < track.stages.len(),
-            at: now(ctx).timestamp(),
-        };
-        let executed = executor
-            .execute::<Diary>(
-                &diary_stream(track_id, participant),
-                &command,
-                &viewer.metadata(Source::Graphql, id),
-            )
+        let written = tracks(ctx)
+            .write_diary_entry(&request(ctx, command_id), track_id, index, text)
             .await
             .map_err(ApiError::from)?;
         Ok(DiaryPayload {
-            entry_id: id,
-            position: executed.position(),
+            entry_id: written.entry_id,
+            position: written.position,
         })
     }
 }
 
-/// What a track command did.
-struct Done {
-    position: Option<i64>,
-    started: bool,
+fn tracks<'a>(ctx: &Context<'a>) -> &'a Tracks {
+    &services(ctx).app.tracks
 }
 
-impl From<Done> for MutationResult {
-    fn from(done: Done) -> Self {
-        MutationResult {
-            position: done.position,
-        }
-    }
-}
-
-async fn track_command(
-    ctx: &Context<'_>,
-    track_id: Uuid,
-    command: &TrackCommand,
-    command_id: Uuid,
-) -> Result<Done, ApiError> {
-    let metadata = viewer(ctx).metadata(Source::Graphql, command_id);
-    let executed = services(ctx)
-        .executor
-        .execute::<Track>(&track_stream(track_id), command, &metadata)
-        .await?;
-    Ok(Done {
-        position: executed.position(),
-        started: executed
-            .events
-            .iter()
-            .any(|e| matches!(e, TrackEvent::TrackStarted { .. })),
+fn done(changed: TrackResult<TrackChanged>) -> async_graphql::Result<MutationResult> {
+    let changed = changed.map_err(ApiError::from)?;
+    Ok(MutationResult {
+        position: changed.position,
     })
 }

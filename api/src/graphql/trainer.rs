@@ -4,17 +4,13 @@
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use commands::Source;
-use commands::checker;
-use domain::trainer::{
-    KeyPoint, Level, Question, QuestionCommand, QuestionContent, Trainee, TraineeCommand,
-    question_stream, trainee_stream,
-};
+use commands::trainer::{QuestionDraft, Trainer};
+use domain::trainer::{KeyPoint, Level};
 use projections::trainer::{self as model, QuestionFilter, QuestionRow};
 use uuid::Uuid;
 
 use super::accounts::MutationResult;
-use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, services, viewer};
+use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, request, services, viewer};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,24 +132,22 @@ pub struct QuestionInput {
     pub key_points: Vec<KeyPointValue>,
 }
 
-impl QuestionInput {
-    fn content(self) -> Result<QuestionContent, ApiError> {
-        let key_points = self
-            .key_points
-            .into_iter()
-            .map(|p| KeyPoint {
-                concept: p.concept,
-                synonyms: p.synonyms,
-            })
-            .collect();
-        QuestionContent::parse(
-            self.level.into(),
-            &self.topic,
-            &self.text,
-            &self.reference_answer,
-            key_points,
-        )
-        .map_err(|e| ApiError::validation(e.to_string()))
+impl From<QuestionInput> for QuestionDraft {
+    fn from(input: QuestionInput) -> Self {
+        Self {
+            level: input.level.into(),
+            topic: input.topic,
+            text: input.text,
+            reference_answer: input.reference_answer,
+            key_points: input
+                .key_points
+                .into_iter()
+                .map(|p| KeyPoint {
+                    concept: p.concept,
+                    synonyms: p.synonyms,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -363,76 +357,20 @@ impl TrainerMutation {
         answer: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<AnswerResult> {
-        let viewer = viewer(ctx);
-        let user = viewer.require_user()?;
-        // the Trainee decider enforces the same bound; checked first so an oversized answer is not graded
-        if answer.chars().count() > 5000 {
-            return Err(ApiError::validation(
-                domain::trainer::TraineeError::AnswerLength.to_string(),
-            )
-            .into());
-        }
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "answerQuestion",
-            &[&question_id.to_string(), &answer],
-        );
-        let executor = &services(ctx).executor;
-        let stream = trainee_stream(user);
-        let (trainee, _) = executor
-            .load::<Trainee>(&stream)
-            .await
-            .map_err(ApiError::internal)?;
-        let (question, _) = executor
-            .load::<Question>(&question_stream(question_id))
-            .await
-            .map_err(ApiError::internal)?;
-        let question = question.ok_or_else(|| ApiError::not_found("no such question"))?;
-        let content = question.content;
-        // a retry answers with the first grade, even if the question was retired or edited since
-        let grade = match trainee.answers.get(&id) {
-            Some(first) => first.grade.clone(),
-            None => checker::grade(&answer, &content.reference_answer, &content.key_points),
-        };
-        let command = TraineeCommand::Answer {
-            answer_id: id,
-            question_id,
-            question_retired: question.retired,
-            level: content.level,
-            topic: content.topic.clone(),
-            answer,
-            grade: grade.clone(),
-            at: super::now(ctx).timestamp(),
-        };
-        let metadata = viewer.metadata(Source::Graphql, id);
-        let executed = executor
-            .execute::<Trainee>(&stream, &command, &metadata)
+        let answered = trainer(ctx)
+            .answer_question(&request(ctx, command_id), question_id, answer)
             .await
             .map_err(ApiError::from)?;
-        // a concurrent twin of this command may have recorded its own grade first: answer with that one
-        let grade = if executed.is_repeat() && !trainee.answers.contains_key(&id) {
-            let (state, _) = executor
-                .load::<Trainee>(&stream)
-                .await
-                .map_err(ApiError::internal)?;
-            state
-                .answers
-                .get(&id)
-                .map(|first| first.grade.clone())
-                .ok_or_else(|| ApiError::internal("a recorded answer is missing from its stream"))?
-        } else {
-            grade
-        };
+        let grade = answered.grade;
         Ok(AnswerResult {
-            answer_id: id,
+            answer_id: answered.answer_id,
             verdict: grade.verdict.into(),
             score: grade.score,
             matched_key_points: grade.matched,
             missing_key_points: grade.missing,
             negated_key_points: grade.negated,
-            reference_answer: content.reference_answer,
-            position: executed.position(),
+            reference_answer: answered.reference_answer,
+            position: answered.position,
         })
     }
 
@@ -446,26 +384,11 @@ impl TrainerMutation {
         reason: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let viewer = viewer(ctx);
-        let user = viewer.require_user()?;
-        let id = super::command_id(ctx, command_id, "contestVerdict", &[&answer_id.to_string()]);
-        let command = TraineeCommand::Contest {
-            answer_id,
-            reason,
-            at: super::now(ctx).timestamp(),
-        };
-        let executed = services(ctx)
-            .executor
-            .execute::<Trainee>(
-                &trainee_stream(user),
-                &command,
-                &viewer.metadata(Source::Graphql, id),
-            )
+        let position = trainer(ctx)
+            .contest_verdict(&request(ctx, command_id), answer_id, reason)
             .await
             .map_err(ApiError::from)?;
-        Ok(MutationResult {
-            position: executed.position(),
-        })
+        Ok(MutationResult { position })
     }
 
     /// Adds a question to the bank.
@@ -476,28 +399,13 @@ impl TrainerMutation {
         input: QuestionInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<QuestionPayload> {
-        let viewer = viewer(ctx);
-        let by = viewer.require_admin()?;
-        let content = input.content()?;
-        let id = super::command_id(ctx, command_id, "addQuestion", &[&content.text]);
-        let question_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, id.as_bytes());
-        let command = QuestionCommand::Add {
-            content,
-            by,
-            at: super::now(ctx).timestamp(),
-        };
-        let executed = services(ctx)
-            .executor
-            .execute::<Question>(
-                &question_stream(question_id),
-                &command,
-                &viewer.metadata(Source::Graphql, id),
-            )
+        let added = trainer(ctx)
+            .add_question(&request(ctx, command_id), input.into())
             .await
             .map_err(ApiError::from)?;
         Ok(QuestionPayload {
-            question_id,
-            position: executed.position(),
+            question_id: added.question_id,
+            position: added.position,
         })
     }
 
@@ -510,21 +418,13 @@ impl TrainerMutation {
         input: QuestionInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let viewer = viewer(ctx);
-        let by = viewer.require_admin()?;
-        let content = input.content()?;
-        let command_id = super::command_id(
-            ctx,
-            command_id,
-            "editQuestion",
-            &[&id.to_string(), &content.text],
-        );
-        let command = QuestionCommand::Edit {
-            content,
-            by,
-            at: super::now(ctx).timestamp(),
-        };
-        question_command(ctx, id, command, command_id).await
+        let edited = trainer(ctx)
+            .edit_question(&request(ctx, command_id), id, input.into())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(MutationResult {
+            position: edited.position,
+        })
     }
 
     /// Takes a question out of practice (it stays in the log and in admins' lists).
@@ -535,29 +435,16 @@ impl TrainerMutation {
         id: Uuid,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let by = viewer(ctx).require_admin()?;
-        let command_id = super::command_id(ctx, command_id, "retireQuestion", &[&id.to_string()]);
-        let command = QuestionCommand::Retire {
-            by,
-            at: super::now(ctx).timestamp(),
-        };
-        question_command(ctx, id, command, command_id).await
+        let retired = trainer(ctx)
+            .retire_question(&request(ctx, command_id), id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(MutationResult {
+            position: retired.position,
+        })
     }
 }
 
-async fn question_command(
-    ctx: &Context<'_>,
-    id: Uuid,
-    command: QuestionCommand,
-    command_id: Uuid,
-) -> async_graphql::Result<MutationResult> {
-    let metadata = viewer(ctx).metadata(Source::Graphql, command_id);
-    let executed = services(ctx)
-        .executor
-        .execute::<Question>(&question_stream(id), &command, &metadata)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(MutationResult {
-        position: executed.position(),
-    })
+fn trainer<'a>(ctx: &Context<'a>) -> &'a Trainer {
+    &services(ctx).app.trainer
 }

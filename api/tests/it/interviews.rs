@@ -69,14 +69,10 @@ async fn worker_pass(app: &TestApp, clock: &Arc<ManualClock>) -> workers::deadli
         .wait_for(head, Duration::from_secs(30))
         .await
         .unwrap();
-    DeadlineWorker::new(
-        services.executor.clone(),
-        services.pool.clone(),
-        clock.clone(),
-    )
-    .pass()
-    .await
-    .unwrap()
+    DeadlineWorker::new(&services.app, services.pool.clone(), clock.clone())
+        .pass()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -512,35 +508,35 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
 
 #[tokio::test]
 async fn bookings_from_several_instances_meet_at_the_append() {
-    use commands::interviews::execute_slot;
-    use commands::{CommandError, CommandExecutor, Metadata, Source};
-    use domain::interviews::InterviewError;
+    use commands::interviews::Interviews;
+    use commands::{Actor, CommandError, CommandExecutor, Request, Source};
+    use domain::interviews::{InterviewError, Policy};
 
     let (app, _clock) = app(3).await;
-    let (owner, token) = app.user("owner").await;
-    let owner: uuid::Uuid = owner.parse().unwrap();
+    let (_, token) = app.user("owner").await;
     // the publisher is the interviewee: their 3 points are held by whichever booking wins
     let (slot, _) = publish(&app, &token, "INTERVIEWEE", NOW + 48 * HOUR, "go").await;
     let slot: uuid::Uuid = slot.parse().unwrap();
     let pool = app.state.services.pool.clone();
     // four executors, as four server instances: no in-process queue between them
-    let executors: Vec<CommandExecutor> = (0..4)
-        .map(|_| CommandExecutor::new(eventlog::EventLog::new(pool.clone())).max_attempts(30))
+    let instances: Vec<Interviews> = (0..4)
+        .map(|_| {
+            let executor =
+                CommandExecutor::new(eventlog::EventLog::new(pool.clone())).max_attempts(30);
+            Interviews::new(executor, Policy::default())
+        })
         .collect();
     let tasks: Vec<_> = (0..20)
         .map(|n| {
-            let executor = executors[n % 4].clone();
+            let interviews = instances[n % 4].clone();
             tokio::spawn(async move {
-                let booker = uuid::Uuid::now_v7();
-                execute_slot(
-                    &executor,
-                    "BookSlot",
-                    slot,
-                    &[owner, booker],
-                    &Metadata::new(Source::Graphql),
-                    |facts| facts.book(slot, booker, NOW + HOUR),
-                )
-                .await
+                let booker = Actor::User {
+                    id: uuid::Uuid::now_v7(),
+                    role: domain::identity::Role::User,
+                };
+                let at = chrono::DateTime::from_timestamp(NOW + HOUR, 0).unwrap();
+                let request = Request::new(booker, Source::Graphql, at);
+                interviews.book_slot(&request, slot).await
             })
         })
         .collect();

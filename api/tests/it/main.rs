@@ -98,10 +98,10 @@ impl TestApp {
             pool: db.pool.clone(),
             projections: projections.clone(),
             identity,
+            app: commands::App::new(executor.clone(), commands::AppConfig::default()),
             executor,
             read_timeout: Duration::from_secs(10),
             clock: setup.clock.clone(),
-            interview_policy: domain::interviews::Policy::default(),
         });
         let state = AppState::new(services, setup.http);
         let (stop, stopping) = watch::channel(false);

@@ -180,7 +180,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
     let (stop_worker, worker_stopping) = watch::channel(false);
     let services = &app.state.services;
     let worker = Arc::new(DeadlineWorker::new(
-        services.executor.clone(),
+        &services.app,
         services.pool.clone(),
         clock.clone(),
     ));

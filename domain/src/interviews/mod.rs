@@ -37,8 +37,84 @@ pub const INTERVIEW_COST: i64 = 3;
 pub const INTERVIEWER_REWARD: i64 = 1;
 /// How long after an interview's end a no-show can be reported.
 pub const NO_SHOW_WINDOW: i64 = 24 * 3600;
-/// Reminders go out this many hours before the start.
-pub const REMINDER_HOURS: [u32; 2] = [24, 1];
+
+/// The timers of a booked interview, which the deadline worker fires when they are due. Stored by
+/// [`InterviewTimer::as_str`] in the `deadlines` read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InterviewTimer {
+    /// The reminder a day before the start.
+    RemindDayBefore,
+    /// The reminder an hour before the start.
+    RemindHourBefore,
+    /// The end: the interview awaits feedback.
+    End,
+    /// Feedback the interviewee did not answer is accepted for them.
+    AutoAccept,
+    /// No feedback came in its window: the interviewee is refunded.
+    ExpireFeedback,
+    /// A no-show report nobody contested settles.
+    ConfirmNoShow,
+}
+
+impl InterviewTimer {
+    pub const ALL: [InterviewTimer; 6] = [
+        InterviewTimer::RemindDayBefore,
+        InterviewTimer::RemindHourBefore,
+        InterviewTimer::End,
+        InterviewTimer::AutoAccept,
+        InterviewTimer::ExpireFeedback,
+        InterviewTimer::ConfirmNoShow,
+    ];
+
+    /// The reminders, each with how many hours before the start it goes out.
+    pub const REMINDERS: [(InterviewTimer, u32); 2] = [
+        (InterviewTimer::RemindDayBefore, 24),
+        (InterviewTimer::RemindHourBefore, 1),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterviewTimer::RemindDayBefore => "remind_24",
+            InterviewTimer::RemindHourBefore => "remind_1",
+            InterviewTimer::End => "end",
+            InterviewTimer::AutoAccept => "auto_accept",
+            InterviewTimer::ExpireFeedback => "expire_feedback",
+            InterviewTimer::ConfirmNoShow => "confirm_no_show",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|timer| timer.as_str() == stored)
+    }
+
+    /// The reminder timer sent `hours_before` the start.
+    pub fn reminder(hours_before: u32) -> Option<Self> {
+        Self::REMINDERS
+            .into_iter()
+            .find(|(_, hours)| *hours == hours_before)
+            .map(|(timer, _)| timer)
+    }
+
+    /// The slot command firing this timer at `at`.
+    pub fn command(self, policy: &Policy, at: i64) -> SlotCommand {
+        match self {
+            InterviewTimer::RemindDayBefore | InterviewTimer::RemindHourBefore => {
+                let hours_before = Self::REMINDERS
+                    .into_iter()
+                    .find(|(timer, _)| *timer == self)
+                    .map_or(0, |(_, hours)| hours);
+                SlotCommand::Remind { hours_before, at }
+            }
+            InterviewTimer::End => SlotCommand::End {
+                feedback_within: policy.feedback_within,
+                at,
+            },
+            InterviewTimer::AutoAccept => SlotCommand::AutoAccept { at },
+            InterviewTimer::ExpireFeedback => SlotCommand::ExpireFeedback { at },
+            InterviewTimer::ConfirmNoShow => SlotCommand::ConfirmNoShow { at },
+        }
+    }
+}
 
 /// The configurable times of the interview rules, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -627,8 +703,9 @@ impl Decider for Slot {
                     _ => return Ok(vec![]),
                 };
                 // a closer reminder is due too (the worker was late): this one would only confuse
-                let superseded = REMINDER_HOURS
+                let superseded = InterviewTimer::REMINDERS
                     .iter()
+                    .map(|(_, h)| h)
                     .any(|h| h < hours_before && *at >= slot.spec.start - i64::from(*h) * 3600);
                 // already sent, booked after it was due, or too late to matter
                 if slot.reminded.contains(hours_before)

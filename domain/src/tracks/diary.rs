@@ -53,6 +53,8 @@ crate::tagged_events!(DiaryEvent { DiaryEntryWritten });
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiaryError {
+    #[error("no such track")]
+    NoSuchTrack,
     #[error("a diary entry has 1 to 10000 characters")]
     Length,
     #[error("you are not enrolled in this track")]

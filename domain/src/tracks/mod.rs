@@ -422,6 +422,10 @@ pub enum TrackError {
     DeadlineNotLater,
     #[error("this review is not yours to give")]
     NotYourReview,
+    #[error("no solution of this id was allocated to you")]
+    NotAllocated,
+    #[error(transparent)]
+    Repository(#[from] RepoUrlError),
     #[error("you already reviewed this solution")]
     AlreadyReviewed,
     #[error("{0}")]

@@ -120,11 +120,8 @@ impl World {
     }
 
     fn worker(&self) -> DeadlineWorker {
-        DeadlineWorker::new(
-            self.executor.clone(),
-            self.db.pool.clone(),
-            self.clock.clone(),
-        )
+        let app = commands::App::new(self.executor.clone(), commands::AppConfig::default());
+        DeadlineWorker::new(&app, self.db.pool.clone(), self.clock.clone())
     }
 
     /// Waits until the read model has everything in the log, then runs one pass.

@@ -1,0 +1,138 @@
+//! Who asks for a use case, through which adapter, when, and under which idempotency key.
+//!
+//! Every application service takes a [`Request`]: the GraphQL API, the REST routes, the CLI, the workers and the
+//! Telegram bot build one and call the same method, so none of them decides command ids or metadata itself.
+
+use chrono::{DateTime, Utc};
+use domain::identity::Role;
+use eventlog::{Metadata, Source};
+use uuid::Uuid;
+
+/// Namespace of command ids derived from a client's idempotency key (kept stable: stored command ids depend on
+/// it, so a client retrying across an upgrade still gets its first result).
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x7b3e_94c1_0d2a_4f68_b5e9_3c71_a0d4_6e25);
+
+/// Who acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Anonymous,
+    User {
+        id: Uuid,
+        role: Role,
+    },
+    /// A worker acting on time or on the outside world (the deadline worker, the scraper).
+    Worker {
+        name: &'static str,
+    },
+    /// Academy itself (the start-up bootstrap of an admin).
+    System {
+        name: &'static str,
+    },
+}
+
+impl Actor {
+    /// The signed-in user's id, if a user acts.
+    pub fn user(&self) -> Option<Uuid> {
+        match self {
+            Actor::User { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Whether a signed-in admin acts.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Actor::User {
+                role: Role::Admin,
+                ..
+            }
+        )
+    }
+
+    fn recorded(&self) -> (String, &'static str) {
+        match self {
+            Actor::Anonymous => ("anonymous".to_owned(), "anonymous"),
+            Actor::User { id, role } => (id.to_string(), role.as_str()),
+            Actor::Worker { name } => ((*name).to_owned(), "worker"),
+            Actor::System { name } => ((*name).to_owned(), "system"),
+        }
+    }
+}
+
+/// One call of a use case.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub actor: Actor,
+    pub source: Source,
+    /// The client's idempotency key: the same key for the same operation on the same input names the same
+    /// command, whose first result every retry gets. `None`: a fresh command.
+    pub key: Option<Uuid>,
+    /// When the request is made (from the adapter's clock).
+    pub at: DateTime<Utc>,
+}
+
+impl Request {
+    pub fn new(actor: Actor, source: Source, at: DateTime<Utc>) -> Self {
+        Self {
+            actor,
+            source,
+            key: None,
+            at,
+        }
+    }
+
+    pub fn key(mut self, key: Option<Uuid>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// The signed-in user who asks.
+    pub fn user(&self) -> Result<Uuid, crate::Denied> {
+        self.actor.user().ok_or(crate::Denied::SignInRequired)
+    }
+
+    /// The signed-in admin who asks.
+    pub fn admin(&self) -> Result<Uuid, crate::Denied> {
+        let id = self.user()?;
+        if self.actor.is_admin() {
+            Ok(id)
+        } else {
+            Err(crate::Denied::AdminOnly)
+        }
+    }
+
+    /// The command id of `operation` on `input`: the client's key scoped to the operation, the actor and the
+    /// input, so a key reused for another operation, by another user or on other input is another command.
+    /// A request without a key gets a fresh id.
+    pub fn command_id(&self, operation: &str, input: &[&str]) -> Uuid {
+        let Some(key) = self.key else {
+            return Uuid::now_v7();
+        };
+        let (actor, _) = self.actor.recorded();
+        let mut name = format!("{operation}\u{0}{actor}\u{0}{key}");
+        for part in input {
+            name.push('\u{0}');
+            name.push_str(part);
+        }
+        Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes())
+    }
+
+    /// The metadata of the command `operation` on `input`.
+    pub fn metadata(&self, operation: &str, input: &[&str]) -> Metadata {
+        self.metadata_with_id(self.command_id(operation, input))
+    }
+
+    /// The metadata of a command whose id the service derives itself (a worker's timer, a bootstrap).
+    pub fn metadata_with_id(&self, command_id: Uuid) -> Metadata {
+        let (id, role) = self.actor.recorded();
+        Metadata::new(self.source)
+            .actor(id, role)
+            .command_id(command_id)
+    }
+
+    /// Unix seconds of [`Self::at`], as the deciders take time.
+    pub fn seconds(&self) -> i64 {
+        self.at.timestamp()
+    }
+}
