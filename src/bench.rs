@@ -551,7 +551,8 @@ async fn observed(
     let run = Uuid::now_v7();
     let at = chrono::Utc::now().timestamp();
     let started = Instant::now();
-    let outcomes = workers::carsensor::observe_all(executor, listings, run, at, concurrency).await;
+    let cars = commands::cars::Cars::new(executor.clone());
+    let outcomes = cars.observe_all(run, listings, at, concurrency).await;
     let took = started.elapsed();
     let mut changed = 0;
     for outcome in outcomes {

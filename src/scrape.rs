@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use commands::CommandExecutor;
+use commands::cars::Cars;
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
@@ -42,7 +43,7 @@ pub async fn scrape(config: &Config, once: bool) -> anyhow::Result<()> {
         });
         let scraper = Arc::new(Scraper::new(
             scraper_config,
-            CommandExecutor::new(log.clone()),
+            Cars::new(CommandExecutor::new(log.clone())),
             projections,
             database.pool.clone(),
             Arc::new(SystemClock),

@@ -70,7 +70,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let scraper = config.carsensor_enabled.then(|| {
         let scraper = Arc::new(Scraper::new(
             scraper_config,
-            executor.clone(),
+            app.cars.clone(),
             projections.clone(),
             database.pool.clone(),
             Arc::new(SystemClock),

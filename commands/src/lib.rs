@@ -17,6 +17,7 @@
 //! [`clock`]: time as a dependency. Whoever issues commands reads the time from a [`Clock`] and puts it in the
 //! command, so tests move time instead of sleeping.
 
+pub mod cars;
 pub mod checker;
 pub mod clock;
 pub mod interviews;
@@ -41,6 +42,7 @@ pub use request::{Actor, Request};
 /// Telegram bot) call to change state.
 #[derive(Debug, Clone)]
 pub struct App {
+    pub cars: cars::Cars,
     pub trainer: trainer::Trainer,
     pub tracks: tracks::Tracks,
     pub interviews: interviews::Interviews,
@@ -56,6 +58,7 @@ pub struct AppConfig {
 impl App {
     pub fn new(executor: CommandExecutor, config: AppConfig) -> Self {
         Self {
+            cars: cars::Cars::new(executor.clone()),
             trainer: trainer::Trainer::new(executor.clone()),
             tracks: tracks::Tracks::new(executor.clone()),
             interviews: interviews::Interviews::new(executor, config.interviews),

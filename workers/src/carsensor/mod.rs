@@ -30,13 +30,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::{CommandError, CommandExecutor, Metadata, Source};
-use domain::Decider;
-use domain::cars::{
-    Car, CarCommand, CarError, CarEvent, Listing, ListingId, RunTally, ScrapeRun, ScrapeRunCommand,
-    ScrapeRunError, car_stream, scrape_run_stream,
-};
-use futures_util::StreamExt;
+use commands::CommandError;
+use commands::cars::{Cars, Recorded};
+use domain::cars::{Listing, ListingId, RunTally, ScrapeRunCommand, ScrapeRunError};
 use projections::Projections;
 use reqwest::Url;
 use sqlx::PgPool;
@@ -52,11 +48,8 @@ pub const LISTINGS_TOTAL: &str = "academy_scraper_listings_total";
 pub const LAYOUT_CHANGES_TOTAL: &str = "academy_scraper_layout_changes_total";
 pub const PAGE_FAILURES_TOTAL: &str = "academy_scraper_page_failures_total";
 
-/// Namespace of the scraper's command ids (a retried step of a run is recorded once).
-const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x2e8b_61d4_0f3a_4c97_b1e5_7a90_d3c4_58f2);
-
 /// The actor id the scraper's events carry.
-pub const ACTOR: &str = "carsensor-scraper";
+pub use commands::cars::SCRAPER as ACTOR;
 
 /// Advisory lock key held during a run (`hashtext('academy/carsensor-scraper')` would do as well; fixed here).
 const RUN_LOCK: i64 = 0x5ca1_ab1e_ca75;
@@ -105,17 +98,11 @@ pub struct RunReport {
     pub position: Option<i64>,
 }
 
-/// What one observation did to its car.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
-    New,
-    Changed { relisted: bool },
-    Unchanged,
-}
+pub use commands::cars::Observed;
 
 pub struct Scraper {
     config: ScraperConfig,
-    executor: CommandExecutor,
+    cars: Cars,
     projections: Arc<Projections>,
     pool: PgPool,
     clock: Arc<dyn Clock>,
@@ -127,7 +114,7 @@ pub struct Scraper {
 impl Scraper {
     pub fn new(
         config: ScraperConfig,
-        executor: CommandExecutor,
+        cars: Cars,
         projections: Arc<Projections>,
         pool: PgPool,
         clock: Arc<dyn Clock>,
@@ -135,7 +122,7 @@ impl Scraper {
     ) -> Self {
         Self {
             config,
-            executor,
+            cars,
             projections,
             pool,
             clock,
@@ -187,10 +174,7 @@ impl Scraper {
 
     async fn run_locked(&self, stop: watch::Receiver<bool>) -> anyhow::Result<RunReport> {
         let run_id = Uuid::now_v7();
-        let run = RunIds {
-            id: run_id,
-            stream: scrape_run_stream(run_id),
-        };
+        let run = RunIds { id: run_id };
         let start_urls: Vec<Url> = self
             .config
             .start_pages
@@ -326,7 +310,6 @@ impl LayoutChange {
 /// One run in progress.
 struct RunIds {
     id: Uuid,
-    stream: domain::StreamId,
 }
 
 impl Scraper {
@@ -338,7 +321,7 @@ impl Scraper {
         step: &str,
         command: ScrapeRunCommand,
     ) -> Result<Option<i64>, CommandError<ScrapeRunError>> {
-        Ok(self.record_step(run, step, command).await?.position())
+        Ok(self.record_step(run, step, command).await?.position)
     }
 
     /// Records a problem of the run (see [`Scraper::record`]) and counts it in `tally.errors` when it was
@@ -350,8 +333,8 @@ impl Scraper {
         command: ScrapeRunCommand,
         tally: &mut RunTally,
     ) -> Result<(), CommandError<ScrapeRunError>> {
-        let executed = self.record_step(run, step, command).await?;
-        if !executed.is_repeat() {
+        let recorded = self.record_step(run, step, command).await?;
+        if !recorded.repeat {
             tally.errors += 1;
         }
         Ok(())
@@ -362,12 +345,8 @@ impl Scraper {
         run: &RunIds,
         step: &str,
         command: ScrapeRunCommand,
-    ) -> Result<commands::Executed<domain::cars::ScrapeRunEvent>, CommandError<ScrapeRunError>>
-    {
-        let metadata = metadata(run.id, step);
-        self.executor
-            .execute::<ScrapeRun>(&run.stream, &command, &metadata)
-            .await
+    ) -> Result<Recorded, CommandError<ScrapeRunError>> {
+        self.cars.record_run(run.id, step, &command).await
     }
 
     async fn failure(
@@ -473,16 +452,20 @@ impl Scraper {
             listings.push(self.complete_listing(run, fetcher, listing, tally).await?);
         }
         let ids: Vec<ListingId> = listings.iter().map(|l| l.id.clone()).collect();
-        let outcomes = observe_all(
-            &self.executor,
-            listings,
-            run.id,
-            self.now(),
-            self.config.concurrency,
-        )
-        .await;
+        let outcomes = self
+            .cars
+            .observe_all(run.id, listings, self.now(), self.config.concurrency)
+            .await;
         for (id, outcome) in ids.iter().zip(outcomes) {
             seen.insert(id.clone());
+            if let Ok(observed) = &outcome {
+                let label = match observed {
+                    Observed::New => "new",
+                    Observed::Changed { .. } => "changed",
+                    Observed::Unchanged => "unchanged",
+                };
+                metrics::counter!(LISTINGS_TOTAL, "outcome" => label).increment(1);
+            }
             match outcome {
                 Ok(Observed::New) => tally.new += 1,
                 Ok(Observed::Changed { relisted }) => {
@@ -543,20 +526,13 @@ impl Scraper {
         else {
             return Ok(listing);
         };
-        let state = match self.executor.load::<Car>(&car_stream(&listing.id)).await {
-            Ok((state, _)) => state,
+        let worth_it = match self.cars.would_change(run.id, &listing, self.now()).await {
+            Ok(worth_it) => worth_it,
             Err(error) => {
                 tracing::warn!(listing = %listing.id, %error, "could not read the car's stream");
                 return Ok(listing);
             }
         };
-        let observe = CarCommand::Observe {
-            listing: listing.clone(),
-            run_id: run.id,
-            at: self.now(),
-        };
-        let worth_it =
-            state.is_none() || Car::decide(&observe, &state).is_ok_and(|e| !e.is_empty());
         if !worth_it {
             return Ok(listing);
         }
@@ -617,22 +593,17 @@ impl Scraper {
             let Ok(listing) = ListingId::parse(&listing) else {
                 continue;
             };
-            let command = CarCommand::Delist {
-                run_id: run.id,
-                missed_runs: missed.try_into().unwrap_or(u32::MAX),
-                at: scraper.now(),
-            };
-            let metadata = metadata(run.id, &format!("delist {listing}"));
+            let missed = missed.try_into().unwrap_or(u32::MAX);
             match scraper
-                .executor
-                .execute::<Car>(&car_stream(&listing), &command, &metadata)
+                .cars
+                .delist(run.id, &listing, missed, scraper.now())
                 .await
             {
-                Ok(executed) if !executed.events.is_empty() => {
+                Ok(true) => {
                     delisted += 1;
                     metrics::counter!(LISTINGS_TOTAL, "outcome" => "delisted").increment(1);
                 }
-                Ok(_) => {}
+                Ok(false) => {}
                 Err(error) => {
                     tracing::error!(%listing, %error, "could not delist");
                     tally.errors += 1;
@@ -656,84 +627,6 @@ const DETAIL_FIELDS: &[&str] = &[
     "color",
     "prefecture",
 ];
-
-/// The scraper's metadata for one step of run `run`: actor, source, a command id derived from both, and the
-/// run as correlation id.
-fn metadata(run: Uuid, step: &str) -> Metadata {
-    let id = Uuid::new_v5(&COMMAND_NAMESPACE, format!("{run}\u{0}{step}").as_bytes());
-    Metadata::new(Source::Worker)
-        .actor(ACTOR, "worker")
-        .command_id(id)
-        .correlation_id(run)
-}
-
-/// One observation: the listing goes through one `Observe` command on its car's stream.
-pub async fn observe(
-    executor: &CommandExecutor,
-    listing: Listing,
-    run_id: Uuid,
-    at: i64,
-) -> Result<Observed, CommandError<CarError>> {
-    let stream = car_stream(&listing.id);
-    let metadata = metadata(run_id, &format!("observe {}", listing.id));
-    let command = CarCommand::Observe {
-        listing,
-        run_id,
-        at,
-    };
-    let executed = executor
-        .execute::<Car>(&stream, &command, &metadata)
-        .await?;
-    let outcome = if executed
-        .events
-        .iter()
-        .any(|e| matches!(e, CarEvent::CarListed { .. }))
-    {
-        Observed::New
-    } else if executed.events.is_empty() {
-        Observed::Unchanged
-    } else {
-        Observed::Changed {
-            relisted: executed
-                .events
-                .iter()
-                .any(|e| matches!(e, CarEvent::CarRelisted { .. })),
-        }
-    };
-    let label = match outcome {
-        Observed::New => "new",
-        Observed::Changed { .. } => "changed",
-        Observed::Unchanged => "unchanged",
-    };
-    metrics::counter!(LISTINGS_TOTAL, "outcome" => label).increment(1);
-    Ok(outcome)
-}
-
-/// Observes `listings`, `concurrency` at a time; the outcomes in the listings' order.
-pub async fn observe_all(
-    executor: &CommandExecutor,
-    listings: Vec<Listing>,
-    run_id: Uuid,
-    at: i64,
-    concurrency: usize,
-) -> Vec<Result<Observed, CommandError<CarError>>> {
-    // no stream combinator with a closure here: a closure's future held across an await makes the compiler
-    // unable to prove the scheduled run's future `Send`
-    let mut in_flight = futures_util::stream::FuturesOrdered::new();
-    let mut outcomes = Vec::with_capacity(listings.len());
-    for listing in listings {
-        if in_flight.len() >= concurrency.max(1)
-            && let Some(outcome) = in_flight.next().await
-        {
-            outcomes.push(outcome);
-        }
-        in_flight.push_back(observe(executor, listing, run_id, at));
-    }
-    while let Some(outcome) = in_flight.next().await {
-        outcomes.push(outcome);
-    }
-    outcomes
-}
 
 /// Runs the scraper on `schedule` (a cron expression with seconds, e.g. `0 0 * * * *`: hourly) until
 /// `shutdown` turns true. A run in progress then stops after the page in hand, recorded as incomplete, and is

@@ -93,7 +93,7 @@ impl World {
         let sleeper = Arc::new(ManualSleeper::new(clock.clone()));
         let scraper = Scraper::new(
             config,
-            CommandExecutor::new(log.clone()),
+            commands::cars::Cars::new(CommandExecutor::new(log.clone())),
             projections.clone(),
             db.pool.clone(),
             clock.clone(),
