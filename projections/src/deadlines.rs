@@ -302,8 +302,8 @@ async fn apply_slot(
             (&["expire_feedback"], vec![due("auto_accept", accept_by)])
         }
         // nothing else runs on a reported interview; an uncontested report settles when its window ends
-        SlotEvent::NoShowReported { settle_at, .. } => {
-            (ALL_TIMERS, vec![due("confirm_no_show", settle_at)])
+        SlotEvent::NoShowReported { contest_by, .. } => {
+            (ALL_TIMERS, vec![due("confirm_no_show", contest_by)])
         }
         SlotEvent::SlotWithdrawn { .. }
         | SlotEvent::BookingCancelled { .. }

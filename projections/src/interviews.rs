@@ -214,14 +214,14 @@ async fn apply_slot(
                 .await?;
         }
         SlotEvent::NoShowReported {
-            absent, settle_at, ..
+            absent, contest_by, ..
         } => {
             sqlx::query(
                 "update slots set status = 'no_show_reported', no_show_of = $2, no_show_settle_at = $3 where id = $1",
             )
             .bind(slot)
             .bind(absent)
-            .bind(seconds(settle_at)?)
+            .bind(seconds(contest_by)?)
             .execute(&mut *conn)
             .await?;
         }
