@@ -288,8 +288,8 @@ async fn apply_slot(
             vec![(InterviewTimer::AutoAccept, accept_by)],
         ),
         // nothing else runs on a reported interview; an uncontested report settles when its window ends
-        SlotEvent::NoShowReported { settle_at, .. } => {
-            (all, vec![(InterviewTimer::ConfirmNoShow, settle_at)])
+        SlotEvent::NoShowReported { contest_by, .. } => {
+            (all, vec![(InterviewTimer::ConfirmNoShow, contest_by)])
         }
         SlotEvent::SlotWithdrawn { .. }
         | SlotEvent::BookingCancelled { .. }

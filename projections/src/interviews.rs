@@ -23,7 +23,8 @@ impl Projection for Interviews {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: `no_show_settle_at` is `no_show_contest_by`
+        2
     }
 
     fn event_types(&self) -> Option<Vec<String>> {
@@ -58,7 +59,7 @@ impl Projection for Interviews {
                  dispute_reason     text,
                  -- who was reported absent (after a resolution: who was found absent, if anyone)
                  no_show_of         uuid,
-                 no_show_settle_at  timestamptz,
+                 no_show_contest_by  timestamptz,
                  no_show_contest    text,
                  published_at       timestamptz not null,
                  -- log position of the publication: the stable order of lists and their cursor
@@ -214,14 +215,14 @@ async fn apply_slot(
                 .await?;
         }
         SlotEvent::NoShowReported {
-            absent, settle_at, ..
+            absent, contest_by, ..
         } => {
             sqlx::query(
-                "update slots set status = 'no_show_reported', no_show_of = $2, no_show_settle_at = $3 where id = $1",
+                "update slots set status = 'no_show_reported', no_show_of = $2, no_show_contest_by = $3 where id = $1",
             )
             .bind(slot)
             .bind(absent)
-            .bind(seconds(settle_at)?)
+            .bind(seconds(contest_by)?)
             .execute(&mut *conn)
             .await?;
         }
@@ -324,7 +325,7 @@ pub struct SlotRow {
     pub accept_by: Option<DateTime<Utc>>,
     pub dispute_reason: Option<String>,
     pub no_show_of: Option<Uuid>,
-    pub no_show_settle_at: Option<DateTime<Utc>>,
+    pub no_show_contest_by: Option<DateTime<Utc>>,
     pub no_show_contest: Option<String>,
     pub published_at: DateTime<Utc>,
     pub published_position: i64,
@@ -332,7 +333,7 @@ pub struct SlotRow {
 
 const SLOT_COLUMNS: &str = "id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level, status, \
                             booker, interviewer, interviewee, booked_at, feedback_score, feedback_text, \
-                            feedback_due, accept_by, dispute_reason, no_show_of, no_show_settle_at, \
+                            feedback_due, accept_by, dispute_reason, no_show_of, no_show_contest_by, \
                             no_show_contest, published_at, published_position";
 
 #[tracing::instrument(skip_all)]

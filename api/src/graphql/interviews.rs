@@ -136,7 +136,7 @@ impl SlotValue {
             },
             feedback_due: row.feedback_due,
             no_show_absent,
-            no_show_contest_by: row.no_show_settle_at,
+            no_show_contest_by: row.no_show_contest_by,
             no_show_contest: row.no_show_contest.filter(|_| party),
             published_at: row.published_at,
         }

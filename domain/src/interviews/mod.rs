@@ -26,8 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::event::rename_field;
 use crate::trainer::Level;
-use crate::{Decider, StreamId};
+use crate::{Decider, DecodeError, StreamId};
 
 pub use link::{MeetingLink, MeetingLinkError};
 
@@ -429,8 +430,9 @@ pub enum SlotEvent {
     NoShowReported {
         reporter: Uuid,
         absent: Uuid,
-        /// Settled then unless contested.
-        settle_at: i64,
+        /// Until when the side reported absent may contest the report; it is confirmed then if uncontested.
+        /// (Called `settle_at` up to schema version 1.)
+        contest_by: i64,
         at: i64,
     },
     NoShowContested {
@@ -487,7 +489,23 @@ crate::tagged_events!(SlotEvent {
     NoShowConfirmed,
     NoShowResolved,
     FeedbackExpired
-});
+}, versions: { NoShowReported: 2 }, upcast: upcast_slot_event);
+
+/// Slot events' upcasting steps: data stored at `schema_version` as data of `schema_version + 1`.
+fn upcast_slot_event(
+    event_type: &str,
+    schema_version: i32,
+    mut data: serde_json::Value,
+) -> Result<serde_json::Value, DecodeError> {
+    match (event_type, schema_version) {
+        // v2: `settle_at` became `contest_by`, the glossary's name for the deadline of a contest
+        ("NoShowReported", 1) => {
+            rename_field(&mut data, "settle_at", "contest_by");
+            Ok(data)
+        }
+        _ => Err(DecodeError::unknown_version(event_type, schema_version)),
+    }
+}
 
 /// Where a slot is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -532,7 +550,8 @@ impl SlotStatus {
 pub struct NoShowClaim {
     pub reporter: Uuid,
     pub absent: Uuid,
-    pub settle_at: i64,
+    /// Until when the side reported absent may contest it.
+    pub contest_by: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -847,7 +866,7 @@ impl Decider for Slot {
                         Ok(vec![SlotEvent::NoShowReported {
                             reporter: *by,
                             absent,
-                            settle_at: at + NO_SHOW_WINDOW,
+                            contest_by: at + NO_SHOW_WINDOW,
                             at: *at,
                         }])
                     }
@@ -868,7 +887,7 @@ impl Decider for Slot {
                 }
                 match slot.status {
                     NoShowContested => Ok(vec![]),
-                    NoShowReported if *at < claim.settle_at => {
+                    NoShowReported if *at < claim.contest_by => {
                         Ok(vec![SlotEvent::NoShowContested {
                             reason: reason.to_owned(),
                             at: *at,
@@ -878,7 +897,7 @@ impl Decider for Slot {
                 }
             }
             SlotCommand::ConfirmNoShow { at } => match (slot.status, slot.no_show) {
-                (NoShowReported, Some(claim)) if *at >= claim.settle_at => {
+                (NoShowReported, Some(claim)) if *at >= claim.contest_by => {
                     Ok(vec![SlotEvent::NoShowConfirmed { at: *at }])
                 }
                 (NoShowReported, _) => Err(InterviewError::NotYetDue),
@@ -976,14 +995,14 @@ impl Decider for Slot {
             SlotEvent::NoShowReported {
                 reporter,
                 absent,
-                settle_at,
+                contest_by,
                 ..
             } => {
                 slot.status = SlotStatus::NoShowReported;
                 slot.no_show = Some(NoShowClaim {
                     reporter: *reporter,
                     absent: *absent,
-                    settle_at: *settle_at,
+                    contest_by: *contest_by,
                 });
             }
             SlotEvent::NoShowContested { .. } => slot.status = SlotStatus::NoShowContested,

@@ -556,7 +556,7 @@ fn reported() -> SlotEvent {
     SlotEvent::NoShowReported {
         reporter: user(2),
         absent: user(1),
-        settle_at: START + 2 * HOUR + NO_SHOW_WINDOW,
+        contest_by: START + 2 * HOUR + NO_SHOW_WINDOW,
         at: START + 2 * HOUR,
     }
 }

@@ -1,6 +1,7 @@
 //! The event log against a real PostgreSQL: one throwaway cluster for this binary, a fresh database per test.
 
 mod append;
+mod golden;
 mod ordering;
 mod read;
 mod startup;
