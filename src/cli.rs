@@ -269,25 +269,19 @@ async fn create_admin(
     username: String,
     password: String,
 ) -> anyhow::Result<()> {
-    // registering signs no token; this key only satisfies the service's constructor and is dropped at exit
-    let mut throwaway = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut throwaway);
-    let secret = api::auth::JwtSecret::new(throwaway.to_vec()).map_err(anyhow::Error::msg)?;
-    let identity = api::auth::Identity::new(
+    let identity = commands::identity::Identity::new(
         commands::CommandExecutor::new(log),
-        api::auth::AuthConfig::new(secret),
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        &commands::identity::IdentityConfig::default(),
+    )?;
+    let request = commands::Request::new(
+        commands::Actor::System { name: "bootstrap" },
+        commands::Source::Cli,
+        chrono::Utc::now(),
+    );
     let (id, created) = identity
-        .ensure_admin(
-            &email,
-            &username,
-            &password,
-            commands::Source::Cli,
-            chrono::Utc::now(),
-        )
+        .ensure_admin(&request, &email, &username, &password)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if created {
         println!("created admin {username} <{email}> with id {id}");
     } else {

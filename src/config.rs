@@ -357,10 +357,21 @@ impl Config {
     }
 
     /// The application services' settings.
-    pub fn app(&self) -> commands::AppConfig {
-        commands::AppConfig {
+    pub fn app(&self) -> anyhow::Result<commands::AppConfig> {
+        let identity = commands::identity::IdentityConfig {
+            logins_per_account: NonZeroU32::new(self.logins_per_account)
+                .context("ACADEMY_LOGINS_PER_ACCOUNT must be at least 1")?,
+            logins_per_address: NonZeroU32::new(self.logins_per_address)
+                .context("ACADEMY_LOGINS_PER_ADDRESS must be at least 1")?,
+            registrations_per_address: NonZeroU32::new(self.registrations_per_address)
+                .context("ACADEMY_REGISTRATIONS_PER_ADDRESS must be at least 1")?,
+            ..Default::default()
+        };
+        Ok(commands::AppConfig {
+            identity,
             interviews: self.interview_policy(),
-        }
+            signup_points: self.signup_points,
+        })
     }
 
     /// The mock-interview rules' times.
@@ -413,17 +424,10 @@ impl Config {
         Ok(config)
     }
 
-    /// Identity settings with `secret`.
+    /// Token settings with `secret`.
     pub fn auth(&self, secret: JwtSecret) -> anyhow::Result<AuthConfig> {
         let mut auth = AuthConfig::new(secret);
         auth.token_ttl = Duration::from_secs(self.token_ttl_seconds);
-        auth.signup_points = self.signup_points;
-        auth.logins_per_account = NonZeroU32::new(self.logins_per_account)
-            .context("ACADEMY_LOGINS_PER_ACCOUNT must be at least 1")?;
-        auth.logins_per_address = NonZeroU32::new(self.logins_per_address)
-            .context("ACADEMY_LOGINS_PER_ADDRESS must be at least 1")?;
-        auth.registrations_per_address = NonZeroU32::new(self.registrations_per_address)
-            .context("ACADEMY_REGISTRATIONS_PER_ADDRESS must be at least 1")?;
         if !(1..=MAX_TOKEN_TTL_SECONDS).contains(&self.token_ttl_seconds) {
             bail!(
                 "ACADEMY_TOKEN_TTL_SECONDS must be between 1 and {MAX_TOKEN_TTL_SECONDS} (30 days)"

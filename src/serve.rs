@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use api::Services;
-use api::auth::Identity;
-use commands::{App, Clock, CommandExecutor, Source, SystemClock};
+use api::auth::Tokens;
+use commands::identity::Identity;
+use commands::{Actor, App, Clock, CommandExecutor, Request, Source, SystemClock};
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
@@ -51,16 +52,13 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let secret = config.jwt_secret()?;
     let executor = CommandExecutor::new(log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let identity = Arc::new(
-        Identity::new(executor.clone(), config.auth(secret)?)
-            .map_err(|e| anyhow::anyhow!("setting up identity: {}", e.message))?,
-    );
-    bootstrap_admin(config, &identity).await?;
-    let app = App::new(executor.clone(), config.app());
+    let app = App::new(executor.clone(), config.app()?).context("setting up the services")?;
+    bootstrap_admin(config, &app.identity).await?;
+    let tokens = Arc::new(Tokens::new(app.identity.clone(), config.auth(secret)?));
     let services = Arc::new(Services {
         pool: database.pool.clone(),
         projections: projections.clone(),
-        identity: identity.clone(),
+        tokens,
         executor: executor.clone(),
         app: app.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
@@ -96,11 +94,12 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     // them to reach its minPosition); the rest stops once HTTP is done, or when the HTTP server ends on its own
     let stop_rest = Arc::new(watch::Sender::new(false));
     let mut housekeeping_stopping = stop_rest.subscribe();
+    let housekeeping = app.identity.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = every.tick() => identity.forget_idle_throttles(),
+                _ = every.tick() => housekeeping.forget_idle_throttles(),
                 _ = housekeeping_stopping.wait_for(|stop| *stop) => break,
             }
         }
@@ -148,22 +147,21 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
 }
 
 /// ACADEMY_ADMIN_EMAIL + ACADEMY_ADMIN_PASSWORD: the first admin, made sure of at every start-up.
-async fn bootstrap_admin(config: &Config, identity: &Identity) -> anyhow::Result<()> {
+pub(crate) async fn bootstrap_admin(config: &Config, identity: &Identity) -> anyhow::Result<()> {
     let (email, password) = match (&config.admin_email, &config.admin_password) {
         (None, None) => return Ok(()),
         (Some(email), Some(password)) => (email, password),
         _ => bail!("set both ACADEMY_ADMIN_EMAIL and ACADEMY_ADMIN_PASSWORD, or neither"),
     };
+    let request = Request::new(
+        Actor::System { name: "bootstrap" },
+        Source::Cli,
+        chrono::Utc::now(),
+    );
     let (id, created) = identity
-        .ensure_admin(
-            email,
-            &config.admin_username,
-            password,
-            Source::Cli,
-            chrono::Utc::now(),
-        )
+        .ensure_admin(&request, email, &config.admin_username, password)
         .await
-        .map_err(|e| anyhow::anyhow!("ACADEMY_ADMIN_EMAIL: {}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("ACADEMY_ADMIN_EMAIL: {e}"))?;
     if created {
         tracing::info!(%id, "created the admin account from ACADEMY_ADMIN_EMAIL");
     }

@@ -259,6 +259,32 @@ pub async fn explain_bare_errors(response: Response) -> Response {
 /// Which code a domain rule's refusal maps to.
 pub trait Classify: std::error::Error {
     fn code(&self) -> Code;
+
+    /// For a throttled attempt: seconds until the next may succeed.
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl Classify for commands::identity::IdentityError {
+    fn code(&self) -> Code {
+        use commands::identity::IdentityError::*;
+        match self {
+            Credential(_) | WrongCurrentPassword => Code::Validation,
+            Account(e) => e.code(),
+            Claim(e) => e.code(),
+            WrongCredentials => Code::Unauthenticated,
+            NotYourAccount(_) => Code::Conflict,
+            Throttled { .. } => Code::RateLimited,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            commands::identity::IdentityError::Throttled { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 impl Classify for domain::identity::AccountError {
@@ -376,7 +402,10 @@ impl<E: Classify + 'static> From<CommandError<E>> for ApiError {
     fn from(error: CommandError<E>) -> Self {
         match error {
             CommandError::Denied(denied) => denied.into(),
-            CommandError::Rejected(rule) => ApiError::new(rule.code(), rule.to_string()),
+            CommandError::Rejected(rule) => ApiError {
+                retry_after: rule.retry_after(),
+                ..ApiError::new(rule.code(), rule.to_string())
+            },
             CommandError::Conflict { .. } => ApiError::conflict(
                 "the data changed concurrently too many times; retry the request",
             ),

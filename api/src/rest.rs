@@ -45,7 +45,7 @@ pub async fn login(
     let now = chrono::Utc::now();
     let token = state
         .services
-        .identity
+        .tokens
         .login(&body.username, &body.password, client, now)
         .await?;
     Ok(Json(LoginResponse {
@@ -72,7 +72,7 @@ pub async fn export_users(
     headers: HeaderMap,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let viewer = crate::graphql::viewer_of(&state.services.identity, &headers).await?;
+    let viewer = crate::graphql::viewer_of(&state.services.tokens, &headers).await?;
     viewer.require_admin()?;
     let Query(query) = query.map_err(|rejection| {
         ApiError::validation(rejection.body_text()).with_status(StatusCode::BAD_REQUEST)
@@ -222,7 +222,7 @@ pub async fn cars(
     use crate::graphql::cars::{
         CarFilterInput, CarOrderValue, PriceKindValue, car_page, page_size,
     };
-    let viewer = crate::graphql::viewer_of(&state.services.identity, &headers).await?;
+    let viewer = crate::graphql::viewer_of(&state.services.tokens, &headers).await?;
     viewer.require_user()?;
     let Query(params) = query.map_err(|rejection| {
         ApiError::validation(rejection.body_text()).with_status(StatusCode::BAD_REQUEST)

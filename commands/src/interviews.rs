@@ -9,9 +9,9 @@
 use domain::Decider;
 use domain::StreamId;
 use domain::interviews::{
-    Calendar, CalendarState, Effect, InterviewError, InterviewTimer, Ledger, LedgerState, Policy,
-    Role, Slot, SlotCommand, SlotEvent, SlotSpec, SlotState, calendar_stream, effects,
-    points_stream, slot_stream,
+    Calendar, CalendarState, Effect, InterviewError, InterviewTimer, Ledger, LedgerCommand,
+    LedgerState, Policy, Role, Slot, SlotCommand, SlotEvent, SlotSpec, SlotState, calendar_stream,
+    effects, points_stream, slot_stream,
 };
 use domain::trainer::Level;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use crate::{
     CommandError, CommandExecutor, Decided, Decision, Loaded, NewEvent, Request, new_events,
 };
 
-/// Namespace of the ids of the deadline worker's interview commands.
+/// Namespace of the ids of commands the service derives itself (the deadline worker's timers, signup grants).
 const TIMER_NAMESPACE: Uuid = Uuid::from_u128(0x3f9a_0c61_d2b4_4e57_8c1d_a96e_24f0_b718);
 
 pub type InterviewResult<T> = Result<T, CommandError<InterviewError>>;
@@ -30,6 +30,8 @@ pub type InterviewResult<T> = Result<T, CommandError<InterviewError>>;
 pub struct Interviews {
     executor: CommandExecutor,
     policy: Policy,
+    /// Points every new account starts with.
+    signup_points: i64,
 }
 
 /// A slot to publish, as a client sends it.
@@ -63,7 +65,43 @@ pub struct SlotChanged {
 
 impl Interviews {
     pub fn new(executor: CommandExecutor, policy: Policy) -> Self {
-        Self { executor, policy }
+        Self {
+            executor,
+            policy,
+            signup_points: 0,
+        }
+    }
+
+    /// Points every new account starts with (none by default).
+    pub fn signup_points(mut self, points: i64) -> Self {
+        self.signup_points = points;
+        self
+    }
+
+    /// Grants a newly registered `account` the signup points, once: the command id derives from the account.
+    pub async fn grant_signup_points(
+        &self,
+        request: &Request,
+        account: Uuid,
+    ) -> InterviewResult<Option<i64>> {
+        if self.signup_points <= 0 {
+            return Ok(None);
+        }
+        let command = LedgerCommand::Grant {
+            amount: self.signup_points,
+            reason: "signup".to_owned(),
+            at: request.seconds(),
+        };
+        let id = Uuid::new_v5(&TIMER_NAMESPACE, format!("signup\u{0}{account}").as_bytes());
+        let executed = self
+            .executor
+            .execute::<Ledger>(
+                &points_stream(account),
+                &command,
+                &request.metadata_with_id(id),
+            )
+            .await?;
+        Ok(executed.position())
     }
 
     pub fn policy(&self) -> Policy {

@@ -20,6 +20,7 @@
 pub mod cars;
 pub mod checker;
 pub mod clock;
+pub mod identity;
 pub mod interviews;
 pub mod request;
 pub mod tracks;
@@ -42,6 +43,7 @@ pub use request::{Actor, Request};
 /// Telegram bot) call to change state.
 #[derive(Debug, Clone)]
 pub struct App {
+    pub identity: identity::Identity,
     pub cars: cars::Cars,
     pub trainer: trainer::Trainer,
     pub tracks: tracks::Tracks,
@@ -51,18 +53,49 @@ pub struct App {
 /// What the application services are configured with.
 #[derive(Debug, Clone, Default)]
 pub struct AppConfig {
+    pub identity: identity::IdentityConfig,
     /// The times of the mock-interview rules.
     pub interviews: domain::interviews::Policy,
+    /// Mock-interview points every new account starts with.
+    pub signup_points: i64,
 }
 
 impl App {
-    pub fn new(executor: CommandExecutor, config: AppConfig) -> Self {
-        Self {
+    pub fn new(executor: CommandExecutor, config: AppConfig) -> Result<Self, InternalError> {
+        Ok(Self {
+            identity: identity::Identity::new(executor.clone(), &config.identity)?,
             cars: cars::Cars::new(executor.clone()),
             trainer: trainer::Trainer::new(executor.clone()),
             tracks: tracks::Tracks::new(executor.clone()),
-            interviews: interviews::Interviews::new(executor, config.interviews),
+            interviews: interviews::Interviews::new(executor, config.interviews)
+                .signup_points(config.signup_points),
+        })
+    }
+
+    /// Registers an account, then grants it the mock-interview points every new account starts with. The grant
+    /// is its own command, derived from the account, so retrying a registration whose grant failed grants once.
+    pub async fn register(
+        &self,
+        request: &Request,
+        registration: identity::Registration,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<identity::Registered, CommandError<identity::IdentityError>> {
+        let registered = self
+            .identity
+            .register(request, registration, client)
+            .await?;
+        if let Err(error) = self
+            .interviews
+            .grant_signup_points(request, registered.id)
+            .await
+        {
+            let failure = format!(
+                "the signup grant of account {} failed: {error}",
+                registered.id
+            );
+            return Err(CommandError::Internal(InternalError::Other(failure)));
         }
+        Ok(registered)
     }
 }
 
@@ -107,12 +140,38 @@ pub enum InternalError {
     /// A decision wrote to a stream it had not read (so its expected version is unknown): a bug in the decision.
     #[error("a decision wrote to {0}, a stream it did not read")]
     UnreadStream(String),
+    /// Anything else that failed underneath (hashing, a blocking task).
+    #[error("{0}")]
+    Other(String),
     #[error("stream {stream} holds an event that does not decode: {source}")]
     Decode {
         stream: String,
         #[source]
         source: DecodeError,
     },
+}
+
+impl InternalError {
+    pub fn other(error: impl std::fmt::Display) -> Self {
+        InternalError::Other(error.to_string())
+    }
+}
+
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The same failure, with a refusal's rule mapped by `f` (into a use case's wider error type).
+    pub fn map_rule<F: std::error::Error + 'static>(
+        self,
+        f: impl FnOnce(E) -> F,
+    ) -> CommandError<F> {
+        match self {
+            CommandError::Denied(denied) => CommandError::Denied(denied),
+            CommandError::Rejected(rule) => CommandError::Rejected(f(rule)),
+            CommandError::Conflict { stream, attempts } => {
+                CommandError::Conflict { stream, attempts }
+            }
+            CommandError::Internal(error) => CommandError::Internal(error),
+        }
+    }
 }
 
 /// What a command did.

@@ -3,13 +3,13 @@
 use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use commands::{Source, Written};
+use commands::Written;
+use commands::identity::Registration;
 use domain::identity::Role;
 use projections::accounts::{self, UserFilter};
 use uuid::Uuid;
 
-use super::{AdminOnly, SignedIn, admin, command_id, read_after, request_info, services, viewer};
-use crate::auth::Registration;
+use super::{AdminOnly, SignedIn, admin, read_after, request_info, services, viewer};
 use crate::error::ApiError;
 
 /// A user's role.
@@ -198,16 +198,6 @@ impl AccountsMutation {
         input: RegisterInput,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<RegisterPayload> {
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "register",
-            &[
-                &input.email.trim().to_lowercase(),
-                &input.username.trim().to_lowercase(),
-            ],
-        );
-        let metadata = viewer(ctx).metadata(Source::Graphql, id);
         let registration = Registration {
             email: input.email,
             username: input.username,
@@ -215,14 +205,14 @@ impl AccountsMutation {
             role: Role::User,
         };
         let registered = services(ctx)
-            .identity
+            .app
             .register(
+                &identity_request(ctx, command_id),
                 registration,
                 request_info(ctx).client,
-                &metadata,
-                Utc::now(),
             )
-            .await?;
+            .await
+            .map_err(ApiError::from)?;
         Ok(RegisterPayload {
             user_id: registered.id,
             email: registered.email.as_str().to_owned(),
@@ -242,7 +232,7 @@ impl AccountsMutation {
     ) -> async_graphql::Result<LoginPayload> {
         let client = request_info(ctx).client;
         let token = services(ctx)
-            .identity
+            .tokens
             .login(&username, &password, client, Utc::now())
             .await?;
         Ok(LoginPayload {
@@ -263,19 +253,16 @@ impl AccountsMutation {
         new_password: String,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MutationResult> {
-        let id = super::command_id(ctx, command_id, "changePassword", &[]);
-        let viewer = viewer(ctx);
-        let metadata = viewer.metadata(Source::Graphql, id);
         let written = services(ctx)
+            .app
             .identity
             .change_password(
-                &viewer,
+                &identity_request(ctx, command_id),
                 &current_password,
                 &new_password,
-                &metadata,
-                Utc::now(),
             )
-            .await?;
+            .await
+            .map_err(ApiError::from)?;
         Ok(written.into())
     }
 
@@ -308,13 +295,17 @@ async fn set_admin(
     grant: bool,
     given: Option<Uuid>,
 ) -> async_graphql::Result<MutationResult> {
-    let operation = if grant { "grantAdmin" } else { "revokeAdmin" };
-    let id = command_id(ctx, given, operation, &[&user_id.to_string()]);
-    let viewer = viewer(ctx);
-    let metadata = viewer.metadata(Source::Graphql, id);
     let written = services(ctx)
+        .app
         .identity
-        .set_admin(&viewer, user_id, grant, &metadata, Utc::now())
-        .await?;
+        .set_admin(&identity_request(ctx, given), user_id, grant)
+        .await
+        .map_err(ApiError::from)?;
     Ok(written.into())
+}
+
+/// A request to the identity service: token lifetimes and password changes run on the real time, not the
+/// commands' clock.
+fn identity_request(ctx: &Context<'_>, key: Option<Uuid>) -> commands::Request {
+    commands::Request::new(viewer(ctx).actor(), commands::Source::Graphql, Utc::now()).key(key)
 }

@@ -44,7 +44,7 @@ use projections::Projections;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::auth::{Identity, Viewer};
+use crate::auth::{Tokens, Viewer};
 use crate::error::{ApiError, Code};
 use crate::{AppState, ClientAddress};
 use commands::{Clock, CommandExecutor};
@@ -109,8 +109,9 @@ impl Default for QueryLimits {
 pub struct Services {
     pub pool: PgPool,
     pub projections: Arc<Projections>,
-    pub identity: Arc<Identity>,
-    /// Runs the commands of features other than identity.
+    /// Checks the bearer tokens of requests and issues them at login.
+    pub tokens: Arc<Tokens>,
+    /// Runs the commands no product service has yet (marking notifications read).
     pub executor: CommandExecutor,
     /// How long a query waits for the projections it reads to reach a requested position.
     pub read_timeout: Duration,
@@ -328,7 +329,7 @@ impl Extension for SessionAuth {
             (Some(SessionToken(token)), Some(services)) => {
                 let viewer = match token {
                     None => Viewer::Anonymous,
-                    Some(token) => services.identity.authenticate(token).await.map_err(|e| {
+                    Some(token) => services.tokens.authenticate(token).await.map_err(|e| {
                         async_graphql::Error::from(e)
                             .into_server_error(async_graphql::Pos::default())
                     })?,
@@ -414,7 +415,7 @@ pub async fn execute(
             );
         }
     };
-    let viewer = match viewer_of(&state.services.identity, &headers).await {
+    let viewer = match viewer_of(&state.services.tokens, &headers).await {
         Ok(viewer) => viewer,
         Err(error) => return error_response(error),
     };
@@ -448,13 +449,10 @@ pub(crate) fn min_position_header(headers: &HeaderMap) -> Result<Option<i64>, Ap
 }
 
 /// Who a request's `Authorization` header names (anonymous without one).
-pub(crate) async fn viewer_of(
-    identity: &Identity,
-    headers: &HeaderMap,
-) -> Result<Viewer, ApiError> {
+pub(crate) async fn viewer_of(tokens: &Tokens, headers: &HeaderMap) -> Result<Viewer, ApiError> {
     match bearer(headers)? {
         None => Ok(Viewer::Anonymous),
-        Some(token) => identity.authenticate(token).await,
+        Some(token) => tokens.authenticate(token).await,
     }
 }
 
@@ -497,7 +495,7 @@ pub async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let schema = state.schema.clone();
-    let identity = state.services.identity.clone();
+    let tokens = state.services.tokens.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| {
@@ -505,7 +503,7 @@ pub async fn websocket(
                 .on_connection_init(move |payload| async move {
                     let token = token_in(&payload)?;
                     if let Some(token) = &token {
-                        identity.authenticate(token).await?;
+                        tokens.authenticate(token).await?;
                     }
                     let mut data = Data::default();
                     data.insert(SessionToken(token));

@@ -252,8 +252,8 @@ async fn a_password_change_retires_older_tokens_and_the_old_password() {
 #[tokio::test]
 async fn login_attempts_are_throttled_per_account_and_per_address() {
     let mut setup = Setup::default();
-    setup.auth.logins_per_account = NonZeroU32::new(3).unwrap();
-    setup.auth.logins_per_address = NonZeroU32::new(6).unwrap();
+    setup.app.identity.logins_per_account = NonZeroU32::new(3).unwrap();
+    setup.app.identity.logins_per_address = NonZeroU32::new(6).unwrap();
     let app = TestApp::with(setup).await;
     app.register("ada@example.org", "ada", "correct horse")
         .await;
@@ -530,17 +530,20 @@ async fn a_command_id_reused_for_other_input_or_by_someone_else_is_another_comma
     let refused = app
         .state
         .services
+        .app
         .identity
         .ensure_admin(
+            &crate::bootstrap(),
             "root@example.org",
             "root",
             "root password 123",
-            commands::Source::Cli,
-            chrono::Utc::now(),
         )
         .await
         .unwrap_err();
-    assert_eq!(refused.code, api::error::Code::Conflict);
+    assert_eq!(
+        api::error::ApiError::from(refused).code,
+        api::error::Code::Conflict
+    );
     let token = app.login("squatter", "squatter password").await;
     assert_eq!(
         app.gql(ME, json!({ "p": position }), Some(&token)).await["data"]["me"]["role"],
@@ -551,7 +554,7 @@ async fn a_command_id_reused_for_other_input_or_by_someone_else_is_another_comma
 #[tokio::test]
 async fn registrations_are_throttled_per_address() {
     let mut setup = Setup::default();
-    setup.auth.registrations_per_address = NonZeroU32::new(2).unwrap();
+    setup.app.identity.registrations_per_address = NonZeroU32::new(2).unwrap();
     let app = TestApp::with(setup).await;
     app.register("a@example.org", "aaa", "long enough").await;
     app.register("b@example.org", "bbb", "long enough").await;
@@ -568,7 +571,7 @@ async fn registrations_are_throttled_per_address() {
 #[tokio::test]
 async fn guessing_the_current_password_through_change_password_spends_the_login_budget() {
     let mut setup = Setup::default();
-    setup.auth.logins_per_account = NonZeroU32::new(3).unwrap();
+    setup.app.identity.logins_per_account = NonZeroU32::new(3).unwrap();
     let app = TestApp::with(setup).await;
     app.register("ada@example.org", "ada", "correct horse")
         .await;

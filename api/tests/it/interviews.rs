@@ -42,7 +42,7 @@ async fn app(points: i64) -> (TestApp, Arc<ManualClock>) {
         clock: clock.clone(),
         ..Setup::default()
     };
-    setup.auth.signup_points = points;
+    setup.app.signup_points = points;
     (TestApp::with(setup).await, clock)
 }
 

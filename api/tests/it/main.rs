@@ -14,7 +14,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::auth::{AuthConfig, Identity, JwtSecret};
+use api::auth::{AuthConfig, JwtSecret, Tokens};
 use api::{AppState, HttpConfig, Services};
 use commands::{Clock, CommandExecutor, SystemClock};
 use eventlog::EventLog;
@@ -43,6 +43,8 @@ impl Drop for TestApp {
 /// How a test wants the application set up.
 pub struct Setup {
     pub auth: AuthConfig,
+    /// The services' settings (throttling, signup points, interview rules).
+    pub app: commands::AppConfig,
     pub http: HttpConfig,
     /// The time mutations are issued at.
     pub clock: Arc<dyn Clock>,
@@ -50,13 +52,15 @@ pub struct Setup {
 
 impl Default for Setup {
     fn default() -> Self {
-        let mut auth = AuthConfig::new(JwtSecret::new(SECRET.to_vec()).unwrap());
+        let auth = AuthConfig::new(JwtSecret::new(SECRET.to_vec()).unwrap());
+        let mut app = commands::AppConfig::default();
         // generous, so tests that log in often are not throttled; the throttling tests set their own
-        auth.logins_per_account = NonZeroU32::new(1000).unwrap();
-        auth.logins_per_address = NonZeroU32::new(1000).unwrap();
-        auth.registrations_per_address = NonZeroU32::new(1000).unwrap();
+        app.identity.logins_per_account = NonZeroU32::new(1000).unwrap();
+        app.identity.logins_per_address = NonZeroU32::new(1000).unwrap();
+        app.identity.registrations_per_address = NonZeroU32::new(1000).unwrap();
         Self {
             auth,
+            app,
             http: HttpConfig::default(),
             clock: Arc::new(SystemClock),
         }
@@ -93,12 +97,13 @@ impl TestApp {
             .unwrap(),
         );
         let executor = CommandExecutor::new(log);
-        let identity = Arc::new(Identity::new(executor.clone(), setup.auth).unwrap());
+        let app = commands::App::new(executor.clone(), setup.app).unwrap();
+        let tokens = Arc::new(Tokens::new(app.identity.clone(), setup.auth));
         let services = Arc::new(Services {
             pool: db.pool.clone(),
             projections: projections.clone(),
-            identity,
-            app: commands::App::new(executor.clone(), commands::AppConfig::default()),
+            tokens,
+            app,
             executor,
             read_timeout: Duration::from_secs(10),
             clock: setup.clock.clone(),
@@ -216,13 +221,13 @@ impl TestApp {
         let (id, _) = self
             .state
             .services
+            .app
             .identity
             .ensure_admin(
+                &bootstrap(),
                 "root@example.org",
                 "root",
                 "root password 123",
-                commands::Source::Cli,
-                chrono::Utc::now(),
             )
             .await
             .unwrap();
@@ -244,4 +249,13 @@ pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// The request of the start-up bootstrap of an admin.
+pub fn bootstrap() -> commands::Request {
+    commands::Request::new(
+        commands::Actor::System { name: "bootstrap" },
+        commands::Source::Cli,
+        chrono::Utc::now(),
+    )
 }

@@ -207,7 +207,7 @@ async fn an_open_socket_loses_admin_rights_when_the_role_is_revoked() {
 #[tokio::test]
 async fn logins_over_a_websocket_share_the_address_budget() {
     let mut setup = crate::Setup::default();
-    setup.auth.logins_per_address = std::num::NonZeroU32::new(2).unwrap();
+    setup.app.identity.logins_per_address = std::num::NonZeroU32::new(2).unwrap();
     let app = TestApp::with(setup).await;
     app.register("ada@example.org", "ada", "correct horse")
         .await;

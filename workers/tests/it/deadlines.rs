@@ -120,7 +120,8 @@ impl World {
     }
 
     fn worker(&self) -> DeadlineWorker {
-        let app = commands::App::new(self.executor.clone(), commands::AppConfig::default());
+        let app =
+            commands::App::new(self.executor.clone(), commands::AppConfig::default()).unwrap();
         DeadlineWorker::new(&app, self.db.pool.clone(), self.clock.clone())
     }
 
