@@ -328,7 +328,10 @@ impl Identity {
                 .check_key(&network_of(address))
                 .map_err(refused)?;
         }
-        let wrong = || ApiError::unauthenticated("wrong username, email or password");
+        let wrong = || {
+            ApiError::unauthenticated("wrong username, email or password")
+                .with_reason(crate::error::ApiReason::WrongCredentials)
+        };
         let identifier = identifier.trim().to_lowercase();
         if identifier.len() > MAX_IDENTIFIER || password.len() > MAX_PASSWORD_BYTES {
             return Err(wrong());
@@ -385,7 +388,10 @@ impl Identity {
 
     /// Who a bearer token belongs to, with their current role.
     pub async fn authenticate(&self, token: &str) -> Result<Viewer, ApiError> {
-        let refused = || ApiError::unauthenticated("the token is invalid or expired; log in again");
+        let refused = || {
+            ApiError::unauthenticated("the token is invalid or expired; log in again")
+                .with_reason(crate::error::ApiReason::InvalidToken)
+        };
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
                 tracing::debug!(%error, "token refused");
@@ -434,7 +440,8 @@ impl Identity {
             .verify(current.to_owned(), account.password_hash)
             .await?
         {
-            return Err(ApiError::validation("the current password is wrong"));
+            return Err(ApiError::validation("the current password is wrong")
+                .with_reason(crate::error::ApiReason::WrongPassword));
         }
         let command = AccountCommand::ChangePassword {
             password_hash: self.hash(new.to_owned()).await?,
@@ -578,11 +585,11 @@ enum RegistrationError {
     Account(AccountError),
 }
 
-impl crate::error::Classify for RegistrationError {
-    fn code(&self) -> crate::error::Code {
+impl domain::refusal::Refusal for RegistrationError {
+    fn rule(&self) -> domain::refusal::Rule {
         match self {
-            RegistrationError::Claim(e) => e.code(),
-            RegistrationError::Account(e) => e.code(),
+            RegistrationError::Claim(e) => e.rule(),
+            RegistrationError::Account(e) => e.rule(),
         }
     }
 }

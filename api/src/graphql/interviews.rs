@@ -331,7 +331,7 @@ impl InterviewsMutation {
             &input.topic,
             input.level.into(),
         )
-        .map_err(|e| ApiError::validation(e.to_string()))?;
+        .map_err(ApiError::refusal)?;
         let id = super::command_id(
             ctx,
             command_id,
@@ -518,7 +518,7 @@ async fn load(ctx: &Context<'_>, slot: Uuid) -> Result<SlotState, ApiError> {
         .load::<Slot>(&slot_stream(slot))
         .await
         .map_err(ApiError::internal)?;
-    state.ok_or_else(|| ApiError::not_found("no such slot"))
+    state.ok_or_else(|| ApiError::refusal(domain::interviews::InterviewError::NotFound))
 }
 
 /// Runs `command` on the slot with its parties and the viewer.

@@ -129,7 +129,7 @@ impl CreateTrackInput {
             self.criteria.into_iter().map(Criterion::from).collect(),
             assignments,
         )
-        .map_err(|e| ApiError::validation(e.to_string()))
+        .map_err(ApiError::refusal)
     }
 }
 
@@ -618,7 +618,7 @@ impl TracksMutation {
     ) -> async_graphql::Result<MutationResult> {
         let by = viewer(ctx).require_admin()?;
         let criteria = parse_criteria(criteria.into_iter().map(Criterion::from).collect())
-            .map_err(|e| ApiError::validation(e.to_string()))?;
+            .map_err(ApiError::refusal)?;
         let names: Vec<&str> = criteria.iter().map(|c| c.name.as_str()).collect();
         let id = super::command_id(
             ctx,
@@ -715,8 +715,7 @@ impl TracksMutation {
     ) -> async_graphql::Result<SubmissionPayload> {
         let participant = viewer(ctx).require_user()?;
         let index = index_of(assignment)?;
-        let repository =
-            RepoUrl::parse(&repository).map_err(|e| ApiError::validation(e.to_string()))?;
+        let repository = RepoUrl::parse(&repository).map_err(ApiError::refusal)?;
         let id = super::command_id(
             ctx,
             command_id,
@@ -758,7 +757,7 @@ impl TracksMutation {
             .load::<Track>(&track_stream(track_id))
             .await
             .map_err(ApiError::internal)?;
-        let state = state.ok_or_else(|| ApiError::not_found("no such track"))?;
+        let state = state.ok_or_else(|| ApiError::refusal(domain::tracks::TrackError::NotFound))?;
         let (assignment, author) = state
             .allocated_submission(track_id, reviewer, submission_id)
             .ok_or_else(|| ApiError::not_found("no solution of this id was allocated to you"))?;
@@ -809,7 +808,7 @@ impl TracksMutation {
             .load::<Track>(&track_stream(track_id))
             .await
             .map_err(ApiError::internal)?;
-        let track = track.ok_or_else(|| ApiError::not_found("no such track"))?;
+        let track = track.ok_or_else(|| ApiError::refusal(domain::tracks::TrackError::NotFound))?;
         let command = DiaryCommand::Write {
             entry_id: id,
             track: track_id,

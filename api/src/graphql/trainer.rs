@@ -153,7 +153,7 @@ impl QuestionInput {
             &self.reference_answer,
             key_points,
         )
-        .map_err(|e| ApiError::validation(e.to_string()))
+        .map_err(ApiError::refusal)
     }
 }
 
@@ -367,10 +367,7 @@ impl TrainerMutation {
         let user = viewer.require_user()?;
         // the Trainee decider enforces the same bound; checked first so an oversized answer is not graded
         if answer.chars().count() > 5000 {
-            return Err(ApiError::validation(
-                domain::trainer::TraineeError::AnswerLength.to_string(),
-            )
-            .into());
+            return Err(ApiError::refusal(domain::trainer::TraineeError::AnswerLength).into());
         }
         let id = super::command_id(
             ctx,
@@ -388,7 +385,8 @@ impl TrainerMutation {
             .load::<Question>(&question_stream(question_id))
             .await
             .map_err(ApiError::internal)?;
-        let question = question.ok_or_else(|| ApiError::not_found("no such question"))?;
+        let question =
+            question.ok_or_else(|| ApiError::refusal(domain::trainer::QuestionError::NotFound))?;
         let content = question.content;
         // a retry answers with the first grade, even if the question was retired or edited since
         let grade = match trainee.answers.get(&id) {
