@@ -186,7 +186,8 @@ impl Tokens {
         let (id, account) = self
             .identity
             .check_credentials(identifier, password, client)
-            .await?;
+            .await
+            .map_err(ApiError::identity)?;
         self.issue(id, &account, now)
     }
 
@@ -219,7 +220,10 @@ impl Tokens {
 
     /// Who a bearer token belongs to, with their current role.
     pub async fn authenticate(&self, token: &str) -> Result<Viewer, ApiError> {
-        let refused = || ApiError::unauthenticated("the token is invalid or expired; log in again");
+        let refused = || {
+            ApiError::unauthenticated("the token is invalid or expired; log in again")
+                .with_reason(crate::error::ApiReason::InvalidToken)
+        };
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
                 tracing::debug!(%error, "token refused");

@@ -1,8 +1,11 @@
 //! The one error type of the API and its table of codes.
 //!
 //! Every failure a client sees carries one of [`Code`]'s stable values: in GraphQL as `extensions.code`, over
-//! REST as `error.code` with the matching HTTP status. Messages are for humans. Internal details (database
-//! errors, undecodable events) go to the server log under an incident id; the client gets only that id.
+//! REST as `error.code` with the matching HTTP status; and a stable snake_case reason (`extensions.reason`,
+//! `error.reason`) that says which rule it broke: a domain rule's ([`domain::refusal::Rule`]), or one of the
+//! API's own ([`ApiReason`]). Clients decide on the code and the reason, never on the message, which is for
+//! humans. Internal details (database errors, undecodable events) go to the server log under an incident id;
+//! the client gets only that id.
 
 use std::fmt;
 
@@ -10,6 +13,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use commands::CommandError;
+use commands::identity::IdentityError;
+use domain::refusal::{Refusal, RefusalKind};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -65,11 +70,106 @@ impl fmt::Display for Code {
     }
 }
 
+impl From<RefusalKind> for Code {
+    fn from(kind: RefusalKind) -> Self {
+        match kind {
+            RefusalKind::Validation => Code::Validation,
+            RefusalKind::Forbidden => Code::Forbidden,
+            RefusalKind::NotFound => Code::NotFound,
+            RefusalKind::Conflict => Code::Conflict,
+        }
+    }
+}
+
+/// Declares [`ApiReason`] with its reason, code and meaning per variant, and [`ApiReason::ALL`].
+macro_rules! api_reasons {
+    ($($reason:ident = $name:literal, $code:ident, $when:literal;)*) => {
+        /// The reasons of errors the API raises itself, outside any domain rule.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ApiReason {
+            $(#[doc = $when] $reason,)*
+        }
+
+        impl ApiReason {
+            /// Every reason, in the table's order.
+            pub const ALL: &'static [ApiReason] = &[$(ApiReason::$reason,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ApiReason::$reason => $name,)*
+                }
+            }
+
+            pub const fn code(self) -> Code {
+                match self {
+                    $(ApiReason::$reason => Code::$code,)*
+                }
+            }
+
+            /// When the API raises it, in one line.
+            pub const fn when(self) -> &'static str {
+                match self {
+                    $(ApiReason::$reason => $when,)*
+                }
+            }
+        }
+    };
+}
+
+api_reasons! {
+    SignInRequired = "sign_in_required", Unauthenticated,
+        "no token, and the operation is for signed-in users";
+    InvalidToken = "invalid_token", Unauthenticated,
+        "a malformed Authorization header, or a token that is tampered with, expired or retired by a password \
+         change";
+    WrongCredentials = "wrong_credentials", Unauthenticated,
+        "logging in with an unknown username or email, or a wrong password";
+    AdminOnly = "admin_only", Forbidden, "signed in, but only admins may do this";
+    WrongPassword = "wrong_password", Validation, "changing the password with a wrong current one";
+    InvalidInput = "invalid_input", Validation,
+        "a request, header or argument the API checks itself is malformed or out of range (page size, \
+         cursor, filter bounds, a body that is not JSON: 400)";
+    InvalidQuery = "invalid_query", Validation,
+        "GraphQL the engine refuses: syntax, unknown field, wrong type, depth or complexity limit";
+    UnknownPosition = "unknown_position", Validation, "a minPosition beyond the end of the log";
+    BodyTooLarge = "body_too_large", Validation, "a request body over the size limit (413)";
+    NoSuchRoute = "no_such_route", NotFound, "an HTTP path the server does not have (404)";
+    NotFound = "not_found", NotFound,
+        "something the API looks up is not there or not yours (a notification, a solution allocated to you)";
+    ConcurrentChange = "concurrent_change", Conflict,
+        "the data changed concurrently too many times while the command was decided; retry";
+    Conflict = "conflict", Conflict,
+        "another clash the API finds itself (only the start-up admin bootstrap, never a client request)";
+    TooManyAttempts = "too_many_attempts", RateLimited,
+        "too many login or registration attempts; retry after retryAfter seconds";
+    Internal = "internal", Internal, "our fault; the message has an incident id for the server log (500)";
+    ReadModelBehind = "read_model_behind", Internal,
+        "the data asked for is not up to date within the read timeout; retry shortly (503)";
+    RequestTimeout = "request_timeout", Internal, "the request took longer than the request timeout (408)";
+}
+
+impl ApiReason {
+    /// The reason of an error the API raises with a code and no more specific reason.
+    pub const fn of(code: Code) -> Self {
+        match code {
+            Code::Unauthenticated => ApiReason::SignInRequired,
+            Code::Forbidden => ApiReason::AdminOnly,
+            Code::NotFound => ApiReason::NotFound,
+            Code::Validation => ApiReason::InvalidInput,
+            Code::Conflict => ApiReason::Conflict,
+            Code::RateLimited => ApiReason::TooManyAttempts,
+            Code::Internal => ApiReason::Internal,
+        }
+    }
+}
+
 /// A failure as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub code: Code,
     pub message: String,
+    /// Which rule was broken: a domain rule's reason or an [`ApiReason`]. Every constructor sets it.
+    pub reason: Option<&'static str>,
     /// For `RATE_LIMITED`: seconds until the next attempt may succeed.
     pub retry_after: Option<u64>,
     /// Overrides the code's usual HTTP status (400 for an unparsable body, 503 for a read model still behind).
@@ -81,8 +181,17 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            reason: Some(ApiReason::of(code).as_str()),
             retry_after: None,
             status: None,
+        }
+    }
+
+    /// A domain rule's refusal: its code from the rule's kind, its reason, its message.
+    pub fn refusal(rule: impl Refusal) -> Self {
+        Self {
+            reason: Some(rule.reason()),
+            ..Self::new(rule.kind().into(), rule.to_string())
         }
     }
 
@@ -126,6 +235,12 @@ impl ApiError {
         )
     }
 
+    /// The same error with one of the API's own reasons (the code stays).
+    pub fn with_reason(mut self, reason: ApiReason) -> Self {
+        self.reason = Some(reason.as_str());
+        self
+    }
+
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
         self
@@ -142,6 +257,9 @@ impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let mut extensions = async_graphql::ErrorExtensionValues::default();
         extensions.set("code", error.code.as_str());
+        if let Some(reason) = error.reason {
+            extensions.set("reason", reason);
+        }
         if let Some(seconds) = error.retry_after {
             extensions.set("retryAfter", seconds);
         }
@@ -171,6 +289,8 @@ struct GraphQlError<'a> {
 struct GraphQlExtensions {
     code: Code,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }
 
@@ -178,6 +298,8 @@ struct GraphQlExtensions {
 struct BodyError<'a> {
     code: Code,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }
@@ -188,12 +310,14 @@ impl IntoResponse for ApiError {
             error: BodyError {
                 code: self.code,
                 message: &self.message,
+                reason: self.reason,
                 retry_after: self.retry_after,
             },
             errors: [GraphQlError {
                 message: &self.message,
                 extensions: GraphQlExtensions {
                     code: self.code,
+                    reason: self.reason,
                     retry_after: self.retry_after,
                 },
             }],
@@ -226,25 +350,27 @@ pub async fn explain_bare_errors(response: Response) -> Response {
     if !bare {
         return response;
     }
-    let (code, message) = match status {
-        StatusCode::NOT_FOUND => (Code::NotFound, "no such route".to_owned()),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            (Code::Validation, "the request body is too large".to_owned())
-        }
+    let (reason, message) = match status {
+        StatusCode::NOT_FOUND => (ApiReason::NoSuchRoute, "no such route".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ApiReason::BodyTooLarge,
+            "the request body is too large".to_owned(),
+        ),
         StatusCode::REQUEST_TIMEOUT => (
-            Code::Internal,
+            ApiReason::RequestTimeout,
             "the request took too long and was stopped".to_owned(),
         ),
-        status if status.is_server_error() => (Code::Internal, "the server failed".to_owned()),
+        status if status.is_server_error() => (ApiReason::Internal, "the server failed".to_owned()),
         status => (
-            Code::Validation,
+            ApiReason::InvalidInput,
             status
                 .canonical_reason()
                 .unwrap_or("bad request")
                 .to_lowercase(),
         ),
     };
-    let mut explained = ApiError::new(code, message)
+    let mut explained = ApiError::new(reason.code(), message)
+        .with_reason(reason)
         .with_status(status)
         .into_response();
     // keep what the layers set (the request id, Allow on 405)
@@ -256,176 +382,68 @@ pub async fn explain_bare_errors(response: Response) -> Response {
     explained
 }
 
-/// Which code a domain rule's refusal maps to.
-pub trait Classify: std::error::Error {
-    fn code(&self) -> Code;
-
-    /// For a throttled attempt: seconds until the next may succeed.
-    fn retry_after(&self) -> Option<u64> {
-        None
-    }
-}
-
-impl Classify for commands::identity::IdentityError {
-    fn code(&self) -> Code {
-        use commands::identity::IdentityError::*;
-        match self {
-            Credential(_) | WrongCurrentPassword => Code::Validation,
-            Account(e) => e.code(),
-            Claim(e) => e.code(),
-            WrongCredentials => Code::Unauthenticated,
-            NotYourAccount(_) => Code::Conflict,
-            Throttled { .. } => Code::RateLimited,
-        }
-    }
-
-    fn retry_after(&self) -> Option<u64> {
-        match self {
-            commands::identity::IdentityError::Throttled { retry_after } => Some(*retry_after),
-            _ => None,
-        }
-    }
-}
-
-impl Classify for domain::identity::AccountError {
-    fn code(&self) -> Code {
-        use domain::identity::AccountError::*;
-        match self {
-            AlreadyRegistered => Code::Conflict,
-            NotRegistered => Code::NotFound,
-            CannotRevokeOwnAdmin => Code::Validation,
-        }
-    }
-}
-
-impl Classify for domain::identity::ClaimError {
-    fn code(&self) -> Code {
-        Code::Conflict
-    }
-}
-
-impl Classify for domain::trainer::QuestionError {
-    fn code(&self) -> Code {
-        use domain::trainer::QuestionError::*;
-        match self {
-            Level(_) | Topic | Text | ReferenceAnswer | KeyPoints => Code::Validation,
-            AlreadyExists | Retired => Code::Conflict,
-            NotFound => Code::NotFound,
-        }
-    }
-}
-
-impl Classify for domain::trainer::TraineeError {
-    fn code(&self) -> Code {
-        use domain::trainer::TraineeError::*;
-        match self {
-            AnswerLength | ReasonLength => Code::Validation,
-            AlreadyCorrect | QuestionRetired => Code::Conflict,
-            AnswerNotFound | QuestionNotFound => Code::NotFound,
-        }
-    }
-}
-
-impl Classify for domain::tracks::TrackError {
-    fn code(&self) -> Code {
-        use domain::tracks::TrackError::*;
-        match self {
-            Title | Description | Participants | Assignments | Criteria(_) | Scores(_)
-            | Comment | DeadlineNotLater => Code::Validation,
-            NotFound | NoSuchAssignment(_) | NotAllocated => Code::NotFound,
-            Repository(_) => Code::Validation,
-            AlreadyExists | AlreadyStarted | EnrollmentClosed | Full | AssignmentClosed(_)
-            | AlreadyReviewed | PastDeadline(_) => Code::Conflict,
-            NotEnrolled | NotYourReview => Code::Forbidden,
-            AssignmentNotOpen(_) | AssignmentLocked(_) | NotYetDue => Code::Conflict,
-        }
-    }
-}
-
-impl Classify for domain::tracks::DiaryError {
-    fn code(&self) -> Code {
-        use domain::tracks::DiaryError::*;
-        match self {
-            Length => Code::Validation,
-            NoSuchTrack => Code::NotFound,
-            NotEnrolled => Code::Forbidden,
-            NotOpened(_) => Code::Conflict,
-        }
-    }
-}
-
-impl Classify for domain::interviews::InterviewError {
-    fn code(&self) -> Code {
-        use domain::interviews::InterviewError::*;
-        match self {
-            Duration | Topic | Link(_) | StartNotAhead | Feedback | Reason | NulCharacter => {
-                Code::Validation
-            }
-            NotFound => Code::NotFound,
-            NotAParty | NotInterviewer | NotInterviewee | OwnSlot | NotAccused => Code::Forbidden,
-            NoNoShowReport => Code::NotFound,
-            NoShowAlreadyReported | NoShowSettled | NotContested => Code::Conflict,
-            AlreadyExists
-            | AlreadyBooked
-            | NotOpen
-            | TooLate
-            | PublisherCannotPay
-            | Overlap
-            | OwnerBusy
-            | InsufficientPoints(_)
-            | CutoffPassed
-            | NotCancellable
-            | NotEnded
-            | FeedbackAlreadyGiven
-            | FeedbackWindowClosed
-            | NoFeedback
-            | NoShowWindow
-            | NotYetDue
-            | Changed => Code::Conflict,
-        }
-    }
-}
-
-impl Classify for domain::inbox::InboxError {
-    fn code(&self) -> Code {
-        Code::Validation
-    }
-}
-
-impl Classify for domain::identity::CredentialError {
-    fn code(&self) -> Code {
-        Code::Validation
-    }
-}
-
-impl<E: Classify + 'static> From<CommandError<E>> for ApiError {
+impl<E: Refusal + 'static> From<CommandError<E>> for ApiError {
     fn from(error: CommandError<E>) -> Self {
+        ApiError::command(error, ApiError::refusal)
+    }
+}
+
+impl ApiError {
+    /// A use case's failure, its refusals mapped by `refusal`.
+    pub fn command<E: std::error::Error + 'static>(
+        error: CommandError<E>,
+        refusal: impl FnOnce(E) -> ApiError,
+    ) -> Self {
         match error {
             CommandError::Denied(denied) => denied.into(),
-            CommandError::Rejected(rule) => ApiError {
-                retry_after: rule.retry_after(),
-                ..ApiError::new(rule.code(), rule.to_string())
-            },
+            CommandError::Rejected(rule) => refusal(rule),
             CommandError::Conflict { .. } => ApiError::conflict(
                 "the data changed concurrently too many times; retry the request",
-            ),
+            )
+            .with_reason(ApiReason::ConcurrentChange),
             CommandError::Internal(error) => ApiError::internal(error),
         }
+    }
+
+    /// An identity use case's failure: a domain rule by its own reason, the rest by the API's table.
+    pub fn identity(error: CommandError<IdentityError>) -> Self {
+        ApiError::command(error, |rule| {
+            let message = rule.to_string();
+            match rule {
+                IdentityError::Credential(rule) => ApiError::refusal(rule),
+                IdentityError::Account(rule) => ApiError::refusal(rule),
+                IdentityError::Claim(rule) => ApiError::refusal(rule),
+                IdentityError::WrongCredentials => {
+                    ApiError::unauthenticated(message).with_reason(ApiReason::WrongCredentials)
+                }
+                IdentityError::WrongCurrentPassword => {
+                    ApiError::validation(message).with_reason(ApiReason::WrongPassword)
+                }
+                IdentityError::NotYourAccount(_) => {
+                    ApiError::conflict(message).with_reason(ApiReason::Conflict)
+                }
+                IdentityError::Throttled { retry_after } => ApiError::rate_limited(retry_after),
+            }
+        })
     }
 }
 
 impl From<commands::Denied> for ApiError {
     fn from(denied: commands::Denied) -> Self {
         match denied {
-            commands::Denied::SignInRequired => ApiError::unauthenticated(denied.to_string()),
-            commands::Denied::AdminOnly => ApiError::forbidden(denied.to_string()),
+            commands::Denied::SignInRequired => {
+                ApiError::unauthenticated(denied.to_string()).with_reason(ApiReason::SignInRequired)
+            }
+            commands::Denied::AdminOnly => {
+                ApiError::forbidden(denied.to_string()).with_reason(ApiReason::AdminOnly)
+            }
         }
     }
 }
 
 impl From<domain::identity::CredentialError> for ApiError {
     fn from(error: domain::identity::CredentialError) -> Self {
-        ApiError::validation(error.to_string())
+        ApiError::refusal(error)
     }
 }
 
@@ -435,13 +453,15 @@ impl From<projections::WaitError> for ApiError {
         match error {
             WaitError::UnknownPosition(position) => ApiError::validation(format!(
                 "position {position} is not in the log; pass a position a mutation returned"
-            )),
+            ))
+            .with_reason(ApiReason::UnknownPosition),
             WaitError::Timeout { .. } | WaitError::Failed { .. } => {
                 tracing::warn!(error = %error, "read-your-writes wait failed");
                 ApiError::new(
                     Code::Internal,
                     "the data you asked for is not up to date yet; retry shortly",
                 )
+                .with_reason(ApiReason::ReadModelBehind)
                 .with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
             WaitError::UnknownProjection(_) | WaitError::Database(_) => ApiError::internal(error),

@@ -82,7 +82,7 @@ pub async fn export_users(
         .filter(|l| !l.trim().is_empty())
         .map(|l| Level::parse(&l))
         .transpose()
-        .map_err(|e| ApiError::validation(e.to_string()))?;
+        .map_err(ApiError::refusal)?;
     if let Some(position) = crate::graphql::min_position_header(&headers)?.filter(|p| *p > 0) {
         let names = [model::NAME, projections::accounts::NAME];
         state

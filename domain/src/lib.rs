@@ -13,6 +13,7 @@
 //! - [`tracks`]: cohort tracks: enrollment, assignments and deadlines, solutions, peer reviews, diaries.
 //! - [`inbox`]: what a user has read of their notifications.
 //! - [`interviews`]: peer mock interviews: slots, calendars and the points ledger.
+//! - [`refusal`]: the table of rules commands can break: each domain error's stable reason and kind.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
 
 pub mod cars;
@@ -21,6 +22,7 @@ pub mod event;
 pub mod identity;
 pub mod inbox;
 pub mod interviews;
+pub mod refusal;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

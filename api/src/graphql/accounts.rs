@@ -212,7 +212,7 @@ impl AccountsMutation {
                 request_info(ctx).client,
             )
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::identity)?;
         Ok(RegisterPayload {
             user_id: registered.id,
             email: registered.email.as_str().to_owned(),
@@ -262,7 +262,7 @@ impl AccountsMutation {
                 &new_password,
             )
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::identity)?;
         Ok(written.into())
     }
 
@@ -300,7 +300,7 @@ async fn set_admin(
         .identity
         .set_admin(&identity_request(ctx, given), user_id, grant)
         .await
-        .map_err(ApiError::from)?;
+        .map_err(ApiError::identity)?;
     Ok(written.into())
 }
 

@@ -363,7 +363,7 @@ impl Extension for NoNulCharacters {
         let literal =
             request.query.contains('\0') || request.query.to_lowercase().contains("\\u0000");
         if literal || request.variables.values().any(has_nul) {
-            let error = ApiError::validation("text cannot contain NUL characters (U+0000)");
+            let error = ApiError::refusal(domain::interviews::InterviewError::NulCharacter);
             return Err(
                 async_graphql::Error::from(error).into_server_error(async_graphql::Pos::default())
             );
@@ -385,6 +385,7 @@ fn ensure_code(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", Code::Validation.as_str());
+        extensions.set("reason", crate::error::ApiReason::InvalidQuery.as_str());
     }
 }
 
@@ -478,9 +479,10 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 fn parse_bearer(value: &str) -> Result<&str, ApiError> {
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthenticated(
-            "the Authorization header must be 'Bearer <token>'",
-        ));
+        return Err(
+            ApiError::unauthenticated("the Authorization header must be 'Bearer <token>'")
+                .with_reason(crate::error::ApiReason::InvalidToken),
+        );
     }
     Ok(token.trim())
 }

@@ -130,10 +130,7 @@ impl NotificationsMutation {
                 .map_err(ApiError::from)?,
             (false, false) => {
                 if ids.len() > MAX_MARKED {
-                    return Err(ApiError::validation(format!(
-                        "mark at most {MAX_MARKED} notifications at a time"
-                    ))
-                    .into());
+                    return Err(ApiError::refusal(domain::inbox::InboxError::Count).into());
                 }
                 let owned = model::owned(pool, user, &ids)
                     .await

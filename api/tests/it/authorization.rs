@@ -8,7 +8,7 @@ use async_graphql::parser::parse_schema;
 use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
 use futures_util::StreamExt;
 
-use crate::{TestApp, code};
+use crate::{TestApp, code, reason};
 
 /// Root fields that are not admin-only, and who may use them. Adding a root field without `@admin` means
 /// adding it here: a deliberate decision, reviewed with the change.
@@ -271,9 +271,11 @@ async fn admin_fields_are_refused_over_http_too() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(code(&body), "FORBIDDEN");
+    assert_eq!(reason(&body), "admin_only");
     assert!(body["data"].is_null());
     let body = app
         .gql("{ users { nodes { id } } }", serde_json::json!({}), None)
         .await;
     assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert_eq!(reason(&body), "sign_in_required");
 }

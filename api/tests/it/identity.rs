@@ -6,7 +6,7 @@ use api::auth::Claims;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::{SECRET, Setup, TestApp, code};
+use crate::{SECRET, Setup, TestApp, code, reason};
 
 const ME: &str = "query($p: Int) { me(minPosition: $p) { id username email role } }";
 
@@ -29,6 +29,7 @@ async fn twenty_concurrent_registrations_of_one_email_make_exactly_one_account()
     assert_eq!(won.len(), 1, "exactly one registration wins: {bodies:?}");
     for lost in bodies.iter().filter(|b| !b["errors"].is_null()) {
         assert_eq!(code(lost), "CONFLICT", "{lost}");
+        assert_eq!(reason(lost), "email_taken", "{lost}");
         assert!(
             lost["errors"][0]["message"]
                 .as_str()
@@ -56,6 +57,7 @@ async fn a_taken_username_is_a_conflict_whatever_its_case() {
         )
         .await;
     assert_eq!(code(&body), "CONFLICT");
+    assert_eq!(reason(&body), "username_taken");
     // the failed attempt claimed nothing: the other email is still free
     app.register("other@example.org", "bob", "long enough")
         .await;
@@ -64,10 +66,10 @@ async fn a_taken_username_is_a_conflict_whatever_its_case() {
 #[tokio::test]
 async fn malformed_registrations_are_validation_errors() {
     let app = TestApp::start().await;
-    for (email, username, password) in [
-        ("not-an-email", "ada", "long enough"),
-        ("ada@example.org", "a", "long enough"),
-        ("ada@example.org", "ada", "short"),
+    for (email, username, password, why) in [
+        ("not-an-email", "ada", "long enough", "malformed_email"),
+        ("ada@example.org", "a", "long enough", "malformed_username"),
+        ("ada@example.org", "ada", "short", "password_length"),
     ] {
         let body = app
             .gql(
@@ -81,6 +83,7 @@ async fn malformed_registrations_are_validation_errors() {
             "VALIDATION",
             "{email} {username} {password}: {body}"
         );
+        assert_eq!(reason(&body), why, "{body}");
     }
     // a wrongly typed variable is the engine's error, with the same code
     let body = app
@@ -91,6 +94,7 @@ async fn malformed_registrations_are_validation_errors() {
         )
         .await;
     assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(reason(&body), "invalid_query");
 }
 
 #[tokio::test]
@@ -124,6 +128,9 @@ async fn a_login_by_username_or_email_gives_a_token_that_me_accepts() {
         )
         .await;
     assert_eq!(code(&unknown), "UNAUTHENTICATED");
+    // the same reason too: nothing tells whether the account exists
+    assert_eq!(reason(&wrong), "wrong_credentials");
+    assert_eq!(reason(&unknown), "wrong_credentials");
     assert_eq!(
         wrong["errors"][0]["message"],
         unknown["errors"][0]["message"]
@@ -200,11 +207,13 @@ async fn tampered_expired_foreign_and_wrong_algorithm_tokens_are_refused() {
         let (status, body) = app.post(ME, json!({}), Some(bad), &[]).await;
         assert_eq!(status, 401, "{what}: {body}");
         assert_eq!(code(&body), "UNAUTHENTICATED", "{what}");
+        assert_eq!(reason(&body), "invalid_token", "{what}");
     }
     let (status, body) = app
         .post(ME, json!({}), None, &[("authorization", "Basic YWRhOnB3")])
         .await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"));
+    assert_eq!(reason(&body), "invalid_token");
 }
 
 #[tokio::test]
@@ -221,6 +230,7 @@ async fn a_password_change_retires_older_tokens_and_the_old_password() {
         )
         .await;
     assert_eq!(code(&wrong_current), "VALIDATION");
+    assert_eq!(reason(&wrong_current), "wrong_password");
 
     let changed = app
         .gql(
@@ -233,8 +243,9 @@ async fn a_password_change_retires_older_tokens_and_the_old_password() {
         changed["data"]["changePassword"]["position"].is_i64(),
         "{changed}"
     );
-    let (status, _) = app.post(ME, json!({}), Some(&old), &[]).await;
+    let (status, body) = app.post(ME, json!({}), Some(&old), &[]).await;
     assert_eq!(status, 401, "a token from before the change is refused");
+    assert_eq!(reason(&body), "invalid_token");
     let failed = app
         .gql(
             "mutation { login(username: \"ada\", password: \"first password\") { accessToken } }",
@@ -243,6 +254,7 @@ async fn a_password_change_retires_older_tokens_and_the_old_password() {
         )
         .await;
     assert_eq!(code(&failed), "UNAUTHENTICATED");
+    assert_eq!(reason(&failed), "wrong_credentials");
     let new = app.login("ada", "second password").await;
     let position = changed["data"]["changePassword"]["position"].clone();
     let body = app.gql(ME, json!({ "p": position }), Some(&new)).await;
@@ -277,6 +289,7 @@ async fn login_attempts_are_throttled_per_account_and_per_address() {
     // the fourth attempt on this account is refused, even with the right password
     let limited = attempt("ada", "correct horse").await;
     assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
+    assert_eq!(reason(&limited), "too_many_attempts");
     assert!(
         limited["errors"][0]["extensions"]["retryAfter"]
             .as_u64()
@@ -295,6 +308,8 @@ async fn login_attempts_are_throttled_per_account_and_per_address() {
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["reason"], "too_many_attempts");
+    assert_eq!(reason(&body), "too_many_attempts");
 
     // this address has now tried 5 times; other accounts get one more try, then the address is refused
     assert_eq!(
@@ -332,6 +347,8 @@ async fn rest_login_shares_the_login_logic() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "wrong_credentials");
     let malformed = app
         .http
         .post(app.url("/api/login"))
@@ -343,6 +360,7 @@ async fn rest_login_shares_the_login_logic() {
     assert_eq!(malformed.status(), 400);
     let body: Value = malformed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION");
+    assert_eq!(body["error"]["reason"], "invalid_input");
 }
 
 #[tokio::test]
@@ -386,6 +404,7 @@ async fn a_retried_mutation_with_the_same_command_id_returns_the_first_result() 
         )
         .await;
     assert_eq!(code(&own), "VALIDATION");
+    assert_eq!(reason(&own), "cannot_revoke_own_admin");
 }
 
 #[tokio::test]
@@ -436,6 +455,7 @@ async fn a_query_with_the_position_a_mutation_returned_sees_the_change() {
     // a position that was never written is the client's mistake
     let body = app.gql(ME, json!({ "p": 1_000_000 }), Some(&admin)).await;
     assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(reason(&body), "unknown_position");
     let (status, body) = app
         .post(
             ME,
@@ -445,6 +465,7 @@ async fn a_query_with_the_position_a_mutation_returned_sees_the_change() {
         )
         .await;
     assert_eq!((status, code(&body)), (400, "VALIDATION"));
+    assert_eq!(reason(&body), "invalid_input");
 }
 
 #[tokio::test]
@@ -488,6 +509,7 @@ async fn admins_list_users_page_by_page() {
     ] {
         let body = app.gql(invalid, json!({}), Some(&admin)).await;
         assert_eq!(code(&body), "VALIDATION", "{invalid}");
+        assert_eq!(reason(&body), "invalid_input", "{invalid}");
     }
     let body = app
         .gql(
@@ -540,10 +562,9 @@ async fn a_command_id_reused_for_other_input_or_by_someone_else_is_another_comma
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        api::error::ApiError::from(refused).code,
-        api::error::Code::Conflict
-    );
+    let refused = api::error::ApiError::identity(refused);
+    assert_eq!(refused.code, api::error::Code::Conflict);
+    assert_eq!(refused.reason, Some("conflict"));
     let token = app.login("squatter", "squatter password").await;
     assert_eq!(
         app.gql(ME, json!({ "p": position }), Some(&token)).await["data"]["me"]["role"],
@@ -566,6 +587,7 @@ async fn registrations_are_throttled_per_address() {
         )
         .await;
     assert_eq!(code(&body), "RATE_LIMITED");
+    assert_eq!(reason(&body), "too_many_attempts");
 }
 
 #[tokio::test]
@@ -578,13 +600,29 @@ async fn guessing_the_current_password_through_change_password_spends_the_login_
     let token = app.login("ada", "correct horse").await;
     let guess = "mutation { changePassword(currentPassword: \"a guess 123\", newPassword: \"new password\") { position } }";
     for _ in 0..2 {
-        assert_eq!(
-            code(&app.gql(guess, json!({}), Some(&token)).await),
-            "VALIDATION"
-        );
+        let body = app.gql(guess, json!({}), Some(&token)).await;
+        assert_eq!(code(&body), "VALIDATION");
+        assert_eq!(reason(&body), "wrong_password");
     }
     assert_eq!(
         code(&app.gql(guess, json!({}), Some(&token)).await),
         "RATE_LIMITED"
     );
+}
+
+#[tokio::test]
+async fn the_admin_role_of_an_account_that_does_not_exist_is_not_found() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    for mutation in ["grantAdmin", "revokeAdmin"] {
+        let body = app
+            .gql(
+                &format!("mutation($u: UUID!) {{ {mutation}(userId: $u) {{ position }} }}"),
+                json!({ "u": "00000000-0000-0000-0000-0000000000aa" }),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(code(&body), "NOT_FOUND", "{mutation}: {body}");
+        assert_eq!(reason(&body), "account_not_found", "{mutation}");
+    }
 }

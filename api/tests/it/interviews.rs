@@ -9,7 +9,7 @@ use commands::ManualClock;
 use serde_json::{Value, json};
 use workers::deadlines::DeadlineWorker;
 
-use crate::{Setup, TestApp, code, data};
+use crate::{Setup, TestApp, code, data, reason};
 
 const HOUR: i64 = 3600;
 const NOW: i64 = 1_800_000_000;
@@ -87,6 +87,7 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
     bad["input"]["meetingLink"] = json!("https://example.com/room");
     let refused = app.gql(PUBLISH, bad, Some(&ann)).await;
     assert_eq!(code(&refused), "VALIDATION");
+    assert_eq!(reason(&refused), "invalid_meeting_link");
     assert!(
         refused["errors"][0]["message"]
             .as_str()
@@ -123,10 +124,9 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
     assert_eq!(own["board"]["edges"], json!([]));
 
     // ann cannot book her own slot; bob books it and 3 of his points are held
-    assert_eq!(
-        code(&app.gql(BOOK, json!({ "s": slot }), Some(&ann)).await),
-        "FORBIDDEN"
-    );
+    let own_slot = app.gql(BOOK, json!({ "s": slot }), Some(&ann)).await;
+    assert_eq!(code(&own_slot), "FORBIDDEN");
+    assert_eq!(reason(&own_slot), "own_slot");
     let booked = data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
     let position = booked["bookSlot"]["position"].as_i64().unwrap();
     let points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
@@ -159,19 +159,16 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
     clock.set(at(start - HOUR));
     assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
     let feedback = "mutation($s: UUID!) { giveFeedback(slotId: $s, score: 4, text: \"Clear thinking.\") { position } }";
-    assert_eq!(
-        code(&app.gql(feedback, json!({ "s": slot }), Some(&ann)).await),
-        "CONFLICT",
-        "not ended yet"
-    );
+    let early = app.gql(feedback, json!({ "s": slot }), Some(&ann)).await;
+    assert_eq!(code(&early), "CONFLICT", "not ended yet");
+    assert_eq!(reason(&early), "interview_not_ended");
     clock.set(at(start + HOUR));
     assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
 
     // the interviewer's feedback, bob's acceptance: his points are paid, ann earns one
-    assert_eq!(
-        code(&app.gql(feedback, json!({ "s": slot }), Some(&bob)).await),
-        "FORBIDDEN"
-    );
+    let by_interviewee = app.gql(feedback, json!({ "s": slot }), Some(&bob)).await;
+    assert_eq!(code(&by_interviewee), "FORBIDDEN");
+    assert_eq!(reason(&by_interviewee), "not_interviewer");
     data(app.gql(feedback, json!({ "s": slot }), Some(&ann)).await);
     let accepted = data(
         app.gql(
@@ -344,6 +341,7 @@ async fn twenty_concurrent_bookings_of_one_slot_give_exactly_one_booking() {
             booked += 1;
         } else {
             assert_eq!(code(&body), "CONFLICT", "{body}");
+            assert_eq!(reason(&body), "slot_already_booked", "{body}");
         }
     }
     assert_eq!(booked, 1);
@@ -386,6 +384,7 @@ async fn overlapping_bookings_and_overdrawn_points_are_refused_even_at_once() {
     );
     let refused = outcomes.iter().find(|b| !b["errors"].is_null()).unwrap();
     assert_eq!(code(refused), "CONFLICT");
+    assert_eq!(reason(refused), "insufficient_points");
     assert!(
         refused["errors"][0]["message"]
             .as_str()
@@ -419,6 +418,7 @@ async fn overlapping_bookings_and_overdrawn_points_are_refused_even_at_once() {
     data(app.gql(BOOK, json!({ "s": d1 }), Some(&token["eve"])).await);
     let overlap = app.gql(BOOK, json!({ "s": f1 }), Some(&token["eve"])).await;
     assert_eq!(code(&overlap), "CONFLICT", "{overlap}");
+    assert_eq!(reason(&overlap), "interview_overlap");
     assert!(
         overlap["errors"][0]["message"]
             .as_str()
@@ -436,6 +436,7 @@ async fn overlapping_bookings_and_overdrawn_points_are_refused_even_at_once() {
         )
         .await;
     assert_eq!(code(&own_overlap), "CONFLICT", "{own_overlap}");
+    assert_eq!(reason(&own_overlap), "interview_overlap");
     data(app.gql(BOOK, json!({ "s": d2 }), Some(&token["dan"])).await);
 }
 
@@ -470,19 +471,16 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
     // booked again; past the cut-off nobody cancels
     data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
     clock.set(at(start - HOUR));
-    assert_eq!(
-        code(&app.gql(cancel, json!({ "s": slot }), Some(&ann)).await),
-        "CONFLICT"
-    );
+    let too_late = app.gql(cancel, json!({ "s": slot }), Some(&ann)).await;
+    assert_eq!(code(&too_late), "CONFLICT");
+    assert_eq!(reason(&too_late), "cancel_cutoff_passed");
     // the interviewer does not show up: bob reports it; uncontested for 24 h, it settles and refunds him
     clock.set(at(start + 2 * HOUR));
     let report = "mutation($s: UUID!) { reportNoShow(slotId: $s) { position } }";
     data(app.gql(report, json!({ "s": slot }), Some(&bob)).await);
-    assert_eq!(
-        code(&app.gql(report, json!({ "s": slot }), Some(&ann)).await),
-        "CONFLICT",
-        "no counter-report"
-    );
+    let counter = app.gql(report, json!({ "s": slot }), Some(&ann)).await;
+    assert_eq!(code(&counter), "CONFLICT", "no counter-report");
+    assert_eq!(reason(&counter), "no_show_already_reported");
     clock.set(at(start + 26 * HOUR));
     assert_eq!(worker_pass(&app, &clock).await.interview_actions, 1);
     let head = app.state.services.projections.head().await.unwrap();
@@ -569,10 +567,12 @@ async fn text_with_a_nul_character_is_refused_as_invalid() {
         )
         .await;
     assert_eq!(code(&refused), "VALIDATION", "{refused}");
+    assert_eq!(reason(&refused), "nul_character");
     let literal = app
         .gql("mutation { writeDiaryEntry(trackId: \"00000000-0000-0000-0000-000000000000\", assignment: 1, text: \"a\\u0000b\") { entryId } }", json!({}), Some(&ann))
         .await;
     assert_eq!(code(&literal), "VALIDATION", "{literal}");
+    assert_eq!(reason(&literal), "nul_character");
 }
 
 #[tokio::test]
@@ -596,13 +596,11 @@ async fn a_contested_no_show_waits_for_an_admin_who_settles_it() {
     );
     let contest =
         "mutation($s: UUID!, $r: String!) { contestNoShow(slotId: $s, reason: $r) { position } }";
-    assert_eq!(
-        code(
-            &app.gql(contest, json!({ "s": slot, "r": "x" }), Some(&ann))
-                .await
-        ),
-        "FORBIDDEN"
-    );
+    let by_reporter = app
+        .gql(contest, json!({ "s": slot, "r": "x" }), Some(&ann))
+        .await;
+    assert_eq!(code(&by_reporter), "FORBIDDEN");
+    assert_eq!(reason(&by_reporter), "not_accused");
     let contested = data(
         app.gql(
             contest,
@@ -622,10 +620,9 @@ async fn a_contested_no_show_waits_for_an_admin_who_settles_it() {
         waiting["contestedNoShows"],
         json!([{ "id": slot, "noShowAbsent": "INTERVIEWEE", "noShowContest": "I waited in the room" }])
     );
-    assert_eq!(
-        code(&app.gql(list, json!({}), Some(&bob)).await),
-        "FORBIDDEN"
-    );
+    let by_user = app.gql(list, json!({}), Some(&bob)).await;
+    assert_eq!(code(&by_user), "FORBIDDEN");
+    assert_eq!(reason(&by_user), "admin_only");
     // the admin finds the interviewer was the one missing: bob is refunded
     let resolve =
         "mutation($s: UUID!) { resolveNoShow(slotId: $s, absent: INTERVIEWER) { position } }";
@@ -643,4 +640,255 @@ async fn a_contested_no_show_waits_for_an_admin_who_settles_it() {
     assert_eq!(ann_points["myPoints"]["earned"], 0);
     let after = data(app.gql(list, json!({ "p": position }), Some(&admin)).await);
     assert_eq!(after["contestedNoShows"], json!([]));
+}
+
+/// Asserts that `body` is a refusal with this code and reason.
+fn refused(body: &Value, expected: (&str, &str)) {
+    assert_eq!((code(body), reason(body)), expected, "{body}");
+}
+
+#[tokio::test]
+async fn publishing_and_booking_refusals_carry_their_reasons() {
+    let (app, clock) = app(3).await;
+    let mut token = std::collections::HashMap::new();
+    for name in ["ann", "bob", "cat", "dan", "eve", "fay", "hal"] {
+        token.insert(name, app.user(name).await.1);
+    }
+    let start = NOW + 48 * HOUR;
+    for (field, value, why) in [
+        ("minutes", json!(5), "interview_duration"),
+        ("topic", json!(" "), "topic_length"),
+        (
+            "start",
+            json!(at(NOW - HOUR).to_rfc3339()),
+            "start_not_ahead",
+        ),
+    ] {
+        let mut input = slot_input("INTERVIEWER", start, "rust");
+        input["input"][field] = value;
+        refused(
+            &app.gql(PUBLISH, input, Some(&token["ann"])).await,
+            ("VALIDATION", why),
+        );
+    }
+    let nowhere = json!({ "s": "00000000-0000-0000-0000-0000000000ef" });
+    refused(
+        &app.gql(BOOK, nowhere.clone(), Some(&token["bob"])).await,
+        ("NOT_FOUND", "slot_not_found"),
+    );
+    refused(
+        &app.gql(
+            "mutation($s: UUID!) { cancelSlot(slotId: $s) { position } }",
+            nowhere,
+            Some(&token["bob"]),
+        )
+        .await,
+        ("NOT_FOUND", "slot_not_found"),
+    );
+
+    // ann publishes, then books cat's interview half an hour later: bob cannot book her over it
+    let (busy, _) = publish(&app, &token["ann"], "INTERVIEWER", start, "rust").await;
+    let (cat_slot, _) = publish(&app, &token["cat"], "INTERVIEWER", start + 30 * 60, "rust").await;
+    data(
+        app.gql(BOOK, json!({ "s": cat_slot }), Some(&token["ann"]))
+            .await,
+    );
+    refused(
+        &app.gql(BOOK, json!({ "s": busy }), Some(&token["bob"]))
+            .await,
+        ("CONFLICT", "publisher_busy"),
+    );
+    refused(
+        &app.gql(
+            "mutation($s: UUID!) { cancelSlot(slotId: $s) { position } }",
+            json!({ "s": busy }),
+            Some(&token["cat"]),
+        )
+        .await,
+        ("FORBIDDEN", "not_a_party"),
+    );
+
+    // dan publishes as interviewee, then spends his points on eve's interview: his slot cannot be booked
+    let (broke, _) = publish(&app, &token["dan"], "INTERVIEWEE", start + 10 * HOUR, "go").await;
+    let (eve_slot, _) = publish(&app, &token["eve"], "INTERVIEWER", start + 20 * HOUR, "go").await;
+    data(
+        app.gql(BOOK, json!({ "s": eve_slot }), Some(&token["dan"]))
+            .await,
+    );
+    refused(
+        &app.gql(BOOK, json!({ "s": broke }), Some(&token["bob"]))
+            .await,
+        ("CONFLICT", "publisher_cannot_pay"),
+    );
+
+    // a withdrawn slot is not open; a slot whose start has passed is not booked any more
+    let (withdrawn, _) =
+        publish(&app, &token["fay"], "INTERVIEWER", start + 30 * HOUR, "sql").await;
+    data(
+        app.gql(
+            "mutation($s: UUID!) { cancelSlot(slotId: $s) { position } }",
+            json!({ "s": withdrawn }),
+            Some(&token["fay"]),
+        )
+        .await,
+    );
+    refused(
+        &app.gql(BOOK, json!({ "s": withdrawn }), Some(&token["bob"]))
+            .await,
+        ("CONFLICT", "slot_not_open"),
+    );
+    let (soon, _) = publish(&app, &token["hal"], "INTERVIEWER", NOW + 2 * HOUR, "sql").await;
+    clock.set(at(NOW + 3 * HOUR));
+    refused(
+        &app.gql(BOOK, json!({ "s": soon }), Some(&token["bob"]))
+            .await,
+        ("CONFLICT", "interview_started"),
+    );
+}
+
+#[tokio::test]
+async fn feedback_and_no_show_refusals_carry_their_reasons() {
+    let (app, clock) = app(9).await;
+    let (_, admin) = app.admin().await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let start = NOW + 48 * HOUR;
+    let mut slots = vec![];
+    for offset in [0, 5, 10] {
+        let (slot, _) = publish(&app, &ann, "INTERVIEWER", start + offset * HOUR, "rust").await;
+        data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
+        slots.push(slot);
+    }
+    let (first, second, third) = (&slots[0], &slots[1], &slots[2]);
+    let mutation = |name: &str, arguments: &str| {
+        format!("mutation($s: UUID!) {{ {name}(slotId: $s{arguments}) {{ position }} }}")
+    };
+
+    // before the start: no no-show report, nothing to contest, no feedback to answer
+    refused(
+        &app.gql(
+            &mutation("reportNoShow", ""),
+            json!({ "s": first }),
+            Some(&bob),
+        )
+        .await,
+        ("CONFLICT", "no_show_window"),
+    );
+    refused(
+        &app.gql(
+            &mutation("contestNoShow", ", reason: \"I was there\""),
+            json!({ "s": first }),
+            Some(&bob),
+        )
+        .await,
+        ("NOT_FOUND", "no_show_not_reported"),
+    );
+    refused(
+        &app.gql(
+            &mutation("acceptFeedback", ""),
+            json!({ "s": first }),
+            Some(&bob),
+        )
+        .await,
+        ("CONFLICT", "no_feedback"),
+    );
+    refused(
+        &app.gql(
+            &mutation("acceptFeedback", ""),
+            json!({ "s": first }),
+            Some(&ann),
+        )
+        .await,
+        ("FORBIDDEN", "not_interviewee"),
+    );
+
+    // after the first interview: feedback within its bounds, once
+    clock.set(at(start + 2 * HOUR));
+    refused(
+        &app.gql(
+            &mutation("giveFeedback", ", score: 9, text: \"Great.\""),
+            json!({ "s": first }),
+            Some(&ann),
+        )
+        .await,
+        ("VALIDATION", "invalid_feedback"),
+    );
+    data(
+        app.gql(
+            &mutation("giveFeedback", ", score: 4, text: \"Great.\""),
+            json!({ "s": first }),
+            Some(&ann),
+        )
+        .await,
+    );
+    refused(
+        &app.gql(
+            &mutation("giveFeedback", ", score: 3, text: \"On second thought.\""),
+            json!({ "s": first }),
+            Some(&ann),
+        )
+        .await,
+        ("CONFLICT", "feedback_already_given"),
+    );
+    refused(
+        &app.gql(
+            &mutation("disputeFeedback", ", reason: \"  \""),
+            json!({ "s": first }),
+            Some(&bob),
+        )
+        .await,
+        ("VALIDATION", "reason_length"),
+    );
+    refused(
+        &app.gql(
+            &mutation("cancelSlot", ""),
+            json!({ "s": first }),
+            Some(&bob),
+        )
+        .await,
+        ("CONFLICT", "not_cancellable"),
+    );
+
+    // the third: bob reports ann absent; nobody contested, so there is nothing to resolve, and after 24 h the
+    // report can no longer be contested
+    clock.set(at(start + 10 * HOUR + 30 * 60));
+    data(
+        app.gql(
+            &mutation("reportNoShow", ""),
+            json!({ "s": third }),
+            Some(&bob),
+        )
+        .await,
+    );
+    refused(
+        &app.gql(
+            &mutation("resolveNoShow", ", absent: INTERVIEWER"),
+            json!({ "s": third }),
+            Some(&admin),
+        )
+        .await,
+        ("CONFLICT", "no_show_not_contested"),
+    );
+    clock.set(at(start + 10 * HOUR + 30 * 60 + 25 * HOUR));
+    refused(
+        &app.gql(
+            &mutation("contestNoShow", ", reason: \"I was there\""),
+            json!({ "s": third }),
+            Some(&ann),
+        )
+        .await,
+        ("CONFLICT", "no_show_contest_closed"),
+    );
+
+    // the second: feedback comes too late once the feedback window has passed
+    clock.set(at(start + 6 * HOUR + 73 * HOUR));
+    refused(
+        &app.gql(
+            &mutation("giveFeedback", ", score: 4, text: \"Late.\""),
+            json!({ "s": second }),
+            Some(&ann),
+        )
+        .await,
+        ("CONFLICT", "feedback_window_closed"),
+    );
 }

@@ -5,6 +5,7 @@ mod cars;
 mod identity;
 mod interviews;
 mod operations;
+mod reasons;
 mod subscriptions;
 mod tracks;
 mod trainer;
@@ -249,6 +250,13 @@ pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// The `extensions.reason` of the first error of a GraphQL body (or of a REST body's `errors`).
+pub fn reason(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error reason in {body}"))
 }
 
 /// The request of the start-up bootstrap of an admin.

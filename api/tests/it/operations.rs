@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{Setup, TestApp, code};
+use crate::{Setup, TestApp, code, reason};
 
 #[tokio::test]
 async fn readyz_is_ok_once_the_projections_caught_up_and_healthz_needs_nothing() {
@@ -104,6 +104,8 @@ async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes(
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(body["error"]["code"], "VALIDATION");
+    assert_eq!(reason(&body), "body_too_large");
+    assert_eq!(body["error"]["reason"], "body_too_large");
 
     let response = app
         .http
@@ -116,6 +118,7 @@ async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes(
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(reason(&body), "invalid_input", "{body}");
     let response = app
         .http
         .get(app.url("/no/such/route"))
@@ -123,12 +126,17 @@ async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes(
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(code(&response.json::<Value>().await.unwrap()), "NOT_FOUND");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "NOT_FOUND");
+    assert_eq!(reason(&body), "no_such_route");
+    assert_eq!(body["error"]["reason"], "no_such_route");
 
     let body = app.gql("{ me { id ", json!({}), None).await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(reason(&body), "invalid_query", "{body}");
     let body = app.gql("{ nothingHere }", json!({}), None).await;
     assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(reason(&body), "invalid_query");
     // 20 levels, beyond the limit of 12
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {}__typename{} }} }} }} }} }}",
@@ -137,6 +145,7 @@ async fn oversized_bodies_deep_queries_and_syntax_errors_are_refused_with_codes(
     );
     let body = app.gql(&deep, json!({}), None).await;
     assert_eq!(code(&body), "VALIDATION", "{body}");
+    assert_eq!(reason(&body), "invalid_query");
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -202,4 +211,46 @@ async fn admins_see_each_projection_with_positions_within_the_log() {
         .parse()
         .unwrap();
     assert_eq!(head, position);
+}
+
+#[tokio::test]
+async fn a_database_outage_is_internal_and_names_only_an_incident() {
+    let app = TestApp::start().await;
+    app.db.pool.close().await;
+    let body = app
+        .gql(
+            "mutation { login(username: \"ada\", password: \"long enough\") { accessToken } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(code(&body), "INTERNAL", "{body}");
+    assert_eq!(reason(&body), "internal");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incident"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_beyond_the_timeout_is_stopped_with_408() {
+    let mut setup = Setup::default();
+    setup.http.request_timeout = std::time::Duration::from_millis(1);
+    let app = TestApp::with(setup).await;
+    // a login hashes a password: far longer than a millisecond
+    let response = app
+        .http
+        .post(app.url("/api/login"))
+        .json(&json!({ "username": "ada", "password": "long enough" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 408);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL", "{body}");
+    assert_eq!(body["error"]["reason"], "request_timeout");
+    assert_eq!(reason(&body), "request_timeout");
 }

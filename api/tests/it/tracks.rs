@@ -14,7 +14,7 @@ use uuid::Uuid;
 use workers::deadlines::DeadlineWorker;
 
 use crate::subscriptions::{Socket, connect, receive, send};
-use crate::{Setup, TestApp, code, data};
+use crate::{Setup, TestApp, code, data, reason};
 
 const HOUR: i64 = 3600;
 const T0: i64 = 1_800_000_000;
@@ -143,6 +143,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&left), "CONFLICT", "{left}");
+    assert_eq!(reason(&left), "track_started");
 
     // solutions: a link that is not a repository is refused, one on a git host is normalised
     let refused = app
@@ -153,6 +154,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&refused), "VALIDATION");
+    assert_eq!(reason(&refused), "repository_host");
     assert!(
         refused["errors"][0]["message"]
             .as_str()
@@ -208,6 +210,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&late), "CONFLICT", "{late}");
+    assert_eq!(reason(&late), "submission_after_deadline");
     // the worker closes the assignment: dan had nothing to review, so the next one opens to him at once
     let unlocked = pushed(&mut dan_socket).await;
     assert_eq!(
@@ -263,6 +266,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&early), "CONFLICT", "{early}");
+    assert_eq!(reason(&early), "assignment_locked");
     let out_of_range = app
         .gql(
             REVIEW,
@@ -272,6 +276,17 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&out_of_range), "VALIDATION", "{out_of_range}");
+    assert_eq!(reason(&out_of_range), "invalid_scores");
+    let wordy = app
+        .gql(
+            REVIEW,
+            json!({ "t": track, "s": tasks[0]["submissionId"], "c": "x".repeat(5001), "scores": [
+                { "criterion": "Correctness", "score": 4 }, { "criterion": "Style", "score": 2 }] }),
+            Some(&token("ann")),
+        )
+        .await;
+    assert_eq!(code(&wordy), "VALIDATION", "{wordy}");
+    assert_eq!(reason(&wordy), "review_comment_length");
     let not_mine = app
         .gql(
             REVIEW,
@@ -280,6 +295,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&not_mine), "NOT_FOUND", "{not_mine}");
+    assert_eq!(reason(&not_mine), "solution_not_allocated");
     let mut position = 0;
     for task in &tasks {
         let reviewed = data(
@@ -293,6 +309,17 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         );
         position = reviewed["submitReview"]["position"].as_i64().unwrap();
     }
+    // the same review again changes nothing; another one is refused
+    let second = app
+        .gql(
+            REVIEW,
+            json!({ "t": track, "s": tasks[0]["submissionId"], "scores": [
+                { "criterion": "Correctness", "score": 1 }, { "criterion": "Style", "score": 1 }] }),
+            Some(&token("ann")),
+        )
+        .await;
+    assert_eq!(code(&second), "CONFLICT", "{second}");
+    assert_eq!(reason(&second), "already_reviewed");
     let view = data(
         app.gql(
             TRACK,
@@ -383,6 +410,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&snooping), "FORBIDDEN");
+    assert_eq!(reason(&snooping), "admin_only");
     let future = app
         .gql(
             "mutation($t: UUID!) { writeDiaryEntry(trackId: $t, assignment: 3, text: \"x\") { entryId } }",
@@ -391,6 +419,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&future), "CONFLICT", "{future}");
+    assert_eq!(reason(&future), "assignment_not_opened");
 
     // admins see every participant and where each is
     let participants = "query($t: UUID!, $p: Int) { track(id: $t, minPosition: $p) { participants { username currentAssignment } } }";
@@ -419,6 +448,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         .gql(participants, json!({ "t": track }), Some(&token("bob")))
         .await;
     assert_eq!(code(&hidden), "FORBIDDEN");
+    assert_eq!(reason(&hidden), "admin_only");
 
     // dan's notifications, then all marked read
     let list = "query($p: Int) { notifications(minPosition: $p) { edges { node { id kind read } } } unreadNotificationCount(minPosition: $p) }";
@@ -463,6 +493,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&foreign), "NOT_FOUND", "{foreign}");
+    assert_eq!(reason(&foreign), "not_found");
 }
 
 #[tokio::test]
@@ -542,4 +573,193 @@ async fn fifty_concurrent_enrollments_start_the_track_exactly_once() {
     );
     assert_eq!(view["track"]["participantCount"], 50);
     assert_eq!(view["track"]["status"], "RUNNING");
+}
+
+#[tokio::test]
+async fn malformed_tracks_are_refused_with_their_reasons() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    let criterion = json!({ "name": "Correctness", "minScore": 0, "maxScore": 5 });
+    for (field, value, why) in [
+        ("title", json!(" "), "track_title_length"),
+        (
+            "description",
+            json!("x".repeat(10_001)),
+            "track_description_length",
+        ),
+        ("minParticipants", json!(0), "participant_limits"),
+        ("assignments", json!([]), "invalid_assignments"),
+        (
+            "criteria",
+            json!([criterion, criterion]),
+            "invalid_criteria",
+        ),
+    ] {
+        let mut input = track_input(2);
+        input[field] = value;
+        let body = app
+            .gql(CREATE, json!({ "input": input }), Some(&admin))
+            .await;
+        assert_eq!(code(&body), "VALIDATION", "{field}: {body}");
+        assert_eq!(reason(&body), why, "{field}");
+    }
+}
+
+#[tokio::test]
+async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let app = TestApp::with(Setup {
+        clock: clock.clone(),
+        ..Setup::default()
+    })
+    .await;
+    let (_, admin) = app.admin().await;
+    let (_, ann) = app.user("ann").await;
+    let (_, bob) = app.user("bob").await;
+    let refused = |body: &Value, expected: (&str, &str)| {
+        assert_eq!((code(body), reason(body)), expected, "{body}");
+    };
+
+    let nowhere = json!({ "t": Uuid::now_v7() });
+    refused(
+        &app.gql(ENROLL, nowhere, Some(&ann)).await,
+        ("NOT_FOUND", "track_not_found"),
+    );
+    let mut input = track_input(1);
+    input["maxParticipants"] = json!(1);
+    let created = data(
+        app.gql(CREATE, json!({ "input": input }), Some(&admin))
+            .await,
+    );
+    let track = created["createTrack"]["trackId"].clone();
+
+    // bob is not enrolled: he cannot leave, submit or write in a diary
+    refused(
+        &app.gql(
+            "mutation($t: UUID!) { leaveTrack(trackId: $t) { position } }",
+            json!({ "t": track }),
+            Some(&bob),
+        )
+        .await,
+        ("FORBIDDEN", "not_enrolled"),
+    );
+    let diary = "mutation($t: UUID!, $n: Int!, $x: String!) { writeDiaryEntry(trackId: $t, assignment: $n, text: $x) { entryId } }";
+    refused(
+        &app.gql(
+            diary,
+            json!({ "t": track, "n": 1, "x": "day one" }),
+            Some(&bob),
+        )
+        .await,
+        ("FORBIDDEN", "not_enrolled"),
+    );
+
+    // ann's enrollment starts the track and fills it
+    let enrolled = data(app.gql(ENROLL, json!({ "t": track }), Some(&ann)).await);
+    assert_eq!(enrolled["enroll"]["started"], true);
+    refused(
+        &app.gql(ENROLL, json!({ "t": track }), Some(&bob)).await,
+        ("CONFLICT", "track_full"),
+    );
+    refused(
+        &app.gql(
+            SUBMIT,
+            json!({ "t": track, "n": 1, "r": "https://github.com/bob/list" }),
+            Some(&bob),
+        )
+        .await,
+        ("FORBIDDEN", "not_enrolled"),
+    );
+    refused(
+        &app.gql(
+            SUBMIT,
+            json!({ "t": track, "n": 2, "r": "https://github.com/ann/traits" }),
+            Some(&ann),
+        )
+        .await,
+        ("CONFLICT", "assignment_not_opened"),
+    );
+    refused(
+        &app.gql(
+            SUBMIT,
+            json!({ "t": track, "n": 9, "r": "https://github.com/ann/nine" }),
+            Some(&ann),
+        )
+        .await,
+        ("NOT_FOUND", "assignment_not_found"),
+    );
+    for (link, why) in [
+        ("github.com/ann/list", "repository_not_a_url"),
+        ("ftp://github.com/ann/list", "repository_scheme"),
+        (
+            "https://ann:secret@github.com/ann/list",
+            "repository_credentials",
+        ),
+        ("https://github.com/ann", "repository_path"),
+    ] {
+        refused(
+            &app.gql(SUBMIT, json!({ "t": track, "n": 1, "r": link }), Some(&ann))
+                .await,
+            ("VALIDATION", why),
+        );
+    }
+    refused(
+        &app.gql(diary, json!({ "t": track, "n": 1, "x": "  " }), Some(&ann))
+            .await,
+        ("VALIDATION", "diary_entry_length"),
+    );
+    let extend = "mutation($t: UUID!, $d: DateTime!) { extendDeadline(trackId: $t, assignment: 1, deadline: $d) { position } }";
+    refused(
+        &app.gql(
+            extend,
+            json!({ "t": track, "d": at(T0 + HOUR).to_rfc3339() }),
+            Some(&admin),
+        )
+        .await,
+        ("VALIDATION", "deadline_not_later"),
+    );
+
+    // past the first deadline nobody enrolls; once the assignment is closed its deadline stays
+    clock.set(at(T0 + 11 * HOUR));
+    let (_, cat) = app.user("cat").await;
+    refused(
+        &app.gql(ENROLL, json!({ "t": track }), Some(&cat)).await,
+        ("CONFLICT", "enrollment_closed"),
+    );
+    let track_id: Uuid = track.as_str().unwrap().parse().unwrap();
+    app.state
+        .services
+        .executor
+        .execute::<Track>(
+            &track_stream(track_id),
+            &TrackCommand::CloseAssignment {
+                assignment: 0,
+                seed: 7,
+                at: T0 + 11 * HOUR,
+            },
+            &Metadata::new(Source::Worker),
+        )
+        .await
+        .unwrap();
+    refused(
+        &app.gql(
+            extend,
+            json!({ "t": track, "d": at(T0 + 30 * HOUR).to_rfc3339() }),
+            Some(&admin),
+        )
+        .await,
+        ("CONFLICT", "assignment_closed"),
+    );
+
+    // at most 500 notifications are marked read at once
+    let ids: Vec<Uuid> = (0..501).map(|_| Uuid::now_v7()).collect();
+    refused(
+        &app.gql(
+            "mutation($ids: [UUID!]) { markNotificationsRead(ids: $ids) { marked } }",
+            json!({ "ids": ids }),
+            Some(&ann),
+        )
+        .await,
+        ("VALIDATION", "mark_read_count"),
+    );
 }

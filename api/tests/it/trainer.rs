@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{TestApp, code};
+use crate::{TestApp, code, reason};
 
 const ADD: &str =
     "mutation($input: QuestionInput!) { addQuestion(input: $input) { questionId position } }";
@@ -71,6 +71,7 @@ async fn a_user_practises_gets_graded_and_sees_their_statistics() {
         "VALIDATION",
         "a question card has no answer on it: {peek}"
     );
+    assert_eq!(reason(&peek), "invalid_query");
     let good = app
         .gql(
             ANSWER,
@@ -160,6 +161,7 @@ async fn answers_are_idempotent_and_verdicts_can_be_contested_once() {
         .gql(ANSWER, json!({ "q": question, "a": "   " }), Some(&user))
         .await;
     assert_eq!(code(&empty), "VALIDATION");
+    assert_eq!(reason(&empty), "answer_length");
     let (_, admin_token) = app.admin().await;
     let retired = app
         .gql(
@@ -196,6 +198,7 @@ async fn answers_are_idempotent_and_verdicts_can_be_contested_once() {
     let (_, other) = app.user("other").await;
     let foreign = app.gql(contest, json!({ "a": answer }), Some(&other)).await;
     assert_eq!(code(&foreign), "NOT_FOUND", "only your own answers");
+    assert_eq!(reason(&foreign), "answer_not_found");
     let events: i64 =
         sqlx::query_scalar("select count(*) from events where event_type = 'VerdictContested'")
             .fetch_one(&app.db.pool)
@@ -211,6 +214,7 @@ async fn answers_are_idempotent_and_verdicts_can_be_contested_once() {
         )
         .await;
     assert_eq!(code(&missing), "NOT_FOUND");
+    assert_eq!(reason(&missing), "question_not_found");
 }
 
 #[tokio::test]
@@ -275,6 +279,7 @@ async fn admins_edit_and_retire_questions_and_history_stays_in_the_log() {
         )
         .await;
     assert_eq!(code(&answer), "CONFLICT");
+    assert_eq!(reason(&answer), "question_retired");
     let list = app
         .gql(
             "{ active: questions { nodes { id } } all: questions(includeRetired: true) { nodes { id retired } } }",
@@ -303,6 +308,7 @@ async fn admins_edit_and_retire_questions_and_history_stays_in_the_log() {
         )
         .await;
     assert_eq!(code(&invalid), "VALIDATION");
+    assert_eq!(reason(&invalid), "invalid_key_points");
 }
 
 #[tokio::test]
@@ -328,9 +334,13 @@ async fn admins_export_users_statistics_as_csv_that_spreadsheets_open() {
     let url = app.url("/admin/users/export?level=junior");
     let anonymous = app.http.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "sign_in_required");
     let (_, user) = app.user("plain").await;
     let forbidden = app.http.get(&url).bearer_auth(&user).send().await.unwrap();
     assert_eq!(forbidden.status(), 403);
+    let body: Value = forbidden.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "admin_only");
     let bad_level = app
         .http
         .get(app.url("/admin/users/export?level=lead"))
@@ -339,6 +349,9 @@ async fn admins_export_users_statistics_as_csv_that_spreadsheets_open() {
         .await
         .unwrap();
     assert_eq!(bad_level.status(), 422);
+    let body: Value = bad_level.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "unknown_level");
+    assert_eq!(reason(&body), "unknown_level");
 
     let response = app
         .http
@@ -432,4 +445,75 @@ async fn admins_export_users_statistics_as_csv_that_spreadsheets_open() {
         "{stats}"
     );
     assert_eq!(stats["data"]["userStats"]["pageInfo"]["hasNextPage"], true);
+}
+
+#[tokio::test]
+async fn malformed_questions_and_contests_are_refused_with_their_reasons() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    for (field, value, why) in [
+        ("topic", json!(" "), "topic_length"),
+        ("text", json!(""), "question_text_length"),
+        (
+            "referenceAnswer",
+            json!("x".repeat(10_001)),
+            "reference_answer_length",
+        ),
+    ] {
+        let mut input = ownership();
+        input[field] = value;
+        let body = app.gql(ADD, json!({ "input": input }), Some(&admin)).await;
+        assert_eq!(code(&body), "VALIDATION", "{field}: {body}");
+        assert_eq!(reason(&body), why, "{field}");
+    }
+    let unknown = app
+        .gql(
+            "mutation($id: UUID!, $input: QuestionInput!) { editQuestion(id: $id, input: $input) { position } }",
+            json!({ "id": "00000000-0000-0000-0000-0000000000ab", "input": ownership() }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(code(&unknown), "NOT_FOUND", "{unknown}");
+    assert_eq!(reason(&unknown), "question_not_found");
+
+    let (question, _) = add(&app, &admin, ownership()).await;
+    let (_, user) = app.user("learner").await;
+    // the API checks an answer's length before grading it, with the decider's reason
+    let long = app
+        .gql(
+            ANSWER,
+            json!({ "q": question, "a": "owner ".repeat(1000) }),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(code(&long), "VALIDATION", "{long}");
+    assert_eq!(reason(&long), "answer_length");
+    let good = app
+        .gql(
+            ANSWER,
+            json!({ "q": question, "a": "Each value has one owner, it is dropped when it goes out of scope, and assignment moves it." }),
+            Some(&user),
+        )
+        .await;
+    let answer = &good["data"]["answerQuestion"];
+    assert_eq!(answer["verdict"], "CORRECT", "{good}");
+    let contest = "mutation($a: UUID!, $r: String!) { contestVerdict(answerId: $a, reason: $r) { position } }";
+    let blank = app
+        .gql(
+            contest,
+            json!({ "a": answer["answerId"], "r": "  " }),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(code(&blank), "VALIDATION", "{blank}");
+    assert_eq!(reason(&blank), "reason_length");
+    let correct = app
+        .gql(
+            contest,
+            json!({ "a": answer["answerId"], "r": "I was right" }),
+            Some(&user),
+        )
+        .await;
+    assert_eq!(code(&correct), "CONFLICT", "{correct}");
+    assert_eq!(reason(&correct), "answer_already_correct");
 }

@@ -291,8 +291,6 @@ pub enum InterviewError {
     NotContested,
     #[error("it is not time yet")]
     NotYetDue,
-    #[error("the interview changed meanwhile; try again")]
-    Changed,
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -347,3 +347,28 @@ async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
     .unwrap();
     assert_eq!(reminded, vec![first]);
 }
+
+#[tokio::test]
+async fn a_close_asked_for_before_the_deadline_is_refused_as_not_yet_due() {
+    use commands::CommandError;
+    use domain::refusal::Refusal;
+
+    let world = World::start().await;
+    let early = world
+        .executor
+        .execute::<Track>(
+            &track_stream(world.track),
+            &TrackCommand::CloseAssignment {
+                assignment: 0,
+                seed: 1,
+                at: T0 + HOUR,
+            },
+            &Metadata::new(Source::Worker),
+        )
+        .await;
+    match early {
+        Err(CommandError::Rejected(rule)) => assert_eq!(rule.reason(), "not_yet_due"),
+        other => panic!("expected a refusal, got {:?}", other.map(|e| e.events)),
+    }
+    assert_eq!(world.count("AssignmentClosed").await, 0);
+}

@@ -711,3 +711,88 @@ async fn a_results_page_without_results_is_a_page_of_no_listings_and_delisting_g
     assert_eq!(car(&world, "AU1000000201").await.status, "delisted");
     assert_eq!(car(&world, "AU6877255381").await.status, "active");
 }
+
+#[tokio::test]
+async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons() {
+    use commands::{CommandError, CommandExecutor, EventLog, Metadata, Source};
+    use domain::cars::{
+        Car, CarCommand, Listing, ScrapeRun, ScrapeRunCommand, car_stream, scrape_run_stream,
+    };
+    use domain::refusal::Refusal;
+
+    fn reason<E: Refusal>(result: Result<impl Sized, CommandError<E>>) -> &'static str {
+        match result {
+            Err(CommandError::Rejected(rule)) => rule.reason(),
+            Err(other) => panic!("not a refusal: {other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    let db = migrations::testing::TestDb::new().await;
+    let executor = CommandExecutor::new(EventLog::new(db.pool.clone()));
+    let metadata = || Metadata::new(Source::Worker);
+    assert_eq!(
+        ListingId::parse("XX123").unwrap_err().reason(),
+        "invalid_listing_id"
+    );
+    let (first, second) = (listing("AU1000000201"), listing("AU1000000202"));
+    let run = uuid::Uuid::now_v7();
+    let delist = CarCommand::Delist {
+        run_id: run,
+        missed_runs: 3,
+        at: 1,
+    };
+    let never_listed = executor
+        .execute::<Car>(&car_stream(&first), &delist, &metadata())
+        .await;
+    assert_eq!(reason(never_listed), "car_not_listed");
+    let observe = |id: &ListingId| CarCommand::Observe {
+        listing: Listing {
+            id: id.clone(),
+            prices: Default::default(),
+            details: Default::default(),
+        },
+        run_id: run,
+        at: 1,
+    };
+    executor
+        .execute::<Car>(&car_stream(&first), &observe(&first), &metadata())
+        .await
+        .unwrap();
+    let elsewhere = executor
+        .execute::<Car>(&car_stream(&first), &observe(&second), &metadata())
+        .await;
+    assert_eq!(reason(elsewhere), "listing_mismatch");
+
+    let stream = scrape_run_stream(run);
+    let page = ScrapeRunCommand::RecordPage {
+        url: "https://www.carsensor.net/usedcar/index.html".to_owned(),
+        page: 1,
+        listings: vec![first.clone()],
+        at: 2,
+    };
+    let unstarted = executor
+        .execute::<ScrapeRun>(&stream, &page, &metadata())
+        .await;
+    assert_eq!(reason(unstarted), "scrape_run_not_started");
+    for command in [
+        ScrapeRunCommand::Start {
+            start_urls: vec![],
+            at: 1,
+        },
+        ScrapeRunCommand::Complete {
+            tally: Default::default(),
+            complete: true,
+            at: 3,
+        },
+    ] {
+        executor
+            .execute::<ScrapeRun>(&stream, &command, &metadata())
+            .await
+            .unwrap();
+    }
+    let completed = executor
+        .execute::<ScrapeRun>(&stream, &page, &metadata())
+        .await;
+    assert_eq!(reason(completed), "scrape_run_completed");
+}
