@@ -326,75 +326,17 @@ impl Decider for Car {
     }
 
     fn decide(command: &CarCommand, state: &Self::State) -> Result<Vec<CarEvent>, CarError> {
-        match (command, state) {
-            (
-                CarCommand::Observe {
-                    listing,
-                    run_id,
-                    at,
-                },
-                None,
-            ) => Ok(vec![CarEvent::CarListed {
-                listing_id: listing.id.clone(),
-                prices: listing.prices,
-                details: listing.details.clone(),
-                run_id: *run_id,
-                at: *at,
-            }]),
-            (
-                CarCommand::Observe {
-                    listing,
-                    run_id,
-                    at,
-                },
-                Some(car),
-            ) => {
-                if listing.id != car.listing_id {
-                    return Err(CarError::ListingMismatch {
-                        stream: car.listing_id.to_string(),
-                        observed: listing.id.to_string(),
-                    });
-                }
-                let mut events = Vec::new();
-                if car.delisted {
-                    events.push(CarEvent::CarRelisted {
-                        run_id: *run_id,
-                        at: *at,
-                    });
-                }
-                let prices = car.prices.updated_by(listing.prices);
-                if prices != car.prices {
-                    events.push(CarEvent::CarPriceChanged {
-                        old: car.prices,
-                        new: prices,
-                        run_id: *run_id,
-                        at: *at,
-                    });
-                }
-                let changes = car.details.changes(&listing.details);
-                if !changes.is_empty() {
-                    events.push(CarEvent::CarDetailsChanged {
-                        changes,
-                        run_id: *run_id,
-                        at: *at,
-                    });
-                }
-                Ok(events)
-            }
-            (CarCommand::Delist { .. }, None) => Err(CarError::NotListed),
-            (CarCommand::Delist { .. }, Some(car)) if car.delisted => Ok(vec![]),
-            (
-                CarCommand::Delist {
-                    run_id,
-                    missed_runs,
-                    at,
-                },
-                Some(_),
-            ) => Ok(vec![CarEvent::CarDelisted {
-                missed_runs: *missed_runs,
-                run_id: *run_id,
-                at: *at,
-            }]),
+        match command {
+            CarCommand::Observe {
+                listing,
+                run_id,
+                at,
+            } => observe(state.as_ref(), listing, *run_id, *at),
+            CarCommand::Delist {
+                run_id,
+                missed_runs,
+                at,
+            } => delist(state.as_ref(), *run_id, *missed_runs, *at),
         }
     }
 
@@ -432,6 +374,72 @@ impl Decider for Car {
             }),
             (_, None) => None,
         }
+    }
+}
+
+// Car commands, one function each, in the order of `CarCommand`.
+
+/// First seen, a listing is listed; seen again, its changes are recorded and, if it was delisted, it is relisted.
+fn observe(
+    state: Option<&CarState>,
+    listing: &Listing,
+    run_id: Uuid,
+    at: i64,
+) -> Result<Vec<CarEvent>, CarError> {
+    let Some(car) = state else {
+        return Ok(vec![CarEvent::CarListed {
+            listing_id: listing.id.clone(),
+            prices: listing.prices,
+            details: listing.details.clone(),
+            run_id,
+            at,
+        }]);
+    };
+    if listing.id != car.listing_id {
+        return Err(CarError::ListingMismatch {
+            stream: car.listing_id.to_string(),
+            observed: listing.id.to_string(),
+        });
+    }
+    let mut events = Vec::new();
+    if car.delisted {
+        events.push(CarEvent::CarRelisted { run_id, at });
+    }
+    let prices = car.prices.updated_by(listing.prices);
+    if prices != car.prices {
+        events.push(CarEvent::CarPriceChanged {
+            old: car.prices,
+            new: prices,
+            run_id,
+            at,
+        });
+    }
+    let changes = car.details.changes(&listing.details);
+    if !changes.is_empty() {
+        events.push(CarEvent::CarDetailsChanged {
+            changes,
+            run_id,
+            at,
+        });
+    }
+    Ok(events)
+}
+
+/// A listed car is delisted once.
+fn delist(
+    state: Option<&CarState>,
+    run_id: Uuid,
+    missed_runs: u32,
+    at: i64,
+) -> Result<Vec<CarEvent>, CarError> {
+    match state {
+        None => Err(CarError::NotListed),
+        Some(car) if car.delisted => Ok(vec![]),
+        Some(_) => Ok(vec![CarEvent::CarDelisted {
+            missed_runs,
+            run_id,
+            at,
+        }]),
     }
 }
 

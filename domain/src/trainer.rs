@@ -225,57 +225,17 @@ impl Decider for Question {
         command: &QuestionCommand,
         state: &Self::State,
     ) -> Result<Vec<QuestionEvent>, QuestionError> {
-        use QuestionCommand::*;
-        match (command, state) {
-            (Add { content, by, at }, None) => Ok(vec![QuestionEvent::QuestionAdded {
-                external_id: None,
-                content: content.clone(),
-                by: *by,
-                at: *at,
-            }]),
-            (Add { content, .. }, Some(current)) if current.content == *content => Ok(vec![]),
-            (Add { .. }, Some(_)) => Err(QuestionError::AlreadyExists),
-            (
-                Import {
-                    external_id,
-                    content,
-                    by,
-                    at,
-                },
-                None,
-            ) => Ok(vec![QuestionEvent::QuestionAdded {
-                external_id: Some(external_id.clone()),
-                content: content.clone(),
-                by: *by,
-                at: *at,
-            }]),
-            (Import { .. }, Some(current)) if current.retired => Ok(vec![]),
-            (Edit { .. }, Some(current)) if current.retired => Err(QuestionError::Retired),
-            (Import { content, .. } | Edit { content, .. }, Some(current))
-                if current.content == *content =>
-            {
-                Ok(vec![])
-            }
-            (
-                Import {
-                    content, by, at, ..
-                },
-                Some(_),
-            ) => Ok(vec![QuestionEvent::QuestionEdited {
-                content: content.clone(),
-                by: *by,
-                at: *at,
-            }]),
-            (Edit { .. } | Retire { .. }, None) => Err(QuestionError::NotFound),
-            (Edit { content, by, at }, Some(_)) => Ok(vec![QuestionEvent::QuestionEdited {
-                content: content.clone(),
-                by: *by,
-                at: *at,
-            }]),
-            (Retire { .. }, Some(current)) if current.retired => Ok(vec![]),
-            (Retire { by, at }, Some(_)) => {
-                Ok(vec![QuestionEvent::QuestionRetired { by: *by, at: *at }])
-            }
+        let state = state.as_ref();
+        match command {
+            QuestionCommand::Add { content, by, at } => add(state, content, *by, *at),
+            QuestionCommand::Edit { content, by, at } => edit(state, content, *by, *at),
+            QuestionCommand::Retire { by, at } => retire(state, *by, *at),
+            QuestionCommand::Import {
+                external_id,
+                content,
+                by,
+                at,
+            } => import(state, external_id, content, *by, *at),
         }
     }
 
@@ -295,6 +255,84 @@ impl Decider for Question {
             }),
             (_, None) => None,
         }
+    }
+}
+
+// Question commands, one function each, in the order of `QuestionCommand`.
+
+/// A question is added once; adding the same content again changes nothing.
+fn add(
+    state: Option<&QuestionState>,
+    content: &QuestionContent,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<QuestionEvent>, QuestionError> {
+    match state {
+        None => Ok(vec![QuestionEvent::QuestionAdded {
+            external_id: None,
+            content: content.clone(),
+            by,
+            at,
+        }]),
+        Some(current) if current.content == *content => Ok(vec![]),
+        Some(_) => Err(QuestionError::AlreadyExists),
+    }
+}
+
+/// Only a question that exists and is not retired is edited.
+fn edit(
+    state: Option<&QuestionState>,
+    content: &QuestionContent,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<QuestionEvent>, QuestionError> {
+    match state {
+        None => Err(QuestionError::NotFound),
+        Some(current) if current.retired => Err(QuestionError::Retired),
+        Some(current) if current.content == *content => Ok(vec![]),
+        Some(_) => Ok(vec![QuestionEvent::QuestionEdited {
+            content: content.clone(),
+            by,
+            at,
+        }]),
+    }
+}
+
+/// A question that exists is retired once.
+fn retire(
+    state: Option<&QuestionState>,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<QuestionEvent>, QuestionError> {
+    match state {
+        None => Err(QuestionError::NotFound),
+        Some(current) if current.retired => Ok(vec![]),
+        Some(_) => Ok(vec![QuestionEvent::QuestionRetired { by, at }]),
+    }
+}
+
+/// An imported question is added, or edited when its content changed; a retired one is left alone.
+fn import(
+    state: Option<&QuestionState>,
+    external_id: &str,
+    content: &QuestionContent,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<QuestionEvent>, QuestionError> {
+    match state {
+        None => Ok(vec![QuestionEvent::QuestionAdded {
+            external_id: Some(external_id.to_owned()),
+            content: content.clone(),
+            by,
+            at,
+        }]),
+        Some(current) if current.retired => Ok(vec![]),
+        Some(current) if current.content == *content => Ok(vec![]),
+        Some(_) => Ok(vec![QuestionEvent::QuestionEdited {
+            content: content.clone(),
+            by,
+            at,
+        }]),
     }
 }
 

@@ -614,143 +614,43 @@ impl Decider for Slot {
         command: &SlotCommand,
         state: &Self::State,
     ) -> Result<Vec<SlotEvent>, InterviewError> {
-        let slot = match (command, state) {
-            (
-                SlotCommand::Publish {
-                    owner,
-                    spec,
-                    owner_free,
-                    owner_balance,
-                    at,
-                },
-                None,
-            ) => {
-                if spec.start <= *at || spec.start > *at + 365 * 24 * 3600 {
-                    return Err(InterviewError::StartNotAhead);
-                }
-                if !owner_free {
-                    return Err(InterviewError::Overlap);
-                }
-                if spec.role == Role::Interviewee && *owner_balance < INTERVIEW_COST {
-                    return Err(InterviewError::InsufficientPoints(*owner_balance));
-                }
-                return Ok(vec![SlotEvent::SlotPublished {
-                    owner: *owner,
-                    spec: spec.clone(),
-                    at: *at,
-                }]);
-            }
-            (SlotCommand::Publish { owner, spec, .. }, Some(slot)) => {
-                return if slot.owner == *owner && slot.spec == *spec {
-                    Ok(vec![])
-                } else {
-                    Err(InterviewError::AlreadyExists)
-                };
-            }
-            (_, None) => return Err(InterviewError::NotFound),
-            (_, Some(slot)) => slot,
-        };
-        use SlotStatus::*;
+        // every command but publishing acts on a slot that exists
+        let slot = state.as_ref().ok_or(InterviewError::NotFound);
         match command {
-            SlotCommand::Publish { .. } => Ok(vec![]),
+            SlotCommand::Publish {
+                owner,
+                spec,
+                owner_free,
+                owner_balance,
+                at,
+            } => publish(
+                state.as_ref(),
+                *owner,
+                spec,
+                *owner_free,
+                *owner_balance,
+                *at,
+            ),
             SlotCommand::Book {
                 booker,
                 booker_free,
                 owner_free,
                 interviewee_balance,
                 at,
-            } => {
-                match slot.status {
-                    Open => {}
-                    _ if slot.booking.is_some_and(|b| b.booker == *booker) => return Ok(vec![]),
-                    Booked | AwaitingFeedback | FeedbackGiven | Accepted | Disputed
-                    | NoShowReported | NoShowContested | NoShow | FeedbackExpired => {
-                        return Err(InterviewError::AlreadyBooked);
-                    }
-                    Withdrawn => return Err(InterviewError::NotOpen),
-                }
-                if *booker == slot.owner {
-                    return Err(InterviewError::OwnSlot);
-                }
-                if *at >= slot.spec.start {
-                    return Err(InterviewError::TooLate);
-                }
-                if !booker_free {
-                    return Err(InterviewError::Overlap);
-                }
-                if !owner_free {
-                    return Err(InterviewError::OwnerBusy);
-                }
-                if *interviewee_balance < INTERVIEW_COST {
-                    // the booker may see their own balance, not the publisher's
-                    return Err(match slot.spec.role {
-                        Role::Interviewer => {
-                            InterviewError::InsufficientPoints(*interviewee_balance)
-                        }
-                        Role::Interviewee => InterviewError::PublisherCannotPay,
-                    });
-                }
-                let (interviewer, interviewee) = slot.sides_if_booked_by(*booker);
-                Ok(vec![SlotEvent::SlotBooked {
-                    booker: *booker,
-                    interviewer,
-                    interviewee,
-                    at: *at,
-                }])
-            }
-            SlotCommand::Cancel { by, cutoff, at } => match slot.status {
-                Open if *by == slot.owner => Ok(vec![SlotEvent::SlotWithdrawn { at: *at }]),
-                Withdrawn if *by == slot.owner => Ok(vec![]),
-                _ if !slot.is_party(*by) && slot.cancelled_by.contains(by) => Ok(vec![]),
-                _ if !slot.is_party(*by) => Err(InterviewError::NotAParty),
-                Booked if *at <= slot.spec.start - cutoff => {
-                    Ok(vec![SlotEvent::BookingCancelled {
-                        by: *by,
-                        reopened: *by != slot.owner,
-                        at: *at,
-                    }])
-                }
-                Booked => Err(InterviewError::CutoffPassed),
-                _ => Err(InterviewError::NotCancellable),
-            },
-            SlotCommand::Remind { hours_before, at } => {
-                let due = slot.spec.start - i64::from(*hours_before) * 3600;
-                let booking = match (slot.status, slot.booking) {
-                    (Booked, Some(booking)) => booking,
-                    _ => return Ok(vec![]),
-                };
-                // a closer reminder is due too (the worker was late): this one would only confuse
-                let superseded = InterviewTimer::REMINDERS
-                    .iter()
-                    .map(|(_, h)| h)
-                    .any(|h| h < hours_before && *at >= slot.spec.start - i64::from(*h) * 3600);
-                // already sent, booked after it was due, or too late to matter
-                if slot.reminded.contains(hours_before)
-                    || booking.at > due
-                    || *at >= slot.spec.start
-                    || superseded
-                {
-                    Ok(vec![])
-                } else if *at < due {
-                    Err(InterviewError::NotYetDue)
-                } else {
-                    Ok(vec![SlotEvent::InterviewReminderSent {
-                        hours_before: *hours_before,
-                        at: *at,
-                    }])
-                }
-            }
+            } => book(
+                slot?,
+                *booker,
+                *booker_free,
+                *owner_free,
+                *interviewee_balance,
+                *at,
+            ),
+            SlotCommand::Cancel { by, cutoff, at } => cancel(slot?, *by, *cutoff, *at),
+            SlotCommand::Remind { hours_before, at } => remind(slot?, *hours_before, *at),
             SlotCommand::End {
                 feedback_within,
                 at,
-            } => match slot.status {
-                Booked if *at >= slot.spec.end() => Ok(vec![SlotEvent::InterviewEnded {
-                    feedback_due: slot.spec.end() + feedback_within,
-                    at: *at,
-                }]),
-                Booked => Err(InterviewError::NotYetDue),
-                _ => Ok(vec![]),
-            },
+            } => end(slot?, *feedback_within, *at),
             SlotCommand::GiveFeedback {
                 by,
                 score,
@@ -758,188 +658,33 @@ impl Decider for Slot {
                 feedback_within,
                 accept_within,
                 at,
-            } => {
-                let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
-                if *by != booking.interviewer {
-                    return Err(InterviewError::NotInterviewer);
-                }
-                let text = text.trim();
-                if text.contains('\0') {
-                    return Err(InterviewError::NulCharacter);
-                }
-                if !(1..=5).contains(score) || text.is_empty() || text.chars().count() > 5000 {
-                    return Err(InterviewError::Feedback);
-                }
-                let mut events = vec![];
-                let feedback_due = match slot.status {
-                    Booked if *at >= slot.spec.end() => {
-                        let due = slot.spec.end() + feedback_within;
-                        events.push(SlotEvent::InterviewEnded {
-                            feedback_due: due,
-                            at: *at,
-                        });
-                        due
-                    }
-                    Booked => return Err(InterviewError::NotEnded),
-                    AwaitingFeedback => slot.feedback_due.unwrap_or(i64::MAX),
-                    FeedbackGiven | Accepted | Disputed => {
-                        return match &slot.feedback {
-                            Some((s, t, _)) if s == score && t == text => Ok(vec![]),
-                            _ => Err(InterviewError::FeedbackAlreadyGiven),
-                        };
-                    }
-                    _ => return Err(InterviewError::FeedbackWindowClosed),
-                };
-                if *at >= feedback_due {
-                    return Err(InterviewError::FeedbackWindowClosed);
-                }
-                events.push(SlotEvent::FeedbackGiven {
-                    score: *score,
-                    text: text.to_owned(),
-                    accept_by: at + accept_within,
-                    at: *at,
-                });
-                Ok(events)
-            }
-            SlotCommand::Accept { by, at } => {
-                answer(slot, *by)?;
-                match slot.status {
-                    FeedbackGiven => Ok(vec![SlotEvent::FeedbackAccepted {
-                        auto: false,
-                        at: *at,
-                    }]),
-                    Accepted => Ok(vec![]),
-                    _ => Err(InterviewError::NoFeedback),
-                }
-            }
-            SlotCommand::AutoAccept { at } => match (&slot.status, &slot.feedback) {
-                (FeedbackGiven, Some((_, _, accept_by))) if at >= accept_by => {
-                    Ok(vec![SlotEvent::FeedbackAccepted {
-                        auto: true,
-                        at: *at,
-                    }])
-                }
-                (FeedbackGiven, _) => Err(InterviewError::NotYetDue),
-                _ => Ok(vec![]),
-            },
-            SlotCommand::Dispute { by, reason, at } => {
-                answer(slot, *by)?;
-                let reason = reason.trim();
-                if reason.contains('\0') {
-                    return Err(InterviewError::NulCharacter);
-                }
-                if reason.is_empty() || reason.chars().count() > 1000 {
-                    return Err(InterviewError::Reason);
-                }
-                match slot.status {
-                    FeedbackGiven => Ok(vec![SlotEvent::FeedbackDisputed {
-                        reason: reason.to_owned(),
-                        at: *at,
-                    }]),
-                    Disputed => Ok(vec![]),
-                    _ => Err(InterviewError::NoFeedback),
-                }
-            }
-            SlotCommand::ReportNoShow { by, at } => {
-                let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
-                let absent = if *by == booking.interviewer {
-                    booking.interviewee
-                } else if *by == booking.interviewee {
-                    booking.interviewer
-                } else {
-                    return Err(InterviewError::NotAParty);
-                };
-                match (slot.status, slot.no_show) {
-                    (NoShowReported | NoShowContested | NoShow, Some(claim))
-                        if claim.reporter == *by =>
-                    {
-                        Ok(vec![])
-                    }
-                    (NoShowReported | NoShowContested | NoShow, _) => {
-                        Err(InterviewError::NoShowAlreadyReported)
-                    }
-                    (Booked | AwaitingFeedback, _)
-                        if *at >= slot.spec.start && *at <= slot.spec.end() + NO_SHOW_WINDOW =>
-                    {
-                        Ok(vec![SlotEvent::NoShowReported {
-                            reporter: *by,
-                            absent,
-                            contest_by: at + NO_SHOW_WINDOW,
-                            at: *at,
-                        }])
-                    }
-                    _ => Err(InterviewError::NoShowWindow),
-                }
-            }
+            } => give_feedback(
+                slot?,
+                *by,
+                *score,
+                text,
+                *feedback_within,
+                *accept_within,
+                *at,
+            ),
+            SlotCommand::Accept { by, at } => accept(slot?, *by, *at),
+            SlotCommand::AutoAccept { at } => auto_accept(slot?, *at),
+            SlotCommand::Dispute { by, reason, at } => dispute(slot?, *by, reason, *at),
+            SlotCommand::ReportNoShow { by, at } => report_no_show(slot?, *by, *at),
             SlotCommand::ContestNoShow { by, reason, at } => {
-                let claim = slot.no_show.ok_or(InterviewError::NoNoShowReport)?;
-                if *by != claim.absent {
-                    return Err(InterviewError::NotAccused);
-                }
-                let reason = reason.trim();
-                if reason.contains('\0') {
-                    return Err(InterviewError::NulCharacter);
-                }
-                if reason.is_empty() || reason.chars().count() > 1000 {
-                    return Err(InterviewError::Reason);
-                }
-                match slot.status {
-                    NoShowContested => Ok(vec![]),
-                    NoShowReported if *at < claim.contest_by => {
-                        Ok(vec![SlotEvent::NoShowContested {
-                            reason: reason.to_owned(),
-                            at: *at,
-                        }])
-                    }
-                    _ => Err(InterviewError::NoShowSettled),
-                }
+                contest_no_show(slot?, *by, reason, *at)
             }
-            SlotCommand::ConfirmNoShow { at } => match (slot.status, slot.no_show) {
-                (NoShowReported, Some(claim)) if *at >= claim.contest_by => {
-                    Ok(vec![SlotEvent::NoShowConfirmed { at: *at }])
-                }
-                (NoShowReported, _) => Err(InterviewError::NotYetDue),
-                _ => Ok(vec![]),
-            },
+            SlotCommand::ConfirmNoShow { at } => confirm_no_show(slot?, *at),
             SlotCommand::ResolveNoShow { by, absent, at } => {
-                let booking = slot.booking.ok_or(InterviewError::NoNoShowReport)?;
-                match slot.status {
-                    NoShowContested => Ok(vec![SlotEvent::NoShowResolved {
-                        absent: absent.map(|role| match role {
-                            Role::Interviewer => booking.interviewer,
-                            Role::Interviewee => booking.interviewee,
-                        }),
-                        by: *by,
-                        at: *at,
-                    }]),
-                    NoShow => Ok(vec![]),
-                    _ => Err(InterviewError::NotContested),
-                }
+                resolve_no_show(slot?, *by, *absent, *at)
             }
-            SlotCommand::ExpireFeedback { at } => match (slot.status, slot.feedback_due) {
-                (AwaitingFeedback, Some(due)) if *at >= due => {
-                    Ok(vec![SlotEvent::FeedbackExpired { at: *at }])
-                }
-                (AwaitingFeedback, _) => Err(InterviewError::NotYetDue),
-                _ => Ok(vec![]),
-            },
+            SlotCommand::ExpireFeedback { at } => expire_feedback(slot?, *at),
         }
     }
 
     fn evolve(state: Self::State, event: &SlotEvent) -> Self::State {
         if let SlotEvent::SlotPublished { owner, spec, .. } = event {
-            return Some(SlotState {
-                owner: *owner,
-                spec: spec.clone(),
-                status: SlotStatus::Open,
-                booking: None,
-                reminded: BTreeSet::new(),
-                bookings: 0,
-                cancelled_by: BTreeSet::new(),
-                feedback_due: None,
-                no_show: None,
-                feedback: None,
-            });
+            return Some(open_slot(*owner, spec));
         }
         let mut slot = state?;
         match event {
@@ -1013,12 +758,376 @@ impl Decider for Slot {
     }
 }
 
+// Slot commands, one function each, in the order of `SlotCommand`.
+
+/// A slot is published once, to start within a year, by an owner who is free then and, as interviewee, can pay.
+fn publish(
+    state: Option<&SlotState>,
+    owner: Uuid,
+    spec: &SlotSpec,
+    owner_free: bool,
+    owner_balance: i64,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    if let Some(slot) = state {
+        return if slot.owner == owner && slot.spec == *spec {
+            Ok(vec![])
+        } else {
+            Err(InterviewError::AlreadyExists)
+        };
+    }
+    if spec.start <= at || spec.start > at + 365 * 24 * 3600 {
+        return Err(InterviewError::StartNotAhead);
+    }
+    if !owner_free {
+        return Err(InterviewError::Overlap);
+    }
+    if spec.role == Role::Interviewee && owner_balance < INTERVIEW_COST {
+        return Err(InterviewError::InsufficientPoints(owner_balance));
+    }
+    Ok(vec![SlotEvent::SlotPublished {
+        owner,
+        spec: spec.clone(),
+        at,
+    }])
+}
+
+/// Another user books an open slot before its start, when both sides are free and the interviewee can pay.
+fn book(
+    slot: &SlotState,
+    booker: Uuid,
+    booker_free: bool,
+    owner_free: bool,
+    interviewee_balance: i64,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    use SlotStatus::*;
+    match slot.status {
+        Open => {}
+        _ if slot.booking.is_some_and(|b| b.booker == booker) => return Ok(vec![]),
+        Booked | AwaitingFeedback | FeedbackGiven | Accepted | Disputed | NoShowReported
+        | NoShowContested | NoShow | FeedbackExpired => {
+            return Err(InterviewError::AlreadyBooked);
+        }
+        Withdrawn => return Err(InterviewError::NotOpen),
+    }
+    if booker == slot.owner {
+        return Err(InterviewError::OwnSlot);
+    }
+    if at >= slot.spec.start {
+        return Err(InterviewError::TooLate);
+    }
+    if !booker_free {
+        return Err(InterviewError::Overlap);
+    }
+    if !owner_free {
+        return Err(InterviewError::OwnerBusy);
+    }
+    if interviewee_balance < INTERVIEW_COST {
+        // the booker may see their own balance, not the publisher's
+        return Err(match slot.spec.role {
+            Role::Interviewer => InterviewError::InsufficientPoints(interviewee_balance),
+            Role::Interviewee => InterviewError::PublisherCannotPay,
+        });
+    }
+    let (interviewer, interviewee) = slot.sides_if_booked_by(booker);
+    Ok(vec![SlotEvent::SlotBooked {
+        booker,
+        interviewer,
+        interviewee,
+        at,
+    }])
+}
+
+/// The owner withdraws an open slot; either side of a booking cancels it until `cutoff` before the start.
+fn cancel(
+    slot: &SlotState,
+    by: Uuid,
+    cutoff: i64,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    use SlotStatus::*;
+    match slot.status {
+        Open if by == slot.owner => Ok(vec![SlotEvent::SlotWithdrawn { at }]),
+        Withdrawn if by == slot.owner => Ok(vec![]),
+        _ if !slot.is_party(by) && slot.cancelled_by.contains(&by) => Ok(vec![]),
+        _ if !slot.is_party(by) => Err(InterviewError::NotAParty),
+        Booked if at <= slot.spec.start - cutoff => Ok(vec![SlotEvent::BookingCancelled {
+            by,
+            reopened: by != slot.owner,
+            at,
+        }]),
+        Booked => Err(InterviewError::CutoffPassed),
+        _ => Err(InterviewError::NotCancellable),
+    }
+}
+
+/// Each reminder of a booked interview goes out once, when due, unless it no longer helps.
+fn remind(slot: &SlotState, hours_before: u32, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    let due = slot.spec.start - i64::from(hours_before) * 3600;
+    let booking = match (slot.status, slot.booking) {
+        (SlotStatus::Booked, Some(booking)) => booking,
+        _ => return Ok(vec![]),
+    };
+    // a closer reminder is due too (the worker was late): this one would only confuse
+    let superseded = InterviewTimer::REMINDERS
+        .iter()
+        .map(|(_, h)| h)
+        .any(|h| *h < hours_before && at >= slot.spec.start - i64::from(*h) * 3600);
+    // already sent, booked after it was due, or too late to matter
+    if slot.reminded.contains(&hours_before)
+        || booking.at > due
+        || at >= slot.spec.start
+        || superseded
+    {
+        Ok(vec![])
+    } else if at < due {
+        Err(InterviewError::NotYetDue)
+    } else {
+        Ok(vec![SlotEvent::InterviewReminderSent { hours_before, at }])
+    }
+}
+
+/// A booked interview ends at its end time and awaits feedback for `feedback_within` seconds.
+fn end(slot: &SlotState, feedback_within: i64, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    match slot.status {
+        SlotStatus::Booked if at >= slot.spec.end() => Ok(vec![SlotEvent::InterviewEnded {
+            feedback_due: slot.spec.end() + feedback_within,
+            at,
+        }]),
+        SlotStatus::Booked => Err(InterviewError::NotYetDue),
+        _ => Ok(vec![]),
+    }
+}
+
+/// The interviewer gives feedback once, after the end and within its window: a score of 1 to 5 and a text.
+fn give_feedback(
+    slot: &SlotState,
+    by: Uuid,
+    score: u8,
+    text: &str,
+    feedback_within: i64,
+    accept_within: i64,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    use SlotStatus::*;
+    let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
+    if by != booking.interviewer {
+        return Err(InterviewError::NotInterviewer);
+    }
+    let text = text.trim();
+    if text.contains('\0') {
+        return Err(InterviewError::NulCharacter);
+    }
+    if !(1..=5).contains(&score) || text.is_empty() || text.chars().count() > 5000 {
+        return Err(InterviewError::Feedback);
+    }
+    let mut events = vec![];
+    let feedback_due = match slot.status {
+        Booked if at >= slot.spec.end() => {
+            let due = slot.spec.end() + feedback_within;
+            events.push(SlotEvent::InterviewEnded {
+                feedback_due: due,
+                at,
+            });
+            due
+        }
+        Booked => return Err(InterviewError::NotEnded),
+        AwaitingFeedback => slot.feedback_due.unwrap_or(i64::MAX),
+        FeedbackGiven | Accepted | Disputed => {
+            return match &slot.feedback {
+                Some((s, t, _)) if *s == score && t == text => Ok(vec![]),
+                _ => Err(InterviewError::FeedbackAlreadyGiven),
+            };
+        }
+        _ => return Err(InterviewError::FeedbackWindowClosed),
+    };
+    if at >= feedback_due {
+        return Err(InterviewError::FeedbackWindowClosed);
+    }
+    events.push(SlotEvent::FeedbackGiven {
+        score,
+        text: text.to_owned(),
+        accept_by: at + accept_within,
+        at,
+    });
+    Ok(events)
+}
+
+/// The interviewee accepts the feedback.
+fn accept(slot: &SlotState, by: Uuid, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    answer(slot, by)?;
+    match slot.status {
+        SlotStatus::FeedbackGiven => Ok(vec![SlotEvent::FeedbackAccepted { auto: false, at }]),
+        SlotStatus::Accepted => Ok(vec![]),
+        _ => Err(InterviewError::NoFeedback),
+    }
+}
+
+/// Feedback the interviewee did not answer in time is accepted for them.
+fn auto_accept(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    match (&slot.status, &slot.feedback) {
+        (SlotStatus::FeedbackGiven, Some((_, _, accept_by))) if at >= *accept_by => {
+            Ok(vec![SlotEvent::FeedbackAccepted { auto: true, at }])
+        }
+        (SlotStatus::FeedbackGiven, _) => Err(InterviewError::NotYetDue),
+        _ => Ok(vec![]),
+    }
+}
+
+/// The interviewee disputes the feedback, with a reason.
+fn dispute(
+    slot: &SlotState,
+    by: Uuid,
+    reason: &str,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    answer(slot, by)?;
+    let reason = check_reason(reason)?;
+    match slot.status {
+        SlotStatus::FeedbackGiven => Ok(vec![SlotEvent::FeedbackDisputed {
+            reason: reason.to_owned(),
+            at,
+        }]),
+        SlotStatus::Disputed => Ok(vec![]),
+        _ => Err(InterviewError::NoFeedback),
+    }
+}
+
+/// One side reports the other absent, once, from the start until [`NO_SHOW_WINDOW`] after the end.
+fn report_no_show(slot: &SlotState, by: Uuid, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    use SlotStatus::*;
+    let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
+    let absent = if by == booking.interviewer {
+        booking.interviewee
+    } else if by == booking.interviewee {
+        booking.interviewer
+    } else {
+        return Err(InterviewError::NotAParty);
+    };
+    match (slot.status, slot.no_show) {
+        (NoShowReported | NoShowContested | NoShow, Some(claim)) if claim.reporter == by => {
+            Ok(vec![])
+        }
+        (NoShowReported | NoShowContested | NoShow, _) => {
+            Err(InterviewError::NoShowAlreadyReported)
+        }
+        (Booked | AwaitingFeedback, _)
+            if at >= slot.spec.start && at <= slot.spec.end() + NO_SHOW_WINDOW =>
+        {
+            Ok(vec![SlotEvent::NoShowReported {
+                reporter: by,
+                absent,
+                contest_by: at + NO_SHOW_WINDOW,
+                at,
+            }])
+        }
+        _ => Err(InterviewError::NoShowWindow),
+    }
+}
+
+/// The side reported absent contests the report, with a reason, before it settles.
+fn contest_no_show(
+    slot: &SlotState,
+    by: Uuid,
+    reason: &str,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    let claim = slot.no_show.ok_or(InterviewError::NoNoShowReport)?;
+    if by != claim.absent {
+        return Err(InterviewError::NotAccused);
+    }
+    let reason = check_reason(reason)?;
+    match slot.status {
+        SlotStatus::NoShowContested => Ok(vec![]),
+        SlotStatus::NoShowReported if at < claim.contest_by => {
+            Ok(vec![SlotEvent::NoShowContested {
+                reason: reason.to_owned(),
+                at,
+            }])
+        }
+        _ => Err(InterviewError::NoShowSettled),
+    }
+}
+
+/// A report nobody contested is confirmed once the time to contest it is over.
+fn confirm_no_show(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    match (slot.status, slot.no_show) {
+        (SlotStatus::NoShowReported, Some(claim)) if at >= claim.contest_by => {
+            Ok(vec![SlotEvent::NoShowConfirmed { at }])
+        }
+        (SlotStatus::NoShowReported, _) => Err(InterviewError::NotYetDue),
+        _ => Ok(vec![]),
+    }
+}
+
+/// An admin settles a contested report: who was absent, if anyone.
+fn resolve_no_show(
+    slot: &SlotState,
+    by: Uuid,
+    absent: Option<Role>,
+    at: i64,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    let booking = slot.booking.ok_or(InterviewError::NoNoShowReport)?;
+    match slot.status {
+        SlotStatus::NoShowContested => Ok(vec![SlotEvent::NoShowResolved {
+            absent: absent.map(|role| match role {
+                Role::Interviewer => booking.interviewer,
+                Role::Interviewee => booking.interviewee,
+            }),
+            by,
+            at,
+        }]),
+        SlotStatus::NoShow => Ok(vec![]),
+        _ => Err(InterviewError::NotContested),
+    }
+}
+
+/// An interview still awaiting feedback when its window is over expires.
+fn expire_feedback(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+    match (slot.status, slot.feedback_due) {
+        (SlotStatus::AwaitingFeedback, Some(due)) if at >= due => {
+            Ok(vec![SlotEvent::FeedbackExpired { at }])
+        }
+        (SlotStatus::AwaitingFeedback, _) => Err(InterviewError::NotYetDue),
+        _ => Ok(vec![]),
+    }
+}
+
 /// Only the interviewee answers feedback.
 fn answer(slot: &SlotState, by: Uuid) -> Result<(), InterviewError> {
     match slot.booking {
         Some(booking) if booking.interviewee == by => Ok(()),
         Some(_) => Err(InterviewError::NotInterviewee),
         None => Err(InterviewError::NoFeedback),
+    }
+}
+
+/// A reason (for a dispute or a contest), trimmed: 1 to 1000 characters, no NUL.
+fn check_reason(reason: &str) -> Result<&str, InterviewError> {
+    let reason = reason.trim();
+    if reason.contains('\0') {
+        return Err(InterviewError::NulCharacter);
+    }
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(InterviewError::Reason);
+    }
+    Ok(reason)
+}
+
+/// A slot as published: open, nothing booked yet.
+fn open_slot(owner: Uuid, spec: &SlotSpec) -> SlotState {
+    SlotState {
+        owner,
+        spec: spec.clone(),
+        status: SlotStatus::Open,
+        booking: None,
+        reminded: BTreeSet::new(),
+        bookings: 0,
+        cancelled_by: BTreeSet::new(),
+        feedback_due: None,
+        no_show: None,
+        feedback: None,
     }
 }
 
@@ -1033,103 +1142,122 @@ pub enum Effect {
 
 /// What `event`, happening to `slot` (its state before the event), does to calendars and ledgers.
 pub fn effects(slot_id: Uuid, slot: Option<&SlotState>, event: &SlotEvent) -> Vec<Effect> {
+    // every event with effects happens to a slot that exists
+    let Some(slot) = slot else {
+        return vec![];
+    };
     let at = event.at();
-    let booking = slot.and_then(|s| s.booking);
-    let settle = |booking: Booking| {
-        vec![
-            Effect::Ledger(
-                booking.interviewee,
-                LedgerCommand::Capture { slot: slot_id, at },
-            ),
-            Effect::Ledger(
-                booking.interviewer,
-                LedgerCommand::Earn {
-                    slot: slot_id,
-                    amount: INTERVIEWER_REWARD,
-                    at,
-                },
-            ),
-        ]
-    };
-    let refund = |booking: Booking| {
-        vec![Effect::Ledger(
-            booking.interviewee,
-            LedgerCommand::Release { slot: slot_id, at },
-        )]
-    };
-    match (event, slot, booking) {
+    match (event, slot.booking) {
         (
             SlotEvent::SlotBooked {
                 booker,
                 interviewee,
                 ..
             },
-            Some(slot),
             _,
-        ) => {
-            let (start, end) = (slot.spec.start, slot.spec.end());
-            vec![
-                Effect::Calendar(
-                    slot.owner,
-                    CalendarCommand::Book {
-                        slot: slot_id,
-                        start,
-                        end,
-                        at,
-                    },
-                ),
-                Effect::Calendar(
-                    *booker,
-                    CalendarCommand::Book {
-                        slot: slot_id,
-                        start,
-                        end,
-                        at,
-                    },
-                ),
-                Effect::Ledger(
-                    *interviewee,
-                    LedgerCommand::Hold {
-                        slot: slot_id,
-                        amount: INTERVIEW_COST,
-                        at,
-                    },
-                ),
-            ]
-        }
-        (SlotEvent::BookingCancelled { .. }, Some(slot), Some(booking)) => {
-            let mut effects = vec![
-                Effect::Calendar(slot.owner, CalendarCommand::Release { slot: slot_id, at }),
-                Effect::Calendar(
-                    booking.booker,
-                    CalendarCommand::Release { slot: slot_id, at },
-                ),
-            ];
-            effects.extend(refund(booking));
-            effects
+        ) => schedule(slot_id, slot, *booker, *interviewee, at),
+        (SlotEvent::BookingCancelled { .. }, Some(booking)) => {
+            unschedule(slot_id, slot, booking, at)
         }
         (
             SlotEvent::FeedbackAccepted { .. } | SlotEvent::FeedbackDisputed { .. },
-            _,
             Some(booking),
-        ) => settle(booking),
+        ) => settle(slot_id, booking, at),
         // a no-show settles when confirmed (uncontested) or resolved by an admin, not when reported
-        (SlotEvent::NoShowConfirmed { .. }, Some(slot), Some(booking)) => match slot.no_show {
-            Some(claim) if claim.absent == booking.interviewer => refund(booking),
-            Some(_) => settle(booking),
+        (SlotEvent::NoShowConfirmed { .. }, Some(booking)) => match slot.no_show {
+            Some(claim) if claim.absent == booking.interviewer => refund(slot_id, booking, at),
+            Some(_) => settle(slot_id, booking, at),
             None => vec![],
         },
-        (SlotEvent::NoShowResolved { absent, .. }, _, Some(booking)) => {
+        (SlotEvent::NoShowResolved { absent, .. }, Some(booking)) => {
             if *absent == Some(booking.interviewer) {
-                refund(booking)
+                refund(slot_id, booking, at)
             } else {
                 // the interviewee was absent, or the interview took place
-                settle(booking)
+                settle(slot_id, booking, at)
             }
         }
-        (SlotEvent::FeedbackExpired { .. }, _, Some(booking)) => refund(booking),
+        (SlotEvent::FeedbackExpired { .. }, Some(booking)) => refund(slot_id, booking, at),
         _ => vec![],
     }
+}
+
+/// A booking takes the time in both sides' calendars and holds the interviewee's points.
+fn schedule(
+    slot_id: Uuid,
+    slot: &SlotState,
+    booker: Uuid,
+    interviewee: Uuid,
+    at: i64,
+) -> Vec<Effect> {
+    let (start, end) = (slot.spec.start, slot.spec.end());
+    vec![
+        Effect::Calendar(
+            slot.owner,
+            CalendarCommand::Book {
+                slot: slot_id,
+                start,
+                end,
+                at,
+            },
+        ),
+        Effect::Calendar(
+            booker,
+            CalendarCommand::Book {
+                slot: slot_id,
+                start,
+                end,
+                at,
+            },
+        ),
+        Effect::Ledger(
+            interviewee,
+            LedgerCommand::Hold {
+                slot: slot_id,
+                amount: INTERVIEW_COST,
+                at,
+            },
+        ),
+    ]
+}
+
+/// A cancelled booking frees both calendars and refunds the interviewee.
+fn unschedule(slot_id: Uuid, slot: &SlotState, booking: Booking, at: i64) -> Vec<Effect> {
+    let mut effects = vec![
+        Effect::Calendar(slot.owner, CalendarCommand::Release { slot: slot_id, at }),
+        Effect::Calendar(
+            booking.booker,
+            CalendarCommand::Release { slot: slot_id, at },
+        ),
+    ];
+    effects.extend(refund(slot_id, booking, at));
+    effects
+}
+
+/// The interview counts: the interviewee's hold is captured and the interviewer earns their reward.
+fn settle(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
+    vec![
+        Effect::Ledger(
+            booking.interviewee,
+            LedgerCommand::Capture { slot: slot_id, at },
+        ),
+        Effect::Ledger(
+            booking.interviewer,
+            LedgerCommand::Earn {
+                slot: slot_id,
+                amount: INTERVIEWER_REWARD,
+                at,
+            },
+        ),
+    ]
+}
+
+/// The interview does not count: the interviewee's hold is released.
+fn refund(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
+    vec![Effect::Ledger(
+        booking.interviewee,
+        LedgerCommand::Release { slot: slot_id, at },
+    )]
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -557,131 +557,37 @@ impl Decider for Track {
     }
 
     fn decide(command: &TrackCommand, state: &Self::State) -> Result<Vec<TrackEvent>, TrackError> {
-        let track = match (command, state) {
-            (TrackCommand::Create { spec, by, at }, None) => {
-                return Ok(vec![TrackEvent::TrackCreated {
-                    spec: spec.clone(),
-                    by: *by,
-                    at: *at,
-                }]);
-            }
-            (TrackCommand::Create { spec, .. }, Some(track)) if track.spec == *spec => {
-                return Ok(vec![]);
-            }
-            (TrackCommand::Create { .. }, Some(_)) => return Err(TrackError::AlreadyExists),
-            (_, None) => return Err(TrackError::NotFound),
-            (_, Some(track)) => track,
-        };
+        // every command but creating acts on a track that exists
+        let track = state.as_ref().ok_or(TrackError::NotFound);
         match command {
-            TrackCommand::Create { .. } => Ok(vec![]),
+            TrackCommand::Create { spec, by, at } => create(state.as_ref(), spec, *by, *at),
             TrackCommand::ReviseCriteria { criteria, by, at } => {
-                let criteria = parse_criteria(criteria.clone())?;
-                if track.started_at.is_some() {
-                    Err(TrackError::AlreadyStarted)
-                } else if criteria == track.spec.criteria {
-                    Ok(vec![])
-                } else {
-                    Ok(vec![TrackEvent::CriteriaRevised {
-                        criteria,
-                        by: *by,
-                        at: *at,
-                    }])
-                }
+                revise_criteria(track?, criteria, *by, *at)
             }
-            TrackCommand::Enroll { participant, at } => enroll(track, *participant, *at),
-            TrackCommand::Leave { participant, at } => {
-                if !track.is_participant(*participant) {
-                    Err(TrackError::NotEnrolled)
-                } else if track.started_at.is_some() {
-                    Err(TrackError::AlreadyStarted)
-                } else {
-                    Ok(vec![TrackEvent::LearnerLeft {
-                        participant: *participant,
-                        at: *at,
-                    }])
-                }
-            }
+            TrackCommand::Enroll { participant, at } => enroll(track?, *participant, *at),
+            TrackCommand::Leave { participant, at } => leave(track?, *participant, *at),
             TrackCommand::SubmitSolution {
                 assignment,
                 participant,
                 repository,
                 at,
-            } => {
-                if !track.is_participant(*participant) {
-                    return Err(TrackError::NotEnrolled);
-                }
-                let stage = track.stage(*assignment)?;
-                if stage.closed_at.is_some() || *at >= stage.deadline {
-                    return Err(TrackError::PastDeadline(*assignment));
-                }
-                if !stage.unlocked.contains(participant) {
-                    return Err(TrackError::AssignmentLocked(*assignment));
-                }
-                let previous = stage.submissions.get(participant);
-                if previous == Some(repository) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![TrackEvent::SolutionSubmitted {
-                    assignment: *assignment,
-                    participant: *participant,
-                    repository: repository.clone(),
-                    replaces: previous.is_some(),
-                    at: *at,
-                }])
-            }
+            } => submit_solution(track?, *assignment, *participant, repository, *at),
             TrackCommand::RemindDeadline {
                 assignment,
                 participant,
                 at,
-            } => {
-                let stage = track.stage(*assignment)?;
-                // nothing to remind of: closed or due, not theirs (yet), reminded, or submitted
-                let settled = stage.closed_at.is_some()
-                    || *at >= stage.deadline
-                    || !stage.unlocked.contains(participant)
-                    || stage.reminded.contains(participant)
-                    || stage.submissions.contains_key(participant);
-                if settled {
-                    Ok(vec![])
-                } else if *at < stage.remind_at() {
-                    Err(TrackError::NotYetDue)
-                } else {
-                    Ok(vec![TrackEvent::DeadlineReminderSent {
-                        assignment: *assignment,
-                        participant: *participant,
-                        deadline: stage.deadline,
-                        at: *at,
-                    }])
-                }
-            }
+            } => remind_deadline(track?, *assignment, *participant, *at),
             TrackCommand::ExtendDeadline {
                 assignment,
                 deadline,
                 by,
                 at,
-            } => {
-                let stage = track.stage(*assignment)?;
-                if stage.closed_at.is_some() {
-                    Err(TrackError::AssignmentClosed(*assignment))
-                } else if *deadline == stage.deadline {
-                    Ok(vec![])
-                } else if *deadline < stage.deadline || *deadline <= *at {
-                    Err(TrackError::DeadlineNotLater)
-                } else {
-                    Ok(vec![TrackEvent::DeadlineExtended {
-                        assignment: *assignment,
-                        previous: stage.deadline,
-                        deadline: *deadline,
-                        by: *by,
-                        at: *at,
-                    }])
-                }
-            }
+            } => extend_deadline(track?, *assignment, *deadline, *by, *at),
             TrackCommand::CloseAssignment {
                 assignment,
                 seed,
                 at,
-            } => close(track, *assignment, *seed, *at),
+            } => close_assignment(track?, *assignment, *seed, *at),
             TrackCommand::SubmitReview {
                 assignment,
                 reviewer,
@@ -689,8 +595,8 @@ impl Decider for Track {
                 scores,
                 comment,
                 at,
-            } => review(
-                track,
+            } => submit_review(
+                track?,
                 *assignment,
                 ReviewPair {
                     reviewer: *reviewer,
@@ -705,13 +611,7 @@ impl Decider for Track {
 
     fn evolve(state: Self::State, event: &TrackEvent) -> Self::State {
         if let TrackEvent::TrackCreated { spec, .. } = event {
-            return Some(TrackState {
-                spec: spec.clone(),
-                participants: vec![],
-                started_at: None,
-                stages: vec![],
-                completed: false,
-            });
+            return Some(new_track(spec));
         }
         let mut track = state?;
         match event {
@@ -733,85 +633,18 @@ impl Decider for Track {
                 opened_at,
                 deadline,
             } => {
-                let unlocked = if *assignment == 0 {
-                    track.participants.iter().copied().collect()
-                } else {
-                    BTreeSet::new()
-                };
-                track.stages.push(Stage {
-                    opened_at: *opened_at,
-                    deadline: *deadline,
-                    closed_at: None,
-                    submissions: BTreeMap::new(),
-                    reminded: BTreeSet::new(),
-                    unlocked,
-                    allocation: None,
-                    reviews: BTreeMap::new(),
-                });
+                let stage = new_stage(&track, *assignment, *opened_at, *deadline);
+                track.stages.push(stage);
             }
-            TrackEvent::SolutionSubmitted {
-                assignment,
-                participant,
-                repository,
-                ..
-            } => {
+            TrackEvent::SolutionSubmitted { assignment, .. }
+            | TrackEvent::DeadlineReminderSent { assignment, .. }
+            | TrackEvent::DeadlineExtended { assignment, .. }
+            | TrackEvent::AssignmentClosed { assignment, .. }
+            | TrackEvent::ReviewsAllocated { assignment, .. }
+            | TrackEvent::ReviewSubmitted { assignment, .. }
+            | TrackEvent::AssignmentUnlocked { assignment, .. } => {
                 if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.submissions.insert(*participant, repository.clone());
-                }
-            }
-            TrackEvent::DeadlineReminderSent {
-                assignment,
-                participant,
-                ..
-            } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.reminded.insert(*participant);
-                }
-            }
-            TrackEvent::DeadlineExtended {
-                assignment,
-                deadline,
-                ..
-            } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.deadline = *deadline;
-                }
-            }
-            TrackEvent::AssignmentClosed { assignment, at } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.closed_at = Some(*at);
-                }
-            }
-            TrackEvent::ReviewsAllocated {
-                assignment,
-                allocation,
-                ..
-            } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.allocation = Some(allocation.clone());
-                }
-            }
-            TrackEvent::ReviewSubmitted {
-                assignment,
-                reviewer,
-                author,
-                scores,
-                comment,
-                ..
-            } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage
-                        .reviews
-                        .insert((*reviewer, *author), (scores.clone(), comment.clone()));
-                }
-            }
-            TrackEvent::AssignmentUnlocked {
-                assignment,
-                participant,
-                ..
-            } => {
-                if let Some(stage) = track.stages.get_mut(*assignment as usize) {
-                    stage.unlocked.insert(*participant);
+                    evolve_stage(stage, event);
                 }
             }
             TrackEvent::TrackCompleted { .. } => track.completed = true,
@@ -820,6 +653,44 @@ impl Decider for Track {
     }
 }
 
+// Track commands, one function each, in the order of `TrackCommand`.
+
+/// An admin creates a track once; creating the same track again changes nothing.
+fn create(
+    state: Option<&TrackState>,
+    spec: &TrackSpec,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<TrackEvent>, TrackError> {
+    match state {
+        None => Ok(vec![TrackEvent::TrackCreated {
+            spec: spec.clone(),
+            by,
+            at,
+        }]),
+        Some(track) if track.spec == *spec => Ok(vec![]),
+        Some(_) => Err(TrackError::AlreadyExists),
+    }
+}
+
+/// Criteria may be revised only until the track starts.
+fn revise_criteria(
+    track: &TrackState,
+    criteria: &[Criterion],
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<TrackEvent>, TrackError> {
+    let criteria = parse_criteria(criteria.to_vec())?;
+    if track.started_at.is_some() {
+        Err(TrackError::AlreadyStarted)
+    } else if criteria == track.spec.criteria {
+        Ok(vec![])
+    } else {
+        Ok(vec![TrackEvent::CriteriaRevised { criteria, by, at }])
+    }
+}
+
+/// A user enrolls until the first deadline, up to the maximum; the enrollment reaching the minimum starts the track.
 fn enroll(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEvent>, TrackError> {
     if track.is_participant(participant) {
         return Ok(vec![]);
@@ -851,7 +722,104 @@ fn enroll(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEve
     Ok(events)
 }
 
-fn close(
+/// A participant may leave only before the start.
+fn leave(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEvent>, TrackError> {
+    if !track.is_participant(participant) {
+        Err(TrackError::NotEnrolled)
+    } else if track.started_at.is_some() {
+        Err(TrackError::AlreadyStarted)
+    } else {
+        Ok(vec![TrackEvent::LearnerLeft { participant, at }])
+    }
+}
+
+/// A participant submits a link to an assignment unlocked for them, before its deadline; a new link replaces the old.
+fn submit_solution(
+    track: &TrackState,
+    assignment: u32,
+    participant: Uuid,
+    repository: &RepoUrl,
+    at: i64,
+) -> Result<Vec<TrackEvent>, TrackError> {
+    if !track.is_participant(participant) {
+        return Err(TrackError::NotEnrolled);
+    }
+    let stage = track.stage(assignment)?;
+    if stage.closed_at.is_some() || at >= stage.deadline {
+        return Err(TrackError::PastDeadline(assignment));
+    }
+    if !stage.unlocked.contains(&participant) {
+        return Err(TrackError::AssignmentLocked(assignment));
+    }
+    let previous = stage.submissions.get(&participant);
+    if previous == Some(repository) {
+        return Ok(vec![]);
+    }
+    Ok(vec![TrackEvent::SolutionSubmitted {
+        assignment,
+        participant,
+        repository: repository.clone(),
+        replaces: previous.is_some(),
+        at,
+    }])
+}
+
+/// At 80 % of the time, a participant it is open to who has not submitted is reminded, once, before the deadline.
+fn remind_deadline(
+    track: &TrackState,
+    assignment: u32,
+    participant: Uuid,
+    at: i64,
+) -> Result<Vec<TrackEvent>, TrackError> {
+    let stage = track.stage(assignment)?;
+    // nothing to remind of: closed or due, not theirs (yet), reminded, or submitted
+    let settled = stage.closed_at.is_some()
+        || at >= stage.deadline
+        || !stage.unlocked.contains(&participant)
+        || stage.reminded.contains(&participant)
+        || stage.submissions.contains_key(&participant);
+    if settled {
+        Ok(vec![])
+    } else if at < stage.remind_at() {
+        Err(TrackError::NotYetDue)
+    } else {
+        Ok(vec![TrackEvent::DeadlineReminderSent {
+            assignment,
+            participant,
+            deadline: stage.deadline,
+            at,
+        }])
+    }
+}
+
+/// An admin extends an open assignment's deadline: later only, and into the future.
+fn extend_deadline(
+    track: &TrackState,
+    assignment: u32,
+    deadline: i64,
+    by: Uuid,
+    at: i64,
+) -> Result<Vec<TrackEvent>, TrackError> {
+    let stage = track.stage(assignment)?;
+    if stage.closed_at.is_some() {
+        Err(TrackError::AssignmentClosed(assignment))
+    } else if deadline == stage.deadline {
+        Ok(vec![])
+    } else if deadline < stage.deadline || deadline <= at {
+        Err(TrackError::DeadlineNotLater)
+    } else {
+        Ok(vec![TrackEvent::DeadlineExtended {
+            assignment,
+            previous: stage.deadline,
+            deadline,
+            by,
+            at,
+        }])
+    }
+}
+
+/// At its deadline an assignment closes: reviews are allocated, and the next opens (or the track completes).
+fn close_assignment(
     track: &TrackState,
     assignment: u32,
     seed: u64,
@@ -901,7 +869,8 @@ fn close(
     Ok(events)
 }
 
-fn review(
+/// A reviewer gives an allocated review once, scoring every criterion; the last one owed unlocks the open assignment.
+fn submit_review(
     track: &TrackState,
     assignment: u32,
     pair: ReviewPair,
@@ -994,4 +963,79 @@ fn check_scores(criteria: &[Criterion], scores: &[Score]) -> Result<Vec<Score>, 
 
 fn hours(hours: u32) -> i64 {
     i64::from(hours) * 3600
+}
+
+// Track events: the state they start and the assignment they change.
+
+/// A track as created: nobody enrolled, not started.
+fn new_track(spec: &TrackSpec) -> TrackState {
+    TrackState {
+        spec: spec.clone(),
+        participants: vec![],
+        started_at: None,
+        stages: vec![],
+        completed: false,
+    }
+}
+
+/// An assignment as it opens: the first is open to every participant, a later one to nobody yet.
+fn new_stage(track: &TrackState, assignment: u32, opened_at: i64, deadline: i64) -> Stage {
+    let unlocked = if assignment == 0 {
+        track.participants.iter().copied().collect()
+    } else {
+        BTreeSet::new()
+    };
+    Stage {
+        opened_at,
+        deadline,
+        closed_at: None,
+        submissions: BTreeMap::new(),
+        reminded: BTreeSet::new(),
+        unlocked,
+        allocation: None,
+        reviews: BTreeMap::new(),
+    }
+}
+
+/// What an event of one opened assignment changes in it.
+fn evolve_stage(stage: &mut Stage, event: &TrackEvent) {
+    match event {
+        TrackEvent::SolutionSubmitted {
+            participant,
+            repository,
+            ..
+        } => {
+            stage.submissions.insert(*participant, repository.clone());
+        }
+        TrackEvent::DeadlineReminderSent { participant, .. } => {
+            stage.reminded.insert(*participant);
+        }
+        TrackEvent::DeadlineExtended { deadline, .. } => stage.deadline = *deadline,
+        TrackEvent::AssignmentClosed { at, .. } => stage.closed_at = Some(*at),
+        TrackEvent::ReviewsAllocated { allocation, .. } => {
+            stage.allocation = Some(allocation.clone());
+        }
+        TrackEvent::ReviewSubmitted {
+            reviewer,
+            author,
+            scores,
+            comment,
+            ..
+        } => {
+            stage
+                .reviews
+                .insert((*reviewer, *author), (scores.clone(), comment.clone()));
+        }
+        TrackEvent::AssignmentUnlocked { participant, .. } => {
+            stage.unlocked.insert(*participant);
+        }
+        // events of the whole track, which `Track::evolve` handles
+        TrackEvent::TrackCreated { .. }
+        | TrackEvent::CriteriaRevised { .. }
+        | TrackEvent::LearnerEnrolled { .. }
+        | TrackEvent::LearnerLeft { .. }
+        | TrackEvent::TrackStarted { .. }
+        | TrackEvent::AssignmentOpened { .. }
+        | TrackEvent::TrackCompleted { .. } => {}
+    }
 }
