@@ -52,14 +52,14 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let secret = config.jwt_secret()?;
     let executor = CommandExecutor::new(log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = App::new(executor.clone(), config.app()?).context("setting up the services")?;
+    let app = App::new(executor.clone(), database.pool.clone(), config.app()?)
+        .context("setting up the services")?;
     bootstrap_admin(config, &app.identity).await?;
     let tokens = Arc::new(Tokens::new(app.identity.clone(), config.auth(secret)?));
     let services = Arc::new(Services {
         pool: database.pool.clone(),
         projections: projections.clone(),
         tokens,
-        executor: executor.clone(),
         app: app.clone(),
         read_timeout: Duration::from_millis(config.read_timeout_ms),
         clock: clock.clone(),

@@ -135,7 +135,8 @@ api_reasons! {
     BodyTooLarge = "body_too_large", Validation, "a request body over the size limit (413)";
     NoSuchRoute = "no_such_route", NotFound, "an HTTP path the server does not have (404)";
     NotFound = "not_found", NotFound,
-        "something the API looks up is not there or not yours (a notification, a solution allocated to you)";
+        "something the API looks up in a read model is not there yet (your account, before its registration is \
+         read)";
     ConcurrentChange = "concurrent_change", Conflict,
         "the data changed concurrently too many times while the command was decided; retry";
     Conflict = "conflict", Conflict,

@@ -21,6 +21,7 @@ pub mod cars;
 pub mod checker;
 pub mod clock;
 pub mod identity;
+pub mod inbox;
 pub mod interviews;
 pub mod request;
 pub mod tracks;
@@ -36,7 +37,8 @@ use domain::{Decider, DecodeError, DomainEvent, StreamId};
 use eventlog::{AppendError, AppendRequest, ExpectedVersion, RecordedEvent, StreamAppend};
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use eventlog::{Appended, EventLog, Metadata, NewEvent, Source};
+pub use eventlog::{Appended, Metadata, Source};
+use eventlog::{EventLog, NewEvent};
 pub use request::{Actor, Request};
 
 /// Every product's application service, over one executor: what adapters (GraphQL, REST, the CLI, workers, the
@@ -48,6 +50,7 @@ pub struct App {
     pub trainer: trainer::Trainer,
     pub tracks: tracks::Tracks,
     pub interviews: interviews::Interviews,
+    pub inbox: inbox::Inbox,
 }
 
 /// What the application services are configured with.
@@ -61,8 +64,15 @@ pub struct AppConfig {
 }
 
 impl App {
-    pub fn new(executor: CommandExecutor, config: AppConfig) -> Result<Self, InternalError> {
+    /// The services over `executor`; `read_models` is where the read models are (the inbox reads which
+    /// notifications are the user's).
+    pub fn new(
+        executor: CommandExecutor,
+        read_models: sqlx::PgPool,
+        config: AppConfig,
+    ) -> Result<Self, InternalError> {
         Ok(Self {
+            inbox: inbox::Inbox::new(executor.clone(), read_models),
             identity: identity::Identity::new(executor.clone(), &config.identity)?,
             cars: cars::Cars::new(executor.clone()),
             trainer: trainer::Trainer::new(executor.clone()),

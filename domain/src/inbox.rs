@@ -37,6 +37,8 @@ crate::tagged_events!(InboxEvent { NotificationsRead });
 pub enum InboxError {
     #[error("mark 1 to {MAX_MARKED} notifications at a time")]
     Count,
+    #[error("no notification {0} of yours")]
+    NotYours(Uuid),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -170,6 +170,8 @@ rules! {
     // notifications
     MarkReadCount = "mark_read_count", Validation,
         "marking no notification, or more than 500 at a time, as read";
+    NotificationNotFound = "notification_not_found", NotFound,
+        "marking read a notification that does not exist or is not yours";
     // mock interviews
     InterviewDuration = "interview_duration", Validation,
         "an interview shorter than 15 or longer than 240 minutes";
@@ -342,6 +344,7 @@ impl Refusal for InboxError {
     fn rule(&self) -> Rule {
         match self {
             InboxError::Count => Rule::MarkReadCount,
+            InboxError::NotYours(_) => Rule::NotificationNotFound,
         }
     }
 }
@@ -517,6 +520,7 @@ mod tests {
             .map(|e| Box::new(e) as Box<dyn Refusal>),
         );
         all.push(Box::new(InboxError::Count));
+        all.push(Box::new(InboxError::NotYours(uuid::Uuid::nil())));
         all.extend(
             [
                 InterviewError::Duration,

@@ -47,7 +47,7 @@ use uuid::Uuid;
 use crate::auth::{Tokens, Viewer};
 use crate::error::{ApiError, Code};
 use crate::{AppState, ClientAddress};
-use commands::{Clock, CommandExecutor};
+use commands::Clock;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
 pub use cars::CarsQuery;
@@ -111,8 +111,6 @@ pub struct Services {
     pub projections: Arc<Projections>,
     /// Checks the bearer tokens of requests and issues them at login.
     pub tokens: Arc<Tokens>,
-    /// Runs the commands no product service has yet (marking notifications read).
-    pub executor: CommandExecutor,
     /// How long a query waits for the projections it reads to reach a requested position.
     pub read_timeout: Duration,
     /// The time commands are issued at (a manual clock in tests; token lifetimes use the real time).
@@ -170,33 +168,6 @@ pub(crate) fn request(ctx: &Context<'_>, key: Option<Uuid>) -> commands::Request
 
 pub(crate) fn request_info(ctx: &Context<'_>) -> RequestInfo {
     ctx.data_opt::<RequestInfo>().copied().unwrap_or_default()
-}
-
-/// Namespace of the command ids derived from clients' `commandId`s.
-const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x7b3e_94c1_0d2a_4f68_b5e9_3c71_a0d4_6e25);
-
-/// The command id a mutation runs under. Without a client `commandId`, a fresh one. With one, an id derived
-/// from it, the operation, the caller and the operation's identifying input (never a password): a retry, which
-/// repeats all of them, returns the first result, while the same `commandId` sent by someone else, for another
-/// operation or with other input is another command. So no client can reach, or block, another's command id.
-pub(crate) fn command_id(
-    ctx: &Context<'_>,
-    given: Option<Uuid>,
-    operation: &str,
-    input: &[&str],
-) -> Uuid {
-    let Some(given) = given else {
-        return Uuid::now_v7();
-    };
-    let actor = viewer(ctx)
-        .id()
-        .map_or_else(|| "anonymous".to_owned(), |id| id.to_string());
-    let mut name = format!("{operation}\u{0}{actor}\u{0}{given}");
-    for part in input {
-        name.push('\u{0}');
-        name.push_str(part);
-    }
-    Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes())
 }
 
 /// Waits until `projections` have applied the larger of `argument` and the request header's position.

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use commands::Source;
-use domain::inbox::{Inbox, InboxCommand, MAX_MARKED, inbox_stream};
+use commands::inbox::Selection;
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 use projections::Projection;
 use projections::notifications::{self as model, NotificationRow, Notifications};
 use uuid::Uuid;
 
-use super::{Services, SignedIn, cursor, now, page_size, read_after, services, viewer};
+use super::{Services, SignedIn, cursor, page_size, read_after, request, services, viewer};
 use crate::error::ApiError;
 
 #[derive(SimpleObject, Debug, Clone)]
@@ -121,65 +120,20 @@ impl NotificationsMutation {
         #[graphql(default)] all: bool,
         command_id: Option<Uuid>,
     ) -> async_graphql::Result<MarkReadPayload> {
-        let viewer = viewer(ctx);
-        let user = viewer.require_user()?;
-        let pool = &services(ctx).pool;
-        let ids = match (all, ids.is_empty()) {
-            (true, true) => model::unread_ids(pool, user, MAX_MARKED as i64)
-                .await
-                .map_err(ApiError::from)?,
-            (false, false) => {
-                if ids.len() > MAX_MARKED {
-                    return Err(ApiError::refusal(domain::inbox::InboxError::Count).into());
-                }
-                let owned = model::owned(pool, user, &ids)
-                    .await
-                    .map_err(ApiError::from)?;
-                if let Some(unknown) = ids.iter().find(|id| !owned.contains(id)) {
-                    return Err(
-                        ApiError::not_found(format!("no notification {unknown} of yours")).into(),
-                    );
-                }
-                owned
-            }
-            _ => {
-                return Err(ApiError::validation("give either ids or all: true").into());
-            }
+        let selection = match (all, ids.is_empty()) {
+            (true, true) => Selection::AllUnread,
+            (false, false) => Selection::Ids(ids),
+            _ => return Err(ApiError::validation("give either ids or all: true").into()),
         };
-        if ids.is_empty() {
-            return Ok(MarkReadPayload {
-                marked: 0,
-                position: None,
-            });
-        }
-        let joined: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        let id = super::command_id(
-            ctx,
-            command_id,
-            "markNotificationsRead",
-            &[&joined.join(",")],
-        );
-        let command = InboxCommand::MarkRead {
-            ids,
-            at: now(ctx).timestamp(),
-        };
-        let executed = services(ctx)
-            .executor
-            .execute::<Inbox>(
-                &inbox_stream(user),
-                &command,
-                &viewer.metadata(Source::Graphql, id),
-            )
+        let marked = services(ctx)
+            .app
+            .inbox
+            .mark_read(&request(ctx, command_id), selection)
             .await
             .map_err(ApiError::from)?;
-        let marked = executed
-            .events
-            .iter()
-            .map(|domain::inbox::InboxEvent::NotificationsRead { ids, .. }| ids.len())
-            .sum::<usize>();
         Ok(MarkReadPayload {
-            marked: marked as i32,
-            position: executed.position(),
+            marked: marked.marked as i32,
+            position: marked.position,
         })
     }
 }

@@ -107,8 +107,6 @@ fn listing(spec: &Spec, total: i64) -> Listing {
 /// Observes `listing` as the scraper would; returns the position written.
 async fn observe(app: &TestApp, listing: Listing, at: i64) -> i64 {
     let executed = app
-        .state
-        .services
         .executor
         .execute::<Car>(
             &car_stream(&listing.id),
@@ -132,8 +130,6 @@ async fn catalogue(app: &TestApp) -> i64 {
     }
     observe(app, listing(&SPECS[0], 3_100_000), listed_at + 86_400).await;
     let executed = app
-        .state
-        .services
         .executor
         .execute::<Car>(
             &car_stream(&ListingId::parse(SPECS[4].id).unwrap()),
@@ -500,7 +496,7 @@ async fn admins_audit_what_each_scraper_run_saw() {
     let app = TestApp::start().await;
     let run = Uuid::now_v7();
     let stream = scrape_run_stream(run);
-    let executor = &app.state.services.executor;
+    let executor = &app.executor;
     let commands = [
         ScrapeRunCommand::Start {
             start_urls: vec!["https://www.carsensor.net/usedcar/index.html".into()],

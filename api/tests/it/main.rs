@@ -31,6 +31,9 @@ pub struct TestApp {
     pub db: TestDb,
     pub address: SocketAddr,
     pub state: AppState,
+    /// For tests that set up history the API has no mutation for (the scraper's observations, a worker's
+    /// commands): the API itself holds no executor.
+    pub executor: CommandExecutor,
     pub http: reqwest::Client,
     stop: watch::Sender<bool>,
 }
@@ -98,14 +101,13 @@ impl TestApp {
             .unwrap(),
         );
         let executor = CommandExecutor::new(log);
-        let app = commands::App::new(executor.clone(), setup.app).unwrap();
+        let app = commands::App::new(executor.clone(), db.pool.clone(), setup.app).unwrap();
         let tokens = Arc::new(Tokens::new(app.identity.clone(), setup.auth));
         let services = Arc::new(Services {
             pool: db.pool.clone(),
             projections: projections.clone(),
             tokens,
             app,
-            executor,
             read_timeout: Duration::from_secs(10),
             clock: setup.clock.clone(),
         });
@@ -131,6 +133,7 @@ impl TestApp {
             db,
             address,
             state,
+            executor,
             http: reqwest::Client::new(),
             stop,
         }

@@ -493,14 +493,14 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         )
         .await;
     assert_eq!(code(&foreign), "NOT_FOUND", "{foreign}");
-    assert_eq!(reason(&foreign), "not_found");
+    assert_eq!(reason(&foreign), "notification_not_found");
 }
 
 #[tokio::test]
 async fn fifty_concurrent_enrollments_start_the_track_exactly_once() {
     let app = TestApp::start().await;
     let track = Uuid::now_v7();
-    let log = app.state.services.executor.clone();
+    let log = app.executor.clone();
     let spec = TrackSpec::parse(
         "Crowded",
         "",
@@ -727,9 +727,7 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
         ("CONFLICT", "enrollment_closed"),
     );
     let track_id: Uuid = track.as_str().unwrap().parse().unwrap();
-    app.state
-        .services
-        .executor
+    app.executor
         .execute::<Track>(
             &track_stream(track_id),
             &TrackCommand::CloseAssignment {

@@ -120,8 +120,12 @@ impl World {
     }
 
     fn worker(&self) -> DeadlineWorker {
-        let app =
-            commands::App::new(self.executor.clone(), commands::AppConfig::default()).unwrap();
+        let app = commands::App::new(
+            self.executor.clone(),
+            self.db.pool.clone(),
+            commands::AppConfig::default(),
+        )
+        .unwrap();
         DeadlineWorker::new(&app, self.db.pool.clone(), self.clock.clone())
     }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use commands::{CommandExecutor, EventLog};
+use commands::CommandExecutor;
+use eventlog::EventLog;
 use migrations::testing::TestDb;
 use projections::{Checkpoint, Projections, RunnerConfig};
 use reqwest::Url;

@@ -714,11 +714,12 @@ async fn a_results_page_without_results_is_a_page_of_no_listings_and_delisting_g
 
 #[tokio::test]
 async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons() {
-    use commands::{CommandError, CommandExecutor, EventLog, Metadata, Source};
+    use commands::{CommandError, CommandExecutor, Metadata, Source};
     use domain::cars::{
         Car, CarCommand, Listing, ScrapeRun, ScrapeRunCommand, car_stream, scrape_run_stream,
     };
     use domain::refusal::Refusal;
+    use eventlog::EventLog;
 
     fn reason<E: Refusal>(result: Result<impl Sized, CommandError<E>>) -> &'static str {
         match result {
