@@ -291,7 +291,7 @@ async fn create_admin(
 }
 
 async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyhow::Result<()> {
-    let known = crate::all_projections();
+    let known = projections::all();
     match command {
         ProjectionsCommand::Status { json } => {
             let rows = projections::status::status(&log, &known).await?;

@@ -12,21 +12,3 @@ pub mod database;
 pub mod questions;
 pub mod scrape;
 pub mod serve;
-
-use std::sync::Arc;
-
-use projections::Projection;
-
-/// Every read model this binary maintains.
-pub fn all_projections() -> Vec<Arc<dyn Projection>> {
-    vec![
-        Arc::new(projections::log_stats::LogStats),
-        Arc::new(projections::accounts::Accounts),
-        Arc::new(projections::trainer::Trainer),
-        Arc::new(projections::cars::Cars),
-        Arc::new(projections::tracks::Tracks),
-        Arc::new(projections::deadlines::Deadlines),
-        Arc::new(projections::notifications::Notifications),
-        Arc::new(projections::interviews::Interviews),
-    ]
-}

@@ -27,7 +27,7 @@ pub async fn scrape(config: &Config, once: bool) -> anyhow::Result<()> {
     let result = async {
         let projections = Arc::new(Projections::new(
             log.clone(),
-            crate::all_projections(),
+            projections::all(),
             RunnerConfig {
                 holder: format!("academy scrape (pid {})", std::process::id()),
                 ..RunnerConfig::default()

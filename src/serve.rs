@@ -46,7 +46,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     };
     let projections = Arc::new(Projections::new(
         log.clone(),
-        crate::all_projections(),
+        projections::all(),
         runner_config,
     )?);
     let secret = config.jwt_secret()?;

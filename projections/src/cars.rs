@@ -174,14 +174,7 @@ impl Projection for Cars {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            match recorded.stream_category.as_str() {
-                "car" => apply_car(conn, recorded).await?,
-                "scraperun" => apply_run(conn, recorded).await?,
-                other => return Err(format!("cars event in a {other} stream").into()),
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, { "car" => apply_car, "scraperun" => apply_run })
     }
 }
 

@@ -98,17 +98,24 @@ impl Projection for Deadlines {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            if recorded.stream_category == "slot" {
-                let slot = stream_uuid(&recorded.stream_id, "slot-")?;
-                apply_slot(conn, slot, recorded.decode::<SlotEvent>()?).await?;
-            } else {
-                let track = stream_uuid(&recorded.stream_id, "track-")?;
-                apply_one(conn, track, recorded.decode::<TrackEvent>()?).await?;
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, { "track" => track_event, "slot" => slot_event })
     }
+}
+
+async fn track_event(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let track = stream_uuid(&recorded.stream_id, "track-")?;
+    apply_one(conn, track, recorded.decode::<TrackEvent>()?).await
+}
+
+async fn slot_event(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let slot = stream_uuid(&recorded.stream_id, "slot-")?;
+    apply_slot(conn, slot, recorded.decode::<SlotEvent>()?).await
 }
 
 async fn apply_one(

@@ -99,14 +99,7 @@ impl Projection for Interviews {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            match recorded.stream_category.as_str() {
-                "slot" => apply_slot(conn, recorded).await?,
-                "points" => apply_points(conn, recorded).await?,
-                other => return Err(format!("interviews event in a {other} stream").into()),
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, { "slot" => apply_slot, "points" => apply_points })
     }
 }
 

@@ -66,6 +66,45 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
+/// Every read model Academy maintains: the one list the server, the command line and the tests run.
+pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+    vec![
+        std::sync::Arc::new(log_stats::LogStats),
+        std::sync::Arc::new(accounts::Accounts),
+        std::sync::Arc::new(trainer::Trainer),
+        std::sync::Arc::new(cars::Cars),
+        std::sync::Arc::new(tracks::Tracks),
+        std::sync::Arc::new(deadlines::Deadlines),
+        std::sync::Arc::new(notifications::Notifications),
+        std::sync::Arc::new(interviews::Interviews),
+    ]
+}
+
+/// Applies each of `events` with the handler of its stream's category (`async fn(&mut PgConnection,
+/// &RecordedEvent) -> Result<(), ProjectionError>`); an event of any other category fails the batch, naming the
+/// projection. The one dispatch of every projection that reads more than one kind of stream:
+///
+/// ```ignore
+/// by_category!(NAME, conn, events, { "question" => apply_question, "trainee" => apply_trainee })
+/// ```
+#[macro_export]
+macro_rules! by_category {
+    ($projection:expr, $conn:expr, $events:expr, { $($category:literal => $handler:path),+ $(,)? }) => {{
+        for recorded in $events {
+            match recorded.stream_category.as_str() {
+                $($category => $handler(&mut *$conn, recorded).await?,)+
+                other => return Err($crate::unexpected_stream($projection, other)),
+            }
+        }
+        Ok(())
+    }};
+}
+
+/// The failure of an event in a stream a projection does not read.
+pub fn unexpected_stream(projection: &str, category: &str) -> ProjectionError {
+    format!("{projection} event in a {category} stream").into()
+}
+
 /// The id of an aggregate from its stream id (`<prefix><uuid>`), for read models keyed by it.
 pub(crate) fn stream_uuid(stream: &str, prefix: &str) -> Result<uuid::Uuid, ProjectionError> {
     let id = stream

@@ -120,28 +120,31 @@ impl Projection for Notifications {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            match recorded.stream_category.as_str() {
-                "track" => apply_track(conn, recorded).await?,
-                "slot" => apply_slot(conn, recorded).await?,
-                "inbox" => {
-                    let user = stream_uuid(&recorded.stream_id, "inbox-")?;
-                    let InboxEvent::NotificationsRead { ids, at } = recorded.decode()?;
-                    sqlx::query(
-                        "update notifications set read_at = $3
-                          where user_id = $1 and id = any($2) and read_at is null",
-                    )
-                    .bind(user)
-                    .bind(ids)
-                    .bind(seconds(at)?)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                other => return Err(format!("notifications event in a {other} stream").into()),
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, {
+            "track" => apply_track,
+            "slot" => apply_slot,
+            "inbox" => apply_inbox,
+        })
     }
+}
+
+/// Marks of "read" from a user's inbox.
+async fn apply_inbox(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+) -> Result<(), ProjectionError> {
+    let user = stream_uuid(&recorded.stream_id, "inbox-")?;
+    let InboxEvent::NotificationsRead { ids, at } = recorded.decode()?;
+    sqlx::query(
+        "update notifications set read_at = $3
+          where user_id = $1 and id = any($2) and read_at is null",
+    )
+    .bind(user)
+    .bind(ids)
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Who is told what, from one track event.

@@ -132,14 +132,7 @@ impl Projection for Tracks {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            match recorded.stream_category.as_str() {
-                "track" => apply_track(conn, recorded).await?,
-                "diary" => apply_diary(conn, recorded).await?,
-                other => return Err(format!("tracks event in a {other} stream").into()),
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, { "track" => apply_track, "diary" => apply_diary })
     }
 }
 

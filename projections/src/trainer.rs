@@ -89,14 +89,7 @@ impl Projection for Trainer {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for recorded in events {
-            match recorded.stream_category.as_str() {
-                "question" => apply_question(conn, recorded).await?,
-                "trainee" => apply_trainee(conn, recorded).await?,
-                other => return Err(format!("trainer event in a {other} stream").into()),
-            }
-        }
-        Ok(())
+        crate::by_category!(NAME, conn, events, { "question" => apply_question, "trainee" => apply_trainee })
     }
 }
 

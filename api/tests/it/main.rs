@@ -83,23 +83,8 @@ impl TestApp {
             poll: Duration::from_millis(50),
             ..RunnerConfig::default()
         };
-        let projections = Arc::new(
-            Projections::new(
-                log.clone(),
-                vec![
-                    Arc::new(projections::accounts::Accounts),
-                    Arc::new(projections::trainer::Trainer),
-                    Arc::new(projections::cars::Cars),
-                    Arc::new(projections::log_stats::LogStats),
-                    Arc::new(projections::tracks::Tracks),
-                    Arc::new(projections::deadlines::Deadlines),
-                    Arc::new(projections::notifications::Notifications),
-                    Arc::new(projections::interviews::Interviews),
-                ],
-                runner,
-            )
-            .unwrap(),
-        );
+        let projections =
+            Arc::new(Projections::new(log.clone(), projections::all(), runner).unwrap());
         let executor = CommandExecutor::new(log);
         let app = commands::App::new(executor.clone(), db.pool.clone(), setup.app).unwrap();
         let tokens = Arc::new(Tokens::new(app.identity.clone(), setup.auth));
