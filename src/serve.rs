@@ -13,6 +13,7 @@ use commands::{Actor, App, Clock, CommandExecutor, Request, Source, SystemClock}
 use eventlog::EventLog;
 use projections::{Projections, RunnerConfig};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use workers::TokioSleeper;
 use workers::carsensor::Scraper;
 use workers::deadlines::DeadlineWorker;
@@ -52,7 +53,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let secret = config.jwt_secret()?;
     let executor = CommandExecutor::new(log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = App::new(executor.clone(), database.pool.clone(), config.app()?)
+    let app = App::new(executor, database.pool.clone(), config.app()?)
         .context("setting up the services")?;
     bootstrap_admin(config, &app.identity).await?;
     let tokens = Arc::new(Tokens::new(app.identity.clone(), config.auth(secret)?));
@@ -64,8 +65,45 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         read_timeout: Duration::from_millis(config.read_timeout_ms),
         clock: clock.clone(),
     });
-    // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
-    let scraper = config.carsensor_enabled.then(|| {
+    let state = api::AppState::new(services, config.http());
+    let health = state.tasks.clone();
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    // tests and scripts read this line to find the address
+    println!("academy listening on http://{address}");
+    tracing::info!(%address, "ready");
+
+    // shutting down drains HTTP first, while the projections still run (a request in flight may be waiting for
+    // them to reach its minPosition); the rest stops once HTTP is done, or when the HTTP server ends on its own
+    let stop_rest = watch::Sender::new(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(named(
+        "HTTP server",
+        http(listener, api::router(state), stopping.clone()),
+    ));
+    let running = projections.clone();
+    let rest = stop_rest.subscribe();
+    tasks.spawn(named("projections", async move {
+        running.run(rest).await;
+        Ok(())
+    }));
+    let identity = app.identity.clone();
+    tasks.spawn(named(
+        "housekeeping",
+        housekeeping(identity, stop_rest.subscribe()),
+    ));
+    if config.deadline_interval_seconds > 0 {
+        let worker = Arc::new(DeadlineWorker::new(&app, database.pool.clone(), clock));
+        let every = Duration::from_secs(config.deadline_interval_seconds);
+        tasks.spawn(named(
+            "deadline worker",
+            worker.run_scheduled(every, stop_rest.subscribe()),
+        ));
+    }
+    if config.carsensor_enabled {
         let scraper = Arc::new(Scraper::new(
             scraper_config,
             app.cars.clone(),
@@ -75,75 +113,89 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             Arc::new(TokioSleeper),
         ));
         let schedule = config.carsensor_schedule.clone();
+        // the scraper stops with HTTP (a run in progress ends after its current page, recorded as incomplete)
         let stop = stopping.clone();
-        tokio::spawn(
-            async move { workers::carsensor::run_scheduled(scraper, &schedule, stop).await },
-        )
-    });
+        tasks.spawn(named("carsensor scraper", async move {
+            workers::carsensor::run_scheduled(scraper, &schedule, stop).await
+        }));
+    }
+    let failed = supervise(tasks, &stopping, &stop_rest, &health).await;
+    drop(projections);
+    database.close().await;
+    failed.map_or(Ok(()), Err)
+}
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    let router = api::router(api::AppState::new(services, config.http()));
-    // tests and scripts read this line to find the address
-    println!("academy listening on http://{address}");
-    tracing::info!(%address, "ready");
+/// A long-running part of the server, named for reports.
+async fn named(
+    name: &'static str,
+    task: impl Future<Output = anyhow::Result<()>>,
+) -> (&'static str, anyhow::Result<()>) {
+    (name, task.await)
+}
 
-    // shutting down drains HTTP first, while the projections still run (a request in flight may be waiting for
-    // them to reach its minPosition); the rest stops once HTTP is done, or when the HTTP server ends on its own
-    let stop_rest = Arc::new(watch::Sender::new(false));
-    let mut housekeeping_stopping = stop_rest.subscribe();
-    let housekeeping = app.identity.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = every.tick() => housekeeping.forget_idle_throttles(),
-                _ = housekeeping_stopping.wait_for(|stop| *stop) => break,
-            }
+/// Waits for every task. The HTTP server ending (drained at shutdown, or failed) stops the rest; a task that
+/// ends before shutdown began is reported at once and fails readiness. Returns the first failure.
+async fn supervise(
+    mut tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+    stopping: &watch::Receiver<bool>,
+    stop_rest: &watch::Sender<bool>,
+    health: &api::Tasks,
+) -> Option<anyhow::Error> {
+    let mut first_failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) =
+            joined.unwrap_or_else(|panic| ("a task", Err(anyhow::anyhow!("{panic}"))));
+        let early = !*stopping.borrow() && !*stop_rest.borrow();
+        if name == "HTTP server" {
+            let _ = stop_rest.send(true);
+        } else if early {
+            let why = match &result {
+                Ok(()) => "stopped".to_owned(),
+                Err(error) => format!("{error:#}"),
+            };
+            tracing::error!(
+                task = name,
+                error = why,
+                "a task stopped while the server runs"
+            );
+            health.stopped(name, why);
         }
-    });
-    let deadlines = (config.deadline_interval_seconds > 0).then(|| {
-        let worker = Arc::new(DeadlineWorker::new(&app, database.pool.clone(), clock));
-        let every = Duration::from_secs(config.deadline_interval_seconds);
-        let stopping = stop_rest.subscribe();
-        tokio::spawn(async move {
-            // reported when it happens: the server keeps serving without the worker
-            if let Err(error) = worker.run_scheduled(every, stopping).await {
-                tracing::error!(error = format!("{error:#}"), "the deadline worker stopped");
-            }
-        })
-    });
-    let mut http_stopping = stopping;
-    let http = axum::serve(
+        if let Err(error) = result {
+            first_failure.get_or_insert(error.context(name));
+        }
+    }
+    first_failure
+}
+
+/// The HTTP server until `stopping` turns true, then until the requests in flight are answered.
+async fn http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        let _ = http_stopping.wait_for(|stop| *stop).await;
-    });
-    let (http, ()) = tokio::join!(
-        async {
-            let result = http.await;
-            let _ = stop_rest.send(true);
-            result
-        },
-        projections.run(stop_rest.subscribe())
-    );
-    let scraped = match scraper {
-        Some(task) => task.await.context("the scraper task")?,
-        None => Ok(()),
-    };
-    if let Some(deadlines) = deadlines
-        && let Err(error) = deadlines.await
-    {
-        tracing::error!(%error, "the deadline worker panicked");
+        let _ = stopping.wait_for(|stop| *stop).await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// Forgets idle login throttles every minute until `stopping` turns true.
+async fn housekeeping(
+    identity: Identity,
+    mut stopping: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => identity.forget_idle_throttles(),
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        }
     }
-    drop(projections);
-    database.close().await;
-    http.context("HTTP server")?;
-    scraped.context("the carsensor scraper")
 }
 
 /// ACADEMY_ADMIN_EMAIL + ACADEMY_ADMIN_PASSWORD: the first admin, made sure of at every start-up.
@@ -187,5 +239,49 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_ending_before_shutdown_is_reported_and_the_http_server_ending_stops_the_rest() {
+        let (stop, stopping) = watch::channel(false);
+        let stop_rest = watch::Sender::new(false);
+        let health = Arc::new(api::Tasks::default());
+        let mut tasks = JoinSet::new();
+        tasks.spawn(named("deadline worker", async {
+            Err(anyhow::anyhow!("the scheduler failed"))
+        }));
+        let mut rest = stop_rest.subscribe();
+        tasks.spawn(named("projections", async move {
+            let _ = rest.wait_for(|stop| *stop).await;
+            Ok(())
+        }));
+        let mut http_stopping = stopping.clone();
+        tasks.spawn(named("HTTP server", async move {
+            let _ = http_stopping.wait_for(|stop| *stop).await;
+            Ok(())
+        }));
+        let supervised = tokio::spawn(async move {
+            let failed = supervise(tasks, &stopping, &stop_rest, &health).await;
+            (failed, health.list())
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(true).unwrap();
+        let (failed, stopped) = tokio::time::timeout(Duration::from_secs(5), supervised)
+            .await
+            .expect("the HTTP server's end stops the projections")
+            .unwrap();
+        assert_eq!(stopped.len(), 1, "{stopped:?}");
+        assert_eq!(stopped[0].name, "deadline worker");
+        assert_eq!(stopped[0].error, "the scheduler failed");
+        let failed = failed.expect("the worker's failure is returned");
+        assert_eq!(
+            format!("{failed:#}"),
+            "deadline worker: the scheduler failed"
+        );
     }
 }

@@ -70,6 +70,9 @@ pub struct AppState {
     pub schema: AppSchema,
     pub metrics: PrometheusHandle,
     pub http: HttpConfig,
+    /// The process's background tasks (deadline worker, scraper, projections): one that stopped while the
+    /// server runs makes it unready.
+    pub tasks: Arc<Tasks>,
 }
 
 impl AppState {
@@ -79,7 +82,39 @@ impl AppState {
             services,
             metrics: metrics::handle(),
             http,
+            tasks: Arc::default(),
         }
+    }
+}
+
+/// Which of the process's long-running tasks stopped while it was serving, and why.
+#[derive(Debug, Default)]
+pub struct Tasks {
+    stopped: std::sync::Mutex<Vec<StoppedTask>>,
+}
+
+/// A task that stopped before the server did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedTask {
+    pub name: &'static str,
+    pub error: String,
+}
+
+impl Tasks {
+    /// Records that `name` stopped with `error` while the server was running.
+    pub fn stopped(&self, name: &'static str, error: impl std::fmt::Display) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        stopped.push(StoppedTask {
+            name,
+            error: error.to_string(),
+        });
+    }
+
+    pub fn list(&self) -> Vec<StoppedTask> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -158,6 +193,8 @@ struct Readiness {
     ready: bool,
     database: &'static str,
     projections: Vec<ProjectionReadiness>,
+    /// Background tasks that stopped while the server runs (a dead deadline worker or scraper).
+    stopped_tasks: Vec<StoppedTask>,
 }
 
 #[derive(Debug, Serialize)]
@@ -202,11 +239,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         })
         .collect();
-    let ready = database_ok && !projections.iter().any(|p| p.blocking);
+    let stopped_tasks = state.tasks.list();
+    let ready = database_ok && !projections.iter().any(|p| p.blocking) && stopped_tasks.is_empty();
     let body = Readiness {
         ready,
         database: if database_ok { "ok" } else { "unreachable" },
         projections,
+        stopped_tasks,
     };
     let code = if ready {
         StatusCode::OK

@@ -254,3 +254,32 @@ async fn a_request_beyond_the_timeout_is_stopped_with_408() {
     assert_eq!(body["error"]["reason"], "request_timeout");
     assert_eq!(reason(&body), "request_timeout");
 }
+
+#[tokio::test]
+async fn a_background_task_that_stopped_makes_the_server_unready_and_is_named() {
+    let app = TestApp::start().await;
+    let ready = async {
+        for _ in 0..100 {
+            let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+            if response.status() == 200 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(ready.await, "/readyz turned ready");
+    app.state
+        .tasks
+        .stopped("deadline worker", "creating the scheduler: no");
+    let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["stopped_tasks"][0]["name"], "deadline worker");
+    assert_eq!(
+        body["stopped_tasks"][0]["error"],
+        "creating the scheduler: no"
+    );
+}
