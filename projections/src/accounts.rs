@@ -29,25 +29,14 @@ pub struct User {
     pub registered_position: i64,
 }
 
+crate::read_model!(Accounts {
+    name: NAME,
+    version: 1,
+    events: [AccountEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Accounts {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        Some(
-            AccountEvent::TYPES
-                .iter()
-                .map(|t| (*t).to_owned())
-                .collect(),
-        )
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "create table users (

@@ -55,21 +55,14 @@ const SEARCH_EXPRESSION: &str = "lower(coalesce(make, '') || ' ' || coalesce(mod
      coalesce(transmission, '') || ' ' || coalesce(prefecture, '') || ' ' || coalesce(city, '') || ' ' || \
      coalesce(shop_name, '') || ' ' || listing_id)";
 
+crate::read_model!(Cars {
+    name: NAME,
+    version: 1,
+    events: [CarEvent::TYPES, ScrapeRunEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Cars {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = CarEvent::TYPES.iter().chain(ScrapeRunEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         debug_assert_eq!(
             DETAIL_COLUMNS.iter().map(|(c, _)| *c).collect::<Vec<_>>(),

@@ -20,32 +20,26 @@ pub const NAME: &str = "deadlines";
 #[derive(Debug, Default)]
 pub struct Deadlines;
 
+/// The track events the worker's due lists follow.
+const TRACK_TYPES: &[&str] = &[
+    "LearnerEnrolled",
+    "LearnerLeft",
+    "AssignmentOpened",
+    "SolutionSubmitted",
+    "DeadlineReminderSent",
+    "DeadlineExtended",
+    "AssignmentClosed",
+    "AssignmentUnlocked",
+];
+
+crate::read_model!(Deadlines {
+    name: NAME,
+    version: 2,
+    events: [TRACK_TYPES, SlotEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Deadlines {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        2
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = [
-            "LearnerEnrolled",
-            "LearnerLeft",
-            "AssignmentOpened",
-            "SolutionSubmitted",
-            "DeadlineReminderSent",
-            "DeadlineExtended",
-            "AssignmentClosed",
-            "AssignmentUnlocked",
-        ];
-        debug_assert!(types.iter().all(|t| TrackEvent::TYPES.contains(t)));
-        let types = types.iter().chain(SlotEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "create table members (
@@ -398,4 +392,16 @@ pub async fn due_reminders(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_track_events_it_reads_are_track_events() {
+        for event_type in TRACK_TYPES {
+            assert!(TrackEvent::TYPES.contains(event_type), "{event_type}");
+        }
+    }
 }

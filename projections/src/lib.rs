@@ -45,16 +45,7 @@ pub type ProjectionError = Box<dyn StdError + Send + Sync>;
 /// rebuilding) in the transaction it passes, so `setup` and `apply` use unqualified table names. Queries read the
 /// live tables as `<name>.<table>`.
 #[async_trait]
-pub trait Projection: Send + Sync + 'static {
-    /// Stable name, also the live schema's name: lowercase letters, digits and `_`, starting with a letter.
-    fn name(&self) -> &'static str;
-
-    /// Bump to rebuild from the start of the log (new tables, changed meaning of rows...).
-    fn version(&self) -> i32;
-
-    /// The event types `apply` wants; `None` for every event.
-    fn event_types(&self) -> Option<Vec<String>>;
-
+pub trait Projection: ReadModel + Send + Sync + 'static {
     /// Creates the projection's tables in the (empty) current schema.
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
 
@@ -103,6 +94,51 @@ macro_rules! by_category {
 /// The failure of an event in a stream a projection does not read.
 pub fn unexpected_stream(projection: &str, category: &str) -> ProjectionError {
     format!("{projection} event in a {category} stream").into()
+}
+
+/// What names a read model: its name (also its live schema's), its version, and the event types it reads.
+/// Declared with [`read_model!`]; [`Projection`] adds how it builds its tables and applies events.
+pub trait ReadModel {
+    /// Stable name, also the live schema's name: lowercase letters, digits and `_`, starting with a letter.
+    fn name(&self) -> &'static str;
+
+    /// Bump to rebuild from the start of the log (new tables, changed meaning of rows...).
+    fn version(&self) -> i32;
+
+    /// The event types `apply` wants; `None` for every event.
+    fn event_types(&self) -> Option<Vec<String>>;
+}
+
+/// Declares a read model's name, version and the event types it reads (lists of type strings, such as an event
+/// enum's `TYPES`; `all` for every event):
+///
+/// ```ignore
+/// read_model!(Tracks { name: NAME, version: 1, events: [TrackEvent::TYPES, DiaryEvent::TYPES] });
+/// ```
+#[macro_export]
+macro_rules! read_model {
+    ($model:ty { name: $name:expr, version: $version:expr, events: all }) => {
+        $crate::read_model!(@impl $model, $name, $version, None);
+    };
+    ($model:ty { name: $name:expr, version: $version:expr, events: [$($types:expr),+ $(,)?] }) => {
+        $crate::read_model!(@impl $model, $name, $version,
+            Some([$($types),+].concat().into_iter().map(str::to_owned).collect()));
+    };
+    (@impl $model:ty, $name:expr, $version:expr, $types:expr) => {
+        impl $crate::ReadModel for $model {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn version(&self) -> i32 {
+                $version
+            }
+
+            fn event_types(&self) -> Option<Vec<String>> {
+                $types
+            }
+        }
+    };
 }
 
 /// The id of an aggregate from its stream id (`<prefix><uuid>`), for read models keyed by it.

@@ -34,20 +34,14 @@ pub struct CategoryStats {
     pub events: i64,
 }
 
+crate::read_model!(LogStats {
+    name: NAME,
+    version: 1,
+    events: all
+});
+
 #[async_trait]
 impl Projection for LogStats {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        None
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "create table event_types (

@@ -20,21 +20,14 @@ pub const NAME: &str = "trainer";
 #[derive(Debug, Default)]
 pub struct Trainer;
 
+crate::read_model!(Trainer {
+    name: NAME,
+    version: 1,
+    events: [QuestionEvent::TYPES, TraineeEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Trainer {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = QuestionEvent::TYPES.iter().chain(TraineeEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "create table questions (

@@ -18,7 +18,7 @@ use eventlog::{
     AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, RecordedEvent, Source,
 };
 use migrations::testing::TestDb;
-use projections::{Projection, ProjectionError, Projections, RunnerConfig};
+use projections::{Projection, ProjectionError, Projections, ReadModel, RunnerConfig};
 use sqlx::PgConnection;
 use tokio::sync::{Notify, Semaphore, watch};
 use uuid::Uuid;
@@ -53,8 +53,7 @@ impl Ledger {
     }
 }
 
-#[async_trait]
-impl Projection for Ledger {
+impl ReadModel for Ledger {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -64,6 +63,10 @@ impl Projection for Ledger {
     fn event_types(&self) -> Option<Vec<String>> {
         None
     }
+}
+
+#[async_trait]
+impl Projection for Ledger {
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         if self.broken_setup {
             return Err("the ledger's tables cannot be created".into());
