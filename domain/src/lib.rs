@@ -12,6 +12,7 @@
 //! - [`cars`]: car listings observed by the scraper, and the scraper's runs.
 //! - [`tracks`]: cohort tracks: enrollment, assignments and deadlines, solutions, peer reviews, diaries.
 //! - [`inbox`]: what a user has read of their notifications.
+//! - [`notices`]: the kinds of notification users get.
 //! - [`interviews`]: peer mock interviews: slots, calendars and the points ledger.
 //! - [`refusal`]: the table of rules commands can break: each domain error's stable reason and kind.
 //! - [`testing`] (feature `testing`): `given(events).when(command).then(events)` for rule tests.
@@ -22,6 +23,7 @@ pub mod event;
 pub mod identity;
 pub mod inbox;
 pub mod interviews;
+pub mod notices;
 pub mod refusal;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]

@@ -3,10 +3,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::interviews::{LedgerEvent, SlotEvent, SlotStatus};
+use domain::interviews::{LedgerEvent, PointsEntryKind, Role, SlotEvent, SlotStatus};
+use domain::trainer::Level;
 use eventlog::RecordedEvent;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::{Projection, ProjectionError, seconds, stream_uuid};
@@ -16,37 +18,30 @@ pub const NAME: &str = "interviews";
 #[derive(Debug, Default)]
 pub struct Interviews;
 
+// 2: `no_show_settle_at` is `no_show_contest_by`
+crate::read_model!(Interviews {
+    name: NAME,
+    version: 2,
+    events: [SlotEvent::TYPES, LedgerEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Interviews {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        // 2: `no_show_settle_at` is `no_show_contest_by`
-        2
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = SlotEvent::TYPES.iter().chain(LedgerEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::raw_sql(
+        sqlx::raw_sql(AssertSqlSafe(format!(
             "create table slots (
                  id                 uuid primary key,
                  owner              uuid not null,
-                 -- the role the owner takes: interviewer or interviewee
+                 -- the role the owner takes (domain::interviews::Role::as_str): interviewer or interviewee
                  owner_role         text not null,
                  starts_at          timestamptz not null,
                  ends_at            timestamptz not null,
                  minutes            integer not null,
                  meeting_link       text not null,
                  topic              text not null,
+                 -- domain::trainer::Level::as_str
                  level              text not null,
-                 -- open, withdrawn, booked, awaiting_feedback, feedback_given, accepted, disputed, no_show,
-                 -- feedback_expired
+                 -- domain::interviews::SlotStatus::as_str: open, withdrawn, booked, awaiting_feedback, ...
                  status             text not null,
                  booker             uuid,
                  interviewer        uuid,
@@ -65,7 +60,7 @@ impl Projection for Interviews {
                  -- log position of the publication: the stable order of lists and their cursor
                  published_position bigint not null unique
              );
-             create index slots_board on slots (starts_at) where status = 'open';
+             create index slots_board on slots (starts_at) where status = '{open}';
              create index slots_owner on slots (owner);
              create index slots_booker on slots (booker);
              create table balances (
@@ -77,7 +72,7 @@ impl Projection for Interviews {
              create table entries (
                  position bigint not null,
                  user_id  uuid not null,
-                 -- granted, held, captured, released, earned
+                 -- domain::interviews::PointsEntryKind::as_str: granted, held, captured, released, earned
                  kind     text not null,
                  slot_id  uuid,
                  amount   bigint not null,
@@ -88,7 +83,8 @@ impl Projection for Interviews {
                  at       timestamptz not null,
                  primary key (user_id, position)
              );",
-        )
+            open = SlotStatus::Open.as_str(),
+        )))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -126,7 +122,7 @@ async fn apply_slot(
             sqlx::query(
                 "insert into slots (id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level,
                                     status, published_at, published_position)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)",
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(slot)
             .bind(owner)
@@ -137,6 +133,7 @@ async fn apply_slot(
             .bind(spec.link.as_str())
             .bind(&spec.topic)
             .bind(spec.level.as_str())
+            .bind(SlotStatus::Open.as_str())
             .bind(seconds(at)?)
             .bind(recorded.position)
             .execute(&mut *conn)
@@ -150,10 +147,11 @@ async fn apply_slot(
             at,
         } => {
             sqlx::query(
-                "update slots set status = 'booked', booker = $2, interviewer = $3, interviewee = $4, booked_at = $5
+                "update slots set status = $2, booker = $3, interviewer = $4, interviewee = $5, booked_at = $6
                   where id = $1",
             )
             .bind(slot)
+            .bind(SlotStatus::Booked.as_str())
             .bind(booker)
             .bind(interviewer)
             .bind(interviewee)
@@ -162,25 +160,28 @@ async fn apply_slot(
             .await?;
         }
         SlotEvent::BookingCancelled { reopened, .. } => {
+            let status = if reopened {
+                SlotStatus::Open
+            } else {
+                SlotStatus::Withdrawn
+            };
             sqlx::query(
-                "update slots set status = case when $2 then 'open' else 'withdrawn' end,
-                        booker = null, interviewer = null, interviewee = null, booked_at = null
+                "update slots set status = $2, booker = null, interviewer = null, interviewee = null, booked_at = null
                   where id = $1",
             )
             .bind(slot)
-            .bind(reopened)
+            .bind(status.as_str())
             .execute(&mut *conn)
             .await?;
         }
         SlotEvent::InterviewReminderSent { .. } => {}
         SlotEvent::InterviewEnded { feedback_due, .. } => {
-            sqlx::query(
-                "update slots set status = 'awaiting_feedback', feedback_due = $2 where id = $1",
-            )
-            .bind(slot)
-            .bind(seconds(feedback_due)?)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("update slots set status = $2, feedback_due = $3 where id = $1")
+                .bind(slot)
+                .bind(SlotStatus::AwaitingFeedback.as_str())
+                .bind(seconds(feedback_due)?)
+                .execute(&mut *conn)
+                .await?;
         }
         SlotEvent::FeedbackGiven {
             score,
@@ -189,10 +190,11 @@ async fn apply_slot(
             ..
         } => {
             sqlx::query(
-                "update slots set status = 'feedback_given', feedback_score = $2, feedback_text = $3, accept_by = $4
+                "update slots set status = $2, feedback_score = $3, feedback_text = $4, accept_by = $5
                   where id = $1",
             )
             .bind(slot)
+            .bind(SlotStatus::FeedbackGiven.as_str())
             .bind(i32::from(score))
             .bind(text)
             .bind(seconds(accept_by)?)
@@ -201,8 +203,9 @@ async fn apply_slot(
         }
         SlotEvent::FeedbackAccepted { .. } => status(conn, slot, SlotStatus::Accepted).await?,
         SlotEvent::FeedbackDisputed { reason, .. } => {
-            sqlx::query("update slots set status = 'disputed', dispute_reason = $2 where id = $1")
+            sqlx::query("update slots set status = $2, dispute_reason = $3 where id = $1")
                 .bind(slot)
+                .bind(SlotStatus::Disputed.as_str())
                 .bind(reason)
                 .execute(&mut *conn)
                 .await?;
@@ -211,27 +214,28 @@ async fn apply_slot(
             absent, contest_by, ..
         } => {
             sqlx::query(
-                "update slots set status = 'no_show_reported', no_show_of = $2, no_show_contest_by = $3 where id = $1",
+                "update slots set status = $2, no_show_of = $3, no_show_contest_by = $4 where id = $1",
             )
             .bind(slot)
+            .bind(SlotStatus::NoShowReported.as_str())
             .bind(absent)
             .bind(seconds(contest_by)?)
             .execute(&mut *conn)
             .await?;
         }
         SlotEvent::NoShowContested { reason, .. } => {
-            sqlx::query(
-                "update slots set status = 'no_show_contested', no_show_contest = $2 where id = $1",
-            )
-            .bind(slot)
-            .bind(reason)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("update slots set status = $2, no_show_contest = $3 where id = $1")
+                .bind(slot)
+                .bind(SlotStatus::NoShowContested.as_str())
+                .bind(reason)
+                .execute(&mut *conn)
+                .await?;
         }
         SlotEvent::NoShowConfirmed { .. } => status(conn, slot, SlotStatus::NoShow).await?,
         SlotEvent::NoShowResolved { absent, .. } => {
-            sqlx::query("update slots set status = 'no_show', no_show_of = $2 where id = $1")
+            sqlx::query("update slots set status = $2, no_show_of = $3 where id = $1")
                 .bind(slot)
+                .bind(SlotStatus::NoShow.as_str())
                 .bind(absent)
                 .execute(&mut *conn)
                 .await?;
@@ -251,17 +255,25 @@ async fn apply_points(
     let event = recorded.decode::<LedgerEvent>()?;
     let (balance, held) = event.deltas();
     let (kind, slot, amount, reason, at) = match &event {
-        LedgerEvent::PointsGranted { amount, reason, at } => {
-            ("granted", None, amount, Some(reason.as_str()), at)
+        LedgerEvent::PointsGranted { amount, reason, at } => (
+            PointsEntryKind::Granted,
+            None,
+            amount,
+            Some(reason.as_str()),
+            at,
+        ),
+        LedgerEvent::PointsHeld { slot, amount, at } => {
+            (PointsEntryKind::Held, Some(*slot), amount, None, at)
         }
-        LedgerEvent::PointsHeld { slot, amount, at } => ("held", Some(*slot), amount, None, at),
         LedgerEvent::PointsCaptured { slot, amount, at } => {
-            ("captured", Some(*slot), amount, None, at)
+            (PointsEntryKind::Captured, Some(*slot), amount, None, at)
         }
         LedgerEvent::PointsReleased { slot, amount, at } => {
-            ("released", Some(*slot), amount, None, at)
+            (PointsEntryKind::Released, Some(*slot), amount, None, at)
         }
-        LedgerEvent::PointsEarned { slot, amount, at } => ("earned", Some(*slot), amount, None, at),
+        LedgerEvent::PointsEarned { slot, amount, at } => {
+            (PointsEntryKind::Earned, Some(*slot), amount, None, at)
+        }
     };
     sqlx::query(
         "insert into entries (position, user_id, kind, slot_id, amount, balance_change, held_change, reason, at)
@@ -269,7 +281,7 @@ async fn apply_points(
     )
     .bind(recorded.position)
     .bind(user)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(slot)
     .bind(amount)
     .bind(balance)
@@ -278,7 +290,11 @@ async fn apply_points(
     .bind(seconds(*at)?)
     .execute(&mut *conn)
     .await?;
-    let earned = if kind == "earned" { *amount } else { 0 };
+    let earned = if kind == PointsEntryKind::Earned {
+        *amount
+    } else {
+        0
+    };
     sqlx::query(
         "insert into balances as b (user_id, balance, held, earned) values ($1, $2, $3, $4)
          on conflict (user_id) do update
@@ -296,18 +312,32 @@ async fn apply_points(
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// Decodes a text column holding a domain name with the enum's own `parse`: a name the domain does not know is a
+/// decode error, never a default.
+fn named<T>(
+    row: &PgRow,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let stored: &str = row.try_get(column)?;
+    parse(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown {column} {stored:?}").into(),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlotRow {
     pub id: Uuid,
     pub owner: Uuid,
-    pub owner_role: String,
+    pub owner_role: Role,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub minutes: i32,
     pub meeting_link: String,
     pub topic: String,
-    pub level: String,
-    pub status: String,
+    pub level: Level,
+    pub status: SlotStatus,
     pub booker: Option<Uuid>,
     pub interviewer: Option<Uuid>,
     pub interviewee: Option<Uuid>,
@@ -324,6 +354,37 @@ pub struct SlotRow {
     pub published_position: i64,
 }
 
+impl FromRow<'_, PgRow> for SlotRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            owner: row.try_get("owner")?,
+            owner_role: named(row, "owner_role", Role::parse)?,
+            starts_at: row.try_get("starts_at")?,
+            ends_at: row.try_get("ends_at")?,
+            minutes: row.try_get("minutes")?,
+            meeting_link: row.try_get("meeting_link")?,
+            topic: row.try_get("topic")?,
+            level: named(row, "level", |stored| Level::parse(stored).ok())?,
+            status: named(row, "status", SlotStatus::parse)?,
+            booker: row.try_get("booker")?,
+            interviewer: row.try_get("interviewer")?,
+            interviewee: row.try_get("interviewee")?,
+            booked_at: row.try_get("booked_at")?,
+            feedback_score: row.try_get("feedback_score")?,
+            feedback_text: row.try_get("feedback_text")?,
+            feedback_due: row.try_get("feedback_due")?,
+            accept_by: row.try_get("accept_by")?,
+            dispute_reason: row.try_get("dispute_reason")?,
+            no_show_of: row.try_get("no_show_of")?,
+            no_show_contest_by: row.try_get("no_show_contest_by")?,
+            no_show_contest: row.try_get("no_show_contest")?,
+            published_at: row.try_get("published_at")?,
+            published_position: row.try_get("published_position")?,
+        })
+    }
+}
+
 const SLOT_COLUMNS: &str = "id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level, status, \
                             booker, interviewer, interviewee, booked_at, feedback_score, feedback_text, \
                             feedback_due, accept_by, dispute_reason, no_show_of, no_show_contest_by, \
@@ -331,7 +392,7 @@ const SLOT_COLUMNS: &str = "id, owner, owner_role, starts_at, ends_at, minutes, 
 
 #[tracing::instrument(skip_all)]
 pub async fn slot(pool: &PgPool, id: Uuid) -> Result<Option<SlotRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "select {SLOT_COLUMNS} from interviews.slots where id = $1"
     )))
     .bind(id)
@@ -342,11 +403,11 @@ pub async fn slot(pool: &PgPool, id: Uuid) -> Result<Option<SlotRow>, sqlx::Erro
 /// What the board shows.
 #[derive(Debug, Clone, Default)]
 pub struct BoardFilter {
-    /// The role the viewer wants to take: slots whose owner takes the other one.
-    pub owner_role: Option<String>,
+    /// The role the owner takes (the viewer wants the other one).
+    pub owner_role: Option<Role>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub topic: Option<String>,
     /// Left out: the viewer's own slots.
     pub exclude_owner: Option<Uuid>,
@@ -362,9 +423,11 @@ pub async fn board(
     limit: i64,
 ) -> Result<Vec<SlotRow>, sqlx::Error> {
     let (after_start, after_position) = after.unzip();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    // the status is written into the statement, not bound, so the planner can use the partial index `slots_board`
+    let open = SlotStatus::Open.as_str();
+    sqlx::query_as(AssertSqlSafe(format!(
         "select {SLOT_COLUMNS} from interviews.slots
-          where status = 'open' and starts_at > $1
+          where status = '{open}' and starts_at > $1
             and ($2::text is null or owner_role = $2)
             and ($3::timestamptz is null or starts_at >= $3)
             and ($4::timestamptz is null or starts_at <= $4)
@@ -376,10 +439,10 @@ pub async fn board(
           limit $10"
     )))
     .bind(now)
-    .bind(filter.owner_role.as_deref())
+    .bind(filter.owner_role.map(Role::as_str))
     .bind(filter.from)
     .bind(filter.to)
-    .bind(filter.level.as_deref())
+    .bind(filter.level.map(Level::as_str))
     .bind(filter.topic.as_deref().map(str::trim))
     .bind(filter.exclude_owner)
     .bind(after_start)
@@ -392,9 +455,10 @@ pub async fn board(
 /// Slots whose no-show report is contested, waiting for an admin, oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn contested(pool: &PgPool) -> Result<Vec<SlotRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {SLOT_COLUMNS} from interviews.slots where status = 'no_show_contested' order by starts_at, id"
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {SLOT_COLUMNS} from interviews.slots where status = $1 order by starts_at, id"
     )))
+    .bind(SlotStatus::NoShowContested.as_str())
     .fetch_all(pool)
     .await
 }
@@ -402,7 +466,7 @@ pub async fn contested(pool: &PgPool) -> Result<Vec<SlotRow>, sqlx::Error> {
 /// `user`'s slots: published or booked, soonest first.
 #[tracing::instrument(skip_all)]
 pub async fn slots_of(pool: &PgPool, user: Uuid) -> Result<Vec<SlotRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(AssertSqlSafe(format!(
         "select {SLOT_COLUMNS} from interviews.slots where owner = $1 or booker = $1
           order by starts_at, published_position"
     )))
@@ -428,16 +492,31 @@ pub async fn balance(pool: &PgPool, user: Uuid) -> Result<BalanceRow, sqlx::Erro
     Ok(row.unwrap_or_default())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryRow {
     pub position: i64,
-    pub kind: String,
+    pub kind: PointsEntryKind,
     pub slot_id: Option<Uuid>,
     pub amount: i64,
     pub balance_change: i64,
     pub held_change: i64,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+impl FromRow<'_, PgRow> for EntryRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            position: row.try_get("position")?,
+            kind: named(row, "kind", PointsEntryKind::parse)?,
+            slot_id: row.try_get("slot_id")?,
+            amount: row.try_get("amount")?,
+            balance_change: row.try_get("balance_change")?,
+            held_change: row.try_get("held_change")?,
+            reason: row.try_get("reason")?,
+            at: row.try_get("at")?,
+        })
+    }
 }
 
 /// `user`'s ledger, newest first.

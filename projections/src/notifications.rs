@@ -2,20 +2,22 @@
 //! it. A notification's id comes from the event and the user (stable across rebuilds), so marks of "read" in
 //! users' inboxes still apply after a replay.
 //!
-//! Kinds: `track_started`, `track_joined`, `deadline_reminder`, `deadline_extended`, `reviews_assigned`,
-//! `review_received`, `assignment_unlocked` (cohort tracks); `slot_booked`, `booking_cancelled`,
-//! `interview_reminder`, `feedback_received`, `point_earned`, `feedback_disputed`, `no_show_reported`,
-//! `no_show_contested`, `no_show_resolved` (mock interviews).
+//! Kinds ([`NotificationKind`], stored by its `as_str`): `track_started`, `track_joined`, `deadline_reminder`,
+//! `deadline_extended`, `reviews_assigned`, `review_received`, `assignment_unlocked` (cohort tracks);
+//! `slot_booked`, `booking_cancelled`, `interview_reminder`, `feedback_received`, `point_earned`,
+//! `feedback_disputed`, `no_show_reported`, `no_show_contested`, `no_show_resolved` (mock interviews).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::inbox::InboxEvent;
 use domain::interviews::SlotEvent;
+use domain::notices::NotificationKind;
 use domain::tracks::TrackEvent;
 use eventlog::RecordedEvent;
 use serde::Serialize;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::{Projection, ProjectionError, seconds, stream_uuid};
@@ -50,24 +52,14 @@ const TRACK_TYPES: &[&str] = &[
     "AssignmentUnlocked",
 ];
 
+crate::read_model!(Notifications {
+    name: NAME,
+    version: 2,
+    events: [TRACK_TYPES, InboxEvent::TYPES, SlotEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Notifications {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        2
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = TRACK_TYPES
-            .iter()
-            .chain(InboxEvent::TYPES)
-            .chain(SlotEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "-- what notifications about a track need to say
@@ -95,6 +87,7 @@ impl Projection for Notifications {
              create table notifications (
                  id         uuid primary key,
                  user_id    uuid not null,
+                 -- domain::notices::NotificationKind::as_str
                  kind       text not null,
                  track_id   uuid,
                  slot_id    uuid,
@@ -150,7 +143,7 @@ async fn apply_inbox(
 /// Who is told what, from one track event.
 struct Notice {
     users: Vec<Uuid>,
-    kind: &'static str,
+    kind: NotificationKind,
     assignment: Option<u32>,
     title: String,
     body: String,
@@ -228,7 +221,7 @@ async fn apply_track(
     let notices: Vec<Notice> = match event {
         TrackEvent::LearnerEnrolled { participant, .. } if facts.started => vec![Notice {
             users: vec![participant],
-            kind: "track_joined",
+            kind: NotificationKind::TrackJoined,
             assignment: Some(0),
             title: format!("You joined «{}»", facts.title),
             body: format!(
@@ -249,7 +242,7 @@ async fn apply_track(
             ..
         } => vec![Notice {
             users: members(conn, track).await?,
-            kind: "track_started",
+            kind: NotificationKind::TrackStarted,
             assignment: Some(0),
             title: format!("«{}» has started", facts.title),
             body: format!(
@@ -265,7 +258,7 @@ async fn apply_track(
             ..
         } => vec![Notice {
             users: vec![participant],
-            kind: "deadline_reminder",
+            kind: NotificationKind::DeadlineReminder,
             assignment: Some(assignment),
             title: format!("{} is due soon", capital(&facts.assignment(assignment))),
             body: format!(
@@ -281,7 +274,7 @@ async fn apply_track(
             ..
         } => vec![Notice {
             users: members(conn, track).await?,
-            kind: "deadline_extended",
+            kind: NotificationKind::DeadlineExtended,
             assignment: Some(assignment),
             title: format!("More time for {}", facts.assignment(assignment)),
             body: format!(
@@ -305,7 +298,7 @@ async fn apply_track(
                     let count = allocation.owed_by(reviewer);
                     Notice {
                         users: vec![reviewer],
-                        kind: "reviews_assigned",
+                        kind: NotificationKind::ReviewsAssigned,
                         assignment: Some(assignment),
                         title: format!("{count} solution{} to review", if count == 1 { "" } else { "s" }),
                         body: format!(
@@ -322,7 +315,7 @@ async fn apply_track(
             assignment, author, ..
         } => vec![Notice {
             users: vec![author],
-            kind: "review_received",
+            kind: NotificationKind::ReviewReceived,
             assignment: Some(assignment),
             title: "You received a review".to_owned(),
             body: format!(
@@ -337,7 +330,7 @@ async fn apply_track(
             ..
         } => vec![Notice {
             users: vec![participant],
-            kind: "assignment_unlocked",
+            kind: NotificationKind::AssignmentUnlocked,
             assignment: Some(assignment),
             title: format!("{} is open to you", capital(&facts.assignment(assignment))),
             body: format!(
@@ -356,7 +349,7 @@ async fn apply_track(
             )
             .bind(notification_id(recorded.event_id, user))
             .bind(user)
-            .bind(notice.kind)
+            .bind(notice.kind.as_str())
             .bind(track)
             .bind(notice.assignment.map(|a| a as i32))
             .bind(&notice.title)
@@ -371,7 +364,7 @@ async fn apply_track(
 }
 
 /// One notification: to whom, of which kind, with what title and body.
-type SlotNotice = (Vec<Uuid>, &'static str, String, String);
+type SlotNotice = (Vec<Uuid>, NotificationKind, String, String);
 
 async fn apply_slot(
     conn: &mut PgConnection,
@@ -418,7 +411,7 @@ async fn apply_slot(
                 .await?;
             vec![(
                 vec![owner],
-                "slot_booked",
+                NotificationKind::SlotBooked,
                 "Your slot was booked".to_owned(),
                 format!("Someone booked your {what}."),
             )]
@@ -431,14 +424,14 @@ async fn apply_slot(
             let others = parties.iter().copied().filter(|p| p != by).collect();
             vec![(
                 others,
-                "booking_cancelled",
+                NotificationKind::BookingCancelled,
                 "An interview was cancelled".to_owned(),
                 format!("The {what} was cancelled by the other side."),
             )]
         }
         SlotEvent::InterviewReminderSent { hours_before, .. } => vec![(
             parties.clone(),
-            "interview_reminder",
+            NotificationKind::InterviewReminder,
             format!("Interview in {hours_before} h"),
             format!(
                 "Your {what} starts in {hours_before} hour{}.",
@@ -447,13 +440,13 @@ async fn apply_slot(
         )],
         SlotEvent::FeedbackGiven { score, .. } => vec![(
             interviewee.into_iter().collect(),
-            "feedback_received",
+            NotificationKind::FeedbackReceived,
             "Feedback on your interview".to_owned(),
             format!("Your interviewer scored the {what} {score}/5. Accept it or dispute it."),
         )],
         SlotEvent::FeedbackAccepted { auto, .. } => vec![(
             interviewer.into_iter().collect(),
-            "point_earned",
+            NotificationKind::PointEarned,
             "You earned a point".to_owned(),
             format!(
                 "Your feedback on the {what} was {}; you earned 1 point.",
@@ -466,7 +459,7 @@ async fn apply_slot(
         )],
         SlotEvent::FeedbackDisputed { .. } => vec![(
             interviewer.into_iter().collect(),
-            "feedback_disputed",
+            NotificationKind::FeedbackDisputed,
             "Your feedback was disputed".to_owned(),
             format!(
                 "The interviewee disputed your feedback on the {what}; admins can see why. You earned 1 point."
@@ -474,7 +467,7 @@ async fn apply_slot(
         )],
         SlotEvent::NoShowReported { absent, .. } => vec![(
             vec![*absent],
-            "no_show_reported",
+            NotificationKind::NoShowReported,
             "Reported as absent".to_owned(),
             format!(
                 "The other side reported that you did not show up to the {what}. If you were there, contest it \
@@ -483,13 +476,13 @@ async fn apply_slot(
         )],
         SlotEvent::NoShowContested { .. } => vec![(
             parties.clone(),
-            "no_show_contested",
+            NotificationKind::NoShowContested,
             "A no-show report is contested".to_owned(),
             format!("The report of a no-show at the {what} is contested; an admin will decide."),
         )],
         SlotEvent::NoShowResolved { absent, .. } => vec![(
             parties.clone(),
-            "no_show_resolved",
+            NotificationKind::NoShowResolved,
             "A contested no-show was decided".to_owned(),
             match absent {
                 Some(_) => format!(
@@ -510,7 +503,7 @@ async fn apply_slot(
             )
             .bind(notification_id(recorded.event_id, user))
             .bind(user)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(slot)
             .bind(&title)
             .bind(&body)
@@ -541,11 +534,11 @@ fn capital(text: &str) -> String {
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NotificationRow {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub kind: String,
+    pub kind: NotificationKind,
     pub track_id: Option<Uuid>,
     pub slot_id: Option<Uuid>,
     pub assignment: Option<i32>,
@@ -554,6 +547,29 @@ pub struct NotificationRow {
     pub created_at: DateTime<Utc>,
     pub position: i64,
     pub read_at: Option<DateTime<Utc>>,
+}
+
+impl FromRow<'_, PgRow> for NotificationRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let kind: &str = row.try_get("kind")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            // a kind the domain does not know is a decode error, never a default
+            kind: NotificationKind::parse(kind).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "kind".to_owned(),
+                source: format!("unknown notification kind {kind:?}").into(),
+            })?,
+            track_id: row.try_get("track_id")?,
+            slot_id: row.try_get("slot_id")?,
+            assignment: row.try_get("assignment")?,
+            title: row.try_get("title")?,
+            body: row.try_get("body")?,
+            created_at: row.try_get("created_at")?,
+            position: row.try_get("position")?,
+            read_at: row.try_get("read_at")?,
+        })
+    }
 }
 
 const COLUMNS: &str = "n.id, n.user_id, n.kind, n.track_id, n.slot_id, n.assignment, n.title, n.body, n.created_at, n.position, n.read_at";
@@ -636,4 +652,16 @@ pub async fn unread_ids(pool: &PgPool, user: Uuid, limit: i64) -> Result<Vec<Uui
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_track_events_it_reads_are_track_events() {
+        for event_type in TRACK_TYPES {
+            assert!(TrackEvent::TYPES.contains(event_type), "{event_type}");
+        }
+    }
 }

@@ -17,21 +17,14 @@ pub const NAME: &str = "tracks";
 #[derive(Debug, Default)]
 pub struct Tracks;
 
+crate::read_model!(Tracks {
+    name: NAME,
+    version: 1,
+    events: [TrackEvent::TYPES, DiaryEvent::TYPES]
+});
+
 #[async_trait]
 impl Projection for Tracks {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn version(&self) -> i32 {
-        1
-    }
-
-    fn event_types(&self) -> Option<Vec<String>> {
-        let types = TrackEvent::TYPES.iter().chain(DiaryEvent::TYPES);
-        Some(types.map(|t| (*t).to_owned()).collect())
-    }
-
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
             "create table tracks (

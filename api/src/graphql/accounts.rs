@@ -14,28 +14,10 @@ use crate::error::ApiError;
 
 /// A user's role.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "Role")]
+#[graphql(name = "Role", remote = "domain::identity::Role")]
 pub enum RoleValue {
     User,
     Admin,
-}
-
-impl From<Role> for RoleValue {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::User => RoleValue::User,
-            Role::Admin => RoleValue::Admin,
-        }
-    }
-}
-
-impl From<RoleValue> for Role {
-    fn from(role: RoleValue) -> Self {
-        match role {
-            RoleValue::User => Role::User,
-            RoleValue::Admin => Role::Admin,
-        }
-    }
 }
 
 /// A user as the `accounts` read model has them.

@@ -256,7 +256,7 @@ impl CarValue {
 }
 
 #[derive(SimpleObject, Debug)]
-pub struct PricePointValue {
+pub struct PricePoint {
     pub at: DateTime<Utc>,
     pub body_price_yen: Option<i64>,
     pub total_price_yen: Option<i64>,
@@ -274,7 +274,7 @@ pub enum CarChangeValue {
 
 /// One thing that happened to a listing.
 #[derive(SimpleObject, Debug)]
-pub struct TimelineEntryValue {
+pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub kind: CarChangeValue,
     /// Listed: `{prices, details}`; price changed: `{old, new}`; details changed: the changed fields with their
@@ -287,10 +287,7 @@ pub struct TimelineEntryValue {
 #[ComplexObject]
 impl CarValue {
     /// Prices over time, oldest first (one point when listed, one per change).
-    async fn price_history(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<PricePointValue>> {
+    async fn price_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PricePoint>> {
         let points = match &self.prefetched_prices {
             Some(points) => points.clone(),
             None => model::price_history(&services(ctx).pool, self.id)
@@ -299,7 +296,7 @@ impl CarValue {
         };
         Ok(points
             .into_iter()
-            .map(|p| PricePointValue {
+            .map(|p| PricePoint {
                 at: p.at,
                 body_price_yen: p.body_price_yen,
                 total_price_yen: p.total_price_yen,
@@ -308,7 +305,7 @@ impl CarValue {
     }
 
     /// What happened to the listing, oldest first.
-    async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryValue>> {
+    async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntry>> {
         let entries = match &self.prefetched_timeline {
             Some(entries) => entries.clone(),
             None => model::timeline_of(&services(ctx).pool, self.id)
@@ -317,7 +314,7 @@ impl CarValue {
         };
         Ok(entries
             .into_iter()
-            .map(|e| TimelineEntryValue {
+            .map(|e| TimelineEntry {
                 at: e.at,
                 kind: match e.kind.as_str() {
                     "listed" => CarChangeValue::Listed,
@@ -342,7 +339,7 @@ pub struct MakeCount {
 /// A scraper run, for auditing.
 #[derive(SimpleObject, Debug)]
 #[graphql(complex)]
-pub struct ScrapeRunValue {
+pub struct ScrapeRun {
     pub id: Uuid,
     pub started_at: DateTime<Utc>,
     pub start_urls: Vec<String>,
@@ -362,7 +359,7 @@ pub struct ScrapeRunValue {
     pub layout_changes: i32,
 }
 
-impl From<RunRow> for ScrapeRunValue {
+impl From<RunRow> for ScrapeRun {
     fn from(row: RunRow) -> Self {
         Self {
             id: row.run_id,
@@ -402,7 +399,7 @@ pub struct ScrapeProblem {
 }
 
 #[ComplexObject]
-impl ScrapeRunValue {
+impl ScrapeRun {
     /// The list pages the run read, in order, with the listing ids each showed.
     async fn scraped_pages(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ScrapedPage>> {
         let pages = model::run_pages(&services(ctx).pool, self.id)
@@ -596,7 +593,7 @@ impl CarsQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, ScrapeRunValue>> {
+    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, ScrapeRun>> {
         use async_graphql::connection::CursorType;
         let limit = page_size(first)?;
         let before = after
@@ -613,12 +610,10 @@ impl CarsQuery {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let mut connection = Connection::new(before.is_some(), more);
-        connection.edges.extend(rows.into_iter().map(|row| {
-            Edge::new(
-                OpaqueCursor(row.started_position),
-                ScrapeRunValue::from(row),
-            )
-        }));
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(OpaqueCursor(row.started_position), ScrapeRun::from(row))),
+        );
         Ok(connection)
     }
 
@@ -629,12 +624,12 @@ impl CarsQuery {
         ctx: &Context<'_>,
         id: Uuid,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Option<ScrapeRunValue>> {
+    ) -> async_graphql::Result<Option<ScrapeRun>> {
         read_after(ctx, min_position, &[model::NAME]).await?;
         let row = model::run(&services(ctx).pool, id)
             .await
             .map_err(ApiError::from)?;
-        Ok(row.map(ScrapeRunValue::from))
+        Ok(row.map(ScrapeRun::from))
     }
 }
 

@@ -5,7 +5,6 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use commands::interviews::{InterviewResult, Interviews, PublishSlot, SlotChanged};
 use domain::interviews::Role;
-use domain::trainer::Level;
 use projections::interviews::{self as model, BoardFilter, SlotRow};
 use uuid::Uuid;
 
@@ -17,26 +16,54 @@ use super::{
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::interviews::Role")]
 pub enum InterviewRole {
     Interviewer,
     Interviewee,
 }
 
-impl From<InterviewRole> for Role {
-    fn from(role: InterviewRole) -> Self {
-        match role {
-            InterviewRole::Interviewer => Role::Interviewer,
-            InterviewRole::Interviewee => Role::Interviewee,
-        }
-    }
+/// Where a slot is in its life.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::interviews::SlotStatus")]
+pub enum SlotStatus {
+    /// On the board.
+    Open,
+    /// Its publisher took it off the board (or cancelled its booking).
+    Withdrawn,
+    /// Booked, not over yet.
+    Booked,
+    /// Over: the interviewer's feedback is due.
+    AwaitingFeedback,
+    /// The interviewee may accept or dispute the feedback.
+    FeedbackGiven,
+    /// The interviewee accepted the feedback (or did not answer it in time).
+    Accepted,
+    /// The interviewee disputed the feedback.
+    Disputed,
+    /// Reported absent; settles unless contested in time.
+    NoShowReported,
+    /// The report is contested; an admin decides.
+    NoShowContested,
+    /// A no-show report settled (confirmed or resolved).
+    NoShow,
+    /// No feedback came in its window: the interviewee's points were refunded.
+    FeedbackExpired,
 }
 
-fn role_of(raw: &str) -> InterviewRole {
-    if raw == "interviewee" {
-        InterviewRole::Interviewee
-    } else {
-        InterviewRole::Interviewer
-    }
+/// The kind of a points ledger entry.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::interviews::PointsEntryKind")]
+pub enum PointsEntryKind {
+    /// Points granted, with a reason (the sign-up points).
+    Granted,
+    /// Points held for a booked interview.
+    Held,
+    /// Held points paid: the interview took place, or the interviewee did not show up.
+    Captured,
+    /// Held points refunded.
+    Released,
+    /// A point earned as interviewer.
+    Earned,
 }
 
 #[derive(InputObject, Debug)]
@@ -62,7 +89,7 @@ pub struct Feedback {
 
 /// A slot as the viewer may see it: the meeting link and the feedback only for its two sides.
 #[derive(SimpleObject, Debug)]
-pub struct SlotValue {
+pub struct Slot {
     pub id: Uuid,
     /// The role the publisher takes (the booker takes the other).
     pub owner_role: InterviewRole,
@@ -71,9 +98,7 @@ pub struct SlotValue {
     pub minutes: i32,
     pub topic: String,
     pub level: LevelValue,
-    /// open, withdrawn, booked, awaiting_feedback, feedback_given, accepted, disputed, no_show or
-    /// feedback_expired.
-    pub status: String,
+    pub status: SlotStatus,
     /// Your role in it, when you are one of its sides.
     pub my_role: Option<InterviewRole>,
     pub meeting_link: Option<String>,
@@ -89,7 +114,7 @@ pub struct SlotValue {
     pub published_at: DateTime<Utc>,
 }
 
-impl SlotValue {
+impl Slot {
     /// The slot as `viewer` sees it; an admin (`privileged`) sees what its two sides see.
     fn of(row: SlotRow, viewer: Uuid) -> Self {
         Self::seen_by(row, viewer, false)
@@ -101,7 +126,7 @@ impl SlotValue {
         } else if row.interviewee == Some(viewer) {
             Some(InterviewRole::Interviewee)
         } else if row.owner == viewer {
-            Some(role_of(&row.owner_role))
+            Some(row.owner_role.into())
         } else {
             None
         };
@@ -117,13 +142,13 @@ impl SlotValue {
         });
         Self {
             id: row.id,
-            owner_role: role_of(&row.owner_role),
+            owner_role: row.owner_role.into(),
             start: row.starts_at,
             end: row.ends_at,
             minutes: row.minutes,
             topic: row.topic,
-            level: Level::parse(&row.level).map_or(LevelValue::Junior, LevelValue::from),
-            status: row.status,
+            level: row.level.into(),
+            status: row.status.into(),
             my_role,
             meeting_link: party.then_some(row.meeting_link),
             feedback: match (party, row.feedback_score, row.feedback_text) {
@@ -145,8 +170,7 @@ impl SlotValue {
 
 #[derive(SimpleObject, Debug)]
 pub struct PointsEntry {
-    /// granted, held, captured, released or earned.
-    pub kind: String,
+    pub kind: PointsEntryKind,
     pub slot_id: Option<Uuid>,
     pub amount: i64,
     pub balance_change: i64,
@@ -191,16 +215,16 @@ impl InterviewsQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Connection<OpaqueCursor<(DateTime<Utc>, i64)>, SlotValue>> {
+    ) -> async_graphql::Result<Connection<OpaqueCursor<(DateTime<Utc>, i64)>, Slot>> {
         let user = viewer(ctx).require_user()?;
         let limit = page_size(first)?;
         let after = cursor::<OpaqueCursor<(DateTime<Utc>, i64)>>(after)?.map(|c| c.0);
         read_after(ctx, min_position, &[model::NAME]).await?;
         let filter = BoardFilter {
-            owner_role: role_wanted.map(|r| Role::from(r).other().as_str().to_owned()),
+            owner_role: role_wanted.map(|r| Role::from(r).other()),
             from,
             to,
-            level: level.map(|l| Level::from(l).as_str().to_owned()),
+            level: level.map(Into::into),
             topic,
             exclude_owner: Some(user),
         };
@@ -213,7 +237,7 @@ impl InterviewsQuery {
         connection.edges.extend(rows.into_iter().map(|row| {
             Edge::new(
                 OpaqueCursor((row.starts_at, row.published_position)),
-                SlotValue::of(row, user),
+                Slot::of(row, user),
             )
         }));
         Ok(connection)
@@ -225,16 +249,13 @@ impl InterviewsQuery {
         &self,
         ctx: &Context<'_>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Vec<SlotValue>> {
+    ) -> async_graphql::Result<Vec<Slot>> {
         let user = viewer(ctx).require_user()?;
         read_after(ctx, min_position, &[model::NAME]).await?;
         let rows = model::slots_of(&services(ctx).pool, user)
             .await
             .map_err(ApiError::from)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| SlotValue::of(row, user))
-            .collect())
+        Ok(rows.into_iter().map(|row| Slot::of(row, user)).collect())
     }
 
     /// One slot.
@@ -244,13 +265,13 @@ impl InterviewsQuery {
         ctx: &Context<'_>,
         id: Uuid,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Option<SlotValue>> {
+    ) -> async_graphql::Result<Option<Slot>> {
         let user = viewer(ctx).require_user()?;
         read_after(ctx, min_position, &[model::NAME]).await?;
         let row = model::slot(&services(ctx).pool, id)
             .await
             .map_err(ApiError::from)?;
-        Ok(row.map(|row| SlotValue::of(row, user)))
+        Ok(row.map(|row| Slot::of(row, user)))
     }
 
     /// Interviews whose no-show report is contested, waiting for an admin's decision.
@@ -259,7 +280,7 @@ impl InterviewsQuery {
         &self,
         ctx: &Context<'_>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Vec<SlotValue>> {
+    ) -> async_graphql::Result<Vec<Slot>> {
         let me = viewer(ctx).require_admin()?;
         read_after(ctx, min_position, &[model::NAME]).await?;
         let rows = model::contested(&services(ctx).pool)
@@ -267,7 +288,7 @@ impl InterviewsQuery {
             .map_err(ApiError::from)?;
         Ok(rows
             .into_iter()
-            .map(|row| SlotValue::seen_by(row, me, true))
+            .map(|row| Slot::seen_by(row, me, true))
             .collect())
     }
 
@@ -294,7 +315,7 @@ impl InterviewsQuery {
             history: entries
                 .into_iter()
                 .map(|e| PointsEntry {
-                    kind: e.kind,
+                    kind: e.kind.into(),
                     slot_id: e.slot_id,
                     amount: e.amount,
                     balance_change: e.balance_change,
@@ -468,4 +489,29 @@ fn done(changed: InterviewResult<SlotChanged>) -> async_graphql::Result<Mutation
     Ok(MutationResult {
         position: changed.position,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::EnumType;
+
+    use super::{InterviewRole, PointsEntryKind, SlotStatus};
+
+    /// A mirror converts exhaustively both ways, so it has exactly the domain enum's variants: as many items as
+    /// the domain's `ALL` lists means `ALL` (and so `parse`) misses none.
+    #[test]
+    fn the_domain_lists_every_variant_the_schema_shows() {
+        assert_eq!(
+            <SlotStatus as EnumType>::items().len(),
+            domain::interviews::SlotStatus::ALL.len()
+        );
+        assert_eq!(
+            <PointsEntryKind as EnumType>::items().len(),
+            domain::interviews::PointsEntryKind::ALL.len()
+        );
+        assert_eq!(
+            <InterviewRole as EnumType>::items().len(),
+            domain::interviews::Role::ALL.len()
+        );
+    }
 }

@@ -3,24 +3,60 @@
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
-use async_graphql::{Context, Object, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use commands::inbox::Selection;
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
-use projections::Projection;
+use projections::ReadModel;
 use projections::notifications::{self as model, NotificationRow, Notifications};
 use uuid::Uuid;
 
 use super::{Services, SignedIn, cursor, page_size, read_after, request, services, viewer};
 use crate::error::ApiError;
 
+/// Why you were notified.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::notices::NotificationKind")]
+pub enum NotificationKind {
+    /// A track you are enrolled in started: its first assignment is open.
+    TrackStarted,
+    /// You joined a running track.
+    TrackJoined,
+    /// The assignment you have no solution for yet is due soon (at 80 % of its time).
+    DeadlineReminder,
+    /// An assignment's deadline moved later.
+    DeadlineExtended,
+    /// Solutions were allocated to you for review.
+    ReviewsAssigned,
+    /// A peer reviewed your solution.
+    ReviewReceived,
+    /// You gave the reviews you owed: the open assignment is open to you.
+    AssignmentUnlocked,
+    /// Someone booked your slot.
+    SlotBooked,
+    /// The other side cancelled an interview.
+    BookingCancelled,
+    /// An interview starts soon.
+    InterviewReminder,
+    /// Your interviewer gave feedback.
+    FeedbackReceived,
+    /// Your feedback was accepted: you earned a point.
+    PointEarned,
+    /// The interviewee disputed your feedback.
+    FeedbackDisputed,
+    /// You were reported absent.
+    NoShowReported,
+    /// A no-show report on your interview is contested.
+    NoShowContested,
+    /// An admin decided a contested no-show.
+    NoShowResolved,
+}
+
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Notification {
     pub id: Uuid,
-    /// track_started, track_joined, deadline_reminder, deadline_extended, reviews_assigned, review_received or
-    /// assignment_unlocked.
-    pub kind: String,
+    pub kind: NotificationKind,
     pub track_id: Option<Uuid>,
     /// The assignment's number, when it is about one.
     pub assignment: Option<i32>,
@@ -37,7 +73,7 @@ impl From<NotificationRow> for Notification {
     fn from(row: NotificationRow) -> Self {
         Self {
             id: row.id,
-            kind: row.kind,
+            kind: row.kind.into(),
             track_id: row.track_id,
             assignment: row.assignment.map(|i| i + 1),
             title: row.title,
@@ -192,5 +228,22 @@ impl NotificationsSubscription {
             }
         });
         Ok(batches.flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::EnumType;
+
+    use super::NotificationKind;
+
+    /// The mirror converts exhaustively both ways, so it has exactly the domain's kinds: as many items as
+    /// `NotificationKind::ALL` lists means `ALL` (and so `parse`) misses none.
+    #[test]
+    fn the_domain_lists_every_kind_the_schema_shows() {
+        assert_eq!(
+            <NotificationKind as EnumType>::items().len(),
+            domain::notices::NotificationKind::ALL.len()
+        );
     }
 }

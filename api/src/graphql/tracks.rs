@@ -53,7 +53,7 @@ pub enum AssignmentState {
 
 /// A review criterion and its range of scores.
 #[derive(SimpleObject, InputObject, Debug, Clone)]
-#[graphql(input_name = "CriterionInput")]
+#[graphql(name = "Criterion", input_name = "CriterionInput")]
 pub struct CriterionValue {
     pub name: String,
     #[graphql(default)]
@@ -131,7 +131,7 @@ impl From<CreateTrackInput> for NewTrack {
 /// A track of the catalogue.
 #[derive(SimpleObject, Debug)]
 #[graphql(complex)]
-pub struct TrackValue {
+pub struct Track {
     pub id: Uuid,
     pub title: String,
     pub description: String,
@@ -148,7 +148,7 @@ pub struct TrackValue {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-impl From<TrackRow> for TrackValue {
+impl From<TrackRow> for Track {
     fn from(row: TrackRow) -> Self {
         Self {
             id: row.id,
@@ -174,13 +174,13 @@ impl From<TrackRow> for TrackValue {
 }
 
 #[ComplexObject]
-impl TrackValue {
+impl Track {
     /// Every assignment, in order, with its window once opened.
-    async fn assignments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AssignmentValue>> {
+    async fn assignments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Assignment>> {
         let rows = model::assignments(&services(ctx).pool, self.id)
             .await
             .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(AssignmentValue::from).collect())
+        Ok(rows.into_iter().map(Assignment::from).collect())
     }
 
     /// Your place in this track (null when you are not enrolled).
@@ -207,7 +207,7 @@ impl TrackValue {
 }
 
 #[derive(SimpleObject, Debug)]
-pub struct AssignmentValue {
+pub struct Assignment {
     /// 1 for the first assignment.
     pub number: i32,
     pub title: String,
@@ -222,7 +222,7 @@ pub struct AssignmentValue {
     pub review_mode: Option<String>,
 }
 
-impl From<model::AssignmentRow> for AssignmentValue {
+impl From<model::AssignmentRow> for Assignment {
     fn from(row: model::AssignmentRow) -> Self {
         let state = match (row.opened_at, row.closed_at) {
             (_, Some(_)) => AssignmentState::Closed,
@@ -306,7 +306,7 @@ pub struct ReviewTask {
 }
 
 #[derive(SimpleObject, InputObject, Debug, Clone)]
-#[graphql(input_name = "ScoreInput")]
+#[graphql(name = "Score", input_name = "ScoreInput")]
 pub struct ScoreValue {
     pub criterion: String,
     pub score: i32,
@@ -381,7 +381,7 @@ impl TracksQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, TrackValue>> {
+    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, Track>> {
         let filter = TrackFilter {
             status: status.map(|s| s.as_str().to_owned()),
             search,
@@ -396,12 +396,12 @@ impl TracksQuery {
         ctx: &Context<'_>,
         id: Uuid,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Option<TrackValue>> {
+    ) -> async_graphql::Result<Option<Track>> {
         read_after(ctx, min_position, &[model::NAME]).await?;
         let row = model::track(&services(ctx).pool, id)
             .await
             .map_err(ApiError::from)?;
-        Ok(row.map(TrackValue::from))
+        Ok(row.map(Track::from))
     }
 
     /// The tracks you are enrolled in.
@@ -412,7 +412,7 @@ impl TracksQuery {
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, TrackValue>> {
+    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, Track>> {
         let filter = TrackFilter {
             participant: Some(viewer(ctx).require_user()?),
             ..TrackFilter::default()
@@ -559,7 +559,7 @@ async fn track_page(
     first: i32,
     after: Option<String>,
     min_position: Option<i64>,
-) -> async_graphql::Result<Connection<OpaqueCursor<i64>, TrackValue>> {
+) -> async_graphql::Result<Connection<OpaqueCursor<i64>, Track>> {
     let limit = page_size(first)?;
     let after = cursor::<OpaqueCursor<i64>>(after)?.map(|c| c.0);
     read_after(ctx, min_position, &[model::NAME]).await?;
@@ -571,7 +571,7 @@ async fn track_page(
     let mut connection = Connection::new(after.is_some(), has_next);
     connection.edges.extend(
         rows.into_iter()
-            .map(|row| Edge::new(OpaqueCursor(row.created_position), TrackValue::from(row))),
+            .map(|row| Edge::new(OpaqueCursor(row.created_position), Track::from(row))),
     );
     Ok(connection)
 }

@@ -14,31 +14,11 @@ use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, request, 
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "Level")]
+#[graphql(name = "Level", remote = "domain::trainer::Level")]
 pub enum LevelValue {
     Junior,
     Middle,
     Senior,
-}
-
-impl From<LevelValue> for Level {
-    fn from(level: LevelValue) -> Self {
-        match level {
-            LevelValue::Junior => Level::Junior,
-            LevelValue::Middle => Level::Middle,
-            LevelValue::Senior => Level::Senior,
-        }
-    }
-}
-
-impl From<Level> for LevelValue {
-    fn from(level: Level) -> Self {
-        match level {
-            Level::Junior => LevelValue::Junior,
-            Level::Middle => LevelValue::Middle,
-            Level::Senior => LevelValue::Senior,
-        }
-    }
 }
 
 fn level_of(raw: &str) -> LevelValue {
@@ -46,21 +26,11 @@ fn level_of(raw: &str) -> LevelValue {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "Verdict")]
+#[graphql(name = "Verdict", remote = "domain::trainer::Verdict")]
 pub enum VerdictValue {
     Correct,
     Partial,
     Incorrect,
-}
-
-impl From<domain::trainer::Verdict> for VerdictValue {
-    fn from(verdict: domain::trainer::Verdict) -> Self {
-        match verdict {
-            domain::trainer::Verdict::Correct => VerdictValue::Correct,
-            domain::trainer::Verdict::Partial => VerdictValue::Partial,
-            domain::trainer::Verdict::Incorrect => VerdictValue::Incorrect,
-        }
-    }
 }
 
 /// A question as a trainee sees it: without the answer.
@@ -73,7 +43,7 @@ pub struct QuestionCard {
 }
 
 #[derive(SimpleObject, InputObject, Debug, Clone)]
-#[graphql(input_name = "KeyPointInput")]
+#[graphql(name = "KeyPoint", input_name = "KeyPointInput")]
 pub struct KeyPointValue {
     pub concept: String,
     #[graphql(default)]
@@ -173,7 +143,7 @@ pub struct AnswerResult {
 }
 
 #[derive(SimpleObject, Debug)]
-pub struct LevelStatsValue {
+pub struct LevelStats {
     pub level: LevelValue,
     pub answered: i32,
     pub correct: i32,
@@ -184,7 +154,7 @@ pub struct LevelStatsValue {
     pub last_activity: DateTime<Utc>,
 }
 
-impl From<model::LevelStats> for LevelStatsValue {
+impl From<model::LevelStats> for LevelStats {
     fn from(stats: model::LevelStats) -> Self {
         Self {
             level: level_of(&stats.level),
@@ -203,7 +173,7 @@ pub struct UserStats {
     pub username: Option<String>,
     pub email: Option<String>,
     #[graphql(flatten)]
-    pub stats: LevelStatsValue,
+    pub stats: LevelStats,
 }
 
 #[derive(Default)]
@@ -242,14 +212,14 @@ impl TrainerQuery {
         ctx: &Context<'_>,
         level: Option<LevelValue>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Vec<LevelStatsValue>> {
+    ) -> async_graphql::Result<Vec<LevelStats>> {
         let user = viewer(ctx).require_user()?;
         read_after(ctx, min_position, &[model::NAME]).await?;
         let level = level.map(|l| Level::from(l).as_str());
         let rows = model::stats(&services(ctx).pool, user, level)
             .await
             .map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(LevelStatsValue::from).collect())
+        Ok(rows.into_iter().map(LevelStats::from).collect())
     }
 
     /// The question bank, in the order questions were added.

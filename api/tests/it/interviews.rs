@@ -145,7 +145,7 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
         )
         .await,
     );
-    assert_eq!(mine["mySlots"][0]["status"], "booked");
+    assert_eq!(mine["mySlots"][0]["status"], "BOOKED");
     assert_eq!(mine["mySlots"][0]["myRole"], "INTERVIEWEE");
     assert_eq!(
         mine["mySlots"][0]["meetingLink"],
@@ -188,7 +188,7 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["captured", "held", "granted"]);
+    assert_eq!(kinds, ["CAPTURED", "HELD", "GRANTED"]);
     let ann_points = data(app.gql(POINTS, json!({ "p": position }), Some(&ann)).await);
     assert_eq!(
         (
@@ -212,19 +212,19 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
     assert_eq!(
         kinds(&ann_seen),
         [
-            "point_earned",
-            "interview_reminder",
-            "interview_reminder",
-            "slot_booked"
+            "POINT_EARNED",
+            "INTERVIEW_REMINDER",
+            "INTERVIEW_REMINDER",
+            "SLOT_BOOKED"
         ]
     );
     let bob_seen = data(app.gql(list, json!({ "p": position }), Some(&bob)).await);
     assert_eq!(
         kinds(&bob_seen),
         [
-            "feedback_received",
-            "interview_reminder",
-            "interview_reminder"
+            "FEEDBACK_RECEIVED",
+            "INTERVIEW_REMINDER",
+            "INTERVIEW_REMINDER"
         ]
     );
 
@@ -245,6 +245,33 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
             .unwrap();
         assert_eq!(snapshot(&app, name).await, before, "{name} rebuilt differs");
     }
+}
+
+#[tokio::test]
+async fn a_stored_status_or_kind_the_domain_does_not_know_is_an_error_never_a_default() {
+    let (app, _clock) = app(3).await;
+    let (_, ann) = app.user("ann").await;
+    let (slot, position) = publish(&app, &ann, "INTERVIEWER", NOW + 48 * HOUR, "Rust").await;
+    let status = "query($s: UUID!, $p: Int) { slot(id: $s, minPosition: $p) { status } }";
+    let vars = json!({ "s": slot, "p": position });
+    let seen = data(app.gql(status, vars.clone(), Some(&ann)).await);
+    assert_eq!(seen["slot"]["status"], "OPEN");
+    let points = data(app.gql(POINTS, json!({ "p": position }), Some(&ann)).await);
+    assert_eq!(points["myPoints"]["history"][0]["kind"], "GRANTED");
+
+    let pool = &app.state.services.pool;
+    sqlx::query("update interviews.slots set status = 'lost'")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("update interviews.entries set kind = 'gifted'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let unknown = app.gql(status, vars, Some(&ann)).await;
+    assert_eq!(code(&unknown), "INTERNAL", "{unknown}");
+    let unknown = app.gql(POINTS, json!({ "p": position }), Some(&ann)).await;
+    assert_eq!(code(&unknown), "INTERNAL", "{unknown}");
 }
 
 /// Every row of every table in `schema`, as JSON, in a stable order.
@@ -313,7 +340,7 @@ async fn unanswered_feedback_is_accepted_for_the_interviewee_and_a_missing_one_r
     );
     assert_eq!(
         statuses["mySlots"],
-        json!([{ "status": "accepted" }, { "status": "feedback_expired" }])
+        json!([{ "status": "ACCEPTED" }, { "status": "FEEDBACK_EXPIRED" }])
     );
 }
 
@@ -466,7 +493,7 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
             app.gql(status, json!({ "s": slot, "p": position }), Some(&ann))
                 .await
         )["slot"]["status"],
-        "open"
+        "OPEN"
     );
     // booked again; past the cut-off nobody cancels
     data(app.gql(BOOK, json!({ "s": slot }), Some(&bob)).await);
@@ -497,7 +524,7 @@ async fn cancelling_before_the_cutoff_refunds_and_a_no_show_of_the_interviewer_r
             app.gql(status, json!({ "s": slot, "p": head }), Some(&ann))
                 .await
         )["slot"]["status"],
-        "no_show"
+        "NO_SHOW"
     );
     // nothing is due for it any more: the worker does nothing
     let pass = worker_pass(&app, &clock).await;

@@ -113,7 +113,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         assert_eq!(enrolled["enroll"]["started"], n == 4, "{name}");
     }
     let started = pushed(&mut dan_socket).await;
-    assert_eq!(started["kind"], "track_started");
+    assert_eq!(started["kind"], "TRACK_STARTED");
     assert_eq!(started["assignment"], 1);
     let view = data(
         app.gql(
@@ -191,7 +191,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
     // 80 % of the time: dan, who has not submitted, is reminded
     clock.set(at(T0 + 8 * HOUR));
     let reminder = pushed(&mut dan_socket).await;
-    assert_eq!(reminder["kind"], "deadline_reminder");
+    assert_eq!(reminder["kind"], "DEADLINE_REMINDER");
     assert!(
         reminder["body"]
             .as_str()
@@ -215,7 +215,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
     let unlocked = pushed(&mut dan_socket).await;
     assert_eq!(
         (unlocked["kind"].as_str(), unlocked["assignment"].as_i64()),
-        (Some("assignment_unlocked"), Some(2))
+        (Some("ASSIGNMENT_UNLOCKED"), Some(2))
     );
     let closed_at = unlocked["position"].as_i64().unwrap();
     stop_worker.send(true).unwrap();
@@ -464,7 +464,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         .collect();
     assert_eq!(
         kinds,
-        ["assignment_unlocked", "deadline_reminder", "track_started"]
+        ["ASSIGNMENT_UNLOCKED", "DEADLINE_REMINDER", "TRACK_STARTED"]
     );
     assert_eq!(mine["unreadNotificationCount"], 3);
     let marked = data(

@@ -158,6 +158,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 2] = [Role::Interviewer, Role::Interviewee];
+
     pub fn other(self) -> Role {
         match self {
             Role::Interviewer => Role::Interviewee,
@@ -170,6 +172,11 @@ impl Role {
             Role::Interviewer => "interviewer",
             Role::Interviewee => "interviewee",
         }
+    }
+
+    /// The role [`Role::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == stored)
     }
 }
 
@@ -526,6 +533,21 @@ pub enum SlotStatus {
 }
 
 impl SlotStatus {
+    pub const ALL: [SlotStatus; 11] = [
+        SlotStatus::Open,
+        SlotStatus::Withdrawn,
+        SlotStatus::Booked,
+        SlotStatus::AwaitingFeedback,
+        SlotStatus::FeedbackGiven,
+        SlotStatus::Accepted,
+        SlotStatus::Disputed,
+        SlotStatus::NoShowReported,
+        SlotStatus::NoShowContested,
+        SlotStatus::NoShow,
+        SlotStatus::FeedbackExpired,
+    ];
+
+    /// The stable name of the status (the `interviews` read model stores it).
     pub fn as_str(self) -> &'static str {
         match self {
             SlotStatus::Open => "open",
@@ -540,6 +562,13 @@ impl SlotStatus {
             SlotStatus::NoShow => "no_show",
             SlotStatus::FeedbackExpired => "feedback_expired",
         }
+    }
+
+    /// The status [`SlotStatus::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == stored)
     }
 }
 
@@ -1401,6 +1430,48 @@ pub enum LedgerCommand {
         amount: i64,
         at: i64,
     },
+}
+
+/// The kind of a points ledger entry: one per [`LedgerEvent`]. Stored by [`PointsEntryKind::as_str`] in the
+/// `interviews` read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointsEntryKind {
+    /// Points granted, with a reason (the sign-up points).
+    Granted,
+    /// Points held for a booked interview.
+    Held,
+    /// Held points paid: the interview took place, or the interviewee did not show up.
+    Captured,
+    /// Held points refunded.
+    Released,
+    /// A point earned as interviewer.
+    Earned,
+}
+
+impl PointsEntryKind {
+    pub const ALL: [PointsEntryKind; 5] = [
+        PointsEntryKind::Granted,
+        PointsEntryKind::Held,
+        PointsEntryKind::Captured,
+        PointsEntryKind::Released,
+        PointsEntryKind::Earned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointsEntryKind::Granted => "granted",
+            PointsEntryKind::Held => "held",
+            PointsEntryKind::Captured => "captured",
+            PointsEntryKind::Released => "released",
+            PointsEntryKind::Earned => "earned",
+        }
+    }
+
+    /// The kind [`PointsEntryKind::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == stored)
+    }
 }
 
 /// Each entry moves points between "available" (the balance) and "held".
