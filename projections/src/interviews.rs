@@ -11,7 +11,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
 
 pub const NAME: &str = "interviews";
 
@@ -311,20 +311,6 @@ async fn apply_points(
 
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
-
-/// Decodes a text column holding a domain name with the enum's own `parse`: a name the domain does not know is a
-/// decode error, never a default.
-fn named<T>(
-    row: &PgRow,
-    column: &str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<T, sqlx::Error> {
-    let stored: &str = row.try_get(column)?;
-    parse(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("unknown {column} {stored:?}").into(),
-    })
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SlotRow {

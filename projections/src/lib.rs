@@ -141,6 +141,20 @@ macro_rules! read_model {
     };
 }
 
+/// Decodes a text column holding a domain name with the enum's own `parse`: a name the domain does not know is a
+/// decode error, never a default.
+pub(crate) fn named<T>(
+    row: &sqlx::postgres::PgRow,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let stored: &str = sqlx::Row::try_get(row, column)?;
+    parse(stored).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: format!("unknown {column} {stored:?}").into(),
+    })
+}
+
 /// The id of an aggregate from its stream id (`<prefix><uuid>`), for read models keyed by it.
 pub(crate) fn stream_uuid(stream: &str, prefix: &str) -> Result<uuid::Uuid, ProjectionError> {
     let id = stream

@@ -206,7 +206,19 @@ async fn apply_track(
                 .await?;
             return Ok(());
         }
-        _ => {}
+        // the events below notify someone, with facts about the track
+        TrackEvent::TrackStarted { .. }
+        | TrackEvent::AssignmentOpened { .. }
+        | TrackEvent::DeadlineReminderSent { .. }
+        | TrackEvent::DeadlineExtended { .. }
+        | TrackEvent::ReviewsAllocated { .. }
+        | TrackEvent::ReviewSubmitted { .. }
+        | TrackEvent::AssignmentUnlocked { .. } => {}
+        // not read by this model (not in TRACK_TYPES): nobody is notified of them
+        TrackEvent::CriteriaRevised { .. }
+        | TrackEvent::SolutionSubmitted { .. }
+        | TrackEvent::AssignmentClosed { .. }
+        | TrackEvent::TrackCompleted { .. } => return Ok(()),
     }
     let (title, assignments, started): (String, Json<Vec<String>>, bool) =
         sqlx::query_as("select title, assignments, started from tracks where id = $1")
@@ -339,7 +351,16 @@ async fn apply_track(
                 facts.title
             ),
         }],
-        _ => vec![],
+        // an enrollment before the start and a later assignment's opening notify nobody (the start and the
+        // unlock do); the rest were handled above
+        TrackEvent::LearnerEnrolled { .. }
+        | TrackEvent::AssignmentOpened { .. }
+        | TrackEvent::TrackCreated { .. }
+        | TrackEvent::LearnerLeft { .. }
+        | TrackEvent::CriteriaRevised { .. }
+        | TrackEvent::SolutionSubmitted { .. }
+        | TrackEvent::AssignmentClosed { .. }
+        | TrackEvent::TrackCompleted { .. } => vec![],
     };
     for notice in notices {
         for user in notice.users {
@@ -493,7 +514,12 @@ async fn apply_slot(
                 ),
             },
         )],
-        _ => vec![],
+        // what the sides already know (they acted, or the worker did on schedule) notifies nobody
+        SlotEvent::SlotPublished { .. }
+        | SlotEvent::SlotWithdrawn { .. }
+        | SlotEvent::InterviewEnded { .. }
+        | SlotEvent::NoShowConfirmed { .. }
+        | SlotEvent::FeedbackExpired { .. } => vec![],
     };
     for (users, kind, title, body) in notices {
         for user in users {
@@ -551,15 +577,10 @@ pub struct NotificationRow {
 
 impl FromRow<'_, PgRow> for NotificationRow {
     fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let kind: &str = row.try_get("kind")?;
         Ok(Self {
             id: row.try_get("id")?,
             user_id: row.try_get("user_id")?,
-            // a kind the domain does not know is a decode error, never a default
-            kind: NotificationKind::parse(kind).ok_or_else(|| sqlx::Error::ColumnDecode {
-                index: "kind".to_owned(),
-                source: format!("unknown notification kind {kind:?}").into(),
-            })?,
+            kind: crate::named(row, "kind", NotificationKind::parse)?,
             track_id: row.try_get("track_id")?,
             slot_id: row.try_get("slot_id")?,
             assignment: row.try_get("assignment")?,
