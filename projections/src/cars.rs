@@ -11,7 +11,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::cars::{CarDetails, CarEvent, DetailsPatch, Prices, ScrapeRunEvent};
+use domain::cars::{
+    CarDetails, CarEvent, DetailsPatch, ListingId, Prices, RunTally, ScrapeRunEvent,
+};
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use serde_json::json;
@@ -242,126 +244,195 @@ async fn apply_car(
             run_id,
             at,
         } => {
-            let at = seconds(at)?;
-            let patch = serde_json::to_value(&details)?;
-            sqlx::query(
-                "insert into cars (id, listing_id, status, listed_at, updated_at, listed_position, last_seen_run,
-                                   last_seen_position, body_price_yen, total_price_yen)
-                 values ($1, $2, 'active', $3, $3, $4, $5,
-                         coalesce((select started_position from scrape_runs where run_id = $5), $4), $6, $7)",
-            )
-            .bind(car)
-            .bind(listing_id.as_str())
-            .bind(at)
-            .bind(recorded.position)
-            .bind(run_id)
-            .bind(prices.body_yen)
-            .bind(prices.total_yen)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(AssertSqlSafe(patch_sql()))
-                .bind(car)
-                .bind(Json(&patch))
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            price_point(conn, car, recorded, at, prices).await?;
-            timeline(
+            car_listed(
                 conn,
                 car,
                 recorded,
-                at,
-                "listed",
-                json!({ "prices": prices, "details": patch }),
+                &listing_id,
+                prices,
+                &details,
                 run_id,
+                at,
             )
-            .await?;
+            .await
         }
         CarEvent::CarPriceChanged {
             old,
             new,
             run_id,
             at,
-        } => {
-            let at = seconds(at)?;
-            sqlx::query(
-                "update cars set body_price_yen = $2, total_price_yen = $3, updated_at = $4 where id = $1",
-            )
-            .bind(car)
-            .bind(new.body_yen)
-            .bind(new.total_yen)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            price_point(conn, car, recorded, at, new).await?;
-            timeline(
-                conn,
-                car,
-                recorded,
-                at,
-                "price_changed",
-                json!({ "old": old, "new": new }),
-                run_id,
-            )
-            .await?;
-        }
+        } => car_price_changed(conn, car, recorded, old, new, run_id, at).await,
         CarEvent::CarDetailsChanged {
             changes,
             run_id,
             at,
-        } => {
-            let at = seconds(at)?;
-            let patch = patch_json(&changes)?;
-            sqlx::query(AssertSqlSafe(patch_sql()))
-                .bind(car)
-                .bind(Json(&patch))
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            timeline(conn, car, recorded, at, "details_changed", patch, run_id).await?;
-        }
+        } => car_details_changed(conn, car, recorded, &changes, run_id, at).await,
         CarEvent::CarDelisted {
             missed_runs,
             run_id,
             at,
-        } => {
-            let at = seconds(at)?;
-            sqlx::query(
-                "update cars set status = 'delisted', delisted_at = $2, updated_at = $2 where id = $1",
-            )
-            .bind(car)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            timeline(
-                conn,
-                car,
-                recorded,
-                at,
-                "delisted",
-                json!({ "missed_runs": missed_runs }),
-                run_id,
-            )
-            .await?;
-        }
-        CarEvent::CarRelisted { run_id, at } => {
-            let at = seconds(at)?;
-            sqlx::query(
-                "update cars set status = 'active', delisted_at = null, updated_at = $2,
-                        last_seen_run = $3,
-                        last_seen_position = greatest(last_seen_position,
-                            coalesce((select started_position from scrape_runs where run_id = $3), $4))
-                  where id = $1",
-            )
-            .bind(car)
-            .bind(at)
-            .bind(run_id)
-            .bind(recorded.position)
-            .execute(&mut *conn)
-            .await?;
-            timeline(conn, car, recorded, at, "relisted", json!({}), run_id).await?;
-        }
+        } => car_delisted(conn, car, recorded, missed_runs, run_id, at).await,
+        CarEvent::CarRelisted { run_id, at } => car_relisted(conn, car, recorded, run_id, at).await,
     }
+}
+
+/// Inserts the `cars` row (active, with its details), its first price point and a `listed` timeline entry.
+#[allow(clippy::too_many_arguments)] // the event's fields
+async fn car_listed(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    listing_id: &ListingId,
+    prices: Prices,
+    details: &CarDetails,
+    run_id: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(at)?;
+    let patch = serde_json::to_value(details)?;
+    sqlx::query(
+        "insert into cars (id, listing_id, status, listed_at, updated_at, listed_position, last_seen_run,
+                           last_seen_position, body_price_yen, total_price_yen)
+         values ($1, $2, 'active', $3, $3, $4, $5,
+                 coalesce((select started_position from scrape_runs where run_id = $5), $4), $6, $7)",
+    )
+    .bind(car)
+    .bind(listing_id.as_str())
+    .bind(at)
+    .bind(recorded.position)
+    .bind(run_id)
+    .bind(prices.body_yen)
+    .bind(prices.total_yen)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(AssertSqlSafe(patch_sql()))
+        .bind(car)
+        .bind(Json(&patch))
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    price_point(conn, car, recorded, at, prices).await?;
+    timeline(
+        conn,
+        car,
+        recorded,
+        at,
+        "listed",
+        json!({ "prices": prices, "details": patch }),
+        run_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Updates the car's prices and adds a price point and a `price_changed` timeline entry.
+async fn car_price_changed(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    old: Prices,
+    new: Prices,
+    run_id: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(at)?;
+    sqlx::query(
+        "update cars set body_price_yen = $2, total_price_yen = $3, updated_at = $4 where id = $1",
+    )
+    .bind(car)
+    .bind(new.body_yen)
+    .bind(new.total_yen)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    price_point(conn, car, recorded, at, new).await?;
+    timeline(
+        conn,
+        car,
+        recorded,
+        at,
+        "price_changed",
+        json!({ "old": old, "new": new }),
+        run_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Patches the car's changed detail columns and adds a `details_changed` timeline entry.
+async fn car_details_changed(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    changes: &DetailsPatch,
+    run_id: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(at)?;
+    let patch = patch_json(changes)?;
+    sqlx::query(AssertSqlSafe(patch_sql()))
+        .bind(car)
+        .bind(Json(&patch))
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    timeline(conn, car, recorded, at, "details_changed", patch, run_id).await?;
+    Ok(())
+}
+
+/// Marks the car delisted and adds a `delisted` timeline entry.
+async fn car_delisted(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    missed_runs: u32,
+    run_id: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(at)?;
+    sqlx::query(
+        "update cars set status = 'delisted', delisted_at = $2, updated_at = $2 where id = $1",
+    )
+    .bind(car)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    timeline(
+        conn,
+        car,
+        recorded,
+        at,
+        "delisted",
+        json!({ "missed_runs": missed_runs }),
+        run_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks the car active again, seen by the run, and adds a `relisted` timeline entry.
+async fn car_relisted(
+    conn: &mut PgConnection,
+    car: Uuid,
+    recorded: &RecordedEvent,
+    run_id: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(at)?;
+    sqlx::query(
+        "update cars set status = 'active', delisted_at = null, updated_at = $2,
+                last_seen_run = $3,
+                last_seen_position = greatest(last_seen_position,
+                    coalesce((select started_position from scrape_runs where run_id = $3), $4))
+          where id = $1",
+    )
+    .bind(car)
+    .bind(at)
+    .bind(run_id)
+    .bind(recorded.position)
+    .execute(&mut *conn)
+    .await?;
+    timeline(conn, car, recorded, at, "relisted", json!({}), run_id).await?;
     Ok(())
 }
 
@@ -377,103 +448,159 @@ async fn apply_run(
     let run = stream_uuid(&recorded.stream_id, "scraperun-")?;
     match recorded.decode::<ScrapeRunEvent>()? {
         ScrapeRunEvent::ScrapeRunStarted { start_urls, at } => {
-            sqlx::query(
-                "insert into scrape_runs (run_id, started_position, started_at, start_urls) values ($1, $2, $3, $4)",
-            )
-            .bind(run)
-            .bind(recorded.position)
-            .bind(seconds(at)?)
-            .bind(Json(start_urls))
-            .execute(&mut *conn)
-            .await?;
+            run_started(conn, run, recorded.position, start_urls, at).await
         }
         ScrapeRunEvent::ScrapePageScraped {
             url,
             page,
             listings,
             at,
-        } => {
-            let ids: Vec<String> = listings.iter().map(|l| l.as_str().to_owned()).collect();
-            sqlx::query(
-                "insert into scrape_run_pages (run_id, position, url, page, listing_ids, at)
-                 values ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(run)
-            .bind(recorded.position)
-            .bind(&url)
-            .bind(page as i32)
-            .bind(&ids)
-            .bind(seconds(at)?)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query("update scrape_runs set pages = pages + 1 where run_id = $1")
-                .bind(run)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(
-                "update cars c set last_seen_run = r.run_id, last_seen_position = r.started_position
-                   from scrape_runs r
-                  where r.run_id = $1 and c.listing_id = any($2) and c.last_seen_position <= r.started_position",
-            )
-            .bind(run)
-            .bind(&ids)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => page_scraped(conn, run, recorded.position, &url, page, &listings, at).await,
         ScrapeRunEvent::ScrapePageFailed {
             url,
             error,
             attempts,
             at,
-        } => {
-            problem(
-                conn,
-                run,
-                recorded,
-                "failure",
-                &url,
-                &error,
-                Some(attempts),
-                at,
-            )
-            .await?;
-            sqlx::query("update scrape_runs set failures = failures + 1 where run_id = $1")
-                .bind(run)
-                .execute(&mut *conn)
-                .await?;
-        }
+        } => page_failed(conn, run, recorded, &url, &error, attempts, at).await,
         ScrapeRunEvent::ScrapeLayoutChanged { url, reason, at } => {
-            problem(conn, run, recorded, "layout", &url, &reason, None, at).await?;
-            sqlx::query(
-                "update scrape_runs set layout_changes = layout_changes + 1 where run_id = $1",
-            )
-            .bind(run)
-            .execute(&mut *conn)
-            .await?;
+            layout_changed(conn, run, recorded, &url, &reason, at).await
         }
         ScrapeRunEvent::ScrapeRunCompleted {
             tally,
             complete,
             at,
-        } => {
-            sqlx::query(
-                "update scrape_runs set completed_at = $2, complete = $3, listings_seen = $4, new = $5,
-                        changed = $6, relisted = $7, delisted = $8, errors = $9
-                  where run_id = $1",
-            )
-            .bind(run)
-            .bind(seconds(at)?)
-            .bind(complete)
-            .bind(tally.listings_seen as i32)
-            .bind(tally.new as i32)
-            .bind(tally.changed as i32)
-            .bind(tally.relisted as i32)
-            .bind(tally.delisted as i32)
-            .bind(tally.errors as i32)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => run_completed(conn, run, tally, complete, at).await,
     }
+}
+
+/// Inserts the `scrape_runs` row.
+async fn run_started(
+    conn: &mut PgConnection,
+    run: Uuid,
+    position: i64,
+    start_urls: Vec<String>,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into scrape_runs (run_id, started_position, started_at, start_urls) values ($1, $2, $3, $4)",
+    )
+    .bind(run)
+    .bind(position)
+    .bind(seconds(at)?)
+    .bind(Json(start_urls))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the `scrape_run_pages` row, counts the page and marks the listings it showed as seen by the run.
+async fn page_scraped(
+    conn: &mut PgConnection,
+    run: Uuid,
+    position: i64,
+    url: &str,
+    page: u32,
+    listings: &[ListingId],
+    at: i64,
+) -> Result<(), ProjectionError> {
+    let ids: Vec<String> = listings.iter().map(|l| l.as_str().to_owned()).collect();
+    sqlx::query(
+        "insert into scrape_run_pages (run_id, position, url, page, listing_ids, at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(run)
+    .bind(position)
+    .bind(url)
+    .bind(page as i32)
+    .bind(&ids)
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("update scrape_runs set pages = pages + 1 where run_id = $1")
+        .bind(run)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "update cars c set last_seen_run = r.run_id, last_seen_position = r.started_position
+           from scrape_runs r
+          where r.run_id = $1 and c.listing_id = any($2) and c.last_seen_position <= r.started_position",
+    )
+    .bind(run)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a `failure` problem and counts it in the run's `failures`.
+async fn page_failed(
+    conn: &mut PgConnection,
+    run: Uuid,
+    recorded: &RecordedEvent,
+    url: &str,
+    error: &str,
+    attempts: u32,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    problem(
+        conn,
+        run,
+        recorded,
+        "failure",
+        url,
+        error,
+        Some(attempts),
+        at,
+    )
+    .await?;
+    sqlx::query("update scrape_runs set failures = failures + 1 where run_id = $1")
+        .bind(run)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a `layout` problem and counts it in the run's `layout_changes`.
+async fn layout_changed(
+    conn: &mut PgConnection,
+    run: Uuid,
+    recorded: &RecordedEvent,
+    url: &str,
+    reason: &str,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    problem(conn, run, recorded, "layout", url, reason, None, at).await?;
+    sqlx::query("update scrape_runs set layout_changes = layout_changes + 1 where run_id = $1")
+        .bind(run)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores the run's tally, completeness and `completed_at`.
+async fn run_completed(
+    conn: &mut PgConnection,
+    run: Uuid,
+    tally: RunTally,
+    complete: bool,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update scrape_runs set completed_at = $2, complete = $3, listings_seen = $4, new = $5,
+                changed = $6, relisted = $7, delisted = $8, errors = $9
+          where run_id = $1",
+    )
+    .bind(run)
+    .bind(seconds(at)?)
+    .bind(complete)
+    .bind(tally.listings_seen as i32)
+    .bind(tally.new as i32)
+    .bind(tally.changed as i32)
+    .bind(tally.relisted as i32)
+    .bind(tally.delisted as i32)
+    .bind(tally.errors as i32)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -119,70 +119,21 @@ async fn apply_one(
 ) -> Result<(), ProjectionError> {
     match event {
         TrackEvent::LearnerEnrolled { participant, .. } => {
-            sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
-                .bind(track)
-                .bind(participant)
-                .execute(&mut *conn)
-                .await?;
-            // a late joiner waits on whatever is open
-            sqlx::query(
-                "insert into waiting (track_id, assignment, user_id)
-                 select track_id, assignment, $2 from due where track_id = $1",
-            )
-            .bind(track)
-            .bind(participant)
-            .execute(&mut *conn)
-            .await?;
+            participant_enrolled(conn, track, participant).await
         }
         TrackEvent::LearnerLeft { participant, .. } => {
-            sqlx::query("delete from members where track_id = $1 and user_id = $2")
-                .bind(track)
-                .bind(participant)
-                .execute(&mut *conn)
-                .await?;
+            participant_left(conn, track, participant).await
         }
         TrackEvent::AssignmentOpened {
             assignment,
             opened_at,
             deadline,
-        } => {
-            sqlx::query(
-                "insert into due (track_id, assignment, opened_at, deadline, remind_at)
-                 values ($1, $2, $3, $4, $5)",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(seconds(opened_at)?)
-            .bind(seconds(deadline)?)
-            .bind(seconds(reminder_time(opened_at, deadline))?)
-            .execute(&mut *conn)
-            .await?;
-            // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
-            if assignment == 0 {
-                sqlx::query(
-                    "insert into waiting (track_id, assignment, user_id)
-                     select $1, 0, user_id from members where track_id = $1",
-                )
-                .bind(track)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
+        } => assignment_opened(conn, track, assignment, opened_at, deadline).await,
         TrackEvent::AssignmentUnlocked {
             assignment,
             participant,
             ..
-        } => {
-            sqlx::query(
-                "insert into waiting (track_id, assignment, user_id)
-                 select track_id, assignment, $3 from due where track_id = $1 and assignment = $2",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(participant)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => assignment_unlocked(conn, track, assignment, participant).await,
         TrackEvent::SolutionSubmitted {
             assignment,
             participant,
@@ -192,51 +143,169 @@ async fn apply_one(
             assignment,
             participant,
             ..
-        } => {
-            sqlx::query(
-                "delete from waiting where track_id = $1 and assignment = $2 and user_id = $3",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(participant)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => stop_waiting(conn, track, assignment, participant).await,
         TrackEvent::DeadlineExtended {
             assignment,
             deadline,
             ..
-        } => {
-            let opened_at: DateTime<Utc> = sqlx::query_scalar(
-                "select opened_at from due where track_id = $1 and assignment = $2",
-            )
+        } => deadline_extended(conn, track, assignment, deadline).await,
+        TrackEvent::AssignmentClosed { assignment, .. } => {
+            assignment_closed(conn, track, assignment).await
+        }
+        // not in TRACK_TYPES, so never delivered here
+        TrackEvent::TrackCreated { .. }
+        | TrackEvent::CriteriaRevised { .. }
+        | TrackEvent::TrackStarted { .. }
+        | TrackEvent::ReviewsAllocated { .. }
+        | TrackEvent::ReviewSubmitted { .. }
+        | TrackEvent::TrackCompleted { .. } => Ok(()),
+    }
+}
+
+/// Inserts the `members` row and a `waiting` row for each open assignment.
+async fn participant_enrolled(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
+        .bind(track)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    // a late joiner waits on whatever is open
+    sqlx::query(
+        "insert into waiting (track_id, assignment, user_id)
+         select track_id, assignment, $2 from due where track_id = $1",
+    )
+    .bind(track)
+    .bind(participant)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the `members` row.
+async fn participant_left(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query("delete from members where track_id = $1 and user_id = $2")
+        .bind(track)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts the `due` row and, for the first assignment, a `waiting` row per member.
+async fn assignment_opened(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    opened_at: i64,
+    deadline: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into due (track_id, assignment, opened_at, deadline, remind_at)
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(seconds(opened_at)?)
+    .bind(seconds(deadline)?)
+    .bind(seconds(reminder_time(opened_at, deadline))?)
+    .execute(&mut *conn)
+    .await?;
+    // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
+    if assignment == 0 {
+        sqlx::query(
+            "insert into waiting (track_id, assignment, user_id)
+             select $1, 0, user_id from members where track_id = $1",
+        )
+        .bind(track)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a `waiting` row for the participant if the assignment is still open.
+async fn assignment_unlocked(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into waiting (track_id, assignment, user_id)
+         select track_id, assignment, $3 from due where track_id = $1 and assignment = $2",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(participant)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the participant's `waiting` row (they submitted or were reminded).
+async fn stop_waiting(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query("delete from waiting where track_id = $1 and assignment = $2 and user_id = $3")
+        .bind(track)
+        .bind(assignment as i32)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves the `due` row's deadline and recomputes its `remind_at`.
+async fn deadline_extended(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    deadline: i64,
+) -> Result<(), ProjectionError> {
+    let opened_at: DateTime<Utc> =
+        sqlx::query_scalar("select opened_at from due where track_id = $1 and assignment = $2")
             .bind(track)
             .bind(assignment as i32)
             .fetch_one(&mut *conn)
             .await?;
-            let remind_at = reminder_time(opened_at.timestamp(), deadline);
-            sqlx::query(
-                "update due set deadline = $3, remind_at = $4 where track_id = $1 and assignment = $2",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(seconds(deadline)?)
-            .bind(seconds(remind_at)?)
-            .execute(&mut *conn)
-            .await?;
-        }
-        TrackEvent::AssignmentClosed { assignment, .. } => {
-            for table in ["due", "waiting"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "delete from {table} where track_id = $1 and assignment = $2"
-                )))
-                .bind(track)
-                .bind(assignment as i32)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        _ => {}
+    let remind_at = reminder_time(opened_at.timestamp(), deadline);
+    sqlx::query(
+        "update due set deadline = $3, remind_at = $4 where track_id = $1 and assignment = $2",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(seconds(deadline)?)
+    .bind(seconds(remind_at)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the assignment's `due` and `waiting` rows.
+async fn assignment_closed(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+) -> Result<(), ProjectionError> {
+    for table in ["due", "waiting"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "delete from {table} where track_id = $1 and assignment = $2"
+        )))
+        .bind(track)
+        .bind(assignment as i32)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::interviews::{LedgerEvent, PointsEntryKind, Role, SlotEvent, SlotStatus};
+use domain::interviews::{LedgerEvent, PointsEntryKind, Role, SlotEvent, SlotSpec, SlotStatus};
 use domain::trainer::Level;
 use eventlog::RecordedEvent;
 use serde::Serialize;
@@ -99,11 +99,12 @@ impl Projection for Interviews {
     }
 }
 
+/// Sets the slot's `status` only.
 async fn status(
     conn: &mut PgConnection,
     slot: Uuid,
     status: SlotStatus,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), ProjectionError> {
     sqlx::query("update slots set status = $2 where id = $1")
         .bind(slot)
         .bind(status.as_str())
@@ -119,131 +120,215 @@ async fn apply_slot(
     let slot = stream_uuid(&recorded.stream_id, "slot-")?;
     match recorded.decode::<SlotEvent>()? {
         SlotEvent::SlotPublished { owner, spec, at } => {
-            sqlx::query(
-                "insert into slots (id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level,
-                                    status, published_at, published_position)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(slot)
-            .bind(owner)
-            .bind(spec.role.as_str())
-            .bind(seconds(spec.start)?)
-            .bind(seconds(spec.end())?)
-            .bind(spec.minutes as i32)
-            .bind(spec.link.as_str())
-            .bind(&spec.topic)
-            .bind(spec.level.as_str())
-            .bind(SlotStatus::Open.as_str())
-            .bind(seconds(at)?)
-            .bind(recorded.position)
-            .execute(&mut *conn)
-            .await?;
+            slot_published(conn, slot, owner, &spec, at, recorded.position).await
         }
-        SlotEvent::SlotWithdrawn { .. } => status(conn, slot, SlotStatus::Withdrawn).await?,
+        SlotEvent::SlotWithdrawn { .. } => status(conn, slot, SlotStatus::Withdrawn).await,
         SlotEvent::SlotBooked {
             booker,
             interviewer,
             interviewee,
             at,
-        } => {
-            sqlx::query(
-                "update slots set status = $2, booker = $3, interviewer = $4, interviewee = $5, booked_at = $6
-                  where id = $1",
-            )
-            .bind(slot)
-            .bind(SlotStatus::Booked.as_str())
-            .bind(booker)
-            .bind(interviewer)
-            .bind(interviewee)
-            .bind(seconds(at)?)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => slot_booked(conn, slot, booker, interviewer, interviewee, at).await,
         SlotEvent::BookingCancelled { reopened, .. } => {
-            let status = if reopened {
-                SlotStatus::Open
-            } else {
-                SlotStatus::Withdrawn
-            };
-            sqlx::query(
-                "update slots set status = $2, booker = null, interviewer = null, interviewee = null, booked_at = null
-                  where id = $1",
-            )
-            .bind(slot)
-            .bind(status.as_str())
-            .execute(&mut *conn)
-            .await?;
+            booking_cancelled(conn, slot, reopened).await
         }
-        SlotEvent::InterviewReminderSent { .. } => {}
+        SlotEvent::InterviewReminderSent { .. } => Ok(()),
         SlotEvent::InterviewEnded { feedback_due, .. } => {
-            sqlx::query("update slots set status = $2, feedback_due = $3 where id = $1")
-                .bind(slot)
-                .bind(SlotStatus::AwaitingFeedback.as_str())
-                .bind(seconds(feedback_due)?)
-                .execute(&mut *conn)
-                .await?;
+            interview_ended(conn, slot, feedback_due).await
         }
         SlotEvent::FeedbackGiven {
             score,
             text,
             accept_by,
             ..
-        } => {
-            sqlx::query(
-                "update slots set status = $2, feedback_score = $3, feedback_text = $4, accept_by = $5
-                  where id = $1",
-            )
-            .bind(slot)
-            .bind(SlotStatus::FeedbackGiven.as_str())
-            .bind(i32::from(score))
-            .bind(text)
-            .bind(seconds(accept_by)?)
-            .execute(&mut *conn)
-            .await?;
-        }
-        SlotEvent::FeedbackAccepted { .. } => status(conn, slot, SlotStatus::Accepted).await?,
-        SlotEvent::FeedbackDisputed { reason, .. } => {
-            sqlx::query("update slots set status = $2, dispute_reason = $3 where id = $1")
-                .bind(slot)
-                .bind(SlotStatus::Disputed.as_str())
-                .bind(reason)
-                .execute(&mut *conn)
-                .await?;
-        }
+        } => feedback_given(conn, slot, score, text, accept_by).await,
+        SlotEvent::FeedbackAccepted { .. } => status(conn, slot, SlotStatus::Accepted).await,
+        SlotEvent::FeedbackDisputed { reason, .. } => feedback_disputed(conn, slot, reason).await,
         SlotEvent::NoShowReported {
             absent, contest_by, ..
-        } => {
-            sqlx::query(
-                "update slots set status = $2, no_show_of = $3, no_show_contest_by = $4 where id = $1",
-            )
-            .bind(slot)
-            .bind(SlotStatus::NoShowReported.as_str())
-            .bind(absent)
-            .bind(seconds(contest_by)?)
-            .execute(&mut *conn)
-            .await?;
-        }
-        SlotEvent::NoShowContested { reason, .. } => {
-            sqlx::query("update slots set status = $2, no_show_contest = $3 where id = $1")
-                .bind(slot)
-                .bind(SlotStatus::NoShowContested.as_str())
-                .bind(reason)
-                .execute(&mut *conn)
-                .await?;
-        }
-        SlotEvent::NoShowConfirmed { .. } => status(conn, slot, SlotStatus::NoShow).await?,
-        SlotEvent::NoShowResolved { absent, .. } => {
-            sqlx::query("update slots set status = $2, no_show_of = $3 where id = $1")
-                .bind(slot)
-                .bind(SlotStatus::NoShow.as_str())
-                .bind(absent)
-                .execute(&mut *conn)
-                .await?;
-        }
-        SlotEvent::FeedbackExpired { .. } => {
-            status(conn, slot, SlotStatus::FeedbackExpired).await?
-        }
+        } => no_show_reported(conn, slot, absent, contest_by).await,
+        SlotEvent::NoShowContested { reason, .. } => no_show_contested(conn, slot, reason).await,
+        SlotEvent::NoShowConfirmed { .. } => status(conn, slot, SlotStatus::NoShow).await,
+        SlotEvent::NoShowResolved { absent, .. } => no_show_resolved(conn, slot, absent).await,
+        SlotEvent::FeedbackExpired { .. } => status(conn, slot, SlotStatus::FeedbackExpired).await,
     }
+}
+
+/// Inserts the `slots` row, open.
+async fn slot_published(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    owner: Uuid,
+    spec: &SlotSpec,
+    at: i64,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into slots (id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic, level,
+                            status, published_at, published_position)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(slot)
+    .bind(owner)
+    .bind(spec.role.as_str())
+    .bind(seconds(spec.start)?)
+    .bind(seconds(spec.end())?)
+    .bind(spec.minutes as i32)
+    .bind(spec.link.as_str())
+    .bind(&spec.topic)
+    .bind(spec.level.as_str())
+    .bind(SlotStatus::Open.as_str())
+    .bind(seconds(at)?)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the slot booked and records the booker, both sides and `booked_at`.
+async fn slot_booked(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    booker: Uuid,
+    interviewer: Uuid,
+    interviewee: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update slots set status = $2, booker = $3, interviewer = $4, interviewee = $5, booked_at = $6
+          where id = $1",
+    )
+    .bind(slot)
+    .bind(SlotStatus::Booked.as_str())
+    .bind(booker)
+    .bind(interviewer)
+    .bind(interviewee)
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Reopens (or withdraws) the slot and clears the booking columns.
+async fn booking_cancelled(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    reopened: bool,
+) -> Result<(), ProjectionError> {
+    let status = if reopened {
+        SlotStatus::Open
+    } else {
+        SlotStatus::Withdrawn
+    };
+    sqlx::query(
+        "update slots set status = $2, booker = null, interviewer = null, interviewee = null, booked_at = null
+          where id = $1",
+    )
+    .bind(slot)
+    .bind(status.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the slot awaiting feedback and sets `feedback_due`.
+async fn interview_ended(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    feedback_due: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update slots set status = $2, feedback_due = $3 where id = $1")
+        .bind(slot)
+        .bind(SlotStatus::AwaitingFeedback.as_str())
+        .bind(seconds(feedback_due)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the slot's feedback given and stores its score, text and `accept_by`.
+async fn feedback_given(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    score: u8,
+    text: String,
+    accept_by: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update slots set status = $2, feedback_score = $3, feedback_text = $4, accept_by = $5
+          where id = $1",
+    )
+    .bind(slot)
+    .bind(SlotStatus::FeedbackGiven.as_str())
+    .bind(i32::from(score))
+    .bind(text)
+    .bind(seconds(accept_by)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the slot's feedback disputed and stores the reason.
+async fn feedback_disputed(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    reason: String,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update slots set status = $2, dispute_reason = $3 where id = $1")
+        .bind(slot)
+        .bind(SlotStatus::Disputed.as_str())
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the slot's no-show reported and stores who was absent and the contest-by time.
+async fn no_show_reported(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    absent: Uuid,
+    contest_by: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update slots set status = $2, no_show_of = $3, no_show_contest_by = $4 where id = $1",
+    )
+    .bind(slot)
+    .bind(SlotStatus::NoShowReported.as_str())
+    .bind(absent)
+    .bind(seconds(contest_by)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the slot's no-show contested and stores the reason.
+async fn no_show_contested(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    reason: String,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update slots set status = $2, no_show_contest = $3 where id = $1")
+        .bind(slot)
+        .bind(SlotStatus::NoShowContested.as_str())
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks the slot resolved as a no-show and stores who was absent (null: nobody).
+async fn no_show_resolved(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    absent: Option<Uuid>,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update slots set status = $2, no_show_of = $3 where id = $1")
+        .bind(slot)
+        .bind(SlotStatus::NoShow.as_str())
+        .bind(absent)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -10,9 +10,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::inbox::InboxEvent;
-use domain::interviews::SlotEvent;
+use domain::interviews::{SlotEvent, SlotSpec};
 use domain::notices::NotificationKind;
-use domain::tracks::TrackEvent;
+use domain::tracks::{Allocation, TrackEvent, TrackSpec};
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use sqlx::postgres::PgRow;
@@ -180,188 +180,291 @@ async fn apply_track(
     let track = stream_uuid(&recorded.stream_id, "track-")?;
     let event = recorded.decode::<TrackEvent>()?;
     let at = seconds(event.at())?;
-    match &event {
-        TrackEvent::TrackCreated { spec, .. } => {
-            let titles: Vec<&str> = spec.assignments.iter().map(|a| a.title.as_str()).collect();
-            sqlx::query("insert into tracks (id, title, assignments) values ($1, $2, $3)")
-                .bind(track)
-                .bind(&spec.title)
-                .bind(Json(titles))
-                .execute(&mut *conn)
-                .await?;
-            return Ok(());
-        }
+    let notices = match event {
+        TrackEvent::TrackCreated { spec, .. } => return track_created(conn, track, &spec).await,
         TrackEvent::LearnerEnrolled { participant, .. } => {
-            sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
-                .bind(track)
-                .bind(participant)
-                .execute(&mut *conn)
-                .await?;
+            participant_enrolled(conn, track, participant).await?
         }
         TrackEvent::LearnerLeft { participant, .. } => {
-            sqlx::query("delete from members where track_id = $1 and user_id = $2")
-                .bind(track)
-                .bind(participant)
-                .execute(&mut *conn)
-                .await?;
-            return Ok(());
+            return participant_left(conn, track, participant).await;
         }
         // the events below notify someone, with facts about the track
-        TrackEvent::TrackStarted { .. }
-        | TrackEvent::AssignmentOpened { .. }
-        | TrackEvent::DeadlineReminderSent { .. }
-        | TrackEvent::DeadlineExtended { .. }
-        | TrackEvent::ReviewsAllocated { .. }
-        | TrackEvent::ReviewSubmitted { .. }
-        | TrackEvent::AssignmentUnlocked { .. } => {}
-        // not read by this model (not in TRACK_TYPES): nobody is notified of them
-        TrackEvent::CriteriaRevised { .. }
-        | TrackEvent::SolutionSubmitted { .. }
-        | TrackEvent::AssignmentClosed { .. }
-        | TrackEvent::TrackCompleted { .. } => return Ok(()),
-    }
-    let (title, assignments, started): (String, Json<Vec<String>>, bool) =
-        sqlx::query_as("select title, assignments, started from tracks where id = $1")
-            .bind(track)
-            .fetch_one(&mut *conn)
-            .await?;
-    let facts = TrackFacts {
-        title,
-        assignments: assignments.0,
-        started,
-    };
-    let notices: Vec<Notice> = match event {
-        TrackEvent::LearnerEnrolled { participant, .. } if facts.started => vec![Notice {
-            users: vec![participant],
-            kind: NotificationKind::TrackJoined,
-            assignment: Some(0),
-            title: format!("You joined «{}»", facts.title),
-            body: format!(
-                "The track is running: {} is open to you.",
-                facts.assignment(0)
-            ),
-        }],
-        TrackEvent::TrackStarted { .. } => {
-            sqlx::query("update tracks set started = true where id = $1")
-                .bind(track)
-                .execute(&mut *conn)
-                .await?;
-            vec![]
-        }
+        TrackEvent::TrackStarted { .. } => track_started(conn, track).await?,
         TrackEvent::AssignmentOpened {
-            assignment: 0,
+            assignment,
             deadline,
             ..
-        } => vec![Notice {
-            users: members(conn, track).await?,
-            kind: NotificationKind::TrackStarted,
-            assignment: Some(0),
-            title: format!("«{}» has started", facts.title),
-            body: format!(
-                "{} is open, due {}.",
-                capital(&facts.assignment(0)),
-                when(deadline)
-            ),
-        }],
+        } => assignment_opened(conn, track, assignment, deadline).await?,
         TrackEvent::DeadlineReminderSent {
             assignment,
             participant,
             deadline,
             ..
-        } => vec![Notice {
-            users: vec![participant],
-            kind: NotificationKind::DeadlineReminder,
-            assignment: Some(assignment),
-            title: format!("{} is due soon", capital(&facts.assignment(assignment))),
-            body: format!(
-                "Submit your solution to {} of «{}» before {}.",
-                facts.assignment(assignment),
-                facts.title,
-                when(deadline)
-            ),
-        }],
+        } => deadline_reminder_sent(conn, track, assignment, participant, deadline).await?,
         TrackEvent::DeadlineExtended {
             assignment,
             deadline,
             ..
-        } => vec![Notice {
-            users: members(conn, track).await?,
-            kind: NotificationKind::DeadlineExtended,
-            assignment: Some(assignment),
-            title: format!("More time for {}", facts.assignment(assignment)),
-            body: format!(
-                "The deadline of {} of «{}» is now {}.",
-                facts.assignment(assignment),
-                facts.title,
-                when(deadline)
-            ),
-        }],
+        } => deadline_extended(conn, track, assignment, deadline).await?,
         TrackEvent::ReviewsAllocated {
             assignment,
             allocation,
             ..
-        } => {
-            let mut reviewers: Vec<Uuid> = allocation.pairs.iter().map(|p| p.reviewer).collect();
-            reviewers.sort_unstable();
-            reviewers.dedup();
-            reviewers
-                .into_iter()
-                .map(|reviewer| {
-                    let count = allocation.owed_by(reviewer);
-                    Notice {
-                        users: vec![reviewer],
-                        kind: NotificationKind::ReviewsAssigned,
-                        assignment: Some(assignment),
-                        title: format!("{count} solution{} to review", if count == 1 { "" } else { "s" }),
-                        body: format!(
-                            "Review your peers' solutions to {} of «{}»; the next assignment opens to you when \
-                             you are done.",
-                            facts.assignment(assignment),
-                            facts.title
-                        ),
-                    }
-                })
-                .collect()
-        }
+        } => reviews_allocated(conn, track, assignment, &allocation).await?,
         TrackEvent::ReviewSubmitted {
             assignment, author, ..
-        } => vec![Notice {
-            users: vec![author],
-            kind: NotificationKind::ReviewReceived,
-            assignment: Some(assignment),
-            title: "You received a review".to_owned(),
-            body: format!(
-                "A peer reviewed your solution to {} of «{}».",
-                facts.assignment(assignment),
-                facts.title
-            ),
-        }],
+        } => review_submitted(conn, track, assignment, author).await?,
         TrackEvent::AssignmentUnlocked {
             assignment,
             participant,
             ..
-        } => vec![Notice {
-            users: vec![participant],
-            kind: NotificationKind::AssignmentUnlocked,
-            assignment: Some(assignment),
-            title: format!("{} is open to you", capital(&facts.assignment(assignment))),
-            body: format!(
-                "You can now submit {} of «{}».",
-                facts.assignment(assignment),
-                facts.title
-            ),
-        }],
-        // an enrollment before the start and a later assignment's opening notify nobody (the start and the
-        // unlock do); the rest were handled above
-        TrackEvent::LearnerEnrolled { .. }
-        | TrackEvent::AssignmentOpened { .. }
-        | TrackEvent::TrackCreated { .. }
-        | TrackEvent::LearnerLeft { .. }
-        | TrackEvent::CriteriaRevised { .. }
+        } => assignment_unlocked(conn, track, assignment, participant).await?,
+        // not read by this model (not in TRACK_TYPES): nobody is notified of them
+        TrackEvent::CriteriaRevised { .. }
         | TrackEvent::SolutionSubmitted { .. }
         | TrackEvent::AssignmentClosed { .. }
-        | TrackEvent::TrackCompleted { .. } => vec![],
+        | TrackEvent::TrackCompleted { .. } => return Ok(()),
     };
+    insert_track_notices(conn, track, recorded, at, notices).await
+}
+
+/// Inserts the `tracks` row with the assignments' titles (what notifications are worded with).
+async fn track_created(
+    conn: &mut PgConnection,
+    track: Uuid,
+    spec: &TrackSpec,
+) -> Result<(), ProjectionError> {
+    let titles: Vec<&str> = spec.assignments.iter().map(|a| a.title.as_str()).collect();
+    sqlx::query("insert into tracks (id, title, assignments) values ($1, $2, $3)")
+        .bind(track)
+        .bind(&spec.title)
+        .bind(Json(titles))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the `members` row.
+async fn participant_left(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query("delete from members where track_id = $1 and user_id = $2")
+        .bind(track)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The track's title, assignment titles and whether it started, as stored for wording notifications.
+async fn track_facts(conn: &mut PgConnection, track: Uuid) -> Result<TrackFacts, ProjectionError> {
+    let (title, assignments, started): (String, Json<Vec<String>>, bool) =
+        sqlx::query_as("select title, assignments, started from tracks where id = $1")
+            .bind(track)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(TrackFacts {
+        title,
+        assignments: assignments.0,
+        started,
+    })
+}
+
+/// Inserts the `members` row; tells a participant joining a running track that the first assignment is open.
+async fn participant_enrolled(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+) -> Result<Vec<Notice>, ProjectionError> {
+    sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
+        .bind(track)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    let facts = track_facts(conn, track).await?;
+    // an enrollment before the start notifies nobody (the start does)
+    if !facts.started {
+        return Ok(vec![]);
+    }
+    Ok(vec![Notice {
+        users: vec![participant],
+        kind: NotificationKind::TrackJoined,
+        assignment: Some(0),
+        title: format!("You joined «{}»", facts.title),
+        body: format!(
+            "The track is running: {} is open to you.",
+            facts.assignment(0)
+        ),
+    }])
+}
+
+/// Marks the track `started`; notifies nobody (the first assignment's opening does).
+async fn track_started(
+    conn: &mut PgConnection,
+    track: Uuid,
+) -> Result<Vec<Notice>, ProjectionError> {
+    // read as for every notifying event, so a track never created fails here too
+    track_facts(conn, track).await?;
+    sqlx::query("update tracks set started = true where id = $1")
+        .bind(track)
+        .execute(&mut *conn)
+        .await?;
+    Ok(vec![])
+}
+
+/// Changes no rows; the first assignment's opening tells every member the track started.
+async fn assignment_opened(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    deadline: i64,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    // a later assignment's opening notifies nobody (the unlock does)
+    if assignment != 0 {
+        return Ok(vec![]);
+    }
+    Ok(vec![Notice {
+        users: members(conn, track).await?,
+        kind: NotificationKind::TrackStarted,
+        assignment: Some(0),
+        title: format!("«{}» has started", facts.title),
+        body: format!(
+            "{} is open, due {}.",
+            capital(&facts.assignment(0)),
+            when(deadline)
+        ),
+    }])
+}
+
+/// Changes no rows; reminds the participant that the assignment is due soon.
+async fn deadline_reminder_sent(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+    deadline: i64,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    Ok(vec![Notice {
+        users: vec![participant],
+        kind: NotificationKind::DeadlineReminder,
+        assignment: Some(assignment),
+        title: format!("{} is due soon", capital(&facts.assignment(assignment))),
+        body: format!(
+            "Submit your solution to {} of «{}» before {}.",
+            facts.assignment(assignment),
+            facts.title,
+            when(deadline)
+        ),
+    }])
+}
+
+/// Changes no rows; tells every member the assignment's new deadline.
+async fn deadline_extended(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    deadline: i64,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    Ok(vec![Notice {
+        users: members(conn, track).await?,
+        kind: NotificationKind::DeadlineExtended,
+        assignment: Some(assignment),
+        title: format!("More time for {}", facts.assignment(assignment)),
+        body: format!(
+            "The deadline of {} of «{}» is now {}.",
+            facts.assignment(assignment),
+            facts.title,
+            when(deadline)
+        ),
+    }])
+}
+
+/// Changes no rows; tells each reviewer how many solutions they have to review.
+async fn reviews_allocated(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    allocation: &Allocation,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    let mut reviewers: Vec<Uuid> = allocation.pairs.iter().map(|p| p.reviewer).collect();
+    reviewers.sort_unstable();
+    reviewers.dedup();
+    Ok(reviewers
+        .into_iter()
+        .map(|reviewer| {
+            let count = allocation.owed_by(reviewer);
+            Notice {
+                users: vec![reviewer],
+                kind: NotificationKind::ReviewsAssigned,
+                assignment: Some(assignment),
+                title: format!("{count} solution{} to review", if count == 1 { "" } else { "s" }),
+                body: format!(
+                    "Review your peers' solutions to {} of «{}»; the next assignment opens to you when \
+                     you are done.",
+                    facts.assignment(assignment),
+                    facts.title
+                ),
+            }
+        })
+        .collect())
+}
+
+/// Changes no rows; tells the author a review of their solution came in.
+async fn review_submitted(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    author: Uuid,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    Ok(vec![Notice {
+        users: vec![author],
+        kind: NotificationKind::ReviewReceived,
+        assignment: Some(assignment),
+        title: "You received a review".to_owned(),
+        body: format!(
+            "A peer reviewed your solution to {} of «{}».",
+            facts.assignment(assignment),
+            facts.title
+        ),
+    }])
+}
+
+/// Changes no rows; tells the participant the assignment is open to them.
+async fn assignment_unlocked(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+) -> Result<Vec<Notice>, ProjectionError> {
+    let facts = track_facts(conn, track).await?;
+    Ok(vec![Notice {
+        users: vec![participant],
+        kind: NotificationKind::AssignmentUnlocked,
+        assignment: Some(assignment),
+        title: format!("{} is open to you", capital(&facts.assignment(assignment))),
+        body: format!(
+            "You can now submit {} of «{}».",
+            facts.assignment(assignment),
+            facts.title
+        ),
+    }])
+}
+
+/// Inserts one `notifications` row per user of each notice of a track event.
+async fn insert_track_notices(
+    conn: &mut PgConnection,
+    track: Uuid,
+    recorded: &RecordedEvent,
+    at: DateTime<Utc>,
+    notices: Vec<Notice>,
+) -> Result<(), ProjectionError> {
     for notice in notices {
         for user in notice.users {
             sqlx::query(
@@ -387,6 +490,17 @@ async fn apply_track(
 /// One notification: to whom, of which kind, with what title and body.
 type SlotNotice = (Vec<Uuid>, NotificationKind, String, String);
 
+/// What the notifications of a slot event need to know about the slot.
+struct SlotFacts {
+    /// «topic» interview on <start>
+    what: String,
+    owner: Uuid,
+    /// The owner and the booker, if booked.
+    parties: Vec<Uuid>,
+    interviewer: Option<Uuid>,
+    interviewee: Option<Uuid>,
+}
+
 async fn apply_slot(
     conn: &mut PgConnection,
     recorded: &RecordedEvent,
@@ -394,15 +508,55 @@ async fn apply_slot(
     let slot = stream_uuid(&recorded.stream_id, "slot-")?;
     let event = recorded.decode::<SlotEvent>()?;
     if let SlotEvent::SlotPublished { owner, spec, .. } = &event {
-        sqlx::query("insert into slots (id, topic, starts_at, owner) values ($1, $2, $3, $4)")
-            .bind(slot)
-            .bind(&spec.topic)
-            .bind(spec.start)
-            .bind(owner)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(());
+        return slot_published(conn, slot, *owner, spec).await;
     }
+    let facts = slot_facts(conn, slot).await?;
+    let at = event.at();
+    let notices: Vec<SlotNotice> = match event {
+        SlotEvent::SlotBooked {
+            booker,
+            interviewer,
+            ..
+        } => slot_booked(conn, slot, &facts, booker, interviewer).await?,
+        SlotEvent::BookingCancelled { by, .. } => booking_cancelled(conn, slot, &facts, by).await?,
+        SlotEvent::InterviewReminderSent { hours_before, .. } => {
+            interview_reminder_sent(&facts, hours_before)
+        }
+        SlotEvent::FeedbackGiven { score, .. } => feedback_given(&facts, score),
+        SlotEvent::FeedbackAccepted { auto, .. } => feedback_accepted(&facts, auto),
+        SlotEvent::FeedbackDisputed { .. } => feedback_disputed(&facts),
+        SlotEvent::NoShowReported { absent, .. } => no_show_reported(&facts, absent),
+        SlotEvent::NoShowContested { .. } => no_show_contested(&facts),
+        SlotEvent::NoShowResolved { absent, .. } => no_show_resolved(&facts, absent),
+        // what the sides already know (they acted, or the worker did on schedule) notifies nobody
+        SlotEvent::SlotPublished { .. }
+        | SlotEvent::SlotWithdrawn { .. }
+        | SlotEvent::InterviewEnded { .. }
+        | SlotEvent::NoShowConfirmed { .. }
+        | SlotEvent::FeedbackExpired { .. } => vec![],
+    };
+    insert_slot_notices(conn, slot, recorded, at, notices).await
+}
+
+/// Inserts the `slots` row (topic, start and owner, what notifications are worded with).
+async fn slot_published(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    owner: Uuid,
+    spec: &SlotSpec,
+) -> Result<(), ProjectionError> {
+    sqlx::query("insert into slots (id, topic, starts_at, owner) values ($1, $2, $3, $4)")
+        .bind(slot)
+        .bind(&spec.topic)
+        .bind(spec.start)
+        .bind(owner)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The slot as stored, with the wording and the parties its notifications use.
+async fn slot_facts(conn: &mut PgConnection, slot: Uuid) -> Result<SlotFacts, ProjectionError> {
     let (topic, start, owner, booker, interviewer): (
         String,
         i64,
@@ -418,109 +572,168 @@ async fn apply_slot(
     let what = format!("«{topic}» interview on {}", when(start));
     let parties: Vec<Uuid> = std::iter::once(owner).chain(booker).collect();
     let interviewee = parties.iter().copied().find(|p| Some(*p) != interviewer);
-    let notices: Vec<SlotNotice> = match &event {
-        SlotEvent::SlotBooked {
-            booker,
-            interviewer,
-            ..
-        } => {
-            sqlx::query("update slots set booker = $2, interviewer = $3 where id = $1")
-                .bind(slot)
-                .bind(booker)
-                .bind(interviewer)
-                .execute(&mut *conn)
-                .await?;
-            vec![(
-                vec![owner],
-                NotificationKind::SlotBooked,
-                "Your slot was booked".to_owned(),
-                format!("Someone booked your {what}."),
-            )]
-        }
-        SlotEvent::BookingCancelled { by, .. } => {
-            sqlx::query("update slots set booker = null, interviewer = null where id = $1")
-                .bind(slot)
-                .execute(&mut *conn)
-                .await?;
-            let others = parties.iter().copied().filter(|p| p != by).collect();
-            vec![(
-                others,
-                NotificationKind::BookingCancelled,
-                "An interview was cancelled".to_owned(),
-                format!("The {what} was cancelled by the other side."),
-            )]
-        }
-        SlotEvent::InterviewReminderSent { hours_before, .. } => vec![(
-            parties.clone(),
-            NotificationKind::InterviewReminder,
-            format!("Interview in {hours_before} h"),
-            format!(
-                "Your {what} starts in {hours_before} hour{}.",
-                if *hours_before == 1 { "" } else { "s" }
+    Ok(SlotFacts {
+        what,
+        owner,
+        parties,
+        interviewer,
+        interviewee,
+    })
+}
+
+/// Records the booker and the interviewer on the `slots` row; tells the owner their slot was booked.
+async fn slot_booked(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    facts: &SlotFacts,
+    booker: Uuid,
+    interviewer: Uuid,
+) -> Result<Vec<SlotNotice>, ProjectionError> {
+    sqlx::query("update slots set booker = $2, interviewer = $3 where id = $1")
+        .bind(slot)
+        .bind(booker)
+        .bind(interviewer)
+        .execute(&mut *conn)
+        .await?;
+    Ok(vec![(
+        vec![facts.owner],
+        NotificationKind::SlotBooked,
+        "Your slot was booked".to_owned(),
+        format!("Someone booked your {}.", facts.what),
+    )])
+}
+
+/// Clears the booker and the interviewer on the `slots` row; tells the other side of the cancellation.
+async fn booking_cancelled(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    facts: &SlotFacts,
+    by: Uuid,
+) -> Result<Vec<SlotNotice>, ProjectionError> {
+    sqlx::query("update slots set booker = null, interviewer = null where id = $1")
+        .bind(slot)
+        .execute(&mut *conn)
+        .await?;
+    let others = facts.parties.iter().copied().filter(|p| *p != by).collect();
+    Ok(vec![(
+        others,
+        NotificationKind::BookingCancelled,
+        "An interview was cancelled".to_owned(),
+        format!("The {} was cancelled by the other side.", facts.what),
+    )])
+}
+
+/// Reminds both sides that the interview starts soon.
+fn interview_reminder_sent(facts: &SlotFacts, hours_before: u32) -> Vec<SlotNotice> {
+    vec![(
+        facts.parties.clone(),
+        NotificationKind::InterviewReminder,
+        format!("Interview in {hours_before} h"),
+        format!(
+            "Your {} starts in {hours_before} hour{}.",
+            facts.what,
+            if hours_before == 1 { "" } else { "s" }
+        ),
+    )]
+}
+
+/// Tells the interviewee their feedback and score arrived.
+fn feedback_given(facts: &SlotFacts, score: u8) -> Vec<SlotNotice> {
+    vec![(
+        facts.interviewee.into_iter().collect(),
+        NotificationKind::FeedbackReceived,
+        "Feedback on your interview".to_owned(),
+        format!(
+            "Your interviewer scored the {} {score}/5. Accept it or dispute it.",
+            facts.what
+        ),
+    )]
+}
+
+/// Tells the interviewer their feedback was accepted and earned a point.
+fn feedback_accepted(facts: &SlotFacts, auto: bool) -> Vec<SlotNotice> {
+    vec![(
+        facts.interviewer.into_iter().collect(),
+        NotificationKind::PointEarned,
+        "You earned a point".to_owned(),
+        format!(
+            "Your feedback on the {} was {}; you earned 1 point.",
+            facts.what,
+            if auto {
+                "accepted automatically"
+            } else {
+                "accepted"
+            }
+        ),
+    )]
+}
+
+/// Tells the interviewer their feedback was disputed (and still earned a point).
+fn feedback_disputed(facts: &SlotFacts) -> Vec<SlotNotice> {
+    vec![(
+        facts.interviewer.into_iter().collect(),
+        NotificationKind::FeedbackDisputed,
+        "Your feedback was disputed".to_owned(),
+        format!(
+            "The interviewee disputed your feedback on the {}; admins can see why. You earned 1 point.",
+            facts.what
+        ),
+    )]
+}
+
+/// Tells the side reported absent that they may contest it.
+fn no_show_reported(facts: &SlotFacts, absent: Uuid) -> Vec<SlotNotice> {
+    vec![(
+        vec![absent],
+        NotificationKind::NoShowReported,
+        "Reported as absent".to_owned(),
+        format!(
+            "The other side reported that you did not show up to the {}. If you were there, contest it \
+             within 24 hours; otherwise it settles as reported.",
+            facts.what
+        ),
+    )]
+}
+
+/// Tells both sides a no-show report is contested.
+fn no_show_contested(facts: &SlotFacts) -> Vec<SlotNotice> {
+    vec![(
+        facts.parties.clone(),
+        NotificationKind::NoShowContested,
+        "A no-show report is contested".to_owned(),
+        format!(
+            "The report of a no-show at the {} is contested; an admin will decide.",
+            facts.what
+        ),
+    )]
+}
+
+/// Tells both sides how an admin decided a contested no-show.
+fn no_show_resolved(facts: &SlotFacts, absent: Option<Uuid>) -> Vec<SlotNotice> {
+    let what = &facts.what;
+    vec![(
+        facts.parties.clone(),
+        NotificationKind::NoShowResolved,
+        "A contested no-show was decided".to_owned(),
+        match absent {
+            Some(_) => {
+                format!("An admin decided who missed the {what}; points were settled accordingly.")
+            }
+            None => format!(
+                "An admin decided that the {what} took place; points were settled as for an interview."
             ),
-        )],
-        SlotEvent::FeedbackGiven { score, .. } => vec![(
-            interviewee.into_iter().collect(),
-            NotificationKind::FeedbackReceived,
-            "Feedback on your interview".to_owned(),
-            format!("Your interviewer scored the {what} {score}/5. Accept it or dispute it."),
-        )],
-        SlotEvent::FeedbackAccepted { auto, .. } => vec![(
-            interviewer.into_iter().collect(),
-            NotificationKind::PointEarned,
-            "You earned a point".to_owned(),
-            format!(
-                "Your feedback on the {what} was {}; you earned 1 point.",
-                if *auto {
-                    "accepted automatically"
-                } else {
-                    "accepted"
-                }
-            ),
-        )],
-        SlotEvent::FeedbackDisputed { .. } => vec![(
-            interviewer.into_iter().collect(),
-            NotificationKind::FeedbackDisputed,
-            "Your feedback was disputed".to_owned(),
-            format!(
-                "The interviewee disputed your feedback on the {what}; admins can see why. You earned 1 point."
-            ),
-        )],
-        SlotEvent::NoShowReported { absent, .. } => vec![(
-            vec![*absent],
-            NotificationKind::NoShowReported,
-            "Reported as absent".to_owned(),
-            format!(
-                "The other side reported that you did not show up to the {what}. If you were there, contest it \
-                 within 24 hours; otherwise it settles as reported."
-            ),
-        )],
-        SlotEvent::NoShowContested { .. } => vec![(
-            parties.clone(),
-            NotificationKind::NoShowContested,
-            "A no-show report is contested".to_owned(),
-            format!("The report of a no-show at the {what} is contested; an admin will decide."),
-        )],
-        SlotEvent::NoShowResolved { absent, .. } => vec![(
-            parties.clone(),
-            NotificationKind::NoShowResolved,
-            "A contested no-show was decided".to_owned(),
-            match absent {
-                Some(_) => format!(
-                    "An admin decided who missed the {what}; points were settled accordingly."
-                ),
-                None => format!(
-                    "An admin decided that the {what} took place; points were settled as for an interview."
-                ),
-            },
-        )],
-        // what the sides already know (they acted, or the worker did on schedule) notifies nobody
-        SlotEvent::SlotPublished { .. }
-        | SlotEvent::SlotWithdrawn { .. }
-        | SlotEvent::InterviewEnded { .. }
-        | SlotEvent::NoShowConfirmed { .. }
-        | SlotEvent::FeedbackExpired { .. } => vec![],
-    };
+        },
+    )]
+}
+
+/// Inserts one `notifications` row per user of each notice of a slot event.
+async fn insert_slot_notices(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    recorded: &RecordedEvent,
+    at: i64,
+    notices: Vec<SlotNotice>,
+) -> Result<(), ProjectionError> {
     for (users, kind, title, body) in notices {
         for user in users {
             sqlx::query(
@@ -533,7 +746,7 @@ async fn apply_slot(
             .bind(slot)
             .bind(&title)
             .bind(&body)
-            .bind(seconds(event.at())?)
+            .bind(seconds(at)?)
             .bind(recorded.position)
             .execute(&mut *conn)
             .await?;

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::tracks::{Criterion, DiaryEvent, Score, TrackEvent, submission_id};
+use domain::tracks::{
+    Allocation, Criterion, DiaryEvent, RepoUrl, Score, TrackEvent, TrackSpec, submission_id,
+};
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use sqlx::types::Json;
@@ -136,171 +138,44 @@ async fn apply_track(
     let track = stream_uuid(&recorded.stream_id, "track-")?;
     match recorded.decode::<TrackEvent>()? {
         TrackEvent::TrackCreated { spec, at, .. } => {
-            sqlx::query(
-                "insert into tracks (id, title, description, min_participants, max_participants, criteria,
-                                     assignment_count, status, created_at, created_position)
-                 values ($1, $2, $3, $4, $5, $6, $7, 'enrolling', $8, $9)",
-            )
-            .bind(track)
-            .bind(&spec.title)
-            .bind(&spec.description)
-            .bind(spec.min_participants as i32)
-            .bind(spec.max_participants.map(|m| m as i32))
-            .bind(Json(&spec.criteria))
-            .bind(spec.assignments.len() as i32)
-            .bind(seconds(at)?)
-            .bind(recorded.position)
-            .execute(&mut *conn)
-            .await?;
-            for (index, assignment) in spec.assignments.iter().enumerate() {
-                sqlx::query(
-                    "insert into assignments (track_id, index, title, description, hours)
-                     values ($1, $2, $3, $4, $5)",
-                )
-                .bind(track)
-                .bind(index as i32)
-                .bind(&assignment.title)
-                .bind(&assignment.description)
-                .bind(assignment.hours as i32)
-                .execute(&mut *conn)
-                .await?;
-            }
+            track_created(conn, track, &spec, at, recorded.position).await
         }
         TrackEvent::CriteriaRevised { criteria, .. } => {
-            sqlx::query("update tracks set criteria = $2 where id = $1")
-                .bind(track)
-                .bind(Json(&criteria))
-                .execute(&mut *conn)
-                .await?;
+            criteria_revised(conn, track, &criteria).await
         }
         TrackEvent::LearnerEnrolled { participant, at } => {
-            // joining a running track: the first assignment is theirs at once
-            sqlx::query(
-                "insert into participants (track_id, user_id, enrolled_at, current_assignment)
-                 select $1, $2, $3, case when t.status = 'enrolling' then null else 0 end
-                   from tracks t where t.id = $1",
-            )
-            .bind(track)
-            .bind(participant)
-            .bind(seconds(at)?)
-            .execute(&mut *conn)
-            .await?;
-            count_participants(conn, track).await?;
+            participant_enrolled(conn, track, participant, at).await
         }
         TrackEvent::LearnerLeft { participant, .. } => {
-            sqlx::query("delete from participants where track_id = $1 and user_id = $2")
-                .bind(track)
-                .bind(participant)
-                .execute(&mut *conn)
-                .await?;
-            count_participants(conn, track).await?;
+            participant_left(conn, track, participant).await
         }
-        TrackEvent::TrackStarted { at, .. } => {
-            sqlx::query("update tracks set status = 'running', started_at = $2 where id = $1")
-                .bind(track)
-                .bind(seconds(at)?)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("update participants set current_assignment = 0 where track_id = $1")
-                .bind(track)
-                .execute(&mut *conn)
-                .await?;
-        }
+        TrackEvent::TrackStarted { at, .. } => track_started(conn, track, at).await,
         TrackEvent::AssignmentOpened {
             assignment,
             opened_at,
             deadline,
-        } => {
-            sqlx::query(
-                "update assignments set opened_at = $3, deadline = $4 where track_id = $1 and index = $2",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(seconds(opened_at)?)
-            .bind(seconds(deadline)?)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query("update tracks set open_assignment = $2 where id = $1")
-                .bind(track)
-                .bind(assignment as i32)
-                .execute(&mut *conn)
-                .await?;
-        }
+        } => assignment_opened(conn, track, assignment, opened_at, deadline).await,
         TrackEvent::SolutionSubmitted {
             assignment,
             participant,
             repository,
             at,
             ..
-        } => {
-            sqlx::query(
-                "insert into submissions as s (track_id, assignment, user_id, submission_id, repository, submitted_at)
-                 values ($1, $2, $3, $4, $5, $6)
-                 on conflict (track_id, assignment, user_id) do update
-                    set repository = excluded.repository, submitted_at = excluded.submitted_at,
-                        replaced = s.replaced + 1",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(participant)
-            .bind(submission_id(track, assignment, participant))
-            .bind(repository.as_str())
-            .bind(seconds(at)?)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => solution_submitted(conn, track, assignment, participant, &repository, at).await,
         TrackEvent::DeadlineExtended {
             assignment,
             deadline,
             ..
-        } => {
-            sqlx::query("update assignments set deadline = $3 where track_id = $1 and index = $2")
-                .bind(track)
-                .bind(assignment as i32)
-                .bind(seconds(deadline)?)
-                .execute(&mut *conn)
-                .await?;
-        }
+        } => deadline_extended(conn, track, assignment, deadline).await,
         TrackEvent::AssignmentClosed { assignment, at } => {
-            sqlx::query("update assignments set closed_at = $3 where track_id = $1 and index = $2")
-                .bind(track)
-                .bind(assignment as i32)
-                .bind(seconds(at)?)
-                .execute(&mut *conn)
-                .await?;
+            assignment_closed(conn, track, assignment, at).await
         }
         TrackEvent::ReviewsAllocated {
             assignment,
             seed,
             allocation,
             ..
-        } => {
-            sqlx::query(
-                "update assignments set review_mode = $3, review_seed = $4::text::numeric
-                  where track_id = $1 and index = $2",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(allocation.mode.as_str())
-            .bind(seed.to_string())
-            .execute(&mut *conn)
-            .await?;
-            let (reviewers, authors): (Vec<Uuid>, Vec<Uuid>) = allocation
-                .pairs
-                .iter()
-                .map(|p| (p.reviewer, p.author))
-                .unzip();
-            sqlx::query(
-                "insert into allocations (track_id, assignment, reviewer, author)
-                 select $1, $2, r, a from unnest($3::uuid[], $4::uuid[]) as pairs(r, a)",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(reviewers)
-            .bind(authors)
-            .execute(&mut *conn)
-            .await?;
-        }
+        } => reviews_allocated(conn, track, assignment, seed, &allocation).await,
         TrackEvent::ReviewSubmitted {
             assignment,
             reviewer,
@@ -309,57 +184,331 @@ async fn apply_track(
             comment,
             at,
         } => {
-            let at = seconds(at)?;
-            sqlx::query(
-                "insert into reviews (track_id, assignment, reviewer, author, scores, comment, submitted_at, position)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(reviewer)
-            .bind(author)
-            .bind(Json(&scores))
-            .bind(comment)
-            .bind(at)
-            .bind(recorded.position)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "update allocations set reviewed_at = $5
-                  where track_id = $1 and assignment = $2 and reviewer = $3 and author = $4",
-            )
-            .bind(track)
-            .bind(assignment as i32)
-            .bind(reviewer)
-            .bind(author)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
+            let review = Review {
+                assignment,
+                reviewer,
+                author,
+                scores,
+                comment,
+                at,
+            };
+            review_submitted(conn, track, review, recorded.position).await
         }
         TrackEvent::AssignmentUnlocked {
             assignment,
             participant,
             ..
-        } => {
-            sqlx::query(
-                "update participants set current_assignment = greatest(current_assignment, $3)
-                  where track_id = $1 and user_id = $2",
-            )
-            .bind(track)
-            .bind(participant)
-            .bind(assignment as i32)
-            .execute(&mut *conn)
-            .await?;
-        }
-        TrackEvent::TrackCompleted { at } => {
-            sqlx::query("update tracks set status = 'completed', completed_at = $2 where id = $1")
-                .bind(track)
-                .bind(seconds(at)?)
-                .execute(&mut *conn)
-                .await?;
-        }
-        TrackEvent::DeadlineReminderSent { .. } => {}
+        } => assignment_unlocked(conn, track, assignment, participant).await,
+        TrackEvent::TrackCompleted { at } => track_completed(conn, track, at).await,
+        TrackEvent::DeadlineReminderSent { .. } => Ok(()),
     }
+}
+
+/// Inserts the track (enrolling) and one `assignments` row per assignment of its spec.
+async fn track_created(
+    conn: &mut PgConnection,
+    track: Uuid,
+    spec: &TrackSpec,
+    at: i64,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into tracks (id, title, description, min_participants, max_participants, criteria,
+                             assignment_count, status, created_at, created_position)
+         values ($1, $2, $3, $4, $5, $6, $7, 'enrolling', $8, $9)",
+    )
+    .bind(track)
+    .bind(&spec.title)
+    .bind(&spec.description)
+    .bind(spec.min_participants as i32)
+    .bind(spec.max_participants.map(|m| m as i32))
+    .bind(Json(&spec.criteria))
+    .bind(spec.assignments.len() as i32)
+    .bind(seconds(at)?)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    for (index, assignment) in spec.assignments.iter().enumerate() {
+        sqlx::query(
+            "insert into assignments (track_id, index, title, description, hours)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(track)
+        .bind(index as i32)
+        .bind(&assignment.title)
+        .bind(&assignment.description)
+        .bind(assignment.hours as i32)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces the track's `criteria`.
+async fn criteria_revised(
+    conn: &mut PgConnection,
+    track: Uuid,
+    criteria: &[Criterion],
+) -> Result<(), ProjectionError> {
+    sqlx::query("update tracks set criteria = $2 where id = $1")
+        .bind(track)
+        .bind(Json(criteria))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts the `participants` row and recounts the track's `participants`.
+async fn participant_enrolled(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    // joining a running track: the first assignment is theirs at once
+    sqlx::query(
+        "insert into participants (track_id, user_id, enrolled_at, current_assignment)
+         select $1, $2, $3, case when t.status = 'enrolling' then null else 0 end
+           from tracks t where t.id = $1",
+    )
+    .bind(track)
+    .bind(participant)
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    count_participants(conn, track).await?;
+    Ok(())
+}
+
+/// Deletes the `participants` row and recounts the track's `participants`.
+async fn participant_left(
+    conn: &mut PgConnection,
+    track: Uuid,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query("delete from participants where track_id = $1 and user_id = $2")
+        .bind(track)
+        .bind(participant)
+        .execute(&mut *conn)
+        .await?;
+    count_participants(conn, track).await?;
+    Ok(())
+}
+
+/// Marks the track running and puts every participant on the first assignment.
+async fn track_started(
+    conn: &mut PgConnection,
+    track: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update tracks set status = 'running', started_at = $2 where id = $1")
+        .bind(track)
+        .bind(seconds(at)?)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("update participants set current_assignment = 0 where track_id = $1")
+        .bind(track)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets the assignment's window and the track's `open_assignment`.
+async fn assignment_opened(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    opened_at: i64,
+    deadline: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update assignments set opened_at = $3, deadline = $4 where track_id = $1 and index = $2",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(seconds(opened_at)?)
+    .bind(seconds(deadline)?)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("update tracks set open_assignment = $2 where id = $1")
+        .bind(track)
+        .bind(assignment as i32)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts the `submissions` row, or replaces its link and counts the replacement.
+async fn solution_submitted(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+    repository: &RepoUrl,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "insert into submissions as s (track_id, assignment, user_id, submission_id, repository, submitted_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (track_id, assignment, user_id) do update
+            set repository = excluded.repository, submitted_at = excluded.submitted_at,
+                replaced = s.replaced + 1",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(participant)
+    .bind(submission_id(track, assignment, participant))
+    .bind(repository.as_str())
+    .bind(seconds(at)?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the assignment's `deadline`.
+async fn deadline_extended(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    deadline: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update assignments set deadline = $3 where track_id = $1 and index = $2")
+        .bind(track)
+        .bind(assignment as i32)
+        .bind(seconds(deadline)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets the assignment's `closed_at`.
+async fn assignment_closed(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update assignments set closed_at = $3 where track_id = $1 and index = $2")
+        .bind(track)
+        .bind(assignment as i32)
+        .bind(seconds(at)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the assignment's review mode and seed and inserts one `allocations` row per pair.
+async fn reviews_allocated(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    seed: u64,
+    allocation: &Allocation,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update assignments set review_mode = $3, review_seed = $4::text::numeric
+          where track_id = $1 and index = $2",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(allocation.mode.as_str())
+    .bind(seed.to_string())
+    .execute(&mut *conn)
+    .await?;
+    let (reviewers, authors): (Vec<Uuid>, Vec<Uuid>) = allocation
+        .pairs
+        .iter()
+        .map(|p| (p.reviewer, p.author))
+        .unzip();
+    sqlx::query(
+        "insert into allocations (track_id, assignment, reviewer, author)
+         select $1, $2, r, a from unnest($3::uuid[], $4::uuid[]) as pairs(r, a)",
+    )
+    .bind(track)
+    .bind(assignment as i32)
+    .bind(reviewers)
+    .bind(authors)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A submitted review, as `ReviewSubmitted` carries it.
+struct Review {
+    assignment: u32,
+    reviewer: Uuid,
+    author: Uuid,
+    scores: Vec<Score>,
+    comment: Option<String>,
+    at: i64,
+}
+
+/// Inserts the `reviews` row and marks its allocation reviewed.
+async fn review_submitted(
+    conn: &mut PgConnection,
+    track: Uuid,
+    review: Review,
+    position: i64,
+) -> Result<(), ProjectionError> {
+    let at = seconds(review.at)?;
+    sqlx::query(
+        "insert into reviews (track_id, assignment, reviewer, author, scores, comment, submitted_at, position)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(track)
+    .bind(review.assignment as i32)
+    .bind(review.reviewer)
+    .bind(review.author)
+    .bind(Json(&review.scores))
+    .bind(review.comment)
+    .bind(at)
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update allocations set reviewed_at = $5
+          where track_id = $1 and assignment = $2 and reviewer = $3 and author = $4",
+    )
+    .bind(track)
+    .bind(review.assignment as i32)
+    .bind(review.reviewer)
+    .bind(review.author)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Raises the participant's `current_assignment` to the unlocked one.
+async fn assignment_unlocked(
+    conn: &mut PgConnection,
+    track: Uuid,
+    assignment: u32,
+    participant: Uuid,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "update participants set current_assignment = greatest(current_assignment, $3)
+          where track_id = $1 and user_id = $2",
+    )
+    .bind(track)
+    .bind(participant)
+    .bind(assignment as i32)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the track completed.
+async fn track_completed(
+    conn: &mut PgConnection,
+    track: Uuid,
+    at: i64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("update tracks set status = 'completed', completed_at = $2 where id = $1")
+        .bind(track)
+        .bind(seconds(at)?)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
