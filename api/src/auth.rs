@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use commands::Metadata;
 use commands::identity::Identity;
 use domain::identity::{AccountState, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -113,15 +112,6 @@ impl Viewer {
                 id: *id,
                 role: *role,
             },
-        }
-    }
-
-    /// Event metadata for a command this viewer sends.
-    pub fn metadata(&self, source: commands::Source, command_id: Uuid) -> Metadata {
-        let metadata = Metadata::new(source).command_id(command_id);
-        match self {
-            Viewer::Anonymous => metadata.actor("anonymous", "anonymous"),
-            Viewer::User { id, role } => metadata.actor(id.to_string(), role.as_str()),
         }
     }
 }
