@@ -2,9 +2,9 @@
 //! with the answer), contesting a verdict, and the admins' question bank: adding, editing, retiring, importing.
 
 use domain::trainer::{
-    Grade, KeyPoint, Level, Question, QuestionCommand, QuestionContent, QuestionError,
-    QuestionEvent, QuestionState, Trainee, TraineeCommand, TraineeError, imported_question_id,
-    question_stream, trainee_stream,
+    Grade, KeyPoint, Level, MAX_ANSWER_CHARS, Question, QuestionCommand, QuestionContent,
+    QuestionError, QuestionEvent, QuestionState, Trainee, TraineeCommand, TraineeError,
+    imported_question_id, question_stream, trainee_stream,
 };
 use domain::{Decider, StreamId};
 use uuid::Uuid;
@@ -12,10 +12,6 @@ use uuid::Uuid;
 use crate::{
     CommandError, CommandExecutor, Decision, Loaded, NewEvent, Request, checker, new_events,
 };
-
-/// The longest answer, checked before grading so an oversized answer costs no grading (the `Trainee` decider
-/// enforces the same bound).
-const MAX_ANSWER_CHARS: usize = 5000;
 
 /// The trainer service.
 #[derive(Debug, Clone)]
@@ -78,6 +74,7 @@ impl Trainer {
         answer: String,
     ) -> Result<Answered, CommandError<TraineeError>> {
         let user = request.user()?;
+        // checked before grading, so an oversized answer costs no grading (the `Trainee` decider checks it too)
         if answer.chars().count() > MAX_ANSWER_CHARS {
             return Err(CommandError::Rejected(TraineeError::AnswerLength));
         }

@@ -434,11 +434,14 @@ pub struct AnswerRecord {
     pub contested: bool,
 }
 
+/// The longest answer, in characters.
+pub const MAX_ANSWER_CHARS: usize = 5000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraineeError {
     #[error("no such question")]
     QuestionNotFound,
-    #[error("an answer has 1 to 5000 characters")]
+    #[error("an answer has 1 to {MAX_ANSWER_CHARS} characters")]
     AnswerLength,
     #[error("a reason has 1 to 1000 characters")]
     ReasonLength,
@@ -490,7 +493,7 @@ impl Decider for Trainee {
                 ..
             } => {
                 let answer = answer.trim();
-                if answer.is_empty() || answer.chars().count() > 5000 {
+                if answer.is_empty() || answer.chars().count() > MAX_ANSWER_CHARS {
                     return Err(TraineeError::AnswerLength);
                 }
                 Ok(vec![TraineeEvent::QuestionAnswered {

@@ -87,7 +87,7 @@ impl DeadlineWorker {
                     .tracks
                     .remind_deadline(&request, track, assignment as u32, participant)
                     .await;
-                let outcome = self.outcome(track, changed);
+                let outcome = outcome(track, changed);
                 pass.count(outcome, "remind", |p| &mut p.reminders_sent);
             }
             if (reminders.len() as i64) < PAGE {
@@ -105,7 +105,7 @@ impl DeadlineWorker {
                     .tracks
                     .close_assignment(&request, track, assignment as u32, rand::random())
                     .await;
-                let outcome = self.outcome(track, changed);
+                let outcome = outcome(track, changed);
                 pass.count(outcome, "close", |p| &mut p.assignments_closed);
             }
             if (closes.len() as i64) < PAGE {
@@ -134,19 +134,6 @@ impl DeadlineWorker {
             tracing::info!(?pass, "deadline pass");
         }
         Ok(pass)
-    }
-
-    fn outcome(&self, track: Uuid, changed: TrackResult<TrackChanged>) -> Outcome {
-        match changed {
-            Ok(changed) if changed.changed => Outcome::Done,
-            Ok(_) => Outcome::Skipped,
-            // the read model was behind a deadline extension: the next pass sees the new time
-            Err(CommandError::Rejected(TrackError::NotYetDue)) => Outcome::Skipped,
-            Err(error) => {
-                tracing::error!(%track, %error, "deadline worker command failed");
-                Outcome::Failed
-            }
-        }
     }
 
     async fn fire(&self, request: &Request, slot: Uuid, timer: InterviewTimer) -> Outcome {
@@ -197,6 +184,20 @@ impl DeadlineWorker {
         // a pass in flight finishes before we report stopped
         let _ = self.running.lock().await;
         Ok(())
+    }
+}
+
+/// What a track command of the worker came to.
+fn outcome(track: Uuid, changed: TrackResult<TrackChanged>) -> Outcome {
+    match changed {
+        Ok(changed) if changed.changed => Outcome::Done,
+        Ok(_) => Outcome::Skipped,
+        // the read model was behind a deadline extension: the next pass sees the new time
+        Err(CommandError::Rejected(TrackError::NotYetDue)) => Outcome::Skipped,
+        Err(error) => {
+            tracing::error!(%track, %error, "deadline worker command failed");
+            Outcome::Failed
+        }
     }
 }
 
