@@ -16,6 +16,7 @@ use domain::interviews::{
 use domain::trainer::Level;
 use uuid::Uuid;
 
+use crate::timers::Fired;
 use crate::{
     CommandError, CommandExecutor, Decided, Decision, Loaded, NewEvent, Request, new_events,
 };
@@ -258,15 +259,15 @@ impl Interviews {
         self.command(request, "resolveNoShow", slot, command).await
     }
 
-    /// Fires `timer` of slot `slot` for the booking the slot is at. Its command id names the slot, the booking
-    /// and the timer, so a retry, a restart or a second worker never fires it twice; a timer no longer due is
-    /// refused with [`InterviewError::NotYetDue`] and one already done changes nothing.
+    /// Fires `timer` of slot `slot` for the booking the slot is at (the deadline worker). Its command id names
+    /// the slot, the booking and the timer, so a retry, a restart or a second worker never fires it twice; a
+    /// timer no longer due (the read model was behind) or already done is [`Fired::Skipped`].
     pub async fn fire_timer(
         &self,
         request: &Request,
         slot: Uuid,
         timer: InterviewTimer,
-    ) -> InterviewResult<SlotChanged> {
+    ) -> InterviewResult<Fired> {
         let at = request.seconds();
         let command = timer.command(&self.policy, at);
         let decision = SlotDecision::new("SlotTimer", slot, None, move |facts| {
@@ -284,11 +285,18 @@ impl Interviews {
             &TIMER_NAMESPACE,
             format!("interview\u{0}{slot}\u{0}{bookings}\u{0}{}", timer.as_str()).as_bytes(),
         );
-        let decided = self
+        match self
             .executor
             .decide(&decision, &request.metadata_with_id(id))
-            .await?;
-        Ok(changed(decided))
+            .await
+        {
+            Ok(decided) if decided.written.events > 0 => Ok(Fired::Done),
+            Ok(_)
+            | Err(CommandError::Rejected(InterviewError::NotYetDue | InterviewError::NotFound)) => {
+                Ok(Fired::Skipped)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn command(

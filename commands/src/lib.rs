@@ -24,6 +24,7 @@ pub mod identity;
 pub mod inbox;
 pub mod interviews;
 pub mod request;
+pub mod timers;
 pub mod tracks;
 pub mod trainer;
 

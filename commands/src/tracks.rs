@@ -4,11 +4,12 @@
 use domain::Decider;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, DiaryError, RepoUrl, Score, Track,
-    TrackCommand, TrackError, TrackEvent, TrackSpec, diary_stream, parse_criteria, submission_id,
-    track_stream,
+    TrackCommand, TrackError, TrackEvent, TrackSpec, TrackTimer, diary_stream, parse_criteria,
+    submission_id, track_stream,
 };
 use uuid::Uuid;
 
+use crate::timers::Fired;
 use crate::{CommandError, CommandExecutor, Decided, Request, new_events};
 
 /// Namespace of the ids of the deadline worker's track commands.
@@ -276,45 +277,52 @@ impl Tracks {
         })
     }
 
-    /// The 80 % reminder of `assignment` to `participant` (the deadline worker).
-    pub async fn remind_deadline(
+    /// Fires `timer` (the deadline worker): the 80 % reminder of one participant, or the close of an assignment
+    /// at its deadline, which allocates the reviews with `seed`. Its command id names what it is about, so a
+    /// retry, a restart or a second worker never fires it twice; one no longer due (the read model was behind
+    /// an extension) or already done is [`Fired::Skipped`].
+    pub async fn fire_timer(
         &self,
         request: &Request,
         track: Uuid,
-        assignment: u32,
-        participant: Uuid,
-    ) -> TrackResult<TrackChanged> {
-        let command = TrackCommand::RemindDeadline {
-            assignment,
-            participant,
-            at: request.seconds(),
-        };
-        let id = timer_id(&[
-            "remind",
-            &track.to_string(),
-            &assignment.to_string(),
-            &participant.to_string(),
-        ]);
-        self.run(track, &command, &request.metadata_with_id(id))
-            .await
-    }
-
-    /// Closes `assignment` at its deadline (the deadline worker): allocates the reviews with `seed`.
-    pub async fn close_assignment(
-        &self,
-        request: &Request,
-        track: Uuid,
-        assignment: u32,
+        timer: TrackTimer,
         seed: u64,
-    ) -> TrackResult<TrackChanged> {
-        let command = TrackCommand::CloseAssignment {
-            assignment,
-            seed,
-            at: request.seconds(),
+    ) -> TrackResult<Fired> {
+        let at = request.seconds();
+        let (command, id) = match timer {
+            TrackTimer::Remind {
+                assignment,
+                participant,
+            } => (
+                TrackCommand::RemindDeadline {
+                    assignment,
+                    participant,
+                    at,
+                },
+                timer_id(&[
+                    "remind",
+                    &track.to_string(),
+                    &assignment.to_string(),
+                    &participant.to_string(),
+                ]),
+            ),
+            TrackTimer::Close { assignment } => (
+                TrackCommand::CloseAssignment {
+                    assignment,
+                    seed,
+                    at,
+                },
+                timer_id(&["close", &track.to_string(), &assignment.to_string()]),
+            ),
         };
-        let id = timer_id(&["close", &track.to_string(), &assignment.to_string()]);
-        self.run(track, &command, &request.metadata_with_id(id))
+        match self
+            .run(track, &command, &request.metadata_with_id(id))
             .await
+        {
+            Ok(changed) if changed.changed => Ok(Fired::Done),
+            Ok(_) | Err(CommandError::Rejected(TrackError::NotYetDue)) => Ok(Fired::Skipped),
+            Err(error) => Err(error),
+        }
     }
 
     async fn run(

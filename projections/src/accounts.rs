@@ -16,6 +16,16 @@ pub const NAME: &str = "accounts";
 #[derive(Debug, Default)]
 pub struct Accounts;
 
+/// The accounts product's part of the read side: this read model, no notices, no timers.
+pub fn product() -> crate::Product {
+    crate::Product {
+        name: "accounts",
+        read_models: vec![std::sync::Arc::new(Accounts)],
+        notices: None,
+        timers: None,
+    }
+}
+
 /// One user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct User {

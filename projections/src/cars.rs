@@ -28,6 +28,16 @@ pub const NAME: &str = "cars";
 #[derive(Debug, Default)]
 pub struct Cars;
 
+/// The cars product's part of the read side: this read model, no notices, no timers.
+pub fn product() -> crate::Product {
+    crate::Product {
+        name: "cars",
+        read_models: vec![std::sync::Arc::new(Cars)],
+        notices: None,
+        timers: None,
+    }
+}
+
 /// The columns holding a listing's details, with their SQL types, in [`CarDetails::FIELDS`] order.
 const DETAIL_COLUMNS: &[(&str, &str)] = &[
     ("make", "text"),

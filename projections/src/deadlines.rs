@@ -1,89 +1,97 @@
-//! `deadlines`: what the deadline worker has to do: assignments still open with their deadline and 80 % mark,
-//! and who has neither submitted nor been reminded yet; and each booked interview's timers (reminders 24 h and
-//! 1 h before, the end, the feedback windows).
+//! `deadlines`: what the deadline worker has to do, for every product. It hosts the timers products contribute
+//! ([`Timers`]): each product reads the events of its streams and sets or clears timers on them, each its own
+//! typed value stored as JSON (`domain::tracks::TrackTimer`, `domain::interviews::InterviewTimer`). The worker
+//! reads what is due ([`due`]) and hands each timer to the application layer, which routes it by stream to the
+//! product that knows what it means. This module knows no product.
 //!
-//! Rebuilding it changes nothing the worker acts on: a reminder sent or an assignment closed is in the log, so
-//! it is gone from here after a replay too.
+//! Rebuilding it changes nothing the worker acts on: a timer fired is in the log as what it did, so its product
+//! clears it again in a replay.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::interviews::{InterviewTimer, SlotEvent};
-use domain::tracks::{TrackEvent, reminder_time};
 use eventlog::RecordedEvent;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Product, Projection, ProjectionError, ReadModel};
 
 pub const NAME: &str = "deadlines";
 
-#[derive(Debug, Default)]
-pub struct Deadlines;
+/// What a product contributes to the `deadlines` read model: from the events of its streams, which of its
+/// timers are set on them and when they are due.
+#[async_trait]
+pub trait Timers: Send + Sync + 'static {
+    /// The category of the streams whose events set these timers, and on which they fire.
+    fn category(&self) -> &'static str;
 
-/// The track events the worker's due lists follow.
-const TRACK_TYPES: &[&str] = &[
-    "LearnerEnrolled",
-    "LearnerLeft",
-    "AssignmentOpened",
-    "SolutionSubmitted",
-    "DeadlineReminderSent",
-    "DeadlineExtended",
-    "AssignmentClosed",
-    "AssignmentUnlocked",
-];
+    /// The event types of those streams it reads.
+    fn event_types(&self) -> &'static [&'static str];
 
-crate::read_model!(Deadlines {
-    name: NAME,
-    version: 2,
-    events: [TRACK_TYPES, SlotEvent::TYPES]
-});
+    /// Creates the tables it needs to place its timers (named after its category) in the current schema.
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
+
+    /// Sets and clears timers from one event of its streams, with [`set`], [`clear`] and [`on_stream`].
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// The host: the `timers` table, and every product's own tables beside it.
+pub struct Deadlines {
+    products: Vec<Arc<dyn Timers>>,
+}
+
+impl Deadlines {
+    /// The host of what `products` contribute.
+    pub fn new(products: &[Product]) -> Self {
+        let products = products.iter().filter_map(|p| p.timers.clone()).collect();
+        Self { products }
+    }
+}
+
+impl ReadModel for Deadlines {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    // 3: the host of products' timers (was: tables per product)
+    fn version(&self) -> i32 {
+        3
+    }
+
+    fn event_types(&self) -> Option<Vec<String>> {
+        let types = self.products.iter().flat_map(|p| p.event_types());
+        Some(types.map(|t| (*t).to_owned()).collect())
+    }
+}
 
 #[async_trait]
 impl Projection for Deadlines {
     async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::raw_sql(
-            "create table members (
-                 track_id uuid not null,
-                 user_id  uuid not null,
-                 primary key (track_id, user_id)
+            "create table timers (
+                 -- the stream it fires on
+                 stream_id text not null,
+                 -- the product's timer, as its serde JSON
+                 timer     jsonb not null,
+                 due_at    timestamptz not null,
+                 -- not fired by then, it no longer fires (a reminder once the deadline has come)
+                 lapses_at timestamptz,
+                 primary key (stream_id, timer)
              );
-             -- open assignments only: a closed one has nothing left to do
-             create table due (
-                 track_id   uuid not null,
-                 assignment integer not null,
-                 opened_at  timestamptz not null,
-                 deadline   timestamptz not null,
-                 -- 80 % of the way from opened_at to deadline
-                 remind_at  timestamptz not null,
-                 primary key (track_id, assignment)
-             );
-             create index due_deadline on due (deadline);
-             create index due_remind_at on due (remind_at);
-             -- participants an open assignment is open to who have not submitted and were not reminded
-             create table waiting (
-                 track_id   uuid not null,
-                 assignment integer not null,
-                 user_id    uuid not null,
-                 primary key (track_id, assignment, user_id)
-             );
-             -- published slots' times, for their timers
-             create table slots (
-                 slot_id   uuid primary key,
-                 starts_at bigint not null,
-                 ends_at   bigint not null
-             );
-             -- what is due on a booked interview: remind_24, remind_1, end, expire_feedback, auto_accept,
-             -- confirm_no_show
-             create table interview_due (
-                 slot_id uuid not null,
-                 kind    text not null,
-                 due_at  timestamptz not null,
-                 primary key (slot_id, kind)
-             );
-             create index interview_due_at on interview_due (due_at);",
+             create index timers_due on timers (due_at, stream_id, timer);",
         )
         .execute(&mut *conn)
         .await?;
+        for product in &self.products {
+            product.setup(conn).await?;
+        }
         Ok(())
     }
 
@@ -92,385 +100,92 @@ impl Projection for Deadlines {
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        crate::by_category!(NAME, conn, events, { "track" => track_event, "slot" => slot_event })
+        for recorded in events {
+            let category = recorded.stream_category.as_str();
+            let product = self.products.iter().find(|p| p.category() == category);
+            let product = product.ok_or_else(|| crate::unexpected_stream(NAME, category))?;
+            product.apply(conn, recorded).await?;
+        }
+        Ok(())
     }
 }
 
-async fn track_event(
+/// Sets `timer` on `stream` to fire at `due` (and not after `lapses`), replacing its earlier time.
+pub async fn set<T: Serialize + Sync>(
     conn: &mut PgConnection,
-    recorded: &RecordedEvent,
-) -> Result<(), ProjectionError> {
-    let track = stream_uuid(&recorded.stream_id, "track-")?;
-    apply_one(conn, track, recorded.decode::<TrackEvent>()?).await
-}
-
-async fn slot_event(
-    conn: &mut PgConnection,
-    recorded: &RecordedEvent,
-) -> Result<(), ProjectionError> {
-    let slot = stream_uuid(&recorded.stream_id, "slot-")?;
-    apply_slot(conn, slot, recorded.decode::<SlotEvent>()?).await
-}
-
-async fn apply_one(
-    conn: &mut PgConnection,
-    track: Uuid,
-    event: TrackEvent,
-) -> Result<(), ProjectionError> {
-    match event {
-        TrackEvent::LearnerEnrolled { participant, .. } => {
-            participant_enrolled(conn, track, participant).await
-        }
-        TrackEvent::LearnerLeft { participant, .. } => {
-            participant_left(conn, track, participant).await
-        }
-        TrackEvent::AssignmentOpened {
-            assignment,
-            opened_at,
-            deadline,
-        } => assignment_opened(conn, track, assignment, opened_at, deadline).await,
-        TrackEvent::AssignmentUnlocked {
-            assignment,
-            participant,
-            ..
-        } => assignment_unlocked(conn, track, assignment, participant).await,
-        TrackEvent::SolutionSubmitted {
-            assignment,
-            participant,
-            ..
-        }
-        | TrackEvent::DeadlineReminderSent {
-            assignment,
-            participant,
-            ..
-        } => stop_waiting(conn, track, assignment, participant).await,
-        TrackEvent::DeadlineExtended {
-            assignment,
-            deadline,
-            ..
-        } => deadline_extended(conn, track, assignment, deadline).await,
-        TrackEvent::AssignmentClosed { assignment, .. } => {
-            assignment_closed(conn, track, assignment).await
-        }
-        // not in TRACK_TYPES, so never delivered here
-        TrackEvent::TrackCreated { .. }
-        | TrackEvent::CriteriaRevised { .. }
-        | TrackEvent::TrackStarted { .. }
-        | TrackEvent::ReviewsAllocated { .. }
-        | TrackEvent::ReviewSubmitted { .. }
-        | TrackEvent::TrackCompleted { .. } => Ok(()),
-    }
-}
-
-/// Inserts the `members` row and a `waiting` row for each open assignment.
-async fn participant_enrolled(
-    conn: &mut PgConnection,
-    track: Uuid,
-    participant: Uuid,
-) -> Result<(), ProjectionError> {
-    sqlx::query("insert into members (track_id, user_id) values ($1, $2)")
-        .bind(track)
-        .bind(participant)
-        .execute(&mut *conn)
-        .await?;
-    // a late joiner waits on whatever is open
-    sqlx::query(
-        "insert into waiting (track_id, assignment, user_id)
-         select track_id, assignment, $2 from due where track_id = $1",
-    )
-    .bind(track)
-    .bind(participant)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the `members` row.
-async fn participant_left(
-    conn: &mut PgConnection,
-    track: Uuid,
-    participant: Uuid,
-) -> Result<(), ProjectionError> {
-    sqlx::query("delete from members where track_id = $1 and user_id = $2")
-        .bind(track)
-        .bind(participant)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Inserts the `due` row and, for the first assignment, a `waiting` row per member.
-async fn assignment_opened(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    opened_at: i64,
-    deadline: i64,
+    stream: &str,
+    timer: &T,
+    due: DateTime<Utc>,
+    lapses: Option<DateTime<Utc>>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "insert into due (track_id, assignment, opened_at, deadline, remind_at)
-         values ($1, $2, $3, $4, $5)",
+        "insert into timers (stream_id, timer, due_at, lapses_at) values ($1, $2, $3, $4)
+         on conflict (stream_id, timer) do update set due_at = excluded.due_at, lapses_at = excluded.lapses_at",
     )
-    .bind(track)
-    .bind(assignment as i32)
-    .bind(seconds(opened_at)?)
-    .bind(seconds(deadline)?)
-    .bind(seconds(reminder_time(opened_at, deadline))?)
-    .execute(&mut *conn)
-    .await?;
-    // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
-    if assignment == 0 {
-        sqlx::query(
-            "insert into waiting (track_id, assignment, user_id)
-             select $1, 0, user_id from members where track_id = $1",
-        )
-        .bind(track)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Inserts a `waiting` row for the participant if the assignment is still open.
-async fn assignment_unlocked(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    participant: Uuid,
-) -> Result<(), ProjectionError> {
-    sqlx::query(
-        "insert into waiting (track_id, assignment, user_id)
-         select track_id, assignment, $3 from due where track_id = $1 and assignment = $2",
-    )
-    .bind(track)
-    .bind(assignment as i32)
-    .bind(participant)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the participant's `waiting` row (they submitted or were reminded).
-async fn stop_waiting(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    participant: Uuid,
-) -> Result<(), ProjectionError> {
-    sqlx::query("delete from waiting where track_id = $1 and assignment = $2 and user_id = $3")
-        .bind(track)
-        .bind(assignment as i32)
-        .bind(participant)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Moves the `due` row's deadline and recomputes its `remind_at`.
-async fn deadline_extended(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    deadline: i64,
-) -> Result<(), ProjectionError> {
-    let opened_at: DateTime<Utc> =
-        sqlx::query_scalar("select opened_at from due where track_id = $1 and assignment = $2")
-            .bind(track)
-            .bind(assignment as i32)
-            .fetch_one(&mut *conn)
-            .await?;
-    let remind_at = reminder_time(opened_at.timestamp(), deadline);
-    sqlx::query(
-        "update due set deadline = $3, remind_at = $4 where track_id = $1 and assignment = $2",
-    )
-    .bind(track)
-    .bind(assignment as i32)
-    .bind(seconds(deadline)?)
-    .bind(seconds(remind_at)?)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the assignment's `due` and `waiting` rows.
-async fn assignment_closed(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-) -> Result<(), ProjectionError> {
-    for table in ["due", "waiting"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "delete from {table} where track_id = $1 and assignment = $2"
-        )))
-        .bind(track)
-        .bind(assignment as i32)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-async fn apply_slot(
-    conn: &mut PgConnection,
-    slot: Uuid,
-    event: SlotEvent,
-) -> Result<(), ProjectionError> {
-    let all = InterviewTimer::ALL.to_vec();
-    let (clear, add): (Vec<InterviewTimer>, Vec<(InterviewTimer, i64)>) = match event {
-        SlotEvent::SlotPublished { spec, .. } => {
-            sqlx::query("insert into slots (slot_id, starts_at, ends_at) values ($1, $2, $3)")
-                .bind(slot)
-                .bind(spec.start)
-                .bind(spec.end())
-                .execute(&mut *conn)
-                .await?;
-            return Ok(());
-        }
-        SlotEvent::SlotBooked { at, .. } => {
-            let (start, end): (i64, i64) =
-                sqlx::query_as("select starts_at, ends_at from slots where slot_id = $1")
-                    .bind(slot)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            // a reminder whose time had passed at the booking is not sent (the decider skips it too)
-            let mut add: Vec<(InterviewTimer, i64)> = InterviewTimer::REMINDERS
-                .iter()
-                .map(|(timer, hours)| (*timer, start - i64::from(*hours) * 3600))
-                .filter(|(_, due)| *due >= at)
-                .collect();
-            add.push((InterviewTimer::End, end));
-            (vec![], add)
-        }
-        SlotEvent::InterviewReminderSent { hours_before, .. } => (
-            InterviewTimer::reminder(hours_before).into_iter().collect(),
-            vec![],
-        ),
-        SlotEvent::InterviewEnded { feedback_due, .. } => (
-            vec![
-                InterviewTimer::RemindDayBefore,
-                InterviewTimer::RemindHourBefore,
-                InterviewTimer::End,
-            ],
-            vec![(InterviewTimer::ExpireFeedback, feedback_due)],
-        ),
-        SlotEvent::FeedbackGiven { accept_by, .. } => (
-            vec![InterviewTimer::ExpireFeedback],
-            vec![(InterviewTimer::AutoAccept, accept_by)],
-        ),
-        // nothing else runs on a reported interview; an uncontested report settles when its window ends
-        SlotEvent::NoShowReported { contest_by, .. } => {
-            (all, vec![(InterviewTimer::ConfirmNoShow, contest_by)])
-        }
-        SlotEvent::SlotWithdrawn { .. }
-        | SlotEvent::BookingCancelled { .. }
-        | SlotEvent::FeedbackAccepted { .. }
-        | SlotEvent::FeedbackDisputed { .. }
-        | SlotEvent::NoShowContested { .. }
-        | SlotEvent::NoShowConfirmed { .. }
-        | SlotEvent::NoShowResolved { .. }
-        | SlotEvent::FeedbackExpired { .. } => (all, vec![]),
-    };
-    sqlx::query("delete from interview_due where slot_id = $1 and kind = any($2)")
-        .bind(slot)
-        .bind(clear.iter().map(|t| t.as_str()).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    for (kind, at) in add {
-        sqlx::query("insert into interview_due (slot_id, kind, due_at) values ($1, $2, $3)")
-            .bind(slot)
-            .bind(kind.as_str())
-            .bind(seconds(at)?)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Interview timers that are due, `(due at, slot, kind)`, in that order, after `after`.
-#[tracing::instrument(skip_all)]
-pub async fn due_interview_timers(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    after: Option<(DateTime<Utc>, Uuid, String)>,
-    limit: i64,
-) -> Result<Vec<(DateTime<Utc>, Uuid, String)>, sqlx::Error> {
-    let (due, slot, kind) = match after {
-        Some((d, s, k)) => (Some(d), Some(s), Some(k)),
-        None => (None, None, None),
-    };
-    sqlx::query_as(
-        "select due_at, slot_id, kind from deadlines.interview_due
-          where due_at <= $1 and ($2::timestamptz is null or (due_at, slot_id, kind) > ($2, $3::uuid, $4::text))
-          order by due_at, slot_id, kind limit $5",
-    )
-    .bind(now)
+    .bind(stream)
+    .bind(Json(timer))
     .bind(due)
-    .bind(slot)
-    .bind(kind)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    .bind(lapses)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
-/// Open assignments whose deadline has come, `(track, assignment)`, in that order, after `after`.
+/// Clears `timer` on `stream`, if set.
+pub async fn clear<T: Serialize + Sync>(
+    conn: &mut PgConnection,
+    stream: &str,
+    timer: &T,
+) -> Result<(), ProjectionError> {
+    sqlx::query("delete from timers where stream_id = $1 and timer = $2")
+        .bind(stream)
+        .bind(Json(timer))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The timers set on `stream`, as its product's type.
+pub async fn on_stream<T: DeserializeOwned + Send + Unpin + 'static>(
+    conn: &mut PgConnection,
+    stream: &str,
+) -> Result<Vec<T>, ProjectionError> {
+    let timers: Vec<Json<T>> =
+        sqlx::query_scalar("select timer from timers where stream_id = $1 order by timer")
+            .bind(stream)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(timers.into_iter().map(|t| t.0).collect())
+}
+
+/// A timer that is due.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DueTimer {
+    pub due_at: DateTime<Utc>,
+    pub stream_id: String,
+    /// The product's timer, as stored.
+    pub timer: serde_json::Value,
+}
+
+/// The timers due at `now` that have not lapsed, in the order they came due, after `after`.
 #[tracing::instrument(skip_all)]
-pub async fn due_to_close(
+pub async fn due(
     pool: &PgPool,
     now: DateTime<Utc>,
-    after: Option<(Uuid, i32)>,
+    after: Option<&DueTimer>,
     limit: i64,
-) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
-    let (track, assignment) = after.unzip();
+) -> Result<Vec<DueTimer>, sqlx::Error> {
     sqlx::query_as(
-        "select track_id, assignment from deadlines.due
-          where deadline <= $1 and ($2::uuid is null or (track_id, assignment) > ($2, $3::int))
-          order by track_id, assignment limit $4",
+        "select due_at, stream_id, timer from deadlines.timers
+          where due_at <= $1 and (lapses_at is null or lapses_at > $1)
+            and ($2::timestamptz is null or (due_at, stream_id, timer) > ($2, $3::text, $4::jsonb))
+          order by due_at, stream_id, timer limit $5",
     )
     .bind(now)
-    .bind(track)
-    .bind(assignment)
+    .bind(after.map(|a| a.due_at))
+    .bind(after.map(|a| a.stream_id.as_str()))
+    .bind(after.map(|a| &a.timer))
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-/// Reminders whose time has come, `(track, assignment, participant)`, in that order, after `after`.
-#[tracing::instrument(skip_all)]
-pub async fn due_reminders(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    after: Option<(Uuid, i32, Uuid)>,
-    limit: i64,
-) -> Result<Vec<(Uuid, i32, Uuid)>, sqlx::Error> {
-    let (track, assignment, user) = match after {
-        Some((t, a, u)) => (Some(t), Some(a), Some(u)),
-        None => (None, None, None),
-    };
-    sqlx::query_as(
-        "select w.track_id, w.assignment, w.user_id
-           from deadlines.waiting w
-           join deadlines.due d on d.track_id = w.track_id and d.assignment = w.assignment
-          where d.remind_at <= $1 and d.deadline > $1
-            and ($2::uuid is null or (w.track_id, w.assignment, w.user_id) > ($2, $3::int, $4::uuid))
-          order by w.track_id, w.assignment, w.user_id limit $5",
-    )
-    .bind(now)
-    .bind(track)
-    .bind(assignment)
-    .bind(user)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_track_events_it_reads_are_track_events() {
-        for event_type in TRACK_TYPES {
-            assert!(TrackEvent::TYPES.contains(event_type), "{event_type}");
-        }
-    }
 }

@@ -28,6 +28,7 @@ pub mod tracks;
 pub mod trainer;
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::PgConnection;
@@ -57,18 +58,36 @@ pub trait Projection: ReadModel + Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
-/// Every read model Academy maintains: the one list the server, the command line and the tests run.
-pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+/// What one product contributes to the read side: its read models, and its parts of the shared hosts.
+pub struct Product {
+    pub name: &'static str,
+    pub read_models: Vec<Arc<dyn Projection>>,
+    /// What it tells users ([`notifications`]).
+    pub notices: Option<Arc<dyn notifications::Notices>>,
+    /// What the deadline worker fires on its streams ([`deadlines`]).
+    pub timers: Option<Arc<dyn deadlines::Timers>>,
+}
+
+/// Every product: the one list the read side is built from.
+pub fn products() -> Vec<Product> {
     vec![
-        std::sync::Arc::new(log_stats::LogStats),
-        std::sync::Arc::new(accounts::Accounts),
-        std::sync::Arc::new(trainer::Trainer),
-        std::sync::Arc::new(cars::Cars),
-        std::sync::Arc::new(tracks::Tracks),
-        std::sync::Arc::new(deadlines::Deadlines),
-        std::sync::Arc::new(notifications::Notifications),
-        std::sync::Arc::new(interviews::Interviews),
+        accounts::product(),
+        trainer::product(),
+        cars::product(),
+        tracks::product(),
+        interviews::product(),
     ]
+}
+
+/// Every read model Academy maintains: the products' own, the log's statistics, and the hosts of the products'
+/// notices and timers. The one list the server, the command line and the tests run.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    let products = products();
+    let mut all: Vec<Arc<dyn Projection>> = vec![Arc::new(log_stats::LogStats)];
+    all.extend(products.iter().flat_map(|p| p.read_models.iter().cloned()));
+    all.push(Arc::new(deadlines::Deadlines::new(&products)));
+    all.push(Arc::new(notifications::Notifications::new(&products)));
+    all
 }
 
 /// Applies each of `events` with the handler of its stream's category (`async fn(&mut PgConnection,

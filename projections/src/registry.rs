@@ -118,6 +118,12 @@ impl Projections {
         self.entries.iter().map(|e| e.projection.clone()).collect()
     }
 
+    /// The event types the projection `name` reads (`None`: every event, or no such projection here).
+    pub fn event_types(&self, name: &str) -> Option<Vec<String>> {
+        let entry = self.entries.iter().find(|e| e.projection.name() == name)?;
+        entry.projection.event_types()
+    }
+
     /// The latest progress of each projection run here.
     pub fn progress(&self) -> Vec<(&'static str, Progress)> {
         self.entries

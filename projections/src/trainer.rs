@@ -20,6 +20,16 @@ pub const NAME: &str = "trainer";
 #[derive(Debug, Default)]
 pub struct Trainer;
 
+/// The trainer product's part of the read side: this read model, no notices, no timers.
+pub fn product() -> crate::Product {
+    crate::Product {
+        name: "trainer",
+        read_models: vec![std::sync::Arc::new(Trainer)],
+        notices: None,
+        timers: None,
+    }
+}
+
 crate::read_model!(Trainer {
     name: NAME,
     version: 1,

@@ -1,46 +1,47 @@
-//! The deadline worker: at 80 % of an assignment's time it reminds each participant who has not submitted, and
-//! at the deadline it closes the assignment (which allocates the reviews and opens the next one). For mock
-//! interviews it sends the reminders 24 h and 1 h before the start, moves an interview to "awaiting feedback" at
-//! its end, accepts feedback nobody answered in time, and refunds the interviewee when no feedback came.
+//! The deadline worker: fires every product's timers when they come due: the 80 % reminders and the closes of
+//! cohort tracks' assignments, the reminders, ends, feedback windows and no-show windows of mock interviews.
 //!
-//! It reads what is due from the `deadlines` read model and issues commands through the executor like any other
-//! client, with the time from its [`Clock`]. Each command has an id derived from what it is about (the reminder
-//! of this participant for this assignment; the close of this assignment), so a retry, a restart, a second
-//! instance or a stale read model never acts twice: a repeated command id returns the first result, and the
-//! `Track` decider ignores a reminder already sent or an assignment already closed. Replaying the log rebuilds
-//! the read model without those, so it fires nothing again either.
+//! It knows no product. It reads what is due from the `deadlines` read model (each product's timers, set and
+//! cleared by the product from its events) and hands each to the application layer ([`App::fire_timer`]),
+//! which routes it to the product, with the time from the worker's [`Clock`]. Each timer's command has an id
+//! derived from what it is about, so a retry, a restart, a second instance or a stale read model never acts
+//! twice: a repeated command id returns the first result, and the deciders ignore what is already done.
+//! Replaying the log rebuilds the read model without what was fired, so it fires nothing again either.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use commands::interviews::Interviews;
-use commands::tracks::{TrackChanged, TrackResult, Tracks};
-use commands::{Actor, App, Clock, CommandError, Request, Source};
-use domain::interviews::{InterviewError, InterviewTimer};
-use domain::tracks::TrackError;
+use commands::timers::Fired;
+use commands::{Actor, App, Clock, Request, Source};
 use projections::deadlines;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_cron_scheduler::{Job, JobScheduler};
-use uuid::Uuid;
 
-/// Rows read from the read model at a time; a pass pages through everything due, so rows that keep failing
+/// Timers read from the read model at a time; a pass pages through everything due, so timers that keep failing
 /// never starve the rest.
 const PAGE: i64 = 500;
 
 pub const ACTIONS_TOTAL: &str = "academy_worker_actions_total";
 
 /// What one pass did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
-    pub reminders_sent: usize,
-    pub assignments_closed: usize,
-    /// Interview reminders, ends, automatic acceptances and expired feedback windows.
-    pub interview_actions: usize,
-    /// Commands that wrote nothing (already done, or no longer due).
+    /// Timers that wrote events, by their product's name for the action (`remind_deadline`,
+    /// `close_assignment`, `end`, ...).
+    pub done: BTreeMap<&'static str, usize>,
+    /// Timers that wrote nothing (already done, or no longer due).
     pub skipped: usize,
     pub failed: usize,
+}
+
+impl Pass {
+    /// How many timers of `actions` wrote events.
+    pub fn done_of(&self, actions: &[&str]) -> usize {
+        actions.iter().filter_map(|a| self.done.get(a)).sum()
+    }
 }
 
 /// Who the worker's commands are recorded as.
@@ -49,8 +50,7 @@ const WORKER: Actor = Actor::Worker {
 };
 
 pub struct DeadlineWorker {
-    tracks: Tracks,
-    interviews: Interviews,
+    app: App,
     pool: PgPool,
     clock: Arc<dyn Clock>,
     /// One pass at a time, even if the schedule fires again during a long pass.
@@ -60,16 +60,15 @@ pub struct DeadlineWorker {
 impl DeadlineWorker {
     pub fn new(app: &App, pool: PgPool, clock: Arc<dyn Clock>) -> Self {
         Self {
-            tracks: app.tracks.clone(),
-            interviews: app.interviews.clone(),
+            app: app.clone(),
             pool,
             clock,
             running: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// One pass over what is due now: reminders first, then closes (so a participant reminded in the same pass
-    /// as the close is not, since a reminder is only due before the deadline).
+    /// One pass over what is due now, in the order it came due (so an assignment's reminders go before its
+    /// close; a reminder whose deadline has come lapses).
     #[tracing::instrument(skip_all)]
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let _one_at_a_time = self.running.lock().await;
@@ -78,55 +77,27 @@ impl DeadlineWorker {
         let mut pass = Pass::default();
         let mut after = None;
         loop {
-            let reminders = deadlines::due_reminders(&self.pool, now, after, PAGE)
+            let due = deadlines::due(&self.pool, now, after.as_ref(), PAGE)
                 .await
-                .context("reading due reminders")?;
-            after = reminders.last().copied();
-            for &(track, assignment, participant) in &reminders {
-                let changed = self
-                    .tracks
-                    .remind_deadline(&request, track, assignment as u32, participant)
+                .context("reading due timers")?;
+            for timer in &due {
+                let fired = self
+                    .app
+                    .fire_timer(&request, &timer.stream_id, &timer.timer, rand::random())
                     .await;
-                let outcome = outcome(track, changed);
-                pass.count(outcome, "remind", |p| &mut p.reminders_sent);
+                match fired {
+                    Ok(fired) => pass.count(fired.action, fired.fired),
+                    Err(error) => {
+                        tracing::error!(%error, "deadline worker command failed");
+                        pass.failed += 1;
+                        metrics::counter!(ACTIONS_TOTAL, "worker" => "deadlines", "outcome" => "failed")
+                            .increment(1);
+                    }
+                }
             }
-            if (reminders.len() as i64) < PAGE {
-                break;
-            }
-        }
-        let mut after = None;
-        loop {
-            let closes = deadlines::due_to_close(&self.pool, now, after, PAGE)
-                .await
-                .context("reading due deadlines")?;
-            after = closes.last().copied();
-            for &(track, assignment) in &closes {
-                let changed = self
-                    .tracks
-                    .close_assignment(&request, track, assignment as u32, rand::random())
-                    .await;
-                let outcome = outcome(track, changed);
-                pass.count(outcome, "close", |p| &mut p.assignments_closed);
-            }
-            if (closes.len() as i64) < PAGE {
-                break;
-            }
-        }
-        let mut after = None;
-        loop {
-            let timers = deadlines::due_interview_timers(&self.pool, now, after.clone(), PAGE)
-                .await
-                .context("reading due interview timers")?;
-            after = timers.last().cloned();
-            for (_, slot, kind) in &timers {
-                let Some(timer) = InterviewTimer::parse(kind) else {
-                    tracing::error!(%slot, kind, "unknown interview timer");
-                    continue;
-                };
-                let outcome = self.fire(&request, *slot, timer).await;
-                pass.count(outcome, "interview", |p| &mut p.interview_actions);
-            }
-            if (timers.len() as i64) < PAGE {
+            let full = due.len() as i64 == PAGE;
+            after = due.into_iter().last();
+            if !full {
                 break;
             }
         }
@@ -134,21 +105,6 @@ impl DeadlineWorker {
             tracing::info!(?pass, "deadline pass");
         }
         Ok(pass)
-    }
-
-    async fn fire(&self, request: &Request, slot: Uuid, timer: InterviewTimer) -> Outcome {
-        match self.interviews.fire_timer(request, slot, timer).await {
-            Ok(changed) if !changed.events.is_empty() => Outcome::Done,
-            Ok(_) => Outcome::Skipped,
-            // the read model was behind: the next pass sees the new time
-            Err(CommandError::Rejected(InterviewError::NotYetDue | InterviewError::NotFound)) => {
-                Outcome::Skipped
-            }
-            Err(error) => {
-                tracing::error!(%slot, timer = timer.as_str(), %error, "deadline worker command failed");
-                Outcome::Failed
-            }
-        }
     }
 
     /// Runs a pass every `every` on tokio-cron-scheduler until `shutdown` turns true.
@@ -187,48 +143,19 @@ impl DeadlineWorker {
     }
 }
 
-/// What a track command of the worker came to.
-fn outcome(track: Uuid, changed: TrackResult<TrackChanged>) -> Outcome {
-    match changed {
-        Ok(changed) if changed.changed => Outcome::Done,
-        Ok(_) => Outcome::Skipped,
-        // the read model was behind a deadline extension: the next pass sees the new time
-        Err(CommandError::Rejected(TrackError::NotYetDue)) => Outcome::Skipped,
-        Err(error) => {
-            tracing::error!(%track, %error, "deadline worker command failed");
-            Outcome::Failed
-        }
-    }
-}
-
-enum Outcome {
-    Done,
-    Skipped,
-    Failed,
-}
-
 impl Pass {
-    fn count(
-        &mut self,
-        outcome: Outcome,
-        action: &'static str,
-        done: impl Fn(&mut Pass) -> &mut usize,
-    ) {
-        let label = match outcome {
-            Outcome::Done => {
-                *done(self) += 1;
+    fn count(&mut self, action: &'static str, fired: Fired) {
+        let outcome = match fired {
+            Fired::Done => {
+                *self.done.entry(action).or_default() += 1;
                 "done"
             }
-            Outcome::Skipped => {
+            Fired::Skipped => {
                 self.skipped += 1;
                 "skipped"
             }
-            Outcome::Failed => {
-                self.failed += 1;
-                "failed"
-            }
         };
-        metrics::counter!(ACTIONS_TOTAL, "worker" => "deadlines", "action" => action, "outcome" => label)
+        metrics::counter!(ACTIONS_TOTAL, "worker" => "deadlines", "action" => action, "outcome" => outcome)
             .increment(1);
     }
 }

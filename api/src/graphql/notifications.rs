@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use commands::inbox::Selection;
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
-use projections::ReadModel;
-use projections::notifications::{self as model, NotificationRow, Notifications};
+use projections::notifications::{self as model, NotificationRow};
 use uuid::Uuid;
 
 use super::{Services, SignedIn, cursor, page_size, read_after, request, services, viewer};
@@ -74,8 +73,12 @@ impl From<NotificationRow> for Notification {
         Self {
             id: row.id,
             kind: row.kind.into(),
-            track_id: row.track_id,
-            assignment: row.assignment.map(|i| i + 1),
+            // the tracks' notices are about a track, and an assignment of it (by index) when one
+            track_id: row
+                .stream_id
+                .strip_prefix("track-")
+                .and_then(|id| id.parse().ok()),
+            assignment: row.item.map(|i| i + 1),
             title: row.title,
             body: row.body,
             created_at: row.created_at,
@@ -196,7 +199,7 @@ impl NotificationsSubscription {
         let services: Arc<Services> = ctx.data_unchecked::<Arc<Services>>().clone();
         let feed = services
             .projections
-            .feed(after, Notifications.event_types())
+            .feed(after, services.projections.event_types(model::NAME))
             .await
             .map_err(ApiError::from)?;
         // each batch of events that may notify someone: once the read model has applied it, the viewer's

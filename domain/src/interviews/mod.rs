@@ -39,9 +39,10 @@ pub const INTERVIEWER_REWARD: i64 = 1;
 /// How long after an interview's end a no-show can be reported.
 pub const NO_SHOW_WINDOW: i64 = 24 * 3600;
 
-/// The timers of a booked interview, which the deadline worker fires when they are due. Stored by
-/// [`InterviewTimer::as_str`] in the `deadlines` read model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The timers of a booked interview, which the deadline worker fires when they are due. Stored as JSON (its
+/// serde name, which [`InterviewTimer::as_str`] also gives) in the `deadlines` read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InterviewTimer {
     /// The reminder a day before the start.
     RemindDayBefore,
@@ -75,17 +76,13 @@ impl InterviewTimer {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            InterviewTimer::RemindDayBefore => "remind_24",
-            InterviewTimer::RemindHourBefore => "remind_1",
+            InterviewTimer::RemindDayBefore => "remind_day_before",
+            InterviewTimer::RemindHourBefore => "remind_hour_before",
             InterviewTimer::End => "end",
             InterviewTimer::AutoAccept => "auto_accept",
             InterviewTimer::ExpireFeedback => "expire_feedback",
             InterviewTimer::ConfirmNoShow => "confirm_no_show",
         }
-    }
-
-    pub fn parse(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|timer| timer.as_str() == stored)
     }
 
     /// The reminder timer sent `hours_before` the start.

@@ -65,6 +65,26 @@ pub fn reminder_time(opened_at: i64, deadline: i64) -> i64 {
     opened_at + (deadline - opened_at) * 4 / 5
 }
 
+/// What the deadline worker fires on a track, as the `deadlines` read model stores it (JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackTimer {
+    /// The 80 % reminder of a participant who has not submitted: [`TrackCommand::RemindDeadline`].
+    Remind { assignment: u32, participant: Uuid },
+    /// The deadline: [`TrackCommand::CloseAssignment`].
+    Close { assignment: u32 },
+}
+
+impl TrackTimer {
+    /// What firing it does, for the worker's counts and logs.
+    pub fn action(self) -> &'static str {
+        match self {
+            TrackTimer::Remind { .. } => "remind_deadline",
+            TrackTimer::Close { .. } => "close_assignment",
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The definition
 

@@ -8,7 +8,7 @@ use domain::Decider;
 use domain::inbox::{InboxEvent, inbox_stream};
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, RepoUrl, Score, Track, TrackCommand, TrackSpec,
-    diary_stream, track_stream,
+    TrackTimer, diary_stream, track_stream,
 };
 use eventlog::EventLog;
 use projections::deadlines::{self, Deadlines};
@@ -85,13 +85,24 @@ async fn snapshot(log: &EventLog, schema: &str) -> BTreeMap<String, Vec<serde_js
     rows
 }
 
+/// The timers due at `now`, as tracks' timers on their streams.
+async fn due_timers(
+    log: &EventLog,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, TrackTimer)> {
+    let due = deadlines::due(log.pool(), now, None, 100).await.unwrap();
+    due.into_iter()
+        .map(|d| (d.stream_id, serde_json::from_value(d.timer).unwrap()))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     let (_db, log) = log().await;
     let models: Vec<Arc<dyn Projection>> = vec![
         Arc::new(Tracks),
-        Arc::new(Deadlines),
-        Arc::new(Notifications),
+        Arc::new(Deadlines::new(&projections::products())),
+        Arc::new(Notifications::new(&projections::products())),
     ];
     // participants are listed with usernames from `accounts`
     let mut running = models.clone();
@@ -151,20 +162,15 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     projections.wait_for(head, WAIT).await.unwrap();
     // after the extension the 80 % mark is at 16 h; the one who did not submit is waiting for a reminder
     let now = chrono::DateTime::from_timestamp(T0 + 16 * HOUR, 0).unwrap();
-    let due = deadlines::due_reminders(log.pool(), now, None, 100)
-        .await
-        .unwrap();
-    assert_eq!(due, vec![(id, 0, people[4])]);
+    let due = due_timers(&log, now).await;
+    let reminder = TrackTimer::Remind {
+        assignment: 0,
+        participant: people[4],
+    };
+    assert_eq!(due, vec![(track_stream(id).to_string(), reminder)]);
     assert!(
-        deadlines::due_reminders(log.pool(), now - chrono::Duration::seconds(1), None, 100)
+        due_timers(&log, now - chrono::Duration::seconds(1))
             .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        deadlines::due_to_close(log.pool(), now, None, 100)
-            .await
-            .unwrap()
             .is_empty()
     );
 
@@ -306,10 +312,11 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     // the next assignment is what the worker waits on now
     let later = chrono::DateTime::from_timestamp(T0 + 30 * HOUR, 0).unwrap();
     assert_eq!(
-        deadlines::due_to_close(log.pool(), later, None, 10)
-            .await
-            .unwrap(),
-        vec![(id, 1)]
+        due_timers(&log, later).await,
+        vec![(
+            track_stream(id).to_string(),
+            TrackTimer::Close { assignment: 1 }
+        )]
     );
 
     let live: Vec<_> = {

@@ -44,7 +44,7 @@ impl World {
         let projections = Arc::new(
             Projections::new(
                 log.clone(),
-                vec![Arc::new(Deadlines)],
+                vec![Arc::new(Deadlines::new(&projections::products()))],
                 RunnerConfig {
                     poll: Duration::from_millis(50),
                     ..RunnerConfig::default()
@@ -172,7 +172,7 @@ async fn reminders_go_out_once_at_80_percent_and_skip_who_submitted() {
 
     world.clock.set(at(T0 + 8 * HOUR));
     let pass = world.pass(&worker).await;
-    assert_eq!((pass.reminders_sent, pass.failed), (2, 0));
+    assert_eq!((pass.done_of(&["remind_deadline"]), pass.failed), (2, 0));
     let reminded: Vec<Uuid> = sqlx::query_scalar(
         "select (data->>'participant')::uuid from events where event_type = 'DeadlineReminderSent'",
     )
@@ -187,11 +187,19 @@ async fn reminders_go_out_once_at_80_percent_and_skip_who_submitted() {
     assert_eq!(world.pass(&world.worker()).await, Pass::default());
     let rebuilt = projections::rebuild(
         world.log.clone(),
-        Arc::new(Deadlines),
+        Arc::new(Deadlines::new(&projections::products())),
         RunnerConfig::default(),
     );
     rebuilt.await.unwrap();
-    assert_eq!(world.worker().pass().await.unwrap().reminders_sent, 0);
+    assert_eq!(
+        world
+            .worker()
+            .pass()
+            .await
+            .unwrap()
+            .done_of(&["remind_deadline"]),
+        0
+    );
     assert_eq!(world.count("DeadlineReminderSent").await, 2);
 }
 
@@ -211,17 +219,17 @@ async fn at_the_deadline_the_assignment_closes_once_even_after_a_replay() {
     }
     let worker = world.worker();
     world.clock.set(at(T0 + 10 * HOUR - 1));
-    assert_eq!(world.pass(&worker).await.assignments_closed, 0);
+    assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 0);
     world.clock.set(at(T0 + 10 * HOUR));
     let pass = world.pass(&worker).await;
-    assert_eq!((pass.assignments_closed, pass.failed), (1, 0));
+    assert_eq!((pass.done_of(&["close_assignment"]), pass.failed), (1, 0));
     assert_eq!(world.count("ReviewsAllocated").await, 1);
     assert_eq!(world.count("AssignmentOpened").await, 2);
 
     // a replay of the log rebuilds the read model; nothing fires again
     projections::rebuild(
         world.log.clone(),
-        Arc::new(Deadlines),
+        Arc::new(Deadlines::new(&projections::products())),
         RunnerConfig::default(),
     )
     .await
@@ -232,7 +240,13 @@ async fn at_the_deadline_the_assignment_closes_once_even_after_a_replay() {
         .unwrap();
     world.clock.set(at(T0 + 15 * HOUR));
     let pass = world.worker().pass().await.unwrap();
-    assert_eq!((pass.assignments_closed, pass.reminders_sent), (0, 0));
+    assert_eq!(
+        (
+            pass.done_of(&["close_assignment"]),
+            pass.done_of(&["remind_deadline"])
+        ),
+        (0, 0)
+    );
     let after: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(world.log.pool())
         .await
@@ -259,9 +273,9 @@ async fn an_extended_deadline_moves_the_reminder_and_the_close() {
         "the old 80 % and deadline are gone"
     );
     world.clock.set(at(T0 + 16 * HOUR));
-    assert_eq!(world.pass(&worker).await.reminders_sent, 3);
+    assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 3);
     world.clock.set(at(T0 + 20 * HOUR));
-    assert_eq!(world.pass(&worker).await.assignments_closed, 1);
+    assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 1);
 }
 
 #[tokio::test]
@@ -307,10 +321,10 @@ async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
     }
     let worker = world.worker();
     world.clock.set(at(T0 + 10 * HOUR));
-    assert_eq!(world.pass(&worker).await.assignments_closed, 1);
+    assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 1);
     // 3 submitters review each other (2 each); nobody has assignment 1 yet. Its 80 % mark is at 18 h.
     world.clock.set(at(T0 + 18 * HOUR));
-    assert_eq!(world.pass(&worker).await.reminders_sent, 0);
+    assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 0);
     let (state, _) = world
         .executor
         .load::<Track>(&track_stream(world.track))
@@ -341,7 +355,7 @@ async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
     }
     // past the 80 % mark when it opens to them: reminded at the next pass, and only them
     world.clock.set(at(T0 + 19 * HOUR));
-    assert_eq!(world.pass(&worker).await.reminders_sent, 1);
+    assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 1);
     let reminded: Vec<Uuid> = sqlx::query_scalar(
         "select (data->>'participant')::uuid from events
           where event_type = 'DeadlineReminderSent' and (data->>'assignment')::int = 1",

@@ -1,6 +1,9 @@
 //! `interviews`: the slot board and each user's interviews, and the points each user has, held and earned,
 //! with every ledger entry.
 
+mod notices;
+mod timers;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::interviews::{LedgerEvent, PointsEntryKind, Role, SlotEvent, SlotSpec, SlotStatus};
@@ -17,6 +20,16 @@ pub const NAME: &str = "interviews";
 
 #[derive(Debug, Default)]
 pub struct Interviews;
+
+/// The mock interviews' part of the read side: this read model, their notices and their timers.
+pub fn product() -> crate::Product {
+    crate::Product {
+        name: "interviews",
+        read_models: vec![std::sync::Arc::new(Interviews)],
+        notices: Some(std::sync::Arc::new(notices::InterviewNotices)),
+        timers: Some(std::sync::Arc::new(timers::InterviewTimers)),
+    }
+}
 
 // 2: `no_show_settle_at` is `no_show_contest_by`
 crate::read_model!(Interviews {

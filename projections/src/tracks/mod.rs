@@ -1,6 +1,9 @@
 //! `tracks`: cohort tracks as participants and admins browse them: each track with its assignments and their
 //! windows, participants with the assignment they are on, solutions, the review allocation, reviews and diaries.
 
+mod notices;
+mod timers;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::tracks::{
@@ -18,6 +21,16 @@ pub const NAME: &str = "tracks";
 
 #[derive(Debug, Default)]
 pub struct Tracks;
+
+/// The cohort tracks' part of the read side: this read model, their notices and their timers.
+pub fn product() -> crate::Product {
+    crate::Product {
+        name: "tracks",
+        read_models: vec![std::sync::Arc::new(Tracks)],
+        notices: Some(std::sync::Arc::new(notices::TrackNotices)),
+        timers: Some(std::sync::Arc::new(timers::TrackTimers)),
+    }
+}
 
 crate::read_model!(Tracks {
     name: NAME,

@@ -1,0 +1,118 @@
+//! The mock interviews' timers in the `deadlines` host: a booked interview's reminders a day and an hour before
+//! the start, its end, then the feedback windows and the no-show window. Beside the host's `timers` it keeps
+//! each published slot's times.
+
+use async_trait::async_trait;
+use domain::interviews::{InterviewTimer, SlotEvent};
+use eventlog::RecordedEvent;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::deadlines::{self, Timers};
+use crate::{ProjectionError, seconds, stream_uuid};
+
+pub struct InterviewTimers;
+
+#[async_trait]
+impl Timers for InterviewTimers {
+    fn category(&self) -> &'static str {
+        "slot"
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        SlotEvent::TYPES
+    }
+
+    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::raw_sql(
+            "create table slot_times (
+                 slot_id   uuid primary key,
+                 starts_at bigint not null,
+                 ends_at   bigint not null
+             );",
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        recorded: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let stream = recorded.stream_id.as_str();
+        let slot = stream_uuid(stream, "slot-")?;
+        let (clear, set) = match recorded.decode::<SlotEvent>()? {
+            SlotEvent::SlotPublished { spec, .. } => {
+                sqlx::query(
+                    "insert into slot_times (slot_id, starts_at, ends_at) values ($1, $2, $3)",
+                )
+                .bind(slot)
+                .bind(spec.start)
+                .bind(spec.end())
+                .execute(&mut *conn)
+                .await?;
+                return Ok(());
+            }
+            SlotEvent::SlotBooked { at, .. } => (vec![], booked(conn, slot, at).await?),
+            SlotEvent::InterviewReminderSent { hours_before, .. } => (
+                InterviewTimer::reminder(hours_before).into_iter().collect(),
+                vec![],
+            ),
+            SlotEvent::InterviewEnded { feedback_due, .. } => (
+                vec![
+                    InterviewTimer::RemindDayBefore,
+                    InterviewTimer::RemindHourBefore,
+                    InterviewTimer::End,
+                ],
+                vec![(InterviewTimer::ExpireFeedback, feedback_due)],
+            ),
+            SlotEvent::FeedbackGiven { accept_by, .. } => (
+                vec![InterviewTimer::ExpireFeedback],
+                vec![(InterviewTimer::AutoAccept, accept_by)],
+            ),
+            // nothing else runs on a reported interview; an uncontested report settles when its window ends
+            SlotEvent::NoShowReported { contest_by, .. } => (
+                InterviewTimer::ALL.to_vec(),
+                vec![(InterviewTimer::ConfirmNoShow, contest_by)],
+            ),
+            SlotEvent::SlotWithdrawn { .. }
+            | SlotEvent::BookingCancelled { .. }
+            | SlotEvent::FeedbackAccepted { .. }
+            | SlotEvent::FeedbackDisputed { .. }
+            | SlotEvent::NoShowContested { .. }
+            | SlotEvent::NoShowConfirmed { .. }
+            | SlotEvent::NoShowResolved { .. }
+            | SlotEvent::FeedbackExpired { .. } => (InterviewTimer::ALL.to_vec(), vec![]),
+        };
+        for timer in clear {
+            deadlines::clear(conn, stream, &timer).await?;
+        }
+        for (timer, due) in set {
+            deadlines::set(conn, stream, &timer, seconds(due)?, None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The timers a booking sets: the reminders whose time is still ahead (the decider skips the others too), and
+/// the end.
+async fn booked(
+    conn: &mut PgConnection,
+    slot: Uuid,
+    at: i64,
+) -> Result<Vec<(InterviewTimer, i64)>, ProjectionError> {
+    let (start, end): (i64, i64) =
+        sqlx::query_as("select starts_at, ends_at from slot_times where slot_id = $1")
+            .bind(slot)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut set: Vec<(InterviewTimer, i64)> = InterviewTimer::REMINDERS
+        .iter()
+        .map(|(timer, hours)| (*timer, start - i64::from(*hours) * 3600))
+        .filter(|(_, due)| *due >= at)
+        .collect();
+    set.push((InterviewTimer::End, end));
+    Ok(set)
+}
