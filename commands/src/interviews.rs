@@ -6,6 +6,7 @@
 //! deciders decide each slot event's effects, and appends everything at once (each stream at the version it was
 //! read at).
 
+use async_trait::async_trait;
 use domain::Decider;
 use domain::StreamId;
 use domain::interviews::{
@@ -16,7 +17,7 @@ use domain::interviews::{
 use domain::trainer::Level;
 use uuid::Uuid;
 
-use crate::timers::Fired;
+use crate::timers::{self, Fired, FiredTimer, FiresTimers, TimerError};
 use crate::{
     CommandError, CommandExecutor, Decided, Decision, Loaded, NewEvent, Request, new_events,
 };
@@ -327,6 +328,26 @@ impl Interviews {
         let metadata = request.metadata(operation, &[&slot.to_string()]);
         let decided = self.executor.decide(&decision, &metadata).await?;
         Ok(changed(decided))
+    }
+}
+
+#[async_trait]
+impl FiresTimers for Interviews {
+    fn category(&self) -> &'static str {
+        "slot"
+    }
+
+    async fn fire(
+        &self,
+        request: &Request,
+        slot: Uuid,
+        timer: &serde_json::Value,
+        _seed: u64,
+    ) -> Result<FiredTimer, TimerError> {
+        let stream = slot_stream(slot);
+        let timer: InterviewTimer = timers::decode(&stream, timer)?;
+        let fired = self.fire_timer(request, slot, timer).await;
+        timers::outcome(&stream, timer.as_str(), fired)
     }
 }
 

@@ -52,6 +52,8 @@ pub struct App {
     pub tracks: tracks::Tracks,
     pub interviews: interviews::Interviews,
     pub inbox: inbox::Inbox,
+    /// The services that fire timers, one per stream category ([`App::fire_timer`]).
+    timers: Vec<Arc<dyn timers::FiresTimers>>,
 }
 
 /// What the application services are configured with.
@@ -72,14 +74,17 @@ impl App {
         read_models: sqlx::PgPool,
         config: AppConfig,
     ) -> Result<Self, InternalError> {
+        let tracks = tracks::Tracks::new(executor.clone());
+        let interviews = interviews::Interviews::new(executor.clone(), config.interviews)
+            .signup_points(config.signup_points);
         Ok(Self {
             inbox: inbox::Inbox::new(executor.clone(), read_models),
             identity: identity::Identity::new(executor.clone(), &config.identity)?,
             cars: cars::Cars::new(executor.clone()),
-            trainer: trainer::Trainer::new(executor.clone()),
-            tracks: tracks::Tracks::new(executor.clone()),
-            interviews: interviews::Interviews::new(executor, config.interviews)
-                .signup_points(config.signup_points),
+            trainer: trainer::Trainer::new(executor),
+            timers: vec![Arc::new(tracks.clone()), Arc::new(interviews.clone())],
+            tracks,
+            interviews,
         })
     }
 

@@ -1,7 +1,9 @@
 //! Timers: what the deadline worker fires when the `deadlines` read model says a product's timer is due. The
 //! worker knows no product: it hands each due timer (the stream it is on, and the product's own timer value as
-//! stored) to [`App::fire_timer`], which routes it by the stream's category to the product's service.
+//! stored) to [`App::fire_timer`], which routes it by the stream's category to the product that fires timers on
+//! that category ([`FiresTimers`], listed in [`App::new`]).
 
+use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{App, Request};
@@ -40,6 +42,22 @@ pub enum TimerError {
     },
 }
 
+/// A product's service that fires the timers it sets on its streams.
+#[async_trait]
+pub trait FiresTimers: Send + Sync + std::fmt::Debug {
+    /// The category of the streams its timers are on.
+    fn category(&self) -> &'static str;
+
+    /// Fires `timer` (as the product stored it) on the stream of aggregate `id`.
+    async fn fire(
+        &self,
+        request: &Request,
+        id: Uuid,
+        timer: &serde_json::Value,
+        seed: u64,
+    ) -> Result<FiredTimer, TimerError>;
+}
+
 impl App {
     /// Fires `timer`, stored by a product for `stream`, with the time of `request`; `seed` is for a timer whose
     /// command draws at random (an assignment's close allocates reviews).
@@ -53,42 +71,36 @@ impl App {
         let unknown = || TimerError::UnknownStream(stream.to_owned());
         let (category, id) = stream.split_once('-').ok_or_else(unknown)?;
         let id = Uuid::parse_str(id).map_err(|_| unknown())?;
-        match category {
-            "track" => {
-                let timer = decode(stream, timer)?;
-                let fired = self.tracks.fire_timer(request, id, timer, seed).await;
-                outcome(stream, timer.action(), fired)
-            }
-            "slot" => {
-                let timer = decode(stream, timer)?;
-                let fired = self.interviews.fire_timer(request, id, timer).await;
-                outcome(stream, timer.as_str(), fired)
-            }
-            _ => Err(unknown()),
-        }
+        let product = self.timers.iter().find(|p| p.category() == category);
+        product
+            .ok_or_else(unknown)?
+            .fire(request, id, timer, seed)
+            .await
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    stream: &str,
+/// A stored timer as the product's type.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    stream: impl std::fmt::Display,
     timer: &serde_json::Value,
 ) -> Result<T, TimerError> {
     serde_json::from_value(timer.clone()).map_err(|error| TimerError::Unknown {
-        stream: stream.to_owned(),
+        stream: stream.to_string(),
         timer: timer.clone(),
         error,
     })
 }
 
-fn outcome<E: std::fmt::Display>(
-    stream: &str,
+/// A product's outcome of firing, with what the action was.
+pub fn outcome<E: std::fmt::Display>(
+    stream: impl std::fmt::Display,
     action: &'static str,
     fired: Result<Fired, E>,
 ) -> Result<FiredTimer, TimerError> {
     match fired {
         Ok(fired) => Ok(FiredTimer { action, fired }),
         Err(error) => Err(TimerError::Failed {
-            stream: stream.to_owned(),
+            stream: stream.to_string(),
             action,
             error: error.to_string(),
         }),

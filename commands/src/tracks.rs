@@ -1,6 +1,7 @@
 //! Cohort tracks' use cases: creating and revising tracks, enrolling and leaving, solutions, reviews, diaries,
 //! and the reminders and closes the deadline worker fires.
 
+use async_trait::async_trait;
 use domain::Decider;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, DiaryError, RepoUrl, Score, Track,
@@ -9,7 +10,7 @@ use domain::tracks::{
 };
 use uuid::Uuid;
 
-use crate::timers::Fired;
+use crate::timers::{self, Fired, FiredTimer, FiresTimers, TimerError};
 use crate::{CommandError, CommandExecutor, Decided, Request, new_events};
 
 /// Namespace of the ids of the deadline worker's track commands.
@@ -340,6 +341,26 @@ impl Tracks {
             started: started(&executed.events),
             changed: !executed.events.is_empty(),
         })
+    }
+}
+
+#[async_trait]
+impl FiresTimers for Tracks {
+    fn category(&self) -> &'static str {
+        "track"
+    }
+
+    async fn fire(
+        &self,
+        request: &Request,
+        track: Uuid,
+        timer: &serde_json::Value,
+        seed: u64,
+    ) -> Result<FiredTimer, TimerError> {
+        let stream = track_stream(track);
+        let timer: TrackTimer = timers::decode(&stream, timer)?;
+        let fired = self.fire_timer(request, track, timer, seed).await;
+        timers::outcome(&stream, timer.action(), fired)
     }
 }
 
