@@ -7,8 +7,6 @@
 //! Rebuilding it changes nothing the worker acts on: a timer fired is in the log as what it did, so its product
 //! clears it again in a replay.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventlog::RecordedEvent;
@@ -17,23 +15,15 @@ use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
+use crate::host::{Contribution, Contributions};
 use crate::{Product, Projection, ProjectionError, ReadModel};
 
 pub const NAME: &str = "deadlines";
 
-/// What a product contributes to the `deadlines` read model: from the events of its streams, which of its
-/// timers are set on them and when they are due.
+/// What a product contributes to the `deadlines` read model: from the events of its streams (those its
+/// [`Contribution`] reads), which of its timers are set on them and when they are due.
 #[async_trait]
-pub trait Timers: Send + Sync + 'static {
-    /// The category of the streams whose events set these timers, and on which they fire.
-    fn category(&self) -> &'static str;
-
-    /// The event types of those streams it reads.
-    fn event_types(&self) -> &'static [&'static str];
-
-    /// Creates the tables it needs to place its timers (named after its category) in the current schema.
-    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
-
+pub trait Timers: Contribution {
     /// Sets and clears timers from one event of its streams, with [`set`], [`clear`] and [`on_stream`].
     async fn apply(
         &self,
@@ -44,14 +34,16 @@ pub trait Timers: Send + Sync + 'static {
 
 /// The host: the `timers` table, and every product's own tables beside it.
 pub struct Deadlines {
-    products: Vec<Arc<dyn Timers>>,
+    products: Contributions<dyn Timers>,
 }
 
 impl Deadlines {
     /// The host of what `products` contribute.
     pub fn new(products: &[Product]) -> Self {
         let products = products.iter().filter_map(|p| p.timers.clone()).collect();
-        Self { products }
+        Self {
+            products: Contributions::new(products),
+        }
     }
 }
 
@@ -66,8 +58,7 @@ impl ReadModel for Deadlines {
     }
 
     fn event_types(&self) -> Option<Vec<String>> {
-        let types = self.products.iter().flat_map(|p| p.event_types());
-        Some(types.map(|t| (*t).to_owned()).collect())
+        Some(self.products.event_types(&[]))
     }
 }
 
@@ -89,10 +80,7 @@ impl Projection for Deadlines {
         )
         .execute(&mut *conn)
         .await?;
-        for product in &self.products {
-            product.setup(conn).await?;
-        }
-        Ok(())
+        self.products.setup(conn).await
     }
 
     async fn apply(
@@ -101,10 +89,10 @@ impl Projection for Deadlines {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for recorded in events {
-            let category = recorded.stream_category.as_str();
-            let product = self.products.iter().find(|p| p.category() == category);
-            let product = product.ok_or_else(|| crate::unexpected_stream(NAME, category))?;
-            product.apply(conn, recorded).await?;
+            self.products
+                .of(NAME, recorded)?
+                .apply(conn, recorded)
+                .await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod cars;
 pub mod deadlines;
+mod host;
 pub mod interviews;
 mod lease;
 pub mod log_stats;
@@ -34,6 +35,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 
 pub use eventlog::{Checkpoint, RecordedEvent, Subscription};
+pub use host::Contribution;
 pub use registry::{Projections, WaitError};
 pub use runner::{Progress, RebuildError, Runner, RunnerConfig, RunnerError, Status, rebuild};
 

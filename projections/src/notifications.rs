@@ -6,8 +6,6 @@
 //! A notification's id comes from the event and the user (stable across rebuilds), so marks of "read" in users'
 //! inboxes still apply after a replay.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::inbox::InboxEvent;
@@ -18,6 +16,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use crate::host::{Contribution, Contributions};
 use crate::{Product, Projection, ProjectionError, ReadModel, seconds, stream_uuid};
 
 pub const NAME: &str = "notifications";
@@ -33,18 +32,10 @@ pub fn notification_id(event: Uuid, user: Uuid) -> Uuid {
     Uuid::new_v5(&NOTIFICATION_NAMESPACE, &name)
 }
 
-/// What a product contributes to the `notifications` read model: who is told what by the events of its streams.
+/// What a product contributes to the `notifications` read model: who is told what by the events of its streams
+/// (its [`Contribution`] reads those that notify someone, and those it needs to word them).
 #[async_trait]
-pub trait Notices: Send + Sync + 'static {
-    /// The category of the streams whose events it reads.
-    fn category(&self) -> &'static str;
-
-    /// The event types of those streams it reads: those that notify someone, and those it needs to word them.
-    fn event_types(&self) -> &'static [&'static str];
-
-    /// Creates the tables it words notices with (named after its category) in the current schema.
-    async fn setup(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
-
+pub trait Notices: Contribution {
     /// Who is told what by one event of its streams; keeps its own tables up to date.
     async fn notices(
         &self,
@@ -68,14 +59,16 @@ pub struct Notice {
 
 /// The host: the `notifications` table, and every product's own tables beside it.
 pub struct Notifications {
-    products: Vec<Arc<dyn Notices>>,
+    products: Contributions<dyn Notices>,
 }
 
 impl Notifications {
     /// The host of what `products` contribute.
     pub fn new(products: &[Product]) -> Self {
         let products = products.iter().filter_map(|p| p.notices.clone()).collect();
-        Self { products }
+        Self {
+            products: Contributions::new(products),
+        }
     }
 }
 
@@ -90,9 +83,7 @@ impl ReadModel for Notifications {
     }
 
     fn event_types(&self) -> Option<Vec<String>> {
-        let products = self.products.iter().flat_map(|p| p.event_types());
-        let types = InboxEvent::TYPES.iter().chain(products);
-        Some(types.map(|t| (*t).to_owned()).collect())
+        Some(self.products.event_types(InboxEvent::TYPES))
     }
 }
 
@@ -121,10 +112,7 @@ impl Projection for Notifications {
         )
         .execute(&mut *conn)
         .await?;
-        for product in &self.products {
-            product.setup(conn).await?;
-        }
-        Ok(())
+        self.products.setup(conn).await
     }
 
     async fn apply(
@@ -133,13 +121,11 @@ impl Projection for Notifications {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for recorded in events {
-            let category = recorded.stream_category.as_str();
-            if category == "inbox" {
+            if recorded.stream_category == "inbox" {
                 apply_inbox(conn, recorded).await?;
                 continue;
             }
-            let product = self.products.iter().find(|p| p.category() == category);
-            let product = product.ok_or_else(|| crate::unexpected_stream(NAME, category))?;
+            let product = self.products.of(NAME, recorded)?;
             for notice in product.notices(conn, recorded).await? {
                 insert(conn, recorded, notice).await?;
             }

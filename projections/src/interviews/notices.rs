@@ -10,12 +10,12 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::notifications::{Notice, Notices, when};
-use crate::{ProjectionError, stream_uuid};
+use crate::{Contribution, ProjectionError, stream_uuid};
 
 pub struct InterviewNotices;
 
 #[async_trait]
-impl Notices for InterviewNotices {
+impl Contribution for InterviewNotices {
     fn category(&self) -> &'static str {
         "slot"
     }
@@ -39,7 +39,10 @@ impl Notices for InterviewNotices {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Notices for InterviewNotices {
     async fn notices(
         &self,
         conn: &mut PgConnection,

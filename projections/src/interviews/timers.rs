@@ -9,12 +9,12 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::deadlines::{self, Timers};
-use crate::{ProjectionError, seconds, stream_uuid};
+use crate::{Contribution, ProjectionError, seconds, stream_uuid};
 
 pub struct InterviewTimers;
 
 #[async_trait]
-impl Timers for InterviewTimers {
+impl Contribution for InterviewTimers {
     fn category(&self) -> &'static str {
         "slot"
     }
@@ -35,7 +35,10 @@ impl Timers for InterviewTimers {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Timers for InterviewTimers {
     async fn apply(
         &self,
         conn: &mut PgConnection,

@@ -11,7 +11,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::notifications::{Notice, Notices, when};
-use crate::{ProjectionError, stream_uuid};
+use crate::{Contribution, ProjectionError, stream_uuid};
 
 pub struct TrackNotices;
 
@@ -30,7 +30,7 @@ const TYPES: &[&str] = &[
 ];
 
 #[async_trait]
-impl Notices for TrackNotices {
+impl Contribution for TrackNotices {
     fn category(&self) -> &'static str {
         "track"
     }
@@ -58,7 +58,10 @@ impl Notices for TrackNotices {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Notices for TrackNotices {
     async fn notices(
         &self,
         conn: &mut PgConnection,

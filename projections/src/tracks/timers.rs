@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::deadlines::{self, Timers};
-use crate::{ProjectionError, seconds, stream_uuid};
+use crate::{Contribution, ProjectionError, seconds, stream_uuid};
 
 pub struct TrackTimers;
 
@@ -26,7 +26,7 @@ const TYPES: &[&str] = &[
 ];
 
 #[async_trait]
-impl Timers for TrackTimers {
+impl Contribution for TrackTimers {
     fn category(&self) -> &'static str {
         "track"
     }
@@ -55,7 +55,10 @@ impl Timers for TrackTimers {
         .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl Timers for TrackTimers {
     async fn apply(
         &self,
         conn: &mut PgConnection,
