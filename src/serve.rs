@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use api::Services;
-use api::auth::Tokens;
 use commands::identity::Identity;
 use commands::{Actor, App, Clock, CommandExecutor, Request, Source, SystemClock};
 use eventlog::EventLog;
@@ -56,15 +55,14 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     let app = App::new(executor, database.pool.clone(), config.app()?)
         .context("setting up the services")?;
     bootstrap_admin(config, &app.identity).await?;
-    let tokens = Arc::new(Tokens::new(app.identity.clone(), config.auth(secret)?));
-    let services = Arc::new(Services {
-        pool: database.pool.clone(),
-        projections: projections.clone(),
-        tokens,
-        app: app.clone(),
-        read_timeout: Duration::from_millis(config.read_timeout_ms),
-        clock: clock.clone(),
-    });
+    let services = Arc::new(Services::new(
+        database.pool.clone(),
+        projections.clone(),
+        app.clone(),
+        config.auth(secret)?,
+        Duration::from_millis(config.read_timeout_ms),
+        clock.clone(),
+    ));
     let state = api::AppState::new(services, config.http());
     let health = state.tasks.clone();
 

@@ -119,6 +119,28 @@ pub struct Services {
     pub app: commands::App,
 }
 
+impl Services {
+    /// What resolvers share: the read models (`pool`, `projections`), the application layer, and tokens checked
+    /// and issued with `auth` over its identity service. The one wiring of the server and the tests.
+    pub fn new(
+        pool: PgPool,
+        projections: Arc<Projections>,
+        app: commands::App,
+        auth: crate::auth::AuthConfig,
+        read_timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            pool,
+            projections,
+            tokens: Arc::new(Tokens::new(app.identity.clone(), auth)),
+            read_timeout,
+            clock,
+            app,
+        }
+    }
+}
+
 /// Per-request facts besides the viewer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestInfo {

@@ -15,7 +15,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::auth::{AuthConfig, JwtSecret, Tokens};
+use api::auth::{AuthConfig, JwtSecret};
 use api::{AppState, HttpConfig, Services};
 use commands::{Clock, CommandExecutor, SystemClock};
 use eventlog::EventLog;
@@ -87,15 +87,14 @@ impl TestApp {
             Arc::new(Projections::new(log.clone(), projections::all(), runner).unwrap());
         let executor = CommandExecutor::new(log);
         let app = commands::App::new(executor.clone(), db.pool.clone(), setup.app).unwrap();
-        let tokens = Arc::new(Tokens::new(app.identity.clone(), setup.auth));
-        let services = Arc::new(Services {
-            pool: db.pool.clone(),
-            projections: projections.clone(),
-            tokens,
+        let services = Arc::new(Services::new(
+            db.pool.clone(),
+            projections.clone(),
             app,
-            read_timeout: Duration::from_secs(10),
-            clock: setup.clock.clone(),
-        });
+            setup.auth,
+            Duration::from_secs(10),
+            setup.clock.clone(),
+        ));
         let state = AppState::new(services, setup.http);
         let (stop, stopping) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
