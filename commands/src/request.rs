@@ -12,6 +12,56 @@ use uuid::Uuid;
 /// it, so a client retrying across an upgrade still gets its first result).
 const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x7b3e_94c1_0d2a_4f68_b5e9_3c71_a0d4_6e25);
 
+/// What kind of actor acted, as an event's metadata records it (`actor_role`, by [`ActorRole::as_str`]): the
+/// kind of [`Actor`], with a signed-in user's [`Role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorRole {
+    Anonymous,
+    /// A signed-in user who is not an admin.
+    User,
+    /// A signed-in admin.
+    Admin,
+    /// A worker acting on time or on the outside world.
+    Worker,
+    /// Academy itself.
+    System,
+}
+
+impl ActorRole {
+    pub const ALL: [ActorRole; 5] = [
+        ActorRole::Anonymous,
+        ActorRole::User,
+        ActorRole::Admin,
+        ActorRole::Worker,
+        ActorRole::System,
+    ];
+
+    /// The stable name of the role, as the log's metadata records it (a user's is their [`Role::as_str`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorRole::Anonymous => "anonymous",
+            ActorRole::User => Role::User.as_str(),
+            ActorRole::Admin => Role::Admin.as_str(),
+            ActorRole::Worker => "worker",
+            ActorRole::System => "system",
+        }
+    }
+
+    /// The role [`ActorRole::as_str`] names.
+    pub fn parse(recorded: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|role| role.as_str() == recorded)
+    }
+}
+
+impl From<Role> for ActorRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => ActorRole::User,
+            Role::Admin => ActorRole::Admin,
+        }
+    }
+}
+
 /// Who acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -50,13 +100,24 @@ impl Actor {
         )
     }
 
-    fn recorded(&self) -> (String, &'static str) {
+    /// The kind of actor, as the metadata records it.
+    pub fn role(&self) -> ActorRole {
         match self {
-            Actor::Anonymous => ("anonymous".to_owned(), "anonymous"),
-            Actor::User { id, role } => (id.to_string(), role.as_str()),
-            Actor::Worker { name } => ((*name).to_owned(), "worker"),
-            Actor::System { name } => ((*name).to_owned(), "system"),
+            Actor::Anonymous => ActorRole::Anonymous,
+            Actor::User { role, .. } => ActorRole::from(*role),
+            Actor::Worker { .. } => ActorRole::Worker,
+            Actor::System { .. } => ActorRole::System,
         }
+    }
+
+    /// The actor id and role the metadata records.
+    fn recorded(&self) -> (String, &'static str) {
+        let id = match self {
+            Actor::Anonymous => ActorRole::Anonymous.as_str().to_owned(),
+            Actor::User { id, .. } => id.to_string(),
+            Actor::Worker { name } | Actor::System { name } => (*name).to_owned(),
+        };
+        (id, self.role().as_str())
     }
 }
 
@@ -134,5 +195,52 @@ impl Request {
     /// Unix seconds of [`Self::at`], as the deciders take time.
     pub fn seconds(&self) -> i64 {
         self.at.timestamp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_roles_are_recorded_by_one_stable_name_each() {
+        for role in ActorRole::ALL {
+            assert_eq!(ActorRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(ActorRole::parse("nonsense"), None);
+        assert_eq!(ActorRole::parse(""), None);
+        // the log holds these strings: renaming one changes what old events say
+        assert_eq!(
+            ActorRole::ALL.map(ActorRole::as_str),
+            ["anonymous", "user", "admin", "worker", "system"]
+        );
+        let id = Uuid::nil();
+        let recorded = |actor: Actor| actor.recorded();
+        assert_eq!(
+            recorded(Actor::Anonymous),
+            ("anonymous".to_owned(), "anonymous")
+        );
+        assert_eq!(
+            recorded(Actor::User {
+                id,
+                role: Role::Admin
+            }),
+            (id.to_string(), "admin")
+        );
+        assert_eq!(
+            recorded(Actor::User {
+                id,
+                role: Role::User
+            }),
+            (id.to_string(), "user")
+        );
+        assert_eq!(
+            recorded(Actor::Worker { name: "deadlines" }),
+            ("deadlines".to_owned(), "worker")
+        );
+        assert_eq!(
+            recorded(Actor::System { name: "bootstrap" }),
+            ("bootstrap".to_owned(), "system")
+        );
     }
 }

@@ -304,6 +304,80 @@ crate::tagged_events!(CarEvent {
     CarRelisted
 });
 
+/// Whether a listing is on the market, as the `cars` read model stores it ([`CarStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CarStatus {
+    /// Listed (or relisted) and seen by the recent complete runs.
+    Active,
+    /// The scraper stopped seeing it: [`CarEvent::CarDelisted`].
+    Delisted,
+}
+
+impl CarStatus {
+    pub const ALL: [CarStatus; 2] = [CarStatus::Active, CarStatus::Delisted];
+
+    /// The stable name of the status (the `cars` read model stores it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarStatus::Active => "active",
+            CarStatus::Delisted => "delisted",
+        }
+    }
+
+    /// The status [`CarStatus::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == stored)
+    }
+}
+
+/// What happened to a listing: the kind of an entry of its timeline, one per [`CarEvent`], as the `cars` read
+/// model stores it ([`CarChange::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CarChange {
+    /// [`CarEvent::CarListed`].
+    Listed,
+    /// [`CarEvent::CarPriceChanged`].
+    PriceChanged,
+    /// [`CarEvent::CarDetailsChanged`].
+    DetailsChanged,
+    /// [`CarEvent::CarDelisted`].
+    Delisted,
+    /// [`CarEvent::CarRelisted`].
+    Relisted,
+}
+
+impl CarChange {
+    pub const ALL: [CarChange; 5] = [
+        CarChange::Listed,
+        CarChange::PriceChanged,
+        CarChange::DetailsChanged,
+        CarChange::Delisted,
+        CarChange::Relisted,
+    ];
+
+    /// The stable name of the change (the `cars` read model stores it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarChange::Listed => "listed",
+            CarChange::PriceChanged => "price_changed",
+            CarChange::DetailsChanged => "details_changed",
+            CarChange::Delisted => "delisted",
+            CarChange::Relisted => "relisted",
+        }
+    }
+
+    /// The change [`CarChange::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|change| change.as_str() == stored)
+    }
+}
+
 /// A listing as its stream tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarState {
@@ -540,6 +614,33 @@ crate::tagged_events!(ScrapeRunEvent {
     ScrapeLayoutChanged,
     ScrapeRunCompleted
 });
+
+/// What went wrong with a page of a run, as the `cars` read model stores it ([`ScrapeProblemKind::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScrapeProblemKind {
+    /// The page was not fetched, or robots.txt forbids it: [`ScrapeRunEvent::ScrapePageFailed`].
+    Failure,
+    /// The page changed shape: [`ScrapeRunEvent::ScrapeLayoutChanged`].
+    Layout,
+}
+
+impl ScrapeProblemKind {
+    pub const ALL: [ScrapeProblemKind; 2] = [ScrapeProblemKind::Failure, ScrapeProblemKind::Layout];
+
+    /// The stable name of the kind (the `cars` read model stores it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScrapeProblemKind::Failure => "failure",
+            ScrapeProblemKind::Layout => "layout",
+        }
+    }
+
+    /// The kind [`ScrapeProblemKind::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == stored)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScrapeRunState {

@@ -96,7 +96,9 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::cars::{CarChange, CarStatus, ScrapeProblemKind};
     use crate::interviews::{PointsEntryKind, Role, SlotStatus};
+    use crate::tracks::{ReviewMode, TrackStatus};
 
     /// Each name parses back to its value, names are distinct, and serde spells them the same way.
     fn one_vocabulary<T>(all: &[T], as_str: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
@@ -131,6 +133,15 @@ mod tests {
             PointsEntryKind::parse,
         );
         one_vocabulary(&Role::ALL, Role::as_str, Role::parse);
+        one_vocabulary(&TrackStatus::ALL, TrackStatus::as_str, TrackStatus::parse);
+        one_vocabulary(&ReviewMode::ALL, ReviewMode::as_str, ReviewMode::parse);
+        one_vocabulary(&CarStatus::ALL, CarStatus::as_str, CarStatus::parse);
+        one_vocabulary(&CarChange::ALL, CarChange::as_str, CarChange::parse);
+        one_vocabulary(
+            &ScrapeProblemKind::ALL,
+            ScrapeProblemKind::as_str,
+            ScrapeProblemKind::parse,
+        );
     }
 
     #[test]
@@ -143,5 +154,31 @@ mod tests {
         );
         assert_eq!(SlotStatus::AwaitingFeedback.as_str(), "awaiting_feedback");
         assert_eq!(PointsEntryKind::Earned.as_str(), "earned");
+        assert_eq!(
+            TrackStatus::ALL.map(TrackStatus::as_str),
+            ["enrolling", "running", "completed"]
+        );
+        assert_eq!(
+            ReviewMode::ALL.map(ReviewMode::as_str),
+            ["ring", "all_available", "alone", "nobody"]
+        );
+        assert_eq!(
+            CarStatus::ALL.map(CarStatus::as_str),
+            ["active", "delisted"]
+        );
+        assert_eq!(
+            CarChange::ALL.map(CarChange::as_str),
+            [
+                "listed",
+                "price_changed",
+                "details_changed",
+                "delisted",
+                "relisted"
+            ]
+        );
+        assert_eq!(
+            ScrapeProblemKind::ALL.map(ScrapeProblemKind::as_str),
+            ["failure", "layout"]
+        );
     }
 }

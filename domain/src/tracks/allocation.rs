@@ -34,6 +34,14 @@ pub enum ReviewMode {
 }
 
 impl ReviewMode {
+    pub const ALL: [ReviewMode; 4] = [
+        ReviewMode::Ring,
+        ReviewMode::AllAvailable,
+        ReviewMode::Alone,
+        ReviewMode::Nobody,
+    ];
+
+    /// The stable name of the mode (the `tracks` read model stores it).
     pub fn as_str(self) -> &'static str {
         match self {
             ReviewMode::Ring => "ring",
@@ -41,6 +49,11 @@ impl ReviewMode {
             ReviewMode::Alone => "alone",
             ReviewMode::Nobody => "nobody",
         }
+    }
+
+    /// The mode [`ReviewMode::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == stored)
     }
 }
 

@@ -85,6 +85,42 @@ impl TrackTimer {
     }
 }
 
+/// Where a track is in its life, as the `tracks` read model stores it ([`TrackStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackStatus {
+    /// Created, waiting for its minimum of participants.
+    Enrolling,
+    /// Started: its assignments open one after the other.
+    Running,
+    /// Its last assignment has closed.
+    Completed,
+}
+
+impl TrackStatus {
+    pub const ALL: [TrackStatus; 3] = [
+        TrackStatus::Enrolling,
+        TrackStatus::Running,
+        TrackStatus::Completed,
+    ];
+
+    /// The stable name of the status (the `tracks` read model stores it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackStatus::Enrolling => "enrolling",
+            TrackStatus::Running => "running",
+            TrackStatus::Completed => "completed",
+        }
+    }
+
+    /// The status [`TrackStatus::as_str`] names.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == stored)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The definition
 
