@@ -12,16 +12,18 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::cars::{
-    CarDetails, CarEvent, DetailsPatch, ListingId, Prices, RunTally, ScrapeRunEvent,
+    CarChange, CarDetails, CarEvent, CarStatus, DetailsPatch, ListingId, Prices, RunTally,
+    ScrapeProblemKind, ScrapeRunEvent,
 };
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use serde_json::json;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
 
 pub const NAME: &str = "cars";
 
@@ -92,7 +94,7 @@ impl Projection for Cars {
                  {details}
                  body_price_yen   bigint,
                  total_price_yen  bigint,
-                 -- active or delisted
+                 -- domain::cars::CarStatus::as_str: active or delisted
                  status           text not null,
                  listed_at        timestamptz not null,
                  updated_at       timestamptz not null,
@@ -121,7 +123,7 @@ impl Projection for Cars {
                  car_id   uuid not null,
                  position bigint primary key,
                  at       timestamptz not null,
-                 -- listed, price_changed, details_changed, delisted, relisted
+                 -- domain::cars::CarChange::as_str: listed, price_changed, details_changed, delisted, relisted
                  kind     text not null,
                  -- what the event changed (the new values; old and new for prices)
                  changes  jsonb not null,
@@ -159,7 +161,8 @@ impl Projection for Cars {
              create table scrape_run_problems (
                  run_id   uuid not null,
                  position bigint primary key,
-                 -- failure (a page not fetched, or forbidden by robots.txt) or layout (the page changed shape)
+                 -- domain::cars::ScrapeProblemKind::as_str: failure (a page not fetched, or forbidden by
+                 -- robots.txt) or layout (the page changed shape)
                  kind     text not null,
                  url      text not null,
                  detail   text not null,
@@ -203,7 +206,7 @@ async fn timeline(
     car: Uuid,
     recorded: &RecordedEvent,
     at: DateTime<Utc>,
-    kind: &str,
+    kind: CarChange,
     changes: serde_json::Value,
     run_id: Uuid,
 ) -> Result<(), sqlx::Error> {
@@ -213,7 +216,7 @@ async fn timeline(
     .bind(car)
     .bind(recorded.position)
     .bind(at)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(Json(changes))
     .bind(run_id)
     .execute(&mut *conn)
@@ -303,7 +306,7 @@ async fn car_listed(
     sqlx::query(
         "insert into cars (id, listing_id, status, listed_at, updated_at, listed_position, last_seen_run,
                            last_seen_position, body_price_yen, total_price_yen)
-         values ($1, $2, 'active', $3, $3, $4, $5,
+         values ($1, $2, $8, $3, $3, $4, $5,
                  coalesce((select started_position from scrape_runs where run_id = $5), $4), $6, $7)",
     )
     .bind(car)
@@ -313,6 +316,7 @@ async fn car_listed(
     .bind(run_id)
     .bind(prices.body_yen)
     .bind(prices.total_yen)
+    .bind(CarStatus::Active.as_str())
     .execute(&mut *conn)
     .await?;
     sqlx::query(AssertSqlSafe(patch_sql()))
@@ -327,7 +331,7 @@ async fn car_listed(
         car,
         recorded,
         at,
-        "listed",
+        CarChange::Listed,
         json!({ "prices": prices, "details": patch }),
         run_id,
     )
@@ -361,7 +365,7 @@ async fn car_price_changed(
         car,
         recorded,
         at,
-        "price_changed",
+        CarChange::PriceChanged,
         json!({ "old": old, "new": new }),
         run_id,
     )
@@ -386,7 +390,16 @@ async fn car_details_changed(
         .bind(at)
         .execute(&mut *conn)
         .await?;
-    timeline(conn, car, recorded, at, "details_changed", patch, run_id).await?;
+    timeline(
+        conn,
+        car,
+        recorded,
+        at,
+        CarChange::DetailsChanged,
+        patch,
+        run_id,
+    )
+    .await?;
     Ok(())
 }
 
@@ -400,19 +413,18 @@ async fn car_delisted(
     at: i64,
 ) -> Result<(), ProjectionError> {
     let at = seconds(at)?;
-    sqlx::query(
-        "update cars set status = 'delisted', delisted_at = $2, updated_at = $2 where id = $1",
-    )
-    .bind(car)
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("update cars set status = $3, delisted_at = $2, updated_at = $2 where id = $1")
+        .bind(car)
+        .bind(at)
+        .bind(CarStatus::Delisted.as_str())
+        .execute(&mut *conn)
+        .await?;
     timeline(
         conn,
         car,
         recorded,
         at,
-        "delisted",
+        CarChange::Delisted,
         json!({ "missed_runs": missed_runs }),
         run_id,
     )
@@ -430,7 +442,7 @@ async fn car_relisted(
 ) -> Result<(), ProjectionError> {
     let at = seconds(at)?;
     sqlx::query(
-        "update cars set status = 'active', delisted_at = null, updated_at = $2,
+        "update cars set status = $5, delisted_at = null, updated_at = $2,
                 last_seen_run = $3,
                 last_seen_position = greatest(last_seen_position,
                     coalesce((select started_position from scrape_runs where run_id = $3), $4))
@@ -440,9 +452,19 @@ async fn car_relisted(
     .bind(at)
     .bind(run_id)
     .bind(recorded.position)
+    .bind(CarStatus::Active.as_str())
     .execute(&mut *conn)
     .await?;
-    timeline(conn, car, recorded, at, "relisted", json!({}), run_id).await?;
+    timeline(
+        conn,
+        car,
+        recorded,
+        at,
+        CarChange::Relisted,
+        json!({}),
+        run_id,
+    )
+    .await?;
     Ok(())
 }
 
@@ -556,7 +578,7 @@ async fn page_failed(
         conn,
         run,
         recorded,
-        "failure",
+        ScrapeProblemKind::Failure,
         url,
         error,
         Some(attempts),
@@ -579,7 +601,17 @@ async fn layout_changed(
     reason: &str,
     at: i64,
 ) -> Result<(), ProjectionError> {
-    problem(conn, run, recorded, "layout", url, reason, None, at).await?;
+    problem(
+        conn,
+        run,
+        recorded,
+        ScrapeProblemKind::Layout,
+        url,
+        reason,
+        None,
+        at,
+    )
+    .await?;
     sqlx::query("update scrape_runs set layout_changes = layout_changes + 1 where run_id = $1")
         .bind(run)
         .execute(&mut *conn)
@@ -619,7 +651,7 @@ async fn problem(
     conn: &mut PgConnection,
     run: Uuid,
     recorded: &RecordedEvent,
-    kind: &str,
+    kind: ScrapeProblemKind,
     url: &str,
     detail: &str,
     attempts: Option<u32>,
@@ -631,7 +663,7 @@ async fn problem(
     )
     .bind(run)
     .bind(recorded.position)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(url)
     .bind(detail)
     .bind(attempts.map(|a| a as i32))
@@ -645,7 +677,7 @@ async fn problem(
 // Queries
 
 /// A listing as it stands.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CarRow {
     pub id: Uuid,
     pub listing_id: String,
@@ -670,11 +702,46 @@ pub struct CarRow {
     pub detail_url: Option<String>,
     pub body_price_yen: Option<i64>,
     pub total_price_yen: Option<i64>,
-    pub status: String,
+    pub status: CarStatus,
     pub listed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delisted_at: Option<DateTime<Utc>>,
     pub listed_position: i64,
+}
+
+impl FromRow<'_, PgRow> for CarRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            listing_id: row.try_get("listing_id")?,
+            make: row.try_get("make")?,
+            model: row.try_get("model")?,
+            grade: row.try_get("grade")?,
+            year: row.try_get("year")?,
+            mileage_km: row.try_get("mileage_km")?,
+            inspection: row.try_get("inspection")?,
+            repair_history: row.try_get("repair_history")?,
+            warranty: row.try_get("warranty")?,
+            maintenance: row.try_get("maintenance")?,
+            displacement_cc: row.try_get("displacement_cc")?,
+            transmission: row.try_get("transmission")?,
+            body_type: row.try_get("body_type")?,
+            color: row.try_get("color")?,
+            prefecture: row.try_get("prefecture")?,
+            city: row.try_get("city")?,
+            shop_name: row.try_get("shop_name")?,
+            shop_url: row.try_get("shop_url")?,
+            photo_url: row.try_get("photo_url")?,
+            detail_url: row.try_get("detail_url")?,
+            body_price_yen: row.try_get("body_price_yen")?,
+            total_price_yen: row.try_get("total_price_yen")?,
+            status: named(row, "status", CarStatus::parse)?,
+            listed_at: row.try_get("listed_at")?,
+            updated_at: row.try_get("updated_at")?,
+            delisted_at: row.try_get("delisted_at")?,
+            listed_position: row.try_get("listed_position")?,
+        })
+    }
 }
 
 impl CarRow {
@@ -784,6 +851,7 @@ impl CarOrder {
 /// left out (for make facets).
 fn filter_sql(filter: &CarFilter, with_make: bool) -> String {
     let price = filter.price_kind.column();
+    let active = CarStatus::Active.as_str();
     let make = if with_make {
         "($1::text is null or lower(c.make) = lower($1))"
     } else {
@@ -804,7 +872,7 @@ fn filter_sql(filter: &CarFilter, with_make: bool) -> String {
          and ($11::text is null or lower(c.color) = lower($11))
          and ($12::boolean is null or c.repair_history = $12)
          and not exists (select 1 from unnest($13::text[]) w where position(w in c.search) = 0)
-         and ($14 or c.status = 'active')"
+         and ($14 or c.status = '{active}')"
     )
 }
 
@@ -900,14 +968,27 @@ pub async fn price_histories(pool: &PgPool, cars: &[Uuid]) -> Result<Vec<PricePo
     .await
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineEntry {
     pub car_id: Uuid,
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: CarChange,
     pub changes: Json<serde_json::Value>,
     pub run_id: Option<Uuid>,
     pub position: i64,
+}
+
+impl FromRow<'_, PgRow> for TimelineEntry {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            car_id: row.try_get("car_id")?,
+            at: row.try_get("at")?,
+            kind: named(row, "kind", CarChange::parse)?,
+            changes: row.try_get("changes")?,
+            run_id: row.try_get("run_id")?,
+            position: row.try_get("position")?,
+        })
+    }
 }
 
 /// What happened to a car, oldest first.
@@ -961,12 +1042,13 @@ pub async fn delisting_candidates(
                       where r.complete and r.started_position > c.last_seen_position
                         and r.started_position <> $1)
                     + case when $1 > c.last_seen_position then 1 else 0 end as missed
-               from cars.cars c where c.status = 'active') m
+               from cars.cars c where c.status = $3) m
           where missed >= $2
           order by listing_id",
     )
     .bind(current_run_started)
     .bind(i64::from(after_runs))
+    .bind(CarStatus::Active.as_str())
     .fetch_all(pool)
     .await
 }
@@ -1041,13 +1123,25 @@ pub async fn run_pages(pool: &PgPool, id: Uuid) -> Result<Vec<RunPage>, sqlx::Er
     .await
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunProblem {
-    pub kind: String,
+    pub kind: ScrapeProblemKind,
     pub url: String,
     pub detail: String,
     pub attempts: Option<i32>,
     pub at: DateTime<Utc>,
+}
+
+impl FromRow<'_, PgRow> for RunProblem {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            kind: named(row, "kind", ScrapeProblemKind::parse)?,
+            url: row.try_get("url")?,
+            detail: row.try_get("detail")?,
+            attempts: row.try_get("attempts")?,
+            at: row.try_get("at")?,
+        })
+    }
 }
 
 /// The pages a run could not read or found changed, in order.

@@ -166,16 +166,16 @@ impl CarFilterInput {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "CarStatus")]
-pub enum CarStatusValue {
+#[graphql(remote = "domain::cars::CarStatus")]
+pub enum CarStatus {
     Active,
     Delisted,
 }
 
 /// A listing as it stands now.
 #[derive(SimpleObject, Debug, Clone)]
-#[graphql(name = "Car", complex)]
-pub struct CarValue {
+#[graphql(complex)]
+pub struct Car {
     pub id: Uuid,
     /// carsensor's id, `AU…`.
     pub listing_id: String,
@@ -201,7 +201,7 @@ pub struct CarValue {
     pub detail_url: Option<String>,
     pub body_price_yen: Option<i64>,
     pub total_price_yen: Option<i64>,
-    pub status: CarStatusValue,
+    pub status: CarStatus,
     pub listed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delisted_at: Option<DateTime<Utc>>,
@@ -214,7 +214,7 @@ pub struct CarValue {
     pub prefetched_timeline: Option<Vec<model::TimelineEntry>>,
 }
 
-impl CarValue {
+impl Car {
     pub(crate) fn from_row(row: CarRow, now: DateTime<Utc>) -> Self {
         Self {
             days_on_market: row.days_on_market(now),
@@ -241,11 +241,7 @@ impl CarValue {
             detail_url: row.detail_url,
             body_price_yen: row.body_price_yen,
             total_price_yen: row.total_price_yen,
-            status: if row.status == "delisted" {
-                CarStatusValue::Delisted
-            } else {
-                CarStatusValue::Active
-            },
+            status: row.status.into(),
             listed_at: row.listed_at,
             updated_at: row.updated_at,
             delisted_at: row.delisted_at,
@@ -263,8 +259,8 @@ pub struct PricePoint {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[graphql(name = "CarChange")]
-pub enum CarChangeValue {
+#[graphql(remote = "domain::cars::CarChange")]
+pub enum CarChange {
     Listed,
     PriceChanged,
     DetailsChanged,
@@ -276,7 +272,7 @@ pub enum CarChangeValue {
 #[derive(SimpleObject, Debug)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
-    pub kind: CarChangeValue,
+    pub kind: CarChange,
     /// Listed: `{prices, details}`; price changed: `{old, new}`; details changed: the changed fields with their
     /// new values (null: now unknown); delisted: `{missed_runs}`.
     pub changes: Json<serde_json::Value>,
@@ -285,7 +281,7 @@ pub struct TimelineEntry {
 }
 
 #[ComplexObject]
-impl CarValue {
+impl Car {
     /// Prices over time, oldest first (one point when listed, one per change).
     async fn price_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PricePoint>> {
         let points = match &self.prefetched_prices {
@@ -316,13 +312,7 @@ impl CarValue {
             .into_iter()
             .map(|e| TimelineEntry {
                 at: e.at,
-                kind: match e.kind.as_str() {
-                    "listed" => CarChangeValue::Listed,
-                    "price_changed" => CarChangeValue::PriceChanged,
-                    "delisted" => CarChangeValue::Delisted,
-                    "relisted" => CarChangeValue::Relisted,
-                    _ => CarChangeValue::DetailsChanged,
-                },
+                kind: e.kind.into(),
                 changes: Json(e.changes.0),
                 run_id: e.run_id,
             })
@@ -388,10 +378,19 @@ pub struct ScrapedPage {
     pub at: DateTime<Utc>,
 }
 
+/// What went wrong with a page of a run.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::cars::ScrapeProblemKind")]
+pub enum ScrapeProblemKind {
+    /// The page was not fetched, or robots.txt forbids it.
+    Failure,
+    /// The page changed shape.
+    Layout,
+}
+
 #[derive(SimpleObject, Debug)]
 pub struct ScrapeProblem {
-    /// `failure` (not fetched, or forbidden by robots.txt) or `layout` (the page changed shape).
-    pub kind: String,
+    pub kind: ScrapeProblemKind,
     pub url: String,
     pub detail: String,
     pub attempts: Option<i32>,
@@ -424,7 +423,7 @@ impl ScrapeRun {
         Ok(problems
             .into_iter()
             .map(|p| ScrapeProblem {
-                kind: p.kind,
+                kind: p.kind.into(),
                 url: p.url,
                 detail: p.detail,
                 attempts: p.attempts,
@@ -512,7 +511,7 @@ impl CarsQuery {
         first: Option<i32>,
         after: Option<String>,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Connection<String, CarValue>> {
+    ) -> async_graphql::Result<Connection<String, Car>> {
         let limit = page_size(first.unwrap_or(20))?;
         let order_by = order_by.unwrap_or_default();
         let filter = filter.unwrap_or_default().into_filter()?;
@@ -521,9 +520,9 @@ impl CarsQuery {
         let pool = &services(ctx).pool;
         let (rows, more) = car_page(pool, &filter, order_by, after, limit).await?;
         let now = Utc::now();
-        let mut cars: Vec<(String, CarValue)> = rows
+        let mut cars: Vec<(String, Car)> = rows
             .into_iter()
-            .map(|(cursor, row)| (cursor, CarValue::from_row(row, now)))
+            .map(|(cursor, row)| (cursor, Car::from_row(row, now)))
             .collect();
         // what the query asks of each car is read for the whole page at once
         let node = ctx.look_ahead().field("edges").field("node");
@@ -558,12 +557,12 @@ impl CarsQuery {
         ctx: &Context<'_>,
         id: Uuid,
         min_position: Option<i64>,
-    ) -> async_graphql::Result<Option<CarValue>> {
+    ) -> async_graphql::Result<Option<Car>> {
         read_after(ctx, min_position, &[model::NAME]).await?;
         let row = model::car(&services(ctx).pool, id)
             .await
             .map_err(ApiError::from)?;
-        Ok(row.map(|row| CarValue::from_row(row, Utc::now())))
+        Ok(row.map(|row| Car::from_row(row, Utc::now())))
     }
 
     /// Makes of the cars matching `filter` (its own `make` ignored), with how many cars each has, most first.
@@ -644,7 +643,7 @@ mod tests {
 
     #[Object]
     impl Prefetched {
-        async fn car(&self) -> CarValue {
+        async fn car(&self) -> Car {
             let at = DateTime::parse_from_rfc3339("2026-11-01T09:00:00Z")
                 .unwrap()
                 .with_timezone(&Utc);
@@ -673,13 +672,13 @@ mod tests {
                 detail_url: None,
                 body_price_yen: Some(3_122_000),
                 total_price_yen: Some(3_239_000),
-                status: "active".to_owned(),
+                status: domain::cars::CarStatus::Active,
                 listed_at: at,
                 updated_at: at,
                 delisted_at: None,
                 listed_position: 1,
             };
-            let mut car = CarValue::from_row(row, at);
+            let mut car = Car::from_row(row, at);
             car.prefetched_prices = Some(vec![model::PricePoint {
                 car_id: id,
                 at,

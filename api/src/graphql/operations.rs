@@ -1,6 +1,6 @@
 //! Operations for admins: projection states, and the log as a live subscription for auditing.
 
-use async_graphql::{Context, Json, Object, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, Json, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
@@ -13,12 +13,25 @@ use crate::error::ApiError;
 /// Fields of event data never shown through the API.
 const SECRET_FIELDS: &[&str] = &["password_hash"];
 
+/// Where a projection's runner is.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "projections::Status")]
+pub enum ProjectionStatus {
+    /// Not started yet, or another process owns it (this one waits to take over).
+    Waiting,
+    /// Building from the start of the log beside the serving tables.
+    Building,
+    Running,
+    /// An event failed to apply; stopped there.
+    Failed,
+    Stopped,
+}
+
 /// One projection's state in this process.
 #[derive(SimpleObject, Debug)]
 pub struct ProjectionState {
     pub name: String,
-    /// waiting, building, running, failed or stopped.
-    pub status: String,
+    pub status: ProjectionStatus,
     pub checkpoint_position: i64,
     pub events_applied: i64,
     pub caught_up: bool,
@@ -38,7 +51,8 @@ pub struct LogEvent {
     pub schema_version: i32,
     pub data: Json<serde_json::Value>,
     pub actor_id: Option<String>,
-    pub actor_role: Option<String>,
+    /// Null when the event recorded no role; a role this server does not know is an error of this field.
+    pub actor_role: async_graphql::Result<Option<ActorRole>>,
     pub source: String,
     pub command_id: Option<Uuid>,
     pub recorded_at: DateTime<Utc>,
@@ -57,12 +71,42 @@ impl From<RecordedEvent> for LogEvent {
             schema_version: event.schema_version,
             data: Json(data),
             actor_id: event.actor_id,
-            actor_role: event.actor_role,
+            actor_role: actor_role(event.actor_role.as_deref()),
             source: event.source,
             command_id: event.command_id,
             recorded_at: event.recorded_at,
         }
     }
+}
+
+/// Who acted, by the kind of actor an event's metadata records.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "commands::request::ActorRole")]
+pub enum ActorRole {
+    /// Someone not signed in (registering, signing in).
+    Anonymous,
+    /// A signed-in user.
+    User,
+    /// A signed-in admin.
+    Admin,
+    /// A worker (the deadline worker, the scraper).
+    Worker,
+    /// Academy itself (the start-up bootstrap of an admin).
+    System,
+}
+
+/// The role an event recorded, read with the one mapping that writes it ([`commands::request::ActorRole`]).
+fn actor_role(recorded: Option<&str>) -> async_graphql::Result<Option<ActorRole>> {
+    recorded
+        .map(|name| {
+            commands::request::ActorRole::parse(name)
+                .map(ActorRole::from)
+                .ok_or_else(|| {
+                    ApiError::internal(format!("an event records the unknown actor role {name:?}"))
+                        .into()
+                })
+        })
+        .transpose()
 }
 
 fn redact(value: &mut serde_json::Value) {
@@ -97,10 +141,7 @@ impl OperationsQuery {
             .into_iter()
             .map(|(name, progress)| ProjectionState {
                 name: name.to_owned(),
-                status: serde_json::to_value(progress.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                status: progress.status.into(),
                 // a checkpoint at the horizon stands for "everything so far"
                 checkpoint_position: progress.checkpoint.position.min(head),
                 events_applied: progress.events_applied,
@@ -157,6 +198,17 @@ impl OperationsSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_actor_role_is_read_by_its_name_and_an_unknown_one_is_an_error() {
+        assert_eq!(actor_role(None).unwrap(), None);
+        assert_eq!(actor_role(Some("admin")).unwrap(), Some(ActorRole::Admin));
+        assert_eq!(
+            actor_role(Some("anonymous")).unwrap(),
+            Some(ActorRole::Anonymous)
+        );
+        assert!(actor_role(Some("superuser")).is_err());
+    }
 
     #[test]
     fn password_hashes_never_leave_the_server() {

@@ -17,6 +17,7 @@ use super::{AdminOnly, SignedIn, admin, cursor, page_size, read_after, request, 
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::tracks::TrackStatus")]
 pub enum TrackStatus {
     /// Waiting for its minimum of participants.
     Enrolling,
@@ -25,22 +26,18 @@ pub enum TrackStatus {
     Completed,
 }
 
-impl TrackStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            TrackStatus::Enrolling => "enrolling",
-            TrackStatus::Running => "running",
-            TrackStatus::Completed => "completed",
-        }
-    }
-
-    fn of(raw: &str) -> Self {
-        match raw {
-            "running" => TrackStatus::Running,
-            "completed" => TrackStatus::Completed,
-            _ => TrackStatus::Enrolling,
-        }
-    }
+/// How an assignment's reviews were allocated at its close.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "domain::tracks::ReviewMode")]
+pub enum ReviewMode {
+    /// 4 or more submitters: 3 reviews each way around a shuffled circle.
+    Ring,
+    /// 2 or 3 submitters: everyone reviews everyone else.
+    AllAvailable,
+    /// One submitter: nobody to review, reviewed by nobody.
+    Alone,
+    /// No submissions.
+    Nobody,
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +161,7 @@ impl From<TrackRow> for Track {
                 .collect(),
             participant_count: row.participants,
             assignment_count: row.assignment_count,
-            status: TrackStatus::of(&row.status),
+            status: row.status.into(),
             open_assignment: row.open_assignment.map(|i| i + 1),
             created_at: row.created_at,
             started_at: row.started_at,
@@ -217,9 +214,8 @@ pub struct Assignment {
     pub opened_at: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
-    /// How reviews were allocated at the close: ring (3 each way), all_available (fewer than 4 submitters:
-    /// everyone reviews everyone else), alone (one submitter) or nobody.
-    pub review_mode: Option<String>,
+    /// How reviews were allocated at the close; null before it.
+    pub review_mode: Option<ReviewMode>,
 }
 
 impl From<model::AssignmentRow> for Assignment {
@@ -238,7 +234,7 @@ impl From<model::AssignmentRow> for Assignment {
             opened_at: row.opened_at,
             deadline: row.deadline,
             closed_at: row.closed_at,
-            review_mode: row.review_mode,
+            review_mode: row.review_mode.map(ReviewMode::from),
         }
     }
 }
@@ -383,7 +379,7 @@ impl TracksQuery {
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, Track>> {
         let filter = TrackFilter {
-            status: status.map(|s| s.as_str().to_owned()),
+            status: status.map(domain::tracks::TrackStatus::from),
             search,
             participant: None,
         };

@@ -563,6 +563,6 @@ async fn admins_audit_what_each_scraper_run_saw() {
     );
     assert_eq!(
         node["problems"],
-        json!([{ "kind": "failure", "detail": "HTTP 503", "attempts": 5 }])
+        json!([{ "kind": "FAILURE", "detail": "HTTP 503", "attempts": 5 }])
     );
 }

@@ -195,7 +195,7 @@ async fn admins_see_each_projection_with_positions_within_the_log() {
         .await;
     let rows = body["data"]["projections"].as_array().unwrap();
     let accounts = rows.iter().find(|p| p["name"] == "accounts").unwrap();
-    assert_eq!(accounts["status"], "running", "{body}");
+    assert_eq!(accounts["status"], "RUNNING", "{body}");
     assert!(accounts["error"].is_null());
     let checkpoint = accounts["checkpointPosition"].as_i64().unwrap();
     assert!(

@@ -116,7 +116,7 @@ async fn an_admin_follows_the_log_live_over_a_websocket() {
     assert_eq!(event["type"], "AccountRegistered");
     assert!(event["streamId"].as_str().unwrap().starts_with("account-"));
     assert_eq!(event["source"], "graphql");
-    assert_eq!(event["actorRole"], "anonymous");
+    assert_eq!(event["actorRole"], "ANONYMOUS");
     assert_eq!(
         event["data"]["password_hash"], "[redacted]",
         "no hashes leave the server"

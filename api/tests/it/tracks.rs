@@ -230,7 +230,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
         .await,
     );
     assert_eq!(view["track"]["assignments"][0]["state"], "CLOSED");
-    assert_eq!(view["track"]["assignments"][0]["reviewMode"], "ring");
+    assert_eq!(view["track"]["assignments"][0]["reviewMode"], "RING");
     assert_eq!(view["track"]["assignments"][1]["state"], "OPEN");
     assert_eq!(
         view["track"]["myParticipation"]["currentAssignment"], 1,

@@ -7,15 +7,17 @@ mod timers;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::tracks::{
-    Allocation, Criterion, DiaryEvent, RepoUrl, Score, TrackEvent, TrackSpec, submission_id,
+    Allocation, Criterion, DiaryEvent, RepoUrl, ReviewMode, Score, TrackEvent, TrackSpec,
+    TrackStatus, submission_id,
 };
 use eventlog::RecordedEvent;
 use serde::Serialize;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
 
 pub const NAME: &str = "tracks";
 
@@ -52,7 +54,7 @@ impl Projection for Tracks {
                  criteria         jsonb not null,
                  assignment_count integer not null,
                  participants     integer not null default 0,
-                 -- enrolling, running or completed
+                 -- domain::tracks::TrackStatus::as_str: enrolling, running or completed
                  status           text not null,
                  -- the latest opened assignment (0-based), null before the start
                  open_assignment  integer,
@@ -71,7 +73,8 @@ impl Projection for Tracks {
                  opened_at    timestamptz,
                  deadline     timestamptz,
                  closed_at    timestamptz,
-                 -- how reviews were allocated at the close (ring, all_available, alone, nobody) and the seed drawn
+                 -- how reviews were allocated at the close (domain::tracks::ReviewMode::as_str: ring,
+                 -- all_available, alone, nobody) and the seed drawn
                  review_mode  text,
                  review_seed  numeric(20),
                  primary key (track_id, index)
@@ -228,7 +231,7 @@ async fn track_created(
     sqlx::query(
         "insert into tracks (id, title, description, min_participants, max_participants, criteria,
                              assignment_count, status, created_at, created_position)
-         values ($1, $2, $3, $4, $5, $6, $7, 'enrolling', $8, $9)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(track)
     .bind(&spec.title)
@@ -237,6 +240,7 @@ async fn track_created(
     .bind(spec.max_participants.map(|m| m as i32))
     .bind(Json(&spec.criteria))
     .bind(spec.assignments.len() as i32)
+    .bind(TrackStatus::Enrolling.as_str())
     .bind(seconds(at)?)
     .bind(position)
     .execute(&mut *conn)
@@ -281,12 +285,13 @@ async fn participant_enrolled(
     // joining a running track: the first assignment is theirs at once
     sqlx::query(
         "insert into participants (track_id, user_id, enrolled_at, current_assignment)
-         select $1, $2, $3, case when t.status = 'enrolling' then null else 0 end
+         select $1, $2, $3, case when t.status = $4 then null else 0 end
            from tracks t where t.id = $1",
     )
     .bind(track)
     .bind(participant)
     .bind(seconds(at)?)
+    .bind(TrackStatus::Enrolling.as_str())
     .execute(&mut *conn)
     .await?;
     count_participants(conn, track).await?;
@@ -314,9 +319,10 @@ async fn track_started(
     track: Uuid,
     at: i64,
 ) -> Result<(), ProjectionError> {
-    sqlx::query("update tracks set status = 'running', started_at = $2 where id = $1")
+    sqlx::query("update tracks set status = $3, started_at = $2 where id = $1")
         .bind(track)
         .bind(seconds(at)?)
+        .bind(TrackStatus::Running.as_str())
         .execute(&mut *conn)
         .await?;
     sqlx::query("update participants set current_assignment = 0 where track_id = $1")
@@ -517,9 +523,10 @@ async fn track_completed(
     track: Uuid,
     at: i64,
 ) -> Result<(), ProjectionError> {
-    sqlx::query("update tracks set status = 'completed', completed_at = $2 where id = $1")
+    sqlx::query("update tracks set status = $3, completed_at = $2 where id = $1")
         .bind(track)
         .bind(seconds(at)?)
+        .bind(TrackStatus::Completed.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -566,7 +573,7 @@ async fn apply_diary(
 // ---------------------------------------------------------------------------------------------------------------
 // Queries
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackRow {
     pub id: Uuid,
     pub title: String,
@@ -576,12 +583,33 @@ pub struct TrackRow {
     pub criteria: Json<Vec<Criterion>>,
     pub assignment_count: i32,
     pub participants: i32,
-    pub status: String,
+    pub status: TrackStatus,
     pub open_assignment: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub created_position: i64,
+}
+
+impl FromRow<'_, PgRow> for TrackRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            min_participants: row.try_get("min_participants")?,
+            max_participants: row.try_get("max_participants")?,
+            criteria: row.try_get("criteria")?,
+            assignment_count: row.try_get("assignment_count")?,
+            participants: row.try_get("participants")?,
+            status: named(row, "status", TrackStatus::parse)?,
+            open_assignment: row.try_get("open_assignment")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            completed_at: row.try_get("completed_at")?,
+            created_position: row.try_get("created_position")?,
+        })
+    }
 }
 
 const TRACK_COLUMNS: &str = "t.id, t.title, t.description, t.min_participants, t.max_participants, t.criteria, \
@@ -601,8 +629,7 @@ pub async fn track(pool: &PgPool, id: Uuid) -> Result<Option<TrackRow>, sqlx::Er
 /// Which tracks to list.
 #[derive(Debug, Clone, Default)]
 pub struct TrackFilter {
-    /// enrolling, running or completed.
-    pub status: Option<String>,
+    pub status: Option<TrackStatus>,
     /// Words in the title or description.
     pub search: Option<String>,
     /// Only tracks this user is enrolled in.
@@ -634,7 +661,7 @@ pub async fn tracks(
           limit $5"
     )))
     .bind(after.unwrap_or(0))
-    .bind(filter.status.as_deref())
+    .bind(filter.status.map(TrackStatus::as_str))
     .bind(pattern)
     .bind(filter.participant)
     .bind(limit)
@@ -651,7 +678,7 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssignmentRow {
     pub track_id: Uuid,
     pub index: i32,
@@ -661,7 +688,28 @@ pub struct AssignmentRow {
     pub opened_at: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
-    pub review_mode: Option<String>,
+    /// Set when the assignment's reviews were allocated.
+    pub review_mode: Option<ReviewMode>,
+}
+
+impl FromRow<'_, PgRow> for AssignmentRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            track_id: row.try_get("track_id")?,
+            index: row.try_get("index")?,
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            hours: row.try_get("hours")?,
+            opened_at: row.try_get("opened_at")?,
+            deadline: row.try_get("deadline")?,
+            closed_at: row.try_get("closed_at")?,
+            // null until the reviews are allocated
+            review_mode: match row.try_get::<Option<&str>, _>("review_mode")? {
+                None => None,
+                Some(_) => Some(named(row, "review_mode", ReviewMode::parse)?),
+            },
+        })
+    }
 }
 
 #[tracing::instrument(skip_all)]

@@ -85,7 +85,7 @@ async fn runs_list_new_cars_record_price_changes_delist_missing_ones_and_relist_
     assert_eq!(prius.total_price_yen, Some(3_239_000));
     assert_eq!(prius.body_price_yen, Some(3_122_000));
     assert_eq!(prius.city.as_deref(), Some("神戸市長田区"));
-    assert_eq!(prius.status, "active");
+    assert_eq!(prius.status.as_str(), "active");
     assert!(
         prius
             .detail_url
@@ -154,12 +154,12 @@ async fn runs_list_new_cars_record_price_changes_delist_missing_ones_and_relist_
     let third = world.run().await;
     assert!(third.complete);
     assert_eq!((third.tally.listings_seen, third.tally.delisted), (4, 0));
-    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+    assert_eq!(car(&world, "AU1000000301").await.status.as_str(), "active");
     world.clock.advance(chrono::Duration::days(3));
     let fourth = world.run().await;
     assert_eq!(fourth.tally.delisted, 2, "{fourth:?}");
     let gone = car(&world, "AU1000000301").await;
-    assert_eq!(gone.status, "delisted");
+    assert_eq!(gone.status.as_str(), "delisted");
     assert!(gone.delisted_at.is_some());
     assert_eq!(gone.days_on_market(chrono::Utc::now()), 3);
     let delisted = world.events(&["CarDelisted"]).await;
@@ -197,7 +197,7 @@ async fn runs_list_new_cars_record_price_changes_delist_missing_ones_and_relist_
         ),
         (2, 2, 0)
     );
-    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+    assert_eq!(car(&world, "AU1000000301").await.status.as_str(), "active");
     let events = car_events(&world).await;
     let back: Vec<&(String, String)> = events
         .iter()
@@ -329,9 +329,9 @@ async fn a_page_that_times_out_fails_after_bounded_retries_and_nothing_is_delist
         .await
         .unwrap();
     assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0].kind, "failure");
+    assert_eq!(problems[0].kind.as_str(), "failure");
     // cars behind the failing page were not seen for two runs, but those runs were incomplete
-    assert_eq!(car(&world, "AU1000000301").await.status, "active");
+    assert_eq!(car(&world, "AU1000000301").await.status.as_str(), "active");
 }
 
 #[tokio::test]
@@ -535,7 +535,7 @@ async fn a_detail_page_that_fails_is_recorded_and_the_run_stays_complete() {
         .await
         .unwrap();
     assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0].kind, "failure");
+    assert_eq!(problems[0].kind.as_str(), "failure");
     assert_eq!(car(&world, "AU1000000302").await.year, None);
 }
 
@@ -708,8 +708,11 @@ async fn a_results_page_without_results_is_a_page_of_no_listings_and_delisting_g
     let third = world.run().await;
     assert!(third.complete);
     assert_eq!(third.tally.delisted, 4, "{third:?}");
-    assert_eq!(car(&world, "AU1000000201").await.status, "delisted");
-    assert_eq!(car(&world, "AU6877255381").await.status, "active");
+    assert_eq!(
+        car(&world, "AU1000000201").await.status.as_str(),
+        "delisted"
+    );
+    assert_eq!(car(&world, "AU6877255381").await.status.as_str(), "active");
 }
 
 #[tokio::test]
