@@ -164,7 +164,7 @@ impl Cars {
 fn metadata(run: Uuid, step: &str) -> Metadata {
     let id = Uuid::new_v5(&COMMAND_NAMESPACE, format!("{run}\u{0}{step}").as_bytes());
     Metadata::new(Source::Worker)
-        .actor(SCRAPER, "worker")
+        .actor(SCRAPER, crate::request::ActorRole::Worker.as_str())
         .command_id(id)
         .correlation_id(run)
 }
