@@ -251,22 +251,24 @@ impl CommandExecutor {
         metadata: &Metadata,
     ) -> Result<Executed<D::Event>, CommandError<D::Error>> {
         let label = aggregate_label::<D>();
-        if let Some(first) = self.first_result(metadata, label).await? {
-            let version = first.version_of(stream.as_str()).unwrap_or(0);
-            return Ok(Executed {
-                events: vec![],
-                appended: Some(first),
-                version,
-            });
-        }
         let _queued = self.locks.lock(std::slice::from_ref(stream)).await;
         let result = self
-            .retrying(stream.to_string(), || {
-                self.attempt::<D>(stream, command, metadata)
+            .retrying(stream.to_string(), || async {
+                // asked on every attempt: a twin with the same command id (queued before us here, or racing
+                // us from another process) may have appended since
+                if let Some(first) = self.first_result(metadata).await? {
+                    let version = first.version_of(stream.as_str()).unwrap_or(0);
+                    return Ok(Executed {
+                        events: vec![],
+                        appended: Some(first),
+                        version,
+                    });
+                }
+                self.attempt::<D>(stream, command, metadata).await
             })
             .await;
         record_outcome(label, &result, |executed| {
-            (executed.appended.is_some(), executed.events.len())
+            (executed.appended.as_ref(), executed.events.len())
         });
         result
     }
@@ -287,9 +289,6 @@ impl CommandExecutor {
         metadata: &Metadata,
     ) -> Result<Decided<D::Output>, CommandError<D::Error>> {
         let label = decision.label();
-        if let Some(first) = self.first_result(metadata, label).await? {
-            return Ok(Decided::repeat(first));
-        }
         // queue behind commands on the streams named before anything is read (a slot, a registration's claims)
         let first_round = decision.reads(&Loaded::default());
         let description = first_round
@@ -299,10 +298,16 @@ impl CommandExecutor {
             .join(", ");
         let _queued = self.locks.lock(&first_round).await;
         let result = self
-            .retrying(description, || self.attempt_decision(decision, metadata))
+            .retrying(description, || async {
+                // asked on every attempt, as in `execute`
+                if let Some(first) = self.first_result(metadata).await? {
+                    return Ok(Decided::repeat(first));
+                }
+                self.attempt_decision(decision, metadata).await
+            })
             .await;
         record_outcome(label, &result, |decided| {
-            (decided.written.appended.is_some(), decided.written.events)
+            (decided.written.appended.as_ref(), decided.written.events)
         });
         result
     }
@@ -352,8 +357,7 @@ impl CommandExecutor {
     async fn first_result<E: std::error::Error + 'static>(
         &self,
         metadata: &Metadata,
-        label: &'static str,
-    ) -> Result<Option<Appended>, CommandError<E>> {
+    ) -> Result<Option<Appended>, Attempt<E>> {
         let Some(command_id) = metadata.command_id else {
             return Ok(None);
         };
@@ -361,11 +365,7 @@ impl CommandExecutor {
             .log
             .find_command(command_id)
             .await
-            .map_err(InternalError::from)?;
-        if first.is_some() {
-            metrics::counter!(COMMANDS_TOTAL, "command" => label, "outcome" => "repeat")
-                .increment(1);
-        }
+            .map_err(|e| Attempt::Failed(InternalError::from(e).into()))?;
         Ok(first)
     }
 
@@ -525,6 +525,42 @@ impl CommandExecutor {
             Err(AppendError::Conflict { .. }) => Err(Attempt::Conflict),
             Err(e) => Err(Attempt::Failed(InternalError::Append(e).into())),
         }
+    }
+
+    /// The events `appended` put in `stream`, decoded: for a repeated command id, what its first execution
+    /// decided there.
+    pub async fn appended_events<D: Decider>(
+        &self,
+        stream: &StreamId,
+        appended: &Appended,
+    ) -> Result<Vec<D::Event>, InternalError> {
+        let versions: Vec<i64> = appended
+            .events
+            .iter()
+            .filter(|(id, _)| id == stream.as_str())
+            .map(|(_, event)| event.version)
+            .collect();
+        let Some(&from) = versions.iter().min() else {
+            return Ok(vec![]);
+        };
+        let recorded = self
+            .log
+            .read_stream(
+                stream.as_str(),
+                from,
+                eventlog::Direction::Forward,
+                versions.len() as i64,
+            )
+            .await?;
+        recorded
+            .iter()
+            .map(|record| {
+                record.decode().map_err(|source| InternalError::Decode {
+                    stream: stream.to_string(),
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// The aggregate's current state and version.
@@ -783,13 +819,18 @@ pub const EVENTS_APPENDED_TOTAL: &str = "academy_events_appended_total";
 fn record_outcome<T, E: std::error::Error + 'static>(
     label: &'static str,
     result: &Result<T, CommandError<E>>,
-    written: impl Fn(&T) -> (bool, usize),
+    written: impl Fn(&T) -> (Option<&Appended>, usize),
 ) {
     let outcome = match result {
         Ok(value) => {
-            let (wrote, events) = written(value);
+            let (appended, events) = written(value);
             metrics::counter!(EVENTS_APPENDED_TOTAL, "command" => label).increment(events as u64);
-            if wrote { "accepted" } else { "unchanged" }
+            match appended {
+                // a command id already executed, by an earlier request or a concurrent twin
+                Some(appended) if appended.duplicate => "repeat",
+                Some(_) => "accepted",
+                None => "unchanged",
+            }
         }
         Err(CommandError::Rejected(_) | CommandError::Denied(_)) => "rejected",
         Err(CommandError::Conflict { .. }) => "conflict",

@@ -332,13 +332,23 @@ impl Tracks {
         command: &TrackCommand,
         metadata: &crate::Metadata,
     ) -> TrackResult<TrackChanged> {
+        let stream = track_stream(track);
         let executed = self
             .executor
-            .execute::<Track>(&track_stream(track), command, metadata)
+            .execute::<Track>(&stream, command, metadata)
             .await?;
+        // a repeat reports what its first execution did
+        let first = match &executed.appended {
+            Some(appended) if executed.is_repeat() => self
+                .executor
+                .appended_events::<Track>(&stream, appended)
+                .await
+                .map_err(CommandError::Internal)?,
+            _ => vec![],
+        };
         Ok(TrackChanged {
             position: executed.position(),
-            started: started(&executed.events),
+            started: started(&executed.events) || started(&first),
             changed: !executed.events.is_empty(),
         })
     }

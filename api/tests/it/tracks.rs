@@ -761,3 +761,46 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
         ("VALIDATION", "mark_read_count"),
     );
 }
+
+#[tokio::test]
+async fn twins_of_one_command_id_all_get_the_first_result_with_its_position() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    let created = data(
+        app.gql(CREATE, json!({ "input": track_input(1) }), Some(&admin))
+            .await,
+    );
+    let track = created["createTrack"]["trackId"].clone();
+    let (_, ada) = app.user("ada").await;
+    let enroll =
+        "mutation($t: UUID!, $c: UUID) { enroll(trackId: $t, commandId: $c) { started position } }";
+    let key = Uuid::now_v7();
+    let variables = json!({ "t": track, "c": key });
+    // a client retrying while its first try is in flight: every twin gets the first try's result
+    let twins: Vec<_> = (0..8)
+        .map(|_| app.gql(enroll, variables.clone(), Some(&ada)))
+        .collect();
+    let results: Vec<Value> = futures_util::future::join_all(twins)
+        .await
+        .into_iter()
+        .map(|body| data(body)["enroll"].clone())
+        .collect();
+    let first = &results[0];
+    assert!(first["position"].as_i64().is_some(), "{first}");
+    assert_eq!(
+        first["started"], true,
+        "the one enrollment reached the minimum"
+    );
+    for twin in &results {
+        assert_eq!(twin, first);
+    }
+    // and a replay long after
+    let replayed = data(app.gql(enroll, variables, Some(&ada)).await);
+    assert_eq!(&replayed["enroll"], first);
+    let enrolled: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'LearnerEnrolled'")
+            .fetch_one(&app.state.services.pool)
+            .await
+            .unwrap();
+    assert_eq!(enrolled, 1);
+}
