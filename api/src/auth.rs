@@ -151,10 +151,13 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// How far the clocks of the server that issued a token and the one checking it may disagree.
+const LEEWAY_SECONDS: u64 = 5;
+
 impl Tokens {
     pub fn new(identity: Identity, config: AuthConfig) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             identity,
@@ -220,6 +223,10 @@ impl Tokens {
                 refused()
             })?
             .claims;
+        // a token issued later than now (beyond the clocks' leeway) was not issued by this server
+        if claims.iat > Utc::now().timestamp() + LEEWAY_SECONDS as i64 {
+            return Err(refused());
+        }
         let id = Uuid::parse_str(&claims.sub).map_err(|_| refused())?;
         let account = self
             .identity

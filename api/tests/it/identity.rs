@@ -187,6 +187,12 @@ async fn tampered_expired_foreign_and_wrong_algorithm_tokens_are_refused() {
         b"another secret of at least 32 bytes!",
     );
     let other_algorithm = token(&claims(now, now + 3600, "user"), Algorithm::HS512, SECRET);
+    // issued in the future, beyond the clocks' leeway: no server issued it
+    let from_the_future = token(
+        &claims(now + 3600, now + 7200, "user"),
+        Algorithm::HS256,
+        SECRET,
+    );
     // alg "none": header and payload, no signature
     let none = {
         use base64::Engine;
@@ -201,6 +207,7 @@ async fn tampered_expired_foreign_and_wrong_algorithm_tokens_are_refused() {
         ("expired", &expired),
         ("signed with another secret", &foreign),
         ("HS512", &other_algorithm),
+        ("issued in the future", &from_the_future),
         ("alg none", &none),
         ("garbage", "not.a.token"),
     ] {
