@@ -165,21 +165,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     starter,
                 },
         } => {
-            let (text, format) = match (file, starter) {
+            let (bytes, format) = match (file, starter) {
                 (Some(path), _) => {
                     let format = format.or_else(|| crate::questions::Format::of(&path)).with_context(|| {
                         format!("{}: say --format csv or --format json (the extension does not tell)", path.display())
                     })?;
-                    let text = std::fs::read_to_string(&path)
+                    let bytes = std::fs::read(&path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    (text, format)
+                    (bytes, format)
                 }
                 (None, _) => (
-                    crate::questions::STARTER_BANK.to_owned(),
+                    crate::questions::STARTER_BANK.as_bytes().to_vec(),
                     crate::questions::Format::Csv,
                 ),
             };
-            with_database(&config, |log| import_questions(log, text, format)).await
+            with_database(&config, |log| import_questions(log, bytes, format)).await
         }
         Command::Users {
             command:
@@ -237,10 +237,10 @@ where
 
 async fn import_questions(
     log: EventLog,
-    text: String,
+    bytes: Vec<u8>,
     format: crate::questions::Format,
 ) -> anyhow::Result<()> {
-    let (rows, mut bad) = crate::questions::parse(&text, format);
+    let (rows, mut bad) = crate::questions::read(&bytes, format);
     let bar = crate::questions::progress_bar(rows.len() as u64);
     let trainer = commands::trainer::Trainer::new(commands::CommandExecutor::new(log));
     let mut report = crate::questions::import(&trainer, rows, &bar).await;

@@ -76,6 +76,36 @@ struct JsonQuestion {
     key_points: Vec<KeyPoint>,
 }
 
+/// Reads every row of a file's `bytes`, as [`parse`] does; a line that is not UTF-8 is a bad row of its own,
+/// and every other line keeps its number.
+pub fn read(bytes: &[u8], format: Format) -> (Vec<Row>, Vec<BadRow>) {
+    let mut text = String::with_capacity(bytes.len());
+    let mut unreadable = Vec::new();
+    for (index, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(line) => text.push_str(line),
+            Err(error) => {
+                unreadable.push(BadRow {
+                    line: index as u64 + 1,
+                    reason: format!(
+                        "not UTF-8 (an invalid byte at column {})",
+                        error.valid_up_to() + 1
+                    ),
+                });
+                // read on with the line as it would be shown, so the parser counts it; its row is dropped
+                text.push_str(&String::from_utf8_lossy(line));
+            }
+        }
+    }
+    let (mut rows, mut bad) = parse(&text, format);
+    let is_unreadable = |line: u64| unreadable.iter().any(|u| u.line == line);
+    rows.retain(|row| !is_unreadable(row.line));
+    bad.retain(|row| !is_unreadable(row.line));
+    bad.extend(unreadable);
+    bad.sort_by_key(|b| b.line);
+    (rows, bad)
+}
+
 /// Reads every row of `text`; rows that do not parse are returned as bad rows, with their line numbers.
 pub fn parse(text: &str, format: Format) -> (Vec<Row>, Vec<BadRow>) {
     let (rows, mut bad) = match format {
@@ -155,6 +185,16 @@ fn parse_csv(text: &str) -> (Vec<Row>, Vec<BadRow>) {
             }
         };
         let line = record.position().map_or(0, |p| p.line());
+        if let Some(swallowed) = swallowed_row(&record, line) {
+            bad.push(BadRow {
+                line,
+                reason: format!(
+                    "a quoted field runs on into line {swallowed}, which looks like a row of its own \
+                     (a stray quote?): neither is imported"
+                ),
+            });
+            continue;
+        }
         if record.len() != expected.len() {
             bad.push(BadRow {
                 line,
@@ -181,6 +221,25 @@ fn parse_csv(text: &str) -> (Vec<Row>, Vec<BadRow>) {
         }
     }
     (rows, bad)
+}
+
+/// The first line inside a quoted field of `record` (which starts on `line`) that looks like the start of a row
+/// of its own (`<id>,<level>,`): a stray quote made the parser read on into the next rows.
+fn swallowed_row(record: &csv::StringRecord, line: u64) -> Option<u64> {
+    let mut lines_before = 0;
+    for field in record {
+        for (n, inner) in field.split('\n').enumerate().skip(1) {
+            let mut cells = inner.split(',');
+            let id = cells.next().unwrap_or_default().trim();
+            let level = cells.next().map(str::trim);
+            let row_start = !id.is_empty() && level.is_some_and(|l| Level::parse(l).is_ok());
+            if row_start {
+                return Some(line + lines_before + n as u64);
+            }
+        }
+        lines_before += field.matches('\n').count() as u64;
+    }
+    None
 }
 
 fn parse_json(text: &str) -> (Vec<Row>, Vec<BadRow>) {
@@ -349,6 +408,39 @@ mod tests {
         assert!(bad[1].reason.contains("key points"));
         assert!(bad[2].reason.contains("repeats line 2"));
         assert!(bad[3].reason.contains("expected 6 fields"));
+    }
+
+    #[test]
+    fn a_stray_quote_that_swallows_the_next_rows_is_a_bad_row() {
+        let text = "external_id,level,topic,question,reference_answer,key_points\n\
+                    q1,junior,rust,What?,\"Because.,owner\n\
+                    q2,junior,rust,Why?,Because.,owner\n\
+                    q3,junior,rust,How?,Because.,owner\n";
+        let (rows, bad) = parse(text, Format::Csv);
+        assert!(rows.is_empty(), "{rows:?}");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].line, 2);
+        assert!(bad[0].reason.contains("line 3"), "{}", bad[0].reason);
+        // a field that truly spans lines is fine
+        let text = "external_id,level,topic,question,reference_answer,key_points\n\
+                    q1,junior,rust,What?,\"Because:\nit is so.\",owner\n";
+        let (rows, bad) = parse(text, Format::Csv);
+        assert_eq!((rows.len(), bad.len()), (1, 0), "{bad:?}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_a_bad_row_and_the_others_are_read() {
+        let mut bytes = b"external_id,level,topic,question,reference_answer,key_points\n".to_vec();
+        bytes.extend_from_slice(b"q1,junior,rust,What?,Because.,owner\n");
+        bytes.extend_from_slice(b"q2,junior,rust,Wh\xff?,Because.,owner\n");
+        bytes.extend_from_slice(b"q3,junior,rust,How?,Because.,owner\n");
+        let (rows, bad) = read(&bytes, Format::Csv);
+        let ids: Vec<&str> = rows.iter().map(|r| r.external_id.as_str()).collect();
+        assert_eq!(ids, ["q1", "q3"]);
+        assert_eq!(rows[1].line, 4, "later lines keep their numbers");
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].line, 3);
+        assert!(bad[0].reason.contains("not UTF-8"));
     }
 
     #[test]

@@ -224,6 +224,29 @@ async fn questions_import_reports_bad_rows_and_a_second_import_changes_nothing()
             .unwrap();
     assert_eq!(added, 66);
 
+    // a stray quote swallowing the next rows, and a line that is not UTF-8: both reported with their lines,
+    // the good rows imported
+    let mut bytes = b"external_id,level,topic,question,reference_answer,key_points\n".to_vec();
+    bytes.extend_from_slice(b"s1,junior,rust,\"What?,Because.,owner\n");
+    bytes.extend_from_slice(b"s2,junior,rust,Why?,\"Because.\",owner\n");
+    bytes.extend_from_slice(b"s3,junior,rust,Wh\xff?,Because.,owner\n");
+    bytes.extend_from_slice(b"s4,junior,rust,How?,Because.,owner\n");
+    let broken = dir.path().join("broken.csv");
+    std::fs::write(&broken, bytes).unwrap();
+    let (_here, mut command) = academy_on(&db);
+    let out = run(command.args(["questions", "import"]).arg(&broken));
+    assert!(!out.status.success());
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains("1 added, 0 edited, 0 unchanged, 2 not imported"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 2: a quoted field runs on into line 3"),
+        "{out}"
+    );
+    assert!(out.contains("line 4: not UTF-8"), "{out}");
+
     let (_here, mut unknown) = academy_on(&db);
     let out = run(unknown.args(["questions", "import", "bank.txt"]));
     assert!(!out.status.success());
