@@ -178,6 +178,17 @@ pub struct Config {
     )]
     pub ready_max_lag_seconds: u64,
 
+    /// Origins whose browser pages may call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.org,http://localhost:5173`. Unset: no CORS headers, browsers keep other origins out.
+    #[arg(
+        long,
+        env = "ACADEMY_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = parse_cors_origin,
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// The carsensor site the scraper reads.
     #[arg(
         long,
@@ -339,6 +350,39 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// One of `ACADEMY_CORS_ORIGINS`: an http or https origin (scheme, host and an optional port; a trailing `/` is
+/// dropped), written as browsers send it in `Origin`. Blank items are skipped; `*` is refused: list the origins.
+fn parse_cors_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let refuse = |why: &str| {
+        Err(format!(
+            "{value:?} is not an origin ({why}); write scheme://host[:port], e.g. https://app.example.org"
+        ))
+    };
+    if value == "*" {
+        return refuse("any origin is not allowed: list them");
+    }
+    let Ok(url) = reqwest::Url::parse(value) else {
+        return refuse("not a URL");
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return refuse("not http or https");
+    }
+    if url.host().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return refuse("an origin has no user, path, query or fragment");
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -353,6 +397,12 @@ impl Config {
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
             ready_max_lag: Duration::from_secs(self.ready_max_lag_seconds),
             query_limits: api::QueryLimits::default(),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .filter(|origin| !origin.is_empty())
+                .filter_map(|origin| axum::http::HeaderValue::from_str(origin).ok())
+                .collect(),
         }
     }
 
@@ -509,4 +559,37 @@ fn read_or_create_secret(path: &Path) -> anyhow::Result<String> {
     let secret =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(secret.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cors_origin;
+
+    #[test]
+    fn cors_origins_are_origins_as_browsers_send_them() {
+        let origin = |value: &str| parse_cors_origin(value);
+        assert_eq!(
+            origin(" https://App.Example.org/ ").unwrap(),
+            "https://app.example.org"
+        );
+        assert_eq!(
+            origin("http://localhost:5173").unwrap(),
+            "http://localhost:5173"
+        );
+        assert_eq!(
+            origin("https://app.example.org:443").unwrap(),
+            "https://app.example.org"
+        );
+        assert_eq!(origin("").unwrap(), "");
+        for wrong in [
+            "*",
+            "app.example.org",
+            "ftp://app.example.org",
+            "https://app.example.org/path",
+            "https://user@app.example.org",
+            "https://app.example.org?x=1",
+        ] {
+            assert!(origin(wrong).is_err(), "{wrong}");
+        }
+    }
 }

@@ -28,7 +28,9 @@ pub enum Code {
     Forbidden,
     /// 404: the thing asked for does not exist.
     NotFound,
-    /// 422 (400 for malformed requests): the input breaks a format or a business rule.
+    /// 422 (400 for malformed requests, 415 for a `POST /graphql` that is not JSON): the input breaks a format or
+    /// a business rule. In a GraphQL response the status is 200, or 400 for a request refused before execution
+    /// when the client accepts `application/graphql-response+json`.
     Validation,
     /// 409: the input clashes with current state (taken email, concurrent change).
     Conflict,
@@ -128,7 +130,7 @@ api_reasons! {
     WrongPassword = "wrong_password", Validation, "changing the password with a wrong current one";
     InvalidInput = "invalid_input", Validation,
         "a request, header or argument the API checks itself is malformed or out of range (page size, \
-         cursor, filter bounds, a body that is not JSON: 400)";
+         cursor, filter bounds, a body that is not JSON: 400; a POST /graphql not sent as application/json: 415)";
     InvalidQuery = "invalid_query", Validation,
         "GraphQL the engine refuses: syntax, unknown field, wrong type, depth or complexity limit";
     UnknownPosition = "unknown_position", Validation, "a minPosition beyond the end of the log";

@@ -11,7 +11,8 @@
 //!   projections are caught up within a bound).
 //!
 //! Every request gets an `x-request-id` (kept when the client sends one) that tags its log lines and is echoed
-//! in the response; bodies are limited in size and requests in time.
+//! in the response; bodies are limited in size and requests in time. Browsers may call the API from the origins
+//! [`HttpConfig::cors_origins`] lists, and from no other.
 
 pub mod auth;
 pub mod error;
@@ -24,15 +25,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -41,7 +43,7 @@ use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 pub use graphql::{AppSchema, QueryLimits, Services};
 
 /// HTTP settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest request body accepted (413 beyond).
     pub body_limit: usize,
@@ -50,6 +52,9 @@ pub struct HttpConfig {
     /// `/readyz` fails while a projection lags more than this.
     pub ready_max_lag: Duration,
     pub query_limits: QueryLimits,
+    /// The origins (`https://app.example.org`, exactly as browsers send them) whose pages may call the API from
+    /// the browser (CORS). Empty: no CORS headers at all, so browsers keep pages of other origins out.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +64,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             ready_max_lag: Duration::from_secs(30),
             query_limits: QueryLimits::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -121,8 +127,8 @@ impl Tasks {
 /// The whole HTTP application. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so login
 /// throttling knows client addresses.
 pub fn router(state: AppState) -> Router {
-    let http = state.http;
-    Router::new()
+    let http = state.http.clone();
+    let mut router = Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(graphql::websocket))
         .route("/api/login", post(rest::login))
@@ -135,11 +141,18 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout,
         ))
+        // the one body limit is the layer's (axum's extractors would add their own 2 MiB one)
+        .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(http.body_limit))
         .layer(CatchPanicLayer::custom(|_| {
             error::ApiError::internal("a request handler panicked").into_response()
         }))
-        .layer(axum::middleware::map_response(error::explain_bare_errors))
+        .layer(axum::middleware::map_response(error::explain_bare_errors));
+    // outside the handlers and the limits, so refusals carry the CORS headers too and browsers show them
+    if let Some(cors) = cors(&http.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
         // outside the limits, so requests they refuse are counted too
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -151,6 +164,32 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// CORS for `origins` (none without any): their pages may send `GET` and `POST` with the headers the API reads,
+/// and read the headers it answers with; credentials are bearer tokens in `Authorization`, never cookies.
+fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::ACCEPT,
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(graphql::MIN_POSITION_HEADER),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::WWW_AUTHENTICATE,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Every log line of a request carries its method, path and request id.

@@ -9,7 +9,12 @@
 //! - Queries reading a read model take `minPosition` and also honour the `X-Academy-Min-Position` header: they
 //!   wait (bounded) until the projections they read have applied that position.
 //! - Errors carry `extensions.code` from [`crate::error::Code`]; errors raised by the GraphQL engine itself
-//!   (syntax, unknown fields, limits) get `VALIDATION`.
+//!   (syntax, unknown fields, limits) get `VALIDATION`. A response lists at most [`MAX_ERRORS`] errors of at most
+//!   [`MAX_ERROR_MESSAGE_CHARS`] characters each.
+//! - `POST /graphql` takes `application/json` only (415 otherwise, before anything runs) and answers as the
+//!   GraphQL-over-HTTP spec says for the `Accept` header: with `application/graphql-response+json`, a request
+//!   refused before execution is a 400; otherwise (the spec's legacy `application/json`) every GraphQL response
+//!   is a 200.
 //! - Lists are cursor connections.
 
 mod accounts;
@@ -20,27 +25,32 @@ mod operations;
 mod tracks;
 mod trainer;
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::connection::CursorType;
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
+    NextSubscribe,
 };
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::registry::{__DirectiveLocation, Registry};
 use async_graphql::{
-    Context, Data, Guard, MergedObject, MergedSubscription, Response as GqlResponse, Schema,
-    SchemaBuilder, ServerError, TypeDirective,
+    Context, Data, Guard, MergedObject, MergedSubscription, Positioned, Response as GqlResponse,
+    Schema, SchemaBuilder, ServerError, ServerResult, TypeDirective, Variables,
 };
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::body::Bytes;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use projections::Projections;
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -92,7 +102,12 @@ pub const MIN_POSITION_HEADER: &str = "x-academy-min-position";
 /// Limits against abusive queries.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
+    /// How deep fields may nest (`{ a { b } }` is 2 deep; fragments count as their fields, `__typename` not at
+    /// all). Introspection (`__schema`, `__type`) counts as one level whatever it selects, so the standard
+    /// introspection query of GraphiQL and code generators passes; its own bounds are the complexity, the
+    /// engine's recursion limit (32 nested selection sets) and at most [`MAX_INTROSPECTION_LISTS`] nested lists.
     pub depth: usize,
+    /// How many fields a query may select, fragments inlined, introspection included.
     pub complexity: usize,
 }
 
@@ -156,9 +171,12 @@ pub fn schema_builder(limits: QueryLimits) -> SchemaBuilder<Query, Mutation, Sub
         Mutation::default(),
         Subscription::default(),
     )
-    .limit_depth(limits.depth)
+    // the depth is limited by `QueryShape` rather than `limit_depth`, which would count introspection too
     .limit_complexity(limits.complexity)
     .extension(ErrorCodes)
+    .extension(QueryShape {
+        depth: limits.depth,
+    })
     .extension(SessionAuth)
     .extension(NoNulCharacters)
 }
@@ -260,8 +278,15 @@ impl Guard for AdminOnly {
     }
 }
 
+/// Most errors one response lists; the rest are summed up in one last error.
+pub const MAX_ERRORS: usize = 50;
+
+/// Longest error message, in characters; longer ones are cut (a message may quote the query or a value).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 200;
+
 /// Gives every error the engine raises without a code (syntax, unknown field, wrong argument type, depth or
-/// complexity limit) the code `VALIDATION`.
+/// complexity limit) the code `VALIDATION`, and keeps error lists short: at most [`MAX_ERRORS`] errors, each
+/// message at most [`MAX_ERROR_MESSAGE_CHARS`] characters.
 struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
@@ -274,7 +299,7 @@ impl ExtensionFactory for ErrorCodes {
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> GqlResponse {
         let mut response = next.run(ctx).await;
-        response.errors.iter_mut().for_each(ensure_code);
+        tidy_errors(&mut response.errors);
         response
     }
 
@@ -286,7 +311,7 @@ impl Extension for ErrorCodes {
     ) -> BoxStream<'s, GqlResponse> {
         next.run(ctx, stream)
             .map(|mut response| {
-                response.errors.iter_mut().for_each(ensure_code);
+                tidy_errors(&mut response.errors);
                 response
             })
             .boxed()
@@ -322,10 +347,11 @@ impl Extension for SessionAuth {
             (Some(SessionToken(token)), Some(services)) => {
                 let viewer = match token {
                     None => Viewer::Anonymous,
-                    Some(token) => services.tokens.authenticate(token).await.map_err(|e| {
-                        async_graphql::Error::from(e)
-                            .into_server_error(async_graphql::Pos::default())
-                    })?,
+                    Some(token) => services
+                        .tokens
+                        .authenticate(token)
+                        .await
+                        .map_err(request_error)?,
                 };
                 request.data(viewer)
             }
@@ -357,12 +383,265 @@ impl Extension for NoNulCharacters {
             request.query.contains('\0') || request.query.to_lowercase().contains("\\u0000");
         if literal || request.variables.values().any(has_nul) {
             let error = ApiError::refusal(domain::interviews::InterviewError::NulCharacter);
-            return Err(
-                async_graphql::Error::from(error).into_server_error(async_graphql::Pos::default())
-            );
+            return Err(request_error(error));
         }
         next.run(ctx, request).await
     }
+}
+
+/// Most lists an introspection query may nest on one path (`fields`, `inputFields`, `interfaces`,
+/// `possibleTypes`), as graphql-js's `MaxIntrospectionDepthRule` counts them: the standard introspection query nests
+/// one, and each more multiplies the answer by the size of the schema.
+pub const MAX_INTROSPECTION_LISTS: usize = 2;
+
+/// The introspection fields that list parts of the schema, counted against [`MAX_INTROSPECTION_LISTS`].
+const INTROSPECTION_LISTS: [&str; 4] = ["fields", "inputFields", "interfaces", "possibleTypes"];
+
+/// Checks a parsed document before the engine validates it:
+/// - the depth limit of [`QueryLimits`]: like async-graphql's `limit_depth` (same count, same message) except that
+///   an introspection field (`__schema`, `__type`) counts as one level whatever it selects, since the standard
+///   introspection query of GraphiQL, Apollo or graphql-codegen nests 14 deep;
+/// - introspection nests at most [`MAX_INTROSPECTION_LISTS`] lists;
+/// - `__typename` takes no arguments, no selection, and only known directives valid on a field, once each (the
+///   engine's validation skips `__typename`).
+///
+/// It also shortens syntax errors, whose messages would otherwise quote the whole offending line of the query.
+struct QueryShape {
+    depth: usize,
+}
+
+impl ExtensionFactory for QueryShape {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(QueryShape { depth: self.depth })
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for QueryShape {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|error| shorten_syntax_error(error, query))?;
+        let mut shape = Shape {
+            document: &document,
+            fragments: HashMap::new(),
+        };
+        let mut depth = 0;
+        for (_, operation) in document.operations.iter() {
+            depth = depth.max(shape.measure(&operation.node.selection_set)?.depth);
+        }
+        if depth > self.depth {
+            return Err(ServerError::new("Query is nested too deep.", None));
+        }
+        check_typenames(&document, &ctx.schema_env.registry)?;
+        Ok(document)
+    }
+}
+
+/// What [`QueryShape`] counts in a selection set.
+#[derive(Debug, Clone, Copy, Default)]
+struct Measure {
+    /// Levels of fields, an introspection field counting as one.
+    depth: usize,
+    /// Most [`INTROSPECTION_LISTS`] nested on one path.
+    lists: usize,
+}
+
+struct Shape<'a> {
+    document: &'a ExecutableDocument,
+    /// Each fragment's measure once known (so a fragment spread many times is measured once); `None` while it is
+    /// being measured: a spread then is a cycle, which the engine refuses.
+    fragments: HashMap<&'a str, Option<Measure>>,
+}
+
+impl<'a> Shape<'a> {
+    fn measure(&mut self, set: &'a Positioned<SelectionSet>) -> ServerResult<Measure> {
+        let mut measure = Measure::default();
+        for selection in &set.node.items {
+            let inner = match &selection.node {
+                Selection::Field(field) => self.field(field)?,
+                Selection::InlineFragment(fragment) => {
+                    self.measure(&fragment.node.selection_set)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str())?
+                }
+            };
+            measure.depth = measure.depth.max(inner.depth);
+            measure.lists = measure.lists.max(inner.lists);
+        }
+        Ok(measure)
+    }
+
+    fn field(&mut self, field: &'a Positioned<Field>) -> ServerResult<Measure> {
+        let name = field.node.name.node.as_str();
+        let inner = self.measure(&field.node.selection_set)?;
+        match name {
+            // not a level for the engine's depth count either
+            "__typename" => Ok(Measure::default()),
+            "__schema" | "__type" => {
+                if inner.lists > MAX_INTROSPECTION_LISTS {
+                    return Err(ServerError::new(
+                        format!(
+                            "Maximum introspection depth exceeded: at most {MAX_INTROSPECTION_LISTS} of fields, \
+                             inputFields, interfaces and possibleTypes may nest"
+                        ),
+                        Some(field.pos),
+                    ));
+                }
+                Ok(Measure { depth: 1, lists: 0 })
+            }
+            _ => Ok(Measure {
+                depth: inner.depth + 1,
+                lists: inner.lists + usize::from(INTROSPECTION_LISTS.contains(&name)),
+            }),
+        }
+    }
+
+    fn fragment(&mut self, name: &'a str) -> ServerResult<Measure> {
+        match self.fragments.get(name) {
+            Some(Some(measure)) => return Ok(*measure),
+            Some(None) => return Ok(Measure::default()),
+            None => {}
+        }
+        // an unknown fragment is the engine's validation error
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Ok(Measure::default());
+        };
+        self.fragments.insert(name, None);
+        let measure = self.measure(&fragment.node.selection_set)?;
+        self.fragments.insert(name, Some(measure));
+        Ok(measure)
+    }
+}
+
+/// Validates every `__typename` of the document as the engine validates other fields (its validation skips them).
+fn check_typenames(document: &ExecutableDocument, registry: &Registry) -> ServerResult<()> {
+    fn walk(set: &Positioned<SelectionSet>, registry: &Registry) -> ServerResult<()> {
+        for selection in &set.node.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    if field.node.name.node == "__typename" {
+                        check_typename(field, registry)?;
+                    }
+                    walk(&field.node.selection_set, registry)?;
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set, registry)?
+                }
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+        Ok(())
+    }
+    for (_, operation) in document.operations.iter() {
+        walk(&operation.node.selection_set, registry)?;
+    }
+    for fragment in document.fragments.values() {
+        walk(&fragment.node.selection_set, registry)?;
+    }
+    Ok(())
+}
+
+fn check_typename(field: &Positioned<Field>, registry: &Registry) -> ServerResult<()> {
+    if let Some((argument, _)) = field.node.arguments.first() {
+        return Err(ServerError::new(
+            format!(
+                "Unknown argument \"{}\" on field \"__typename\".",
+                argument.node
+            ),
+            Some(argument.pos),
+        ));
+    }
+    if !field.node.selection_set.node.items.is_empty() {
+        return Err(ServerError::new(
+            "Field \"__typename\" of type \"String!\" must not have a selection.",
+            Some(field.node.selection_set.pos),
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for directive in &field.node.directives {
+        let name = directive.node.name.node.as_str();
+        let refuse = |message: String| Err(ServerError::new(message, Some(directive.pos)));
+        let Some(known) = registry.directives.get(name) else {
+            return refuse(format!("Unknown directive \"{name}\""));
+        };
+        if !known.locations.contains(&__DirectiveLocation::FIELD) {
+            return refuse(format!("Directive \"{name}\" may not be used on \"FIELD\""));
+        }
+        if !known.is_repeatable && seen.contains(&name) {
+            return refuse(format!("Duplicate directive \"{name}\""));
+        }
+        seen.push(name);
+        for (argument, _) in &directive.node.arguments {
+            if !known.args.contains_key(argument.node.as_str()) {
+                return refuse(format!(
+                    "Unknown argument \"{}\" on directive \"{name}\".",
+                    argument.node
+                ));
+            }
+        }
+        for (argument, definition) in &known.args {
+            let required = definition.ty.ends_with('!') && definition.default_value.is_none();
+            if required
+                && !directive
+                    .node
+                    .arguments
+                    .iter()
+                    .any(|(n, _)| n.node.as_str() == argument.as_str())
+            {
+                return refuse(format!(
+                    "Directive \"@{name}\" argument \"{argument}\" of type \"{}\" is required but not \
+                     provided",
+                    definition.ty
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A syntax error's message without the whole offending line (pest quotes it, and a query may be one line of
+/// hundreds of kilobytes): where, what was expected, and a few characters around the spot.
+fn shorten_syntax_error(mut error: ServerError, query: &str) -> ServerError {
+    if !error.message.contains('\n') {
+        return error;
+    }
+    let expected = error
+        .message
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("= "))
+        .unwrap_or("unexpected input")
+        .to_owned();
+    error.message = match error.locations.first() {
+        Some(at) => format!(
+            "syntax error at line {}, column {}: {expected}, near {:?}",
+            at.line,
+            at.column,
+            excerpt(query, *at)
+        ),
+        None => format!("syntax error: {expected}"),
+    };
+    error
+}
+
+/// Up to 20 characters either side of `at` in `query`.
+fn excerpt(query: &str, at: async_graphql::Pos) -> String {
+    const AROUND: usize = 20;
+    let line = query
+        .lines()
+        .nth(at.line.saturating_sub(1))
+        .unwrap_or_default();
+    let start = at.column.saturating_sub(1).saturating_sub(AROUND);
+    line.chars().skip(start).take(2 * AROUND).collect()
 }
 
 fn has_nul(value: &async_graphql::Value) -> bool {
@@ -382,6 +661,53 @@ fn ensure_code(error: &mut ServerError) {
     }
 }
 
+/// Gives every error a code, keeps at most [`MAX_ERRORS`] of them (one more error says how many were left out,
+/// with the code and reason of the first of those), and cuts long messages.
+fn tidy_errors(errors: &mut Vec<ServerError>) {
+    if errors.len() > MAX_ERRORS {
+        let mut left_out = errors.split_off(MAX_ERRORS);
+        let count = left_out.len();
+        let first = &mut left_out[0];
+        ensure_code(first);
+        let mut summary = ServerError::new(
+            format!(
+                "{count} more errors were left out (a response lists at most {MAX_ERRORS}); fix these and \
+                 ask again"
+            ),
+            None,
+        );
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        for key in ["code", "reason"] {
+            if let Some(value) = first.extensions.as_ref().and_then(|e| e.get(key)) {
+                extensions.set(key, value.clone());
+            }
+        }
+        extensions.set("leftOut", count);
+        summary.extensions = Some(extensions);
+        errors.push(summary);
+    }
+    for error in errors.iter_mut() {
+        ensure_code(error);
+        cap_message(&mut error.message);
+    }
+}
+
+/// Cuts `message` to [`MAX_ERROR_MESSAGE_CHARS`] characters, marking the cut.
+fn cap_message(message: &mut String) {
+    if let Some((end, _)) = message.char_indices().nth(MAX_ERROR_MESSAGE_CHARS) {
+        message.truncate(end);
+        message.push('…');
+    }
+}
+
+/// An error of the whole request (not of a field): no `locations`, no `path`.
+fn request_error(error: ApiError) -> ServerError {
+    let error = async_graphql::Error::from(error);
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    server_error
+}
+
 /// `GET /graphql`: GraphiQL.
 pub async fn graphiql() -> Html<String> {
     Html(
@@ -393,35 +719,156 @@ pub async fn graphiql() -> Html<String> {
     )
 }
 
-/// `POST /graphql`.
+/// The media type of GraphQL-over-HTTP responses.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// How `POST /graphql` answers, by the request's `Accept` header (the GraphQL-over-HTTP spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    /// `Accept` names `application/graphql-response+json`: a request that fails before any field runs (syntax,
+    /// validation, limits) is a 400.
+    GraphqlResponse,
+    /// Anything else (`application/json`, `*/*`, no header): the spec's legacy behaviour, `application/json` and
+    /// 200 for every GraphQL response.
+    Json,
+}
+
+impl Media {
+    fn accepted(headers: &HeaderMap) -> Self {
+        let names_graphql_response = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|item| {
+                let mut parts = item.split(';');
+                let media = parts.next().unwrap_or_default().trim();
+                let refused = parts.any(|parameter| {
+                    parameter.split_once('=').is_some_and(|(name, q)| {
+                        name.trim().eq_ignore_ascii_case("q")
+                            && q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                    })
+                });
+                media.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON) && !refused
+            });
+        if names_graphql_response {
+            Media::GraphqlResponse
+        } else {
+            Media::Json
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        match self {
+            Media::GraphqlResponse => HeaderValue::from_static(GRAPHQL_RESPONSE_JSON),
+            Media::Json => HeaderValue::from_static("application/json"),
+        }
+    }
+}
+
+/// `POST /graphql`: a JSON body (`Content-Type: application/json`, else 415 and nothing runs).
 pub async fn execute(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
+    body: Bytes,
 ) -> Response {
-    let request = match request {
+    let media = Media::accepted(&headers);
+    if !is_json(&headers) {
+        return error_response(
+            ApiError::validation(
+                "POST /graphql takes a JSON body: send it with Content-Type: application/json",
+            )
+            .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            media,
+        );
+    }
+    let request = match serde_json::from_slice::<async_graphql::Request>(&body) {
         Ok(request) => request,
-        Err(rejection) => {
+        Err(error) => {
             return error_response(
-                ApiError::validation(format!("not a GraphQL request: {}", rejection.0))
+                ApiError::validation(format!("not a GraphQL request: {error}"))
                     .with_status(StatusCode::BAD_REQUEST),
+                media,
             );
         }
     };
     let viewer = match viewer_of(&state.services.tokens, &headers).await {
         Ok(viewer) => viewer,
-        Err(error) => return error_response(error),
+        Err(error) => return error_response(error, media),
     };
     let min_position = match min_position_header(&headers) {
         Ok(position) => position,
-        Err(error) => return error_response(error),
+        Err(error) => return error_response(error, media),
     };
-    let request = request.into_inner().data(viewer).data(RequestInfo {
+    let request = request.data(viewer).data(RequestInfo {
         min_position,
         client,
     });
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    graphql_response(state.schema.execute(request).await, media)
+}
+
+/// Whether the request's body is declared JSON (`application/json`, in UTF-8 if a charset is named). Anything else
+/// (`text/plain`, forms, multipart, no `Content-Type`) is what a browser sends cross-origin without a preflight.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| match parameter.split_once('=') {
+            Some((name, charset)) if name.trim().eq_ignore_ascii_case("charset") => charset
+                .trim()
+                .trim_matches('"')
+                .eq_ignore_ascii_case("utf-8"),
+            _ => true,
+        })
+}
+
+/// A GraphQL response as JSON. One that failed before execution (errors, none of them on a field, and no data)
+/// has no `data` entry (the GraphQL spec) and, for clients accepting `application/graphql-response+json`, HTTP 400.
+fn graphql_response(mut response: GqlResponse, media: Media) -> Response {
+    let before_execution = !response.errors.is_empty()
+        && response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|error| error.path.is_empty());
+    let body = GraphqlBody {
+        data: (!before_execution).then_some(&response.data),
+        errors: &response.errors,
+        extensions: &response.extensions,
+    };
+    let body = match serde_json::to_vec(&body) {
+        Ok(body) => body,
+        Err(error) => return error_response(ApiError::internal(error), media),
+    };
+    let status = if before_execution && media == Media::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut http = (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
+    if response.is_ok()
+        && let Some(value) = response.cache_control.value()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        http.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    http.headers_mut()
+        .extend(std::mem::take(&mut response.http_headers));
+    http
+}
+
+#[derive(Serialize)]
+struct GraphqlBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
 /// The `X-Academy-Min-Position` header's position, if any.
@@ -450,15 +897,14 @@ pub(crate) async fn viewer_of(tokens: &Tokens, headers: &HeaderMap) -> Result<Vi
     }
 }
 
-/// A request-level failure (before any field ran) in the GraphQL response shape, with its HTTP status.
-fn error_response(error: ApiError) -> Response {
-    let status = error.http_status();
-    let response = GqlResponse::from_errors(vec![
-        async_graphql::Error::from(error).into_server_error(async_graphql::Pos::default()),
-    ]);
-    let mut http = GraphQLResponse::from(response).into_response();
-    *http.status_mut() = status;
-    http
+/// A failure of the HTTP request before GraphQL ran, with its HTTP status and both error shapes (`error` for REST
+/// clients, `errors` for GraphQL ones), as the media type the client accepts.
+fn error_response(error: ApiError, media: Media) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
