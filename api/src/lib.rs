@@ -131,9 +131,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphql::graphiql).post(graphql::execute))
         .route("/graphql/ws", get(graphql::websocket))
-        .route("/api/login", post(rest::login))
-        .route("/admin/users/export", get(rest::export_users))
-        .route("/api/cars", get(rest::cars))
+        .merge(rest_routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))
@@ -164,6 +162,15 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The REST routes, which refuse NUL characters in query strings before any handler reads them.
+fn rest_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/login", post(rest::login))
+        .route("/admin/users/export", get(rest::export_users))
+        .route("/api/cars", get(rest::cars))
+        .route_layer(axum::middleware::from_fn(rest::refuse_nul))
 }
 
 /// CORS for `origins` (none without any): their pages may send `GET` and `POST` with the headers the API reads,

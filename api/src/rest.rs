@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::{AppState, ClientAddress};
 
+/// Refuses a REST request whose query string holds a NUL character (`%00`; PostgreSQL cannot take one in text)
+/// with 422 `VALIDATION`, as GraphQL does, before any handler reads it.
+pub async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    if query.to_ascii_lowercase().contains("%00") {
+        return nul_refused().into_response();
+    }
+    next.run(request).await
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::refusal(domain::interviews::InterviewError::NulCharacter)
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LoginRequest {
     /// Username or email.
@@ -42,6 +56,9 @@ pub async fn login(
         ))
         .with_status(StatusCode::BAD_REQUEST)
     })?;
+    if body.username.contains('\0') || body.password.contains('\0') {
+        return Err(nul_refused());
+    }
     let now = chrono::Utc::now();
     let token = state
         .services

@@ -489,6 +489,21 @@ async fn rest_cars_needs_a_token_and_takes_the_same_filters_as_query_parameters(
     assert_eq!(status, 400);
     let (status, _) = get("limit=1000".into()).await;
     assert_eq!(status, 422);
+    // a NUL in any parameter is refused like in GraphQL, never sent to PostgreSQL
+    for query in [
+        "make=a%00b",
+        "q=%00",
+        "cursor=x%00",
+        "prefecture=%00&order=newest",
+    ] {
+        let (status, body) = get(query.into()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("VALIDATION")),
+            "{query}: {body}"
+        );
+        assert_eq!(body["error"]["reason"], "nul_character", "{query}");
+    }
 }
 
 #[tokio::test]

@@ -368,6 +368,17 @@ async fn rest_login_shares_the_login_logic() {
     let body: Value = malformed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "VALIDATION");
     assert_eq!(body["error"]["reason"], "invalid_input");
+    // a NUL in a field is refused, never sent to PostgreSQL
+    let nul = app
+        .http
+        .post(app.url("/api/login"))
+        .json(&json!({ "username": "ada\u{0}", "password": "correct horse" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), 422);
+    let body: Value = nul.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "nul_character");
 }
 
 #[tokio::test]
