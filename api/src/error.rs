@@ -36,6 +36,9 @@ pub enum Code {
     Conflict,
     /// 429: too many attempts; `retryAfter` says when to try again.
     RateLimited,
+    /// 503: what the request waits for (a `minPosition`) was not reached in time; `retryAfter` says when to try
+    /// again. Also HTTP 503 in a GraphQL response.
+    NotReady,
     /// 500 (503 when a read model is not there yet): our fault; the server log has the details.
     Internal,
 }
@@ -49,6 +52,7 @@ impl Code {
             Code::Validation => "VALIDATION",
             Code::Conflict => "CONFLICT",
             Code::RateLimited => "RATE_LIMITED",
+            Code::NotReady => "NOT_READY",
             Code::Internal => "INTERNAL",
         }
     }
@@ -61,6 +65,7 @@ impl Code {
             Code::Validation => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Conflict => StatusCode::CONFLICT,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,8 +151,8 @@ api_reasons! {
     TooManyAttempts = "too_many_attempts", RateLimited,
         "too many login or registration attempts; retry after retryAfter seconds";
     Internal = "internal", Internal, "our fault; the message has an incident id for the server log (500)";
-    ReadModelBehind = "read_model_behind", Internal,
-        "the data asked for is not up to date within the read timeout; retry shortly (503)";
+    ReadModelBehind = "read_model_behind", NotReady,
+        "the data asked for is not up to date within the read timeout; retry after retryAfter seconds (503)";
     RequestTimeout = "request_timeout", Internal, "the request took longer than the request timeout (408)";
 }
 
@@ -161,6 +166,7 @@ impl ApiReason {
             Code::Validation => ApiReason::InvalidInput,
             Code::Conflict => ApiReason::Conflict,
             Code::RateLimited => ApiReason::TooManyAttempts,
+            Code::NotReady => ApiReason::ReadModelBehind,
             Code::Internal => ApiReason::Internal,
         }
     }
@@ -216,6 +222,14 @@ impl ApiError {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(Code::Conflict, message)
+    }
+
+    /// `NOT_READY`: what the request waits for is not there yet; try again in `retry_after` seconds.
+    pub fn not_ready(message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(Code::NotReady, message).with_reason(ApiReason::ReadModelBehind)
+        }
     }
 
     pub fn rate_limited(retry_after: u64) -> Self {
@@ -450,6 +464,9 @@ impl From<domain::identity::CredentialError> for ApiError {
     }
 }
 
+/// When a client whose read-your-writes wait ran out should try again.
+const READ_RETRY_AFTER_SECONDS: u64 = 1;
+
 impl From<projections::WaitError> for ApiError {
     fn from(error: projections::WaitError) -> Self {
         use projections::WaitError;
@@ -460,12 +477,10 @@ impl From<projections::WaitError> for ApiError {
             .with_reason(ApiReason::UnknownPosition),
             WaitError::Timeout { .. } | WaitError::Failed { .. } => {
                 tracing::warn!(error = %error, "read-your-writes wait failed");
-                ApiError::new(
-                    Code::Internal,
+                ApiError::not_ready(
                     "the data you asked for is not up to date yet; retry shortly",
+                    READ_RETRY_AFTER_SECONDS,
                 )
-                .with_reason(ApiReason::ReadModelBehind)
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
             WaitError::UnknownProjection(_) | WaitError::Database(_) => ApiError::internal(error),
         }

@@ -844,7 +844,27 @@ fn graphql_response(mut response: GqlResponse, media: Media) -> Response {
         Ok(body) => body,
         Err(error) => return error_response(ApiError::internal(error), media),
     };
-    let status = if before_execution && media == Media::GraphqlResponse {
+    let has = |code: Code| {
+        response
+            .errors
+            .iter()
+            .any(|e| error_code(e) == Some(code.as_str()))
+    };
+    let retry_after = response
+        .errors
+        .iter()
+        .filter(|e| error_code(e) == Some(Code::NotReady.as_str()))
+        .filter_map(|e| match e.extensions.as_ref()?.get("retryAfter")? {
+            async_graphql::Value::Number(seconds) => seconds.as_u64(),
+            _ => None,
+        })
+        .max();
+    let status = if has(Code::NotReady) {
+        // a read that could not wait long enough: the whole answer is worth retrying, whatever the Accept
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if before_execution && has(Code::Internal) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if before_execution && media == Media::GraphqlResponse {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -856,9 +876,21 @@ fn graphql_response(mut response: GqlResponse, media: Media) -> Response {
     {
         http.headers_mut().insert(header::CACHE_CONTROL, value);
     }
+    if let Some(seconds) = retry_after {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     http.headers_mut()
         .extend(std::mem::take(&mut response.http_headers));
     http
+}
+
+/// The `extensions.code` of a GraphQL error.
+fn error_code(error: &ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
 }
 
 #[derive(Serialize)]

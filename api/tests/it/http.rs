@@ -522,3 +522,43 @@ async fn unknown_directives_are_refused_on_typename_like_on_any_field() {
         answer.body
     );
 }
+
+#[tokio::test]
+async fn a_read_that_cannot_wait_long_enough_is_not_ready_503_with_retry_after() {
+    let app = TestApp::with(Setup {
+        read_timeout: std::time::Duration::from_millis(300),
+        ..Setup::default()
+    })
+    .await;
+    let (_, token) = app.user("ada").await;
+    // a transaction holding an id keeps every projection behind it (the price of the commit-safe order)
+    let mut holder = app.db.pool.begin().await.unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (_, position) = app
+        .register("bob@example.org", "bob", "correct horse")
+        .await;
+    for accept in ["application/json", GRAPHQL_RESPONSE] {
+        let response = app
+            .http
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .header("accept", accept)
+            .json(&json!({
+                "query": "query($p: Int) { myStats(level: JUNIOR, minPosition: $p) { answered } }",
+                "variables": { "p": position },
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{accept}");
+        assert_eq!(response.headers()["retry-after"], "1", "{accept}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "NOT_READY", "{body}");
+        assert_eq!(reason(&body), "read_model_behind");
+        assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1);
+    }
+    holder.rollback().await.unwrap();
+}

@@ -53,6 +53,8 @@ pub struct Setup {
     pub http: HttpConfig,
     /// The time mutations are issued at.
     pub clock: Arc<dyn Clock>,
+    /// How long a query waits for a `minPosition`.
+    pub read_timeout: Duration,
 }
 
 impl Default for Setup {
@@ -68,6 +70,7 @@ impl Default for Setup {
             app,
             http: HttpConfig::default(),
             clock: Arc::new(SystemClock),
+            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -93,7 +96,7 @@ impl TestApp {
             projections.clone(),
             app,
             setup.auth,
-            Duration::from_secs(10),
+            setup.read_timeout,
             setup.clock.clone(),
         ));
         let state = AppState::new(services, setup.http);
