@@ -236,9 +236,8 @@ pub async fn cars(
     headers: HeaderMap,
     query: Result<Query<CarsParams>, QueryRejection>,
 ) -> Result<Json<CarsPage>, ApiError> {
-    use crate::graphql::cars::{
-        CarFilterInput, CarOrderValue, PriceKindValue, car_page, page_size,
-    };
+    use crate::graphql::cars::{CarFilterInput, CarOrderValue, PriceKindValue, car_page};
+    use crate::graphql::page_size;
     let viewer = crate::graphql::viewer_of(&state.services.tokens, &headers).await?;
     viewer.require_user()?;
     let Query(params) = query.map_err(|rejection| {
@@ -259,8 +258,7 @@ pub async fn cars(
                 "order must be newest, price_asc, price_desc, year_desc or mileage_asc",
             )
         })?;
-    let limit = page_size(params.limit.unwrap_or(20))
-        .map_err(|_| ApiError::validation("limit must be between 1 and 100"))?;
+    let limit = page_size("limit", params.limit.unwrap_or(20))?;
     let filter = CarFilterInput {
         make: params.make,
         model: params.model,

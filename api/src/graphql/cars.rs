@@ -8,7 +8,7 @@ use projections::cars::{self as model, CarFilter, CarOrder, CarRow, PriceKind, R
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use super::{AdminOnly, SignedIn, admin, read_after, services};
+use super::{AdminOnly, SignedIn, admin, page_size, read_after, services};
 use crate::error::ApiError;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -433,14 +433,6 @@ impl ScrapeRun {
     }
 }
 
-pub(crate) fn page_size(first: i32) -> Result<i64, ApiError> {
-    if (1..=100).contains(&first) {
-        Ok(i64::from(first))
-    } else {
-        Err(ApiError::validation("first must be between 1 and 100"))
-    }
-}
-
 /// A car list's cursor: what the list is sorted by ([`CarOrderValue::sorted_by`]), the sort key of the last
 /// car, and its id.
 pub(crate) type CarCursor = OpaqueCursor<(String, i64, Uuid)>;
@@ -512,7 +504,7 @@ impl CarsQuery {
         after: Option<String>,
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<String, Car>> {
-        let limit = page_size(first.unwrap_or(20))?;
+        let limit = page_size("first", first.unwrap_or(20))?;
         let order_by = order_by.unwrap_or_default();
         let filter = filter.unwrap_or_default().into_filter()?;
         let has_previous = after.as_deref().is_some_and(|a| !a.is_empty());
@@ -594,7 +586,7 @@ impl CarsQuery {
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, ScrapeRun>> {
         use async_graphql::connection::CursorType;
-        let limit = page_size(first)?;
+        let limit = page_size("first", first)?;
         let before = after
             .map(|c| {
                 OpaqueCursor::<i64>::decode_cursor(&c)

@@ -217,7 +217,7 @@ impl InterviewsQuery {
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<(DateTime<Utc>, i64)>, Slot>> {
         let user = viewer(ctx).require_user()?;
-        let limit = page_size(first)?;
+        let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<(DateTime<Utc>, i64)>>(after)?.map(|c| c.0);
         read_after(ctx, min_position, &[model::NAME]).await?;
         let filter = BoardFilter {
@@ -301,7 +301,7 @@ impl InterviewsQuery {
         min_position: Option<i64>,
     ) -> async_graphql::Result<Points> {
         let user = viewer(ctx).require_user()?;
-        let limit = page_size(history)?;
+        let limit = page_size("history", history)?;
         read_after(ctx, min_position, &[model::NAME]).await?;
         let pool = &services(ctx).pool;
         let balance = model::balance(pool, user).await.map_err(ApiError::from)?;

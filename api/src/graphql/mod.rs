@@ -234,12 +234,14 @@ pub(crate) async fn read_after(
     Ok(())
 }
 
-/// A list's page size (`first`), 1 to 100.
-pub(crate) fn page_size(first: i32) -> Result<i64, ApiError> {
-    if (1..=100).contains(&first) {
-        Ok(i64::from(first))
+/// A list's page size, 1 to 100, from the argument `name` (`first`, `history`, `limit`), which an error names.
+pub(crate) fn page_size(name: &str, size: i32) -> Result<i64, ApiError> {
+    if (1..=100).contains(&size) {
+        Ok(i64::from(size))
     } else {
-        Err(ApiError::validation("first must be between 1 and 100"))
+        Err(ApiError::validation(format!(
+            "{name} must be between 1 and 100"
+        )))
     }
 }
 

@@ -112,7 +112,7 @@ impl NotificationsQuery {
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<(i64, Uuid)>, Notification>> {
         let user = viewer(ctx).require_user()?;
-        let limit = page_size(first)?;
+        let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<(i64, Uuid)>>(after)?.map(|c| c.0);
         read_after(ctx, min_position, &[model::NAME]).await?;
         let mut rows = model::list(&services(ctx).pool, user, unread_only, after, limit + 1)

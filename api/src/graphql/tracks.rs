@@ -556,7 +556,7 @@ async fn track_page(
     after: Option<String>,
     min_position: Option<i64>,
 ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, Track>> {
-    let limit = page_size(first)?;
+    let limit = page_size("first", first)?;
     let after = cursor::<OpaqueCursor<i64>>(after)?.map(|c| c.0);
     read_after(ctx, min_position, &[model::NAME]).await?;
     let mut rows = model::tracks(&services(ctx).pool, &filter, after, limit + 1)

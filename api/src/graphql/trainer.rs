@@ -235,7 +235,7 @@ impl TrainerQuery {
         after: Option<String>,
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, QuestionDetails>> {
-        let limit = page_size(first)?;
+        let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<i64>>(after)?.map(|c| c.0);
         read_after(ctx, min_position, &[model::NAME]).await?;
         let filter = QuestionFilter {
@@ -282,7 +282,7 @@ impl TrainerQuery {
         after: Option<String>,
         min_position: Option<i64>,
     ) -> async_graphql::Result<Connection<OpaqueCursor<(Uuid, String)>, UserStats>> {
-        let limit = page_size(first)?;
+        let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<(Uuid, String)>>(after)?.map(|c| c.0);
         read_after(
             ctx,

@@ -187,6 +187,19 @@ async fn an_interview_goes_from_the_board_to_a_paid_point() {
     let bob_points = data(app.gql(POINTS, json!({ "p": position }), Some(&bob)).await);
     assert_eq!(bob_points["myPoints"]["balance"], 0);
     assert_eq!(bob_points["myPoints"]["held"], 0);
+    // a bad page size names the argument the client sent
+    let too_long = app
+        .gql(
+            "{ myPoints(history: 0) { balance } }",
+            json!({}),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(code(&too_long), "VALIDATION");
+    assert_eq!(
+        too_long["errors"][0]["message"],
+        "history must be between 1 and 100"
+    );
     let kinds: Vec<&str> = bob_points["myPoints"]["history"]
         .as_array()
         .unwrap()
