@@ -10,7 +10,8 @@
 //! - Operations: `GET /healthz` (the process is up) and `GET /readyz` (the database answers and the
 //!   projections are caught up within a bound).
 //!
-//! Every request gets an `x-request-id` (kept when the client sends one) that tags its log lines and is echoed
+//! Every request gets an `x-request-id` (kept when the client sends a printable one of at most 128 characters)
+//! that tags its log lines and is echoed
 //! in the response; bodies are limited in size and requests in time. Browsers may call the API from the origins
 //! [`HttpConfig::cors_origins`] lists, and from no other.
 
@@ -161,7 +162,31 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // before the id is set: a client's id that is too long or not plain text is replaced, never echoed
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
         .with_state(state)
+}
+
+/// The longest client-chosen `x-request-id` kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Removes a client's `x-request-id` longer than [`MAX_REQUEST_ID`] or not printable ASCII, so a fresh one is
+/// made.
+async fn drop_unfit_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let fits = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID
+            && bytes.iter().all(|b| b.is_ascii_graphic())
+    };
+    if request
+        .headers()
+        .get("x-request-id")
+        .is_some_and(|v| !fits(v))
+    {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// The REST routes, which refuse NUL characters in query strings before any handler reads them.

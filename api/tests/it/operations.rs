@@ -85,6 +85,26 @@ async fn every_response_carries_a_request_id_and_keeps_the_clients() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "client-chosen-1");
+    // too long to log and echo: replaced by a generated one
+    let long = "x".repeat(129);
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    let longest = "x".repeat(128);
+    let response = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", &longest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], longest.as_str());
 }
 
 #[tokio::test]
