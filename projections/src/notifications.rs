@@ -134,7 +134,7 @@ async fn apply_inbox(
     )
     .bind(user)
     .bind(ids)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())

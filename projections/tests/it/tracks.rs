@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use domain::Decider;
 use domain::inbox::{InboxEvent, inbox_stream};
+use domain::testing::at;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, RepoUrl, Score, Track, TrackCommand, TrackSpec,
     diary_stream, track_stream,
@@ -254,7 +255,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     );
     let read = InboxEvent::NotificationsRead {
         ids: vec![mine[1].id],
-        at: T0 + 22 * HOUR,
+        at: at(T0 + 22 * HOUR),
     };
     let head = write(&log, inbox_stream(people[4]), &[read]).await;
     projections.wait_for(head, WAIT).await.unwrap();
