@@ -1,12 +1,12 @@
 //! Cohort tracks' use cases: creating and revising tracks, enrolling and leaving, solutions, reviews, diaries,
 //! and the reminders and closes the deadline worker fires.
 
-use domain::Decider;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, DiaryError, RepoUrl, Score, Track,
     TrackCommand, TrackError, TrackEvent, TrackSpec, diary_stream, parse_criteria, submission_id,
     track_stream,
 };
+use domain::{Decider, Timestamp};
 use uuid::Uuid;
 
 use crate::{CommandError, CommandExecutor, Decided, Request, new_events};
@@ -89,7 +89,7 @@ impl Tracks {
         let command = TrackCommand::Create {
             spec,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata_with_id(command_id);
         let changed = self.run(track_id, &command, &metadata).await?;
@@ -116,33 +116,34 @@ impl Tracks {
         let command = TrackCommand::ReviseCriteria {
             criteria,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         self.run(track, &command, &metadata).await
     }
 
-    /// Moves the open assignment's deadline (unix seconds) later (admins).
+    /// Moves the open assignment's deadline later (admins).
     pub async fn extend_deadline(
         &self,
         request: &Request,
         track: Uuid,
         assignment: u32,
-        deadline: i64,
+        deadline: Timestamp,
     ) -> TrackResult<TrackChanged> {
         let by = request.admin()?;
+        // the deadline as Unix seconds, as command ids have always named it
         let metadata = request.metadata(
             "extendDeadline",
             &[
                 &track.to_string(),
                 &assignment.to_string(),
-                &deadline.to_string(),
+                &deadline.unix_seconds().to_string(),
             ],
         );
         let command = TrackCommand::ExtendDeadline {
             assignment,
             deadline,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         self.run(track, &command, &metadata).await
     }
@@ -151,7 +152,7 @@ impl Tracks {
     pub async fn enroll(&self, request: &Request, track: Uuid) -> TrackResult<TrackChanged> {
         let command = TrackCommand::Enroll {
             participant: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("enroll", &[&track.to_string()]);
         self.run(track, &command, &metadata).await
@@ -161,7 +162,7 @@ impl Tracks {
     pub async fn leave_track(&self, request: &Request, track: Uuid) -> TrackResult<TrackChanged> {
         let command = TrackCommand::Leave {
             participant: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("leaveTrack", &[&track.to_string()]);
         self.run(track, &command, &metadata).await
@@ -190,7 +191,7 @@ impl Tracks {
             assignment,
             participant,
             repository: repository.clone(),
-            at: request.seconds(),
+            at: request.at,
         };
         let changed = self.run(track, &command, &metadata).await?;
         Ok(Submitted {
@@ -210,7 +211,7 @@ impl Tracks {
         comment: Option<String>,
     ) -> TrackResult<TrackChanged> {
         let reviewer = request.user()?;
-        let at = request.seconds();
+        let at = request.at;
         let metadata = request.metadata(
             "submitReview",
             &[&track.to_string(), &submission.to_string()],
@@ -264,7 +265,7 @@ impl Tracks {
                     text: text.clone(),
                     enrolled: state.is_participant(participant),
                     assignment_opened: (assignment as usize) < state.stages.len(),
-                    at: request.seconds(),
+                    at: request.at,
                 };
                 let events = Diary::decide(&command, &loaded.state::<Diary>(&diary))?;
                 Ok(vec![(diary.clone(), new_events(&events))])
@@ -287,7 +288,7 @@ impl Tracks {
         let command = TrackCommand::RemindDeadline {
             assignment,
             participant,
-            at: request.seconds(),
+            at: request.at,
         };
         let id = timer_id(&[
             "remind",
@@ -310,7 +311,7 @@ impl Tracks {
         let command = TrackCommand::CloseAssignment {
             assignment,
             seed,
-            at: request.seconds(),
+            at: request.at,
         };
         let id = timer_id(&["close", &track.to_string(), &assignment.to_string()]);
         self.run(track, &command, &request.metadata_with_id(id))

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::interviews::{InterviewTimer, SlotEvent};
 use domain::tracks::{TrackEvent, reminder_time};
 use eventlog::RecordedEvent;
@@ -204,8 +205,8 @@ async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    opened_at: i64,
-    deadline: i64,
+    opened_at: Timestamp,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into due (track_id, assignment, opened_at, deadline, remind_at)
@@ -213,9 +214,9 @@ async fn assignment_opened(
     )
     .bind(track)
     .bind(assignment as i32)
-    .bind(seconds(opened_at)?)
-    .bind(seconds(deadline)?)
-    .bind(seconds(reminder_time(opened_at, deadline))?)
+    .bind(DateTime::<Utc>::from(opened_at))
+    .bind(DateTime::<Utc>::from(deadline))
+    .bind(DateTime::<Utc>::from(reminder_time(opened_at, deadline)))
     .execute(&mut *conn)
     .await?;
     // the first assignment is open to every member; later ones open to each by AssignmentUnlocked
@@ -271,7 +272,7 @@ async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     let opened_at: DateTime<Utc> =
         sqlx::query_scalar("select opened_at from due where track_id = $1 and assignment = $2")
@@ -279,14 +280,14 @@ async fn deadline_extended(
             .bind(assignment as i32)
             .fetch_one(&mut *conn)
             .await?;
-    let remind_at = reminder_time(opened_at.timestamp(), deadline);
+    let remind_at = reminder_time(opened_at.into(), deadline);
     sqlx::query(
         "update due set deadline = $3, remind_at = $4 where track_id = $1 and assignment = $2",
     )
     .bind(track)
     .bind(assignment as i32)
-    .bind(seconds(deadline)?)
-    .bind(seconds(remind_at)?)
+    .bind(DateTime::<Utc>::from(deadline))
+    .bind(DateTime::<Utc>::from(remind_at))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::inbox::InboxEvent;
 use domain::interviews::{SlotEvent, SlotSpec};
 use domain::notices::NotificationKind;
@@ -20,7 +21,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, seconds, stream_uuid, timestamp};
 
 pub const NAME: &str = "notifications";
 
@@ -166,11 +167,10 @@ impl TrackFacts {
     }
 }
 
-fn when(at: i64) -> String {
-    DateTime::from_timestamp(at, 0).map_or_else(
-        || at.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+fn when(at: Timestamp) -> String {
+    DateTime::<Utc>::from(at)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 async fn apply_track(
@@ -179,7 +179,7 @@ async fn apply_track(
 ) -> Result<(), ProjectionError> {
     let track = stream_uuid(&recorded.stream_id, "track-")?;
     let event = recorded.decode::<TrackEvent>()?;
-    let at = seconds(event.at())?;
+    let at = DateTime::<Utc>::from(event.at());
     let notices = match event {
         TrackEvent::TrackCreated { spec, .. } => return track_created(conn, track, &spec).await,
         TrackEvent::LearnerEnrolled { participant, .. } => {
@@ -319,7 +319,7 @@ async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Notice>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     // a later assignment's opening notifies nobody (the unlock does)
@@ -345,7 +345,7 @@ async fn deadline_reminder_sent(
     track: Uuid,
     assignment: u32,
     participant: Uuid,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Notice>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     Ok(vec![Notice {
@@ -367,7 +367,7 @@ async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Notice>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     Ok(vec![Notice {
@@ -569,7 +569,7 @@ async fn slot_facts(conn: &mut PgConnection, slot: Uuid) -> Result<SlotFacts, Pr
     .bind(slot)
     .fetch_one(&mut *conn)
     .await?;
-    let what = format!("«{topic}» interview on {}", when(start));
+    let what = format!("«{topic}» interview on {}", when(timestamp(start)?));
     let parties: Vec<Uuid> = std::iter::once(owner).chain(booker).collect();
     let interviewee = parties.iter().copied().find(|p| Some(*p) != interviewer);
     Ok(SlotFacts {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::tracks::{
     Allocation, Criterion, DiaryEvent, RepoUrl, Score, TrackEvent, TrackSpec, submission_id,
 };
@@ -12,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, stream_uuid};
 
 pub const NAME: &str = "tracks";
 
@@ -209,7 +210,7 @@ async fn track_created(
     conn: &mut PgConnection,
     track: Uuid,
     spec: &TrackSpec,
-    at: i64,
+    at: Timestamp,
     position: i64,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
@@ -224,7 +225,7 @@ async fn track_created(
     .bind(spec.max_participants.map(|m| m as i32))
     .bind(Json(&spec.criteria))
     .bind(spec.assignments.len() as i32)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(position)
     .execute(&mut *conn)
     .await?;
@@ -263,7 +264,7 @@ async fn participant_enrolled(
     conn: &mut PgConnection,
     track: Uuid,
     participant: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     // joining a running track: the first assignment is theirs at once
     sqlx::query(
@@ -273,7 +274,7 @@ async fn participant_enrolled(
     )
     .bind(track)
     .bind(participant)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     count_participants(conn, track).await?;
@@ -299,11 +300,11 @@ async fn participant_left(
 async fn track_started(
     conn: &mut PgConnection,
     track: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update tracks set status = 'running', started_at = $2 where id = $1")
         .bind(track)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .execute(&mut *conn)
         .await?;
     sqlx::query("update participants set current_assignment = 0 where track_id = $1")
@@ -318,16 +319,16 @@ async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    opened_at: i64,
-    deadline: i64,
+    opened_at: Timestamp,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update assignments set opened_at = $3, deadline = $4 where track_id = $1 and index = $2",
     )
     .bind(track)
     .bind(assignment as i32)
-    .bind(seconds(opened_at)?)
-    .bind(seconds(deadline)?)
+    .bind(DateTime::<Utc>::from(opened_at))
+    .bind(DateTime::<Utc>::from(deadline))
     .execute(&mut *conn)
     .await?;
     sqlx::query("update tracks set open_assignment = $2 where id = $1")
@@ -345,7 +346,7 @@ async fn solution_submitted(
     assignment: u32,
     participant: Uuid,
     repository: &RepoUrl,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into submissions as s (track_id, assignment, user_id, submission_id, repository, submitted_at)
@@ -359,7 +360,7 @@ async fn solution_submitted(
     .bind(participant)
     .bind(submission_id(track, assignment, participant))
     .bind(repository.as_str())
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -370,12 +371,12 @@ async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update assignments set deadline = $3 where track_id = $1 and index = $2")
         .bind(track)
         .bind(assignment as i32)
-        .bind(seconds(deadline)?)
+        .bind(DateTime::<Utc>::from(deadline))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -386,12 +387,12 @@ async fn assignment_closed(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update assignments set closed_at = $3 where track_id = $1 and index = $2")
         .bind(track)
         .bind(assignment as i32)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -440,7 +441,7 @@ struct Review {
     author: Uuid,
     scores: Vec<Score>,
     comment: Option<String>,
-    at: i64,
+    at: Timestamp,
 }
 
 /// Inserts the `reviews` row and marks its allocation reviewed.
@@ -450,7 +451,7 @@ async fn review_submitted(
     review: Review,
     position: i64,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(review.at)?;
+    let at = DateTime::<Utc>::from(review.at);
     sqlx::query(
         "insert into reviews (track_id, assignment, reviewer, author, scores, comment, submitted_at, position)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -502,11 +503,11 @@ async fn assignment_unlocked(
 async fn track_completed(
     conn: &mut PgConnection,
     track: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update tracks set status = 'completed', completed_at = $2 where id = $1")
         .bind(track)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -543,7 +544,7 @@ async fn apply_diary(
     .bind(assignment as i32)
     .bind(participant)
     .bind(text)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(recorded.position)
     .execute(&mut *conn)
     .await?;
