@@ -8,13 +8,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::Timestamp;
-use domain::interviews::{InterviewTimer, SlotEvent};
+use domain::interviews::{self, InterviewTimer, SlotEvent};
 use domain::tracks::{TrackEvent, reminder_time};
 use eventlog::RecordedEvent;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, stream_uuid, timestamp};
 
 pub const NAME: &str = "deadlines";
 
@@ -317,12 +317,12 @@ async fn apply_slot(
     event: SlotEvent,
 ) -> Result<(), ProjectionError> {
     let all = InterviewTimer::ALL.to_vec();
-    let (clear, add): (Vec<InterviewTimer>, Vec<(InterviewTimer, i64)>) = match event {
+    let (clear, add): (Vec<InterviewTimer>, Vec<(InterviewTimer, Timestamp)>) = match event {
         SlotEvent::SlotPublished { spec, .. } => {
             sqlx::query("insert into slots (slot_id, starts_at, ends_at) values ($1, $2, $3)")
                 .bind(slot)
-                .bind(spec.start)
-                .bind(spec.end())
+                .bind(spec.start.unix_seconds())
+                .bind(spec.end().unix_seconds())
                 .execute(&mut *conn)
                 .await?;
             return Ok(());
@@ -333,10 +333,11 @@ async fn apply_slot(
                     .bind(slot)
                     .fetch_one(&mut *conn)
                     .await?;
+            let (start, end) = (timestamp(start)?, timestamp(end)?);
             // a reminder whose time had passed at the booking is not sent (the decider skips it too)
-            let mut add: Vec<(InterviewTimer, i64)> = InterviewTimer::REMINDERS
+            let mut add: Vec<(InterviewTimer, Timestamp)> = InterviewTimer::REMINDERS
                 .iter()
-                .map(|(timer, hours)| (*timer, start - i64::from(*hours) * 3600))
+                .map(|(timer, hours)| (*timer, interviews::reminder_time(start, *hours)))
                 .filter(|(_, due)| *due >= at)
                 .collect();
             add.push((InterviewTimer::End, end));
@@ -380,7 +381,7 @@ async fn apply_slot(
         sqlx::query("insert into interview_due (slot_id, kind, due_at) values ($1, $2, $3)")
             .bind(slot)
             .bind(kind.as_str())
-            .bind(seconds(at)?)
+            .bind(DateTime::<Utc>::from(at))
             .execute(&mut *conn)
             .await?;
     }

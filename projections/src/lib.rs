@@ -169,12 +169,6 @@ pub(crate) fn timestamp(seconds: i64) -> Result<domain::Timestamp, ProjectionErr
         .ok_or_else(|| format!("time {seconds} is out of range").into())
 }
 
-/// A time recorded in an event as Unix seconds.
-pub(crate) fn seconds(at: i64) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError> {
-    chrono::DateTime::from_timestamp(at, 0)
-        .ok_or_else(|| format!("time {at} is out of range").into())
-}
-
 /// The schema a projection's live tables are in.
 pub fn live_schema(name: &str) -> String {
     name.to_owned()

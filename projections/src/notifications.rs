@@ -21,7 +21,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid, timestamp};
+use crate::{Projection, ProjectionError, stream_uuid, timestamp};
 
 pub const NAME: &str = "notifications";
 
@@ -548,7 +548,7 @@ async fn slot_published(
     sqlx::query("insert into slots (id, topic, starts_at, owner) values ($1, $2, $3, $4)")
         .bind(slot)
         .bind(&spec.topic)
-        .bind(spec.start)
+        .bind(spec.start.unix_seconds())
         .bind(owner)
         .execute(&mut *conn)
         .await?;
@@ -731,7 +731,7 @@ async fn insert_slot_notices(
     conn: &mut PgConnection,
     slot: Uuid,
     recorded: &RecordedEvent,
-    at: i64,
+    at: Timestamp,
     notices: Vec<SlotNotice>,
 ) -> Result<(), ProjectionError> {
     for (users, kind, title, body) in notices {
@@ -746,7 +746,7 @@ async fn insert_slot_notices(
             .bind(slot)
             .bind(&title)
             .bind(&body)
-            .bind(seconds(at)?)
+            .bind(DateTime::<Utc>::from(at))
             .bind(recorded.position)
             .execute(&mut *conn)
             .await?;
