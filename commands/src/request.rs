@@ -131,9 +131,4 @@ impl Request {
             .actor(id, role)
             .command_id(command_id)
     }
-
-    /// Unix seconds of [`Self::at`], as the deciders take time.
-    pub fn seconds(&self) -> i64 {
-        self.at.unix_seconds()
-    }
 }
