@@ -549,7 +549,7 @@ async fn observed(
 ) -> anyhow::Result<(Duration, usize)> {
     use workers::carsensor::Observed;
     let run = Uuid::now_v7();
-    let at = chrono::Utc::now().timestamp();
+    let at = domain::Timestamp::from(chrono::Utc::now());
     let started = Instant::now();
     let cars = commands::cars::Cars::new(executor.clone());
     let outcomes = cars.observe_all(run, listings, at, concurrency).await;

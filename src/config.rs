@@ -426,7 +426,7 @@ impl Config {
 
     /// The mock-interview rules' times.
     fn interview_policy(&self) -> domain::interviews::Policy {
-        let hours = |h: u32| i64::from(h) * 3600;
+        let hours = |h: u32| chrono::TimeDelta::hours(i64::from(h));
         domain::interviews::Policy {
             cancel_cutoff: hours(self.interview_cancel_cutoff_hours),
             feedback_within: hours(self.feedback_window_hours),

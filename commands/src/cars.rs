@@ -4,11 +4,11 @@
 //! Every command of a run has an id derived from the run and the step, and the run as its correlation id, so a
 //! step repeated (a retry, a restart mid-run) records nothing twice.
 
-use domain::Decider;
 use domain::cars::{
     Car, CarCommand, CarError, CarEvent, Listing, ListingId, ScrapeRun, ScrapeRunCommand,
     ScrapeRunError, car_stream, scrape_run_stream,
 };
+use domain::{Decider, Timestamp};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
@@ -47,12 +47,12 @@ impl Cars {
         Self { executor }
     }
 
-    /// One observation of `listing` by run `run` at `at` (unix seconds): one `Observe` command on its car.
+    /// One observation of `listing` by run `run` at `at`: one `Observe` command on its car.
     pub async fn observe_listing(
         &self,
         run: Uuid,
         listing: Listing,
-        at: i64,
+        at: Timestamp,
     ) -> Result<Observed, CommandError<CarError>> {
         let stream = car_stream(&listing.id);
         let metadata = metadata(run, &format!("observe {}", listing.id));
@@ -82,7 +82,7 @@ impl Cars {
         &self,
         run: Uuid,
         listings: Vec<Listing>,
-        at: i64,
+        at: Timestamp,
         concurrency: usize,
     ) -> Vec<Result<Observed, CommandError<CarError>>> {
         // no stream combinator with a closure here: a closure's future held across an await makes the compiler
@@ -109,7 +109,7 @@ impl Cars {
         &self,
         run: Uuid,
         listing: &Listing,
-        at: i64,
+        at: Timestamp,
     ) -> Result<bool, InternalError> {
         let (state, _) = self.executor.load::<Car>(&car_stream(&listing.id)).await?;
         let observe = CarCommand::Observe {
@@ -126,7 +126,7 @@ impl Cars {
         run: Uuid,
         listing: &ListingId,
         missed_runs: u32,
-        at: i64,
+        at: Timestamp,
     ) -> Result<bool, CommandError<CarError>> {
         let command = CarCommand::Delist {
             run_id: run,

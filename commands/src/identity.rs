@@ -188,7 +188,7 @@ impl Identity {
             username: username.clone(),
             password_hash: self.hash(password.to_owned()).await?,
             role,
-            at: request.seconds(),
+            at: request.at,
         };
         let claim = |value: &str| ClaimCommand {
             account_id: id,
@@ -296,7 +296,7 @@ impl Identity {
         }
         let command = AccountCommand::ChangePassword {
             password_hash: self.hash(new.to_owned()).await?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("changePassword", &[]);
         self.account_command(id, &command, &metadata).await
@@ -310,7 +310,7 @@ impl Identity {
         admin: bool,
     ) -> IdentityResult<Written> {
         let by = request.admin()?;
-        let at = request.seconds();
+        let at = request.at;
         let (operation, command) = if admin {
             ("grantAdmin", AccountCommand::GrantAdmin { by, at })
         } else {
@@ -349,7 +349,7 @@ impl Identity {
             if account.role != Role::Admin {
                 let command = AccountCommand::GrantAdmin {
                     by: id,
-                    at: request.seconds(),
+                    at: request.at,
                 };
                 let metadata = request.metadata_with_id(Uuid::now_v7());
                 self.account_command(id, &command, &metadata).await?;

@@ -59,7 +59,7 @@ impl Inbox {
         let metadata = request.metadata("markNotificationsRead", &[&joined.join(",")]);
         let command = InboxCommand::MarkRead {
             ids,
-            at: request.seconds(),
+            at: request.at,
         };
         let executed = self
             .executor

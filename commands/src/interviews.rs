@@ -7,14 +7,13 @@
 //! read at).
 
 use async_trait::async_trait;
-use domain::Decider;
-use domain::StreamId;
 use domain::interviews::{
     Calendar, CalendarState, Effect, InterviewError, InterviewTimer, Ledger, LedgerCommand,
     LedgerState, Policy, Role, Slot, SlotCommand, SlotEvent, SlotSpec, SlotState, calendar_stream,
     effects, points_stream, slot_stream,
 };
 use domain::trainer::Level;
+use domain::{Decider, StreamId, Timestamp};
 use uuid::Uuid;
 
 use crate::timers::{self, Fired, FiredTimer, FiresTimers, TimerError};
@@ -41,8 +40,7 @@ pub struct Interviews {
 pub struct PublishSlot {
     /// The role the publisher takes.
     pub role: Role,
-    /// Unix seconds.
-    pub start: i64,
+    pub start: Timestamp,
     pub minutes: u32,
     pub meeting_link: String,
     pub topic: String,
@@ -92,7 +90,7 @@ impl Interviews {
         let command = LedgerCommand::Grant {
             amount: self.signup_points,
             reason: "signup".to_owned(),
-            at: request.seconds(),
+            at: request.at,
         };
         let id = Uuid::new_v5(&TIMER_NAMESPACE, format!("signup\u{0}{account}").as_bytes());
         let executed = self
@@ -126,12 +124,17 @@ impl Interviews {
             input.level,
         )
         .map_err(CommandError::Rejected)?;
+        // the start as Unix seconds, as command ids (and so slot ids) have always named it
         let command_id = request.command_id(
             "publishSlot",
-            &[&spec.start.to_string(), spec.link.as_str(), &spec.topic],
+            &[
+                &spec.start.unix_seconds().to_string(),
+                spec.link.as_str(),
+                &spec.topic,
+            ],
         );
         let slot = Uuid::new_v5(&Uuid::NAMESPACE_OID, command_id.as_bytes());
-        let at = request.seconds();
+        let at = request.at;
         let decision = SlotDecision::new("PublishSlot", slot, Some(owner), |facts| {
             Ok(SlotCommand::Publish {
                 owner,
@@ -152,7 +155,7 @@ impl Interviews {
     /// Books a slot: the booker takes the role the publisher did not; an interviewee's points are held.
     pub async fn book_slot(&self, request: &Request, slot: Uuid) -> InterviewResult<SlotChanged> {
         let booker = request.user()?;
-        let at = request.seconds();
+        let at = request.at;
         let decision = SlotDecision::new("BookSlot", slot, Some(booker), |facts| {
             facts.book(slot, booker, at)
         });
@@ -164,7 +167,7 @@ impl Interviews {
         let command = SlotCommand::Cancel {
             by: request.user()?,
             cutoff: self.policy.cancel_cutoff,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "cancelSlot", slot, command).await
     }
@@ -183,7 +186,7 @@ impl Interviews {
             text,
             feedback_within: self.policy.feedback_within,
             accept_within: self.policy.accept_within,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "giveFeedback", slot, command).await
     }
@@ -196,7 +199,7 @@ impl Interviews {
     ) -> InterviewResult<SlotChanged> {
         let command = SlotCommand::Accept {
             by: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "acceptFeedback", slot, command).await
     }
@@ -211,7 +214,7 @@ impl Interviews {
         let command = SlotCommand::Dispute {
             by: request.user()?,
             reason,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "disputeFeedback", slot, command)
             .await
@@ -225,7 +228,7 @@ impl Interviews {
     ) -> InterviewResult<SlotChanged> {
         let command = SlotCommand::ReportNoShow {
             by: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "reportNoShow", slot, command).await
     }
@@ -240,7 +243,7 @@ impl Interviews {
         let command = SlotCommand::ContestNoShow {
             by: request.user()?,
             reason,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "contestNoShow", slot, command).await
     }
@@ -255,7 +258,7 @@ impl Interviews {
         let command = SlotCommand::ResolveNoShow {
             by: request.admin()?,
             absent,
-            at: request.seconds(),
+            at: request.at,
         };
         self.command(request, "resolveNoShow", slot, command).await
     }
@@ -269,7 +272,7 @@ impl Interviews {
         slot: Uuid,
         timer: InterviewTimer,
     ) -> InterviewResult<Fired> {
-        let at = request.seconds();
+        let at = request.at;
         let command = timer.command(&self.policy, at);
         let decision = SlotDecision::new("SlotTimer", slot, None, move |facts| {
             facts.slot.as_ref().ok_or(InterviewError::NotFound)?;
@@ -379,7 +382,12 @@ impl Facts<'_> {
 
     /// `booker`'s booking of slot `slot` at `at`, with the facts it is judged on: both calendars around the
     /// slot's time and the balance of whoever would be the interviewee.
-    pub fn book(&self, slot: Uuid, booker: Uuid, at: i64) -> Result<SlotCommand, InterviewError> {
+    pub fn book(
+        &self,
+        slot: Uuid,
+        booker: Uuid,
+        at: Timestamp,
+    ) -> Result<SlotCommand, InterviewError> {
         let state = self.slot.as_ref().ok_or(InterviewError::NotFound)?;
         let (start, end) = (state.spec.start, state.spec.end());
         let (_, interviewee) = state.sides_if_booked_by(booker);

@@ -4,6 +4,7 @@
 //! Telegram bot build one and call the same method, so none of them decides command ids or metadata itself.
 
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::identity::Role;
 use eventlog::{Metadata, Source};
 use uuid::Uuid;
@@ -129,8 +130,8 @@ pub struct Request {
     /// The client's idempotency key: the same key for the same operation on the same input names the same
     /// command, whose first result every retry gets. `None`: a fresh command.
     pub key: Option<Uuid>,
-    /// When the request is made (from the adapter's clock).
-    pub at: DateTime<Utc>,
+    /// When the request is made (from the adapter's clock), to the second, as commands carry it.
+    pub at: Timestamp,
 }
 
 impl Request {
@@ -139,7 +140,7 @@ impl Request {
             actor,
             source,
             key: None,
-            at,
+            at: at.into(),
         }
     }
 
@@ -190,11 +191,6 @@ impl Request {
         Metadata::new(self.source)
             .actor(id, role)
             .command_id(command_id)
-    }
-
-    /// Unix seconds of [`Self::at`], as the deciders take time.
-    pub fn seconds(&self) -> i64 {
-        self.at.timestamp()
     }
 }
 

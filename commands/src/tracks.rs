@@ -2,12 +2,12 @@
 //! and the reminders and closes the deadline worker fires.
 
 use async_trait::async_trait;
-use domain::Decider;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, DiaryError, RepoUrl, Score, Track,
     TrackCommand, TrackError, TrackEvent, TrackSpec, TrackTimer, diary_stream, parse_criteria,
     submission_id, track_stream,
 };
+use domain::{Decider, Timestamp};
 use uuid::Uuid;
 
 use crate::timers::{self, Fired, FiredTimer, FiresTimers, TimerError};
@@ -91,7 +91,7 @@ impl Tracks {
         let command = TrackCommand::Create {
             spec,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata_with_id(command_id);
         let changed = self.run(track_id, &command, &metadata).await?;
@@ -118,33 +118,34 @@ impl Tracks {
         let command = TrackCommand::ReviseCriteria {
             criteria,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         self.run(track, &command, &metadata).await
     }
 
-    /// Moves the open assignment's deadline (unix seconds) later (admins).
+    /// Moves the open assignment's deadline later (admins).
     pub async fn extend_deadline(
         &self,
         request: &Request,
         track: Uuid,
         assignment: u32,
-        deadline: i64,
+        deadline: Timestamp,
     ) -> TrackResult<TrackChanged> {
         let by = request.admin()?;
+        // the deadline as Unix seconds, as command ids have always named it
         let metadata = request.metadata(
             "extendDeadline",
             &[
                 &track.to_string(),
                 &assignment.to_string(),
-                &deadline.to_string(),
+                &deadline.unix_seconds().to_string(),
             ],
         );
         let command = TrackCommand::ExtendDeadline {
             assignment,
             deadline,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         self.run(track, &command, &metadata).await
     }
@@ -153,7 +154,7 @@ impl Tracks {
     pub async fn enroll(&self, request: &Request, track: Uuid) -> TrackResult<TrackChanged> {
         let command = TrackCommand::Enroll {
             participant: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("enroll", &[&track.to_string()]);
         self.run(track, &command, &metadata).await
@@ -163,7 +164,7 @@ impl Tracks {
     pub async fn leave_track(&self, request: &Request, track: Uuid) -> TrackResult<TrackChanged> {
         let command = TrackCommand::Leave {
             participant: request.user()?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("leaveTrack", &[&track.to_string()]);
         self.run(track, &command, &metadata).await
@@ -192,7 +193,7 @@ impl Tracks {
             assignment,
             participant,
             repository: repository.clone(),
-            at: request.seconds(),
+            at: request.at,
         };
         let changed = self.run(track, &command, &metadata).await?;
         Ok(Submitted {
@@ -212,7 +213,7 @@ impl Tracks {
         comment: Option<String>,
     ) -> TrackResult<TrackChanged> {
         let reviewer = request.user()?;
-        let at = request.seconds();
+        let at = request.at;
         let metadata = request.metadata(
             "submitReview",
             &[&track.to_string(), &submission.to_string()],
@@ -266,7 +267,7 @@ impl Tracks {
                     text: text.clone(),
                     enrolled: state.is_participant(participant),
                     assignment_opened: (assignment as usize) < state.stages.len(),
-                    at: request.seconds(),
+                    at: request.at,
                 };
                 let events = Diary::decide(&command, &loaded.state::<Diary>(&diary))?;
                 Ok(vec![(diary.clone(), new_events(&events))])
@@ -289,7 +290,7 @@ impl Tracks {
         timer: TrackTimer,
         seed: u64,
     ) -> TrackResult<Fired> {
-        let at = request.seconds();
+        let at = request.at;
         let (command, id) = match timer {
             TrackTimer::Remind {
                 assignment,

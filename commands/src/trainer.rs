@@ -6,7 +6,7 @@ use domain::trainer::{
     QuestionError, QuestionEvent, QuestionState, Trainee, TraineeCommand, TraineeError,
     imported_question_id, question_stream, trainee_stream,
 };
-use domain::{Decider, StreamId};
+use domain::{Decider, StreamId, Timestamp};
 use uuid::Uuid;
 
 use crate::{
@@ -85,7 +85,7 @@ impl Trainer {
             question,
             answer_id,
             answer,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata_with_id(answer_id);
         let decided = self.executor.decide(&decision, &metadata).await?;
@@ -136,7 +136,7 @@ impl Trainer {
         let command = TraineeCommand::Contest {
             answer_id,
             reason,
-            at: request.seconds(),
+            at: request.at,
         };
         let executed = self
             .executor
@@ -154,7 +154,7 @@ impl Trainer {
         let command = QuestionCommand::Add {
             content,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata_with_id(command_id);
         self.run(question, &command, &metadata).await
@@ -173,7 +173,7 @@ impl Trainer {
         let command = QuestionCommand::Edit {
             content,
             by,
-            at: request.seconds(),
+            at: request.at,
         };
         self.run(question, &command, &metadata).await
     }
@@ -182,7 +182,7 @@ impl Trainer {
     pub async fn retire_question(&self, request: &Request, question: Uuid) -> QuestionResult {
         let command = QuestionCommand::Retire {
             by: request.admin()?,
-            at: request.seconds(),
+            at: request.at,
         };
         let metadata = request.metadata("retireQuestion", &[&question.to_string()]);
         self.run(question, &command, &metadata).await
@@ -200,7 +200,7 @@ impl Trainer {
             content,
             // the command line acts for no particular account
             by: request.actor.user().unwrap_or_else(Uuid::nil),
-            at: request.seconds(),
+            at: request.at,
         };
         let question = imported_question_id(external_id);
         let metadata = request.metadata("importQuestion", &[external_id]);
@@ -234,7 +234,7 @@ struct AnswerDecision {
     question: Uuid,
     answer_id: Uuid,
     answer: String,
-    at: i64,
+    at: Timestamp,
 }
 
 impl Decision for AnswerDecision {

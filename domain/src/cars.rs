@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 /// Namespace of car ids derived from listing ids (fixed: changing it would split every car's history).
 const CAR_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_2f7a_94d3_4b60_a8e1_3d07_c6b2_91f4);
@@ -251,17 +251,17 @@ pub enum CarCommand {
     Observe {
         listing: Listing,
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// The listing was missing from `missed_runs` consecutive complete runs (the caller counted them).
     Delist {
         run_id: Uuid,
         missed_runs: u32,
-        at: i64,
+        at: Timestamp,
     },
 }
 
-/// Times are Unix seconds (UTC); `run_id` is the scraper run that saw it.
+/// `run_id` is the scraper run that saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum CarEvent {
@@ -270,27 +270,27 @@ pub enum CarEvent {
         prices: Prices,
         details: CarDetails,
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     CarPriceChanged {
         old: Prices,
         new: Prices,
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     CarDetailsChanged {
         changes: DetailsPatch,
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     CarDelisted {
         missed_runs: u32,
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     CarRelisted {
         run_id: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -458,7 +458,7 @@ fn observe(
     state: Option<&CarState>,
     listing: &Listing,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<CarEvent>, CarError> {
     let Some(car) = state else {
         return Ok(vec![CarEvent::CarListed {
@@ -504,7 +504,7 @@ fn delist(
     state: Option<&CarState>,
     run_id: Uuid,
     missed_runs: u32,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<CarEvent>, CarError> {
     match state {
         None => Err(CarError::NotListed),
@@ -543,31 +543,31 @@ pub struct RunTally {
 pub enum ScrapeRunCommand {
     Start {
         start_urls: Vec<String>,
-        at: i64,
+        at: Timestamp,
     },
     RecordPage {
         url: String,
         page: u32,
         listings: Vec<ListingId>,
-        at: i64,
+        at: Timestamp,
     },
     RecordFailure {
         url: String,
         error: String,
         attempts: u32,
-        at: i64,
+        at: Timestamp,
     },
     ReportLayoutChange {
         url: String,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     /// `complete`: every start page was followed to its last page without a failure or a layout change; only
     /// complete runs count towards delisting.
     Complete {
         tally: RunTally,
         complete: bool,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -576,32 +576,32 @@ pub enum ScrapeRunCommand {
 pub enum ScrapeRunEvent {
     ScrapeRunStarted {
         start_urls: Vec<String>,
-        at: i64,
+        at: Timestamp,
     },
     /// A page was fetched and parsed; `listings` are the ids it showed, in page order.
     ScrapePageScraped {
         url: String,
         page: u32,
         listings: Vec<ListingId>,
-        at: i64,
+        at: Timestamp,
     },
     /// A page could not be fetched or read (after `attempts` tries), or robots.txt forbids it.
     ScrapePageFailed {
         url: String,
         error: String,
         attempts: u32,
-        at: i64,
+        at: Timestamp,
     },
     /// The page no longer looks like the parser expects.
     ScrapeLayoutChanged {
         url: String,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     ScrapeRunCompleted {
         tally: RunTally,
         complete: bool,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -740,7 +740,7 @@ impl Decider for ScrapeRun {
 mod tests {
     use super::*;
     use crate::DomainEvent;
-    use crate::testing::given;
+    use crate::testing::{at, given};
 
     fn id() -> ListingId {
         ListingId::parse("AU6877255381").unwrap()
@@ -770,11 +770,11 @@ mod tests {
         }
     }
 
-    fn observe(listing: Listing, at: i64) -> CarCommand {
+    fn observe(listing: Listing, seconds: i64) -> CarCommand {
         CarCommand::Observe {
             listing,
             run_id: run(),
-            at,
+            at: at(seconds),
         }
     }
 
@@ -784,7 +784,7 @@ mod tests {
             prices: prius().prices,
             details: prius().details,
             run_id: run(),
-            at: 10,
+            at: at(10),
         }
     }
 
@@ -824,7 +824,7 @@ mod tests {
                     total_yen: Some(3_100_000),
                 },
                 run_id: run(),
-                at: 20,
+                at: at(20),
             }]);
     }
 
@@ -842,7 +842,7 @@ mod tests {
                     ..DetailsPatch::default()
                 },
                 run_id: run(),
-                at: 20,
+                at: at(20),
             }]);
     }
 
@@ -886,12 +886,12 @@ mod tests {
         let delist = CarCommand::Delist {
             run_id: run(),
             missed_runs: 3,
-            at: 40,
+            at: at(40),
         };
         let delisted = CarEvent::CarDelisted {
             missed_runs: 3,
             run_id: run(),
-            at: 40,
+            at: at(40),
         };
         given::<Car>([listed()])
             .when(delist.clone())
@@ -907,13 +907,13 @@ mod tests {
         let delisted = CarEvent::CarDelisted {
             missed_runs: 3,
             run_id: run(),
-            at: 40,
+            at: at(40),
         };
         given::<Car>([listed(), delisted.clone()])
             .when(observe(prius(), 50))
             .then([CarEvent::CarRelisted {
                 run_id: run(),
-                at: 50,
+                at: at(50),
             }]);
         let mut cheaper = prius();
         cheaper.prices.total_yen = Some(2_900_000);
@@ -947,12 +947,12 @@ mod tests {
     fn a_run_records_pages_failures_and_its_tally_then_nothing_more() {
         let started = ScrapeRunEvent::ScrapeRunStarted {
             start_urls: vec!["https://example.org/usedcar/index.html".into()],
-            at: 1,
+            at: at(1),
         };
         given::<ScrapeRun>([])
             .when(ScrapeRunCommand::Start {
                 start_urls: vec!["https://example.org/usedcar/index.html".into()],
-                at: 1,
+                at: at(1),
             })
             .then([started.clone()]);
         given::<ScrapeRun>([started.clone()])
@@ -960,13 +960,13 @@ mod tests {
                 url: "u".into(),
                 page: 1,
                 listings: vec![id()],
-                at: 2,
+                at: at(2),
             })
             .then([ScrapeRunEvent::ScrapePageScraped {
                 url: "u".into(),
                 page: 1,
                 listings: vec![id()],
-                at: 2,
+                at: at(2),
             }]);
         let completed = ScrapeRunEvent::ScrapeRunCompleted {
             tally: RunTally {
@@ -974,7 +974,7 @@ mod tests {
                 ..RunTally::default()
             },
             complete: true,
-            at: 3,
+            at: at(3),
         };
         given::<ScrapeRun>([started.clone()])
             .when(ScrapeRunCommand::Complete {
@@ -983,21 +983,21 @@ mod tests {
                     ..RunTally::default()
                 },
                 complete: true,
-                at: 3,
+                at: at(3),
             })
             .then([completed.clone()]);
         given::<ScrapeRun>([started.clone(), completed.clone()])
             .when(ScrapeRunCommand::ReportLayoutChange {
                 url: "u".into(),
                 reason: "r".into(),
-                at: 4,
+                at: at(4),
             })
             .then_err(ScrapeRunError::AlreadyCompleted);
         given::<ScrapeRun>([started, completed])
             .when(ScrapeRunCommand::Complete {
                 tally: RunTally::default(),
                 complete: false,
-                at: 5,
+                at: at(5),
             })
             .then([]);
         given::<ScrapeRun>([])
@@ -1005,7 +1005,7 @@ mod tests {
                 url: "u".into(),
                 error: "503".into(),
                 attempts: 3,
-                at: 1,
+                at: at(1),
             })
             .then_err(ScrapeRunError::NotStarted);
     }

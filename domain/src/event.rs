@@ -242,20 +242,21 @@ mod tests {
 
     use super::{DecodeError, DomainEvent};
     use crate::interviews::SlotEvent;
+    use crate::testing::at;
 
     fn reported() -> SlotEvent {
         SlotEvent::NoShowReported {
             reporter: Uuid::from_u128(2),
             absent: Uuid::from_u128(1),
-            contest_by: 1_700_090_000,
-            at: 1_700_003_600,
+            contest_by: at(1_700_090_000),
+            at: at(1_700_003_600),
         }
     }
 
     #[test]
     fn events_are_written_at_their_types_current_version() {
         assert_eq!(reported().schema_version(), 2);
-        assert_eq!(SlotEvent::SlotWithdrawn { at: 1 }.schema_version(), 1);
+        assert_eq!(SlotEvent::SlotWithdrawn { at: at(1) }.schema_version(), 1);
         assert_eq!(SlotEvent::SCHEMA_VERSIONS, &[("NoShowReported", 2)]);
         assert_eq!(
             reported().encode(),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::event::{DecodeError, DomainEvent, decode_tagged, encode_tagged};
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 /// Namespace of the name-based ids of claim streams (a fixed random UUID: changing it would orphan every claim).
 const CLAIM_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_7a0d_4f6b_4d3e_9a51_2b8c_e0f4_a7d2);
@@ -159,25 +159,24 @@ pub enum AccountCommand {
         username: Username,
         password_hash: String,
         role: Role,
-        at: i64,
+        at: Timestamp,
     },
     ChangePassword {
         password_hash: String,
-        at: i64,
+        at: Timestamp,
     },
     GrantAdmin {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     RevokeAdmin {
         /// The account whose role is revoked (its state does not hold its own id).
         account: Uuid,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
-/// Times are Unix seconds (UTC), as JWTs count them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum AccountEvent {
@@ -186,19 +185,19 @@ pub enum AccountEvent {
         username: Username,
         password_hash: String,
         role: Role,
-        at: i64,
+        at: Timestamp,
     },
     PasswordChanged {
         password_hash: String,
-        at: i64,
+        at: Timestamp,
     },
     AdminGranted {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     AdminRevoked {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -244,7 +243,7 @@ pub struct AccountState {
     pub username: Username,
     pub password_hash: String,
     pub role: Role,
-    pub password_changed_at: i64,
+    pub password_changed_at: Timestamp,
     /// How many times the password was changed: tokens carry the number they were issued under, and one
     /// issued before the latest change no longer matches.
     pub password_changes: u32,
@@ -434,7 +433,7 @@ impl Decider for Claim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::given;
+    use crate::testing::{at, given};
 
     fn email() -> Email {
         Email::parse("Ada@Example.org").unwrap()
@@ -450,7 +449,7 @@ mod tests {
             username: username(),
             password_hash: "h1".into(),
             role: Role::User,
-            at: 100,
+            at: at(100),
         }
     }
 
@@ -462,7 +461,7 @@ mod tests {
                 username: username(),
                 password_hash: "h1".into(),
                 role: Role::User,
-                at: 100,
+                at: at(100),
             })
             .then([registered()]);
     }
@@ -475,7 +474,7 @@ mod tests {
                 username: username(),
                 password_hash: "h2".into(),
                 role: Role::User,
-                at: 200,
+                at: at(200),
             })
             .then_err(AccountError::AlreadyRegistered);
     }
@@ -485,11 +484,11 @@ mod tests {
         given::<Account>([registered()])
             .when(AccountCommand::ChangePassword {
                 password_hash: "h2".into(),
-                at: 300,
+                at: at(300),
             })
             .then([AccountEvent::PasswordChanged {
                 password_hash: "h2".into(),
-                at: 300,
+                at: at(300),
             }]);
     }
 
@@ -498,7 +497,7 @@ mod tests {
         given::<Account>([])
             .when(AccountCommand::GrantAdmin {
                 by: Uuid::nil(),
-                at: 1,
+                at: at(1),
             })
             .then_err(AccountError::NotRegistered);
     }
@@ -506,8 +505,8 @@ mod tests {
     #[test]
     fn granting_admin_to_an_admin_changes_nothing() {
         let by = Uuid::from_u128(7);
-        given::<Account>([registered(), AccountEvent::AdminGranted { by, at: 2 }])
-            .when(AccountCommand::GrantAdmin { by, at: 3 })
+        given::<Account>([registered(), AccountEvent::AdminGranted { by, at: at(2) }])
+            .when(AccountCommand::GrantAdmin { by, at: at(3) })
             .then([]);
     }
 
@@ -515,27 +514,38 @@ mod tests {
     fn an_admin_role_can_be_granted_and_revoked() {
         let by = Uuid::from_u128(7);
         given::<Account>([registered()])
-            .when(AccountCommand::GrantAdmin { by, at: 2 })
-            .then([AccountEvent::AdminGranted { by, at: 2 }]);
+            .when(AccountCommand::GrantAdmin { by, at: at(2) })
+            .then([AccountEvent::AdminGranted { by, at: at(2) }]);
         let account = Uuid::from_u128(8);
-        given::<Account>([registered(), AccountEvent::AdminGranted { by, at: 2 }])
-            .when(AccountCommand::RevokeAdmin { account, by, at: 3 })
-            .then([AccountEvent::AdminRevoked { by, at: 3 }]);
+        given::<Account>([registered(), AccountEvent::AdminGranted { by, at: at(2) }])
+            .when(AccountCommand::RevokeAdmin {
+                account,
+                by,
+                at: at(3),
+            })
+            .then([AccountEvent::AdminRevoked { by, at: at(3) }]);
         given::<Account>([registered()])
-            .when(AccountCommand::RevokeAdmin { account, by, at: 3 })
+            .when(AccountCommand::RevokeAdmin {
+                account,
+                by,
+                at: at(3),
+            })
             .then([]);
     }
 
     #[test]
     fn an_admin_cannot_revoke_their_own_role() {
         let me = Uuid::from_u128(1);
-        given::<Account>([registered(), AccountEvent::AdminGranted { by: me, at: 2 }])
-            .when(AccountCommand::RevokeAdmin {
-                account: me,
-                by: me,
-                at: 3,
-            })
-            .then_err(AccountError::CannotRevokeOwnAdmin);
+        given::<Account>([
+            registered(),
+            AccountEvent::AdminGranted { by: me, at: at(2) },
+        ])
+        .when(AccountCommand::RevokeAdmin {
+            account: me,
+            by: me,
+            at: at(3),
+        })
+        .then_err(AccountError::CannotRevokeOwnAdmin);
     }
 
     #[test]

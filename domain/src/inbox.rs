@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 /// The most notifications one command marks.
 pub const MAX_MARKED: usize = 500;
@@ -20,13 +20,13 @@ pub fn inbox_stream(user: Uuid) -> StreamId {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboxCommand {
-    MarkRead { ids: Vec<Uuid>, at: i64 },
+    MarkRead { ids: Vec<Uuid>, at: Timestamp },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum InboxEvent {
-    NotificationsRead { ids: Vec<Uuid>, at: i64 },
+    NotificationsRead { ids: Vec<Uuid>, at: Timestamp },
 }
 
 impl InboxEvent {}
@@ -87,7 +87,7 @@ impl Decider for Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::given;
+    use crate::testing::{at, given};
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
@@ -97,15 +97,15 @@ mod tests {
     fn marking_notifications_read_records_only_the_unread_ones() {
         given::<Inbox>([InboxEvent::NotificationsRead {
             ids: vec![id(1)],
-            at: 10,
+            at: at(10),
         }])
         .when(InboxCommand::MarkRead {
             ids: vec![id(2), id(1), id(2)],
-            at: 20,
+            at: at(20),
         })
         .then([InboxEvent::NotificationsRead {
             ids: vec![id(2)],
-            at: 20,
+            at: at(20),
         }]);
     }
 
@@ -113,11 +113,11 @@ mod tests {
     fn marking_read_notifications_again_changes_nothing() {
         given::<Inbox>([InboxEvent::NotificationsRead {
             ids: vec![id(1)],
-            at: 10,
+            at: at(10),
         }])
         .when(InboxCommand::MarkRead {
             ids: vec![id(1)],
-            at: 20,
+            at: at(20),
         })
         .then([]);
     }
@@ -125,11 +125,17 @@ mod tests {
     #[test]
     fn an_empty_or_oversized_batch_is_refused() {
         given::<Inbox>([])
-            .when(InboxCommand::MarkRead { ids: vec![], at: 1 })
+            .when(InboxCommand::MarkRead {
+                ids: vec![],
+                at: at(1),
+            })
             .then_err(InboxError::Count);
         let many = (0..=MAX_MARKED as u128).map(id).collect();
         given::<Inbox>([])
-            .when(InboxCommand::MarkRead { ids: many, at: 1 })
+            .when(InboxCommand::MarkRead {
+                ids: many,
+                at: at(1),
+            })
             .then_err(InboxError::Count);
     }
 }

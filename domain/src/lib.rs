@@ -7,6 +7,7 @@
 //! - [`decider`]: the Decider contract.
 //! - [`event`]: how domain events become stored events (a stable type string, a schema version, JSON data).
 //! - [`stream`]: stream ids, `<category>-<uuid>`.
+//! - [`time`]: [`Timestamp`], the instants commands, events and state hold (durations are `chrono::TimeDelta`).
 //! - [`identity`]: accounts, roles, and the claims that keep emails and usernames unique.
 //! - [`trainer`]: the question bank and users' answers.
 //! - [`cars`]: car listings observed by the scraper, and the scraper's runs.
@@ -28,9 +29,11 @@ pub mod refusal;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod time;
 pub mod tracks;
 pub mod trainer;
 
 pub use decider::Decider;
 pub use event::{DecodeError, DomainEvent};
 pub use stream::{StreamId, StreamIdError};
+pub use time::Timestamp;

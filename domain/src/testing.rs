@@ -7,10 +7,18 @@
 //!
 //! The helper is a fold: the given events are evolved over the initial state, then the command is decided. `then`
 //! also checks that every produced event survives the storage round trip (encode, then decode) unchanged.
+//!
+//! Tests write instants as Unix seconds with [`at`]: `at(1_800_000_000) + TimeDelta::hours(2)`.
 
 use std::fmt::Debug;
 
-use crate::{Decider, DomainEvent};
+use crate::{Decider, DomainEvent, Timestamp};
+
+/// The instant `unix_seconds` after 1970-01-01T00:00:00Z.
+#[track_caller]
+pub const fn at(unix_seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(unix_seconds).expect("a test's time is within chrono's range")
+}
 
 pub fn given<D: Decider>(events: impl IntoIterator<Item = D::Event>) -> Given<D> {
     Given {

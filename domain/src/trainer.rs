@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 /// Namespace of question ids derived from external ids (fixed: changing it would duplicate imported questions).
 const QUESTION_NAMESPACE: Uuid = Uuid::from_u128(0x9d41_6b2a_73c5_4e08_8f1d_c25a_07e3_b96f);
@@ -153,27 +153,26 @@ pub enum QuestionCommand {
     Add {
         content: QuestionContent,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Edit {
         content: QuestionContent,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Retire {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// Adds the question, or edits it when its content changed; a retired question is left alone.
     Import {
         external_id: String,
         content: QuestionContent,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
-/// Times are Unix seconds (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum QuestionEvent {
@@ -181,16 +180,16 @@ pub enum QuestionEvent {
         external_id: Option<String>,
         content: QuestionContent,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     QuestionEdited {
         content: QuestionContent,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     QuestionRetired {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -265,7 +264,7 @@ fn add(
     state: Option<&QuestionState>,
     content: &QuestionContent,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<QuestionEvent>, QuestionError> {
     match state {
         None => Ok(vec![QuestionEvent::QuestionAdded {
@@ -284,7 +283,7 @@ fn edit(
     state: Option<&QuestionState>,
     content: &QuestionContent,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<QuestionEvent>, QuestionError> {
     match state {
         None => Err(QuestionError::NotFound),
@@ -302,7 +301,7 @@ fn edit(
 fn retire(
     state: Option<&QuestionState>,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<QuestionEvent>, QuestionError> {
     match state {
         None => Err(QuestionError::NotFound),
@@ -317,7 +316,7 @@ fn import(
     external_id: &str,
     content: &QuestionContent,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<QuestionEvent>, QuestionError> {
     match state {
         None => Ok(vec![QuestionEvent::QuestionAdded {
@@ -384,12 +383,12 @@ pub enum TraineeCommand {
         topic: String,
         answer: String,
         grade: Grade,
-        at: i64,
+        at: Timestamp,
     },
     Contest {
         answer_id: Uuid,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -403,13 +402,13 @@ pub enum TraineeEvent {
         topic: String,
         answer: String,
         grade: Grade,
-        at: i64,
+        at: Timestamp,
     },
     /// The user says the verdict was wrong ("I was right"). The verdict stays as recorded; admins review.
     VerdictContested {
         answer_id: Uuid,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -561,7 +560,7 @@ impl Decider for Trainee {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::given;
+    use crate::testing::{at, given};
 
     fn content(text: &str) -> QuestionContent {
         QuestionContent::parse(
@@ -586,7 +585,7 @@ mod tests {
             external_id: None,
             content: content(text),
             by: admin(),
-            at: 10,
+            at: at(10),
         }
     }
 
@@ -622,7 +621,7 @@ mod tests {
             .when(QuestionCommand::Add {
                 content: content("What is ownership?"),
                 by: admin(),
-                at: 10,
+                at: at(10),
             })
             .then([added("What is ownership?")]);
     }
@@ -633,12 +632,12 @@ mod tests {
             .when(QuestionCommand::Edit {
                 content: content("What is ownership in Rust?"),
                 by: admin(),
-                at: 20,
+                at: at(20),
             })
             .then([QuestionEvent::QuestionEdited {
                 content: content("What is ownership in Rust?"),
                 by: admin(),
-                at: 20,
+                at: at(20),
             }]);
     }
 
@@ -648,7 +647,7 @@ mod tests {
             .when(QuestionCommand::Edit {
                 content: content("What is ownership?"),
                 by: admin(),
-                at: 20,
+                at: at(20),
             })
             .then([]);
     }
@@ -659,13 +658,13 @@ mod tests {
             added("What is ownership?"),
             QuestionEvent::QuestionRetired {
                 by: admin(),
-                at: 30,
+                at: at(30),
             },
         ])
         .when(QuestionCommand::Edit {
             content: content("Other?"),
             by: admin(),
-            at: 40,
+            at: at(40),
         })
         .then_err(QuestionError::Retired);
     }
@@ -676,13 +675,13 @@ mod tests {
             added("Q?"),
             QuestionEvent::QuestionRetired {
                 by: admin(),
-                at: 30,
+                at: at(30),
             },
         ])
         .when(QuestionCommand::Edit {
             content: content("Q?"),
             by: admin(),
-            at: 40,
+            at: at(40),
         })
         .then_err(QuestionError::Retired);
     }
@@ -691,18 +690,18 @@ mod tests {
     fn retiring_twice_records_one_retirement() {
         let retired = QuestionEvent::QuestionRetired {
             by: admin(),
-            at: 30,
+            at: at(30),
         };
         given::<Question>([added("Q?")])
             .when(QuestionCommand::Retire {
                 by: admin(),
-                at: 30,
+                at: at(30),
             })
             .then([retired.clone()]);
         given::<Question>([added("Q?"), retired])
             .when(QuestionCommand::Retire {
                 by: admin(),
-                at: 31,
+                at: at(31),
             })
             .then([]);
     }
@@ -713,13 +712,13 @@ mod tests {
             external_id: "q-1".into(),
             content: content(text),
             by: admin(),
-            at: 50,
+            at: at(50),
         };
         let imported = QuestionEvent::QuestionAdded {
             external_id: Some("q-1".into()),
             content: content("Q?"),
             by: admin(),
-            at: 50,
+            at: at(50),
         };
         given::<Question>([])
             .when(import("Q?"))
@@ -732,13 +731,13 @@ mod tests {
             .then([QuestionEvent::QuestionEdited {
                 content: content("Q2?"),
                 by: admin(),
-                at: 50,
+                at: at(50),
             }]);
         given::<Question>([
             imported,
             QuestionEvent::QuestionRetired {
                 by: admin(),
-                at: 60,
+                at: at(60),
             },
         ])
         .when(import("Q2?"))
@@ -749,7 +748,10 @@ mod tests {
     #[test]
     fn editing_or_retiring_a_missing_question_is_not_found() {
         given::<Question>([])
-            .when(QuestionCommand::Retire { by: admin(), at: 1 })
+            .when(QuestionCommand::Retire {
+                by: admin(),
+                at: at(1),
+            })
             .then_err(QuestionError::NotFound);
     }
 
@@ -771,7 +773,7 @@ mod tests {
             topic: "rust".into(),
             answer: "values move".into(),
             grade: grade(verdict),
-            at: 5,
+            at: at(5),
         }
     }
 
@@ -786,7 +788,7 @@ mod tests {
                 topic: "rust".into(),
                 answer: "  values move ".into(),
                 grade: grade(Verdict::Partial),
-                at: 5,
+                at: at(5),
             })
             .then([answered(1, Verdict::Partial)]);
     }
@@ -802,7 +804,7 @@ mod tests {
                 topic: "rust".into(),
                 answer: "other".into(),
                 grade: grade(Verdict::Correct),
-                at: 6,
+                at: at(6),
             })
             .then([]);
     }
@@ -817,7 +819,7 @@ mod tests {
             topic: "rust".into(),
             answer: "values move".into(),
             grade: grade(Verdict::Partial),
-            at: 7,
+            at: at(7),
         };
         given::<Trainee>([])
             .when(answer(2))
@@ -838,7 +840,7 @@ mod tests {
                 topic: "rust".into(),
                 answer: "   ".into(),
                 grade: grade(Verdict::Incorrect),
-                at: 6,
+                at: at(6),
             })
             .then_err(TraineeError::AnswerLength);
     }
@@ -848,12 +850,12 @@ mod tests {
         let contest = || TraineeCommand::Contest {
             answer_id: Uuid::from_u128(1),
             reason: "I was right".into(),
-            at: 9,
+            at: at(9),
         };
         let contested = TraineeEvent::VerdictContested {
             answer_id: Uuid::from_u128(1),
             reason: "I was right".into(),
-            at: 9,
+            at: at(9),
         };
         given::<Trainee>([answered(1, Verdict::Incorrect)])
             .when(contest())

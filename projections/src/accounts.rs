@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, stream_uuid};
 
 pub const NAME: &str = "accounts";
 
@@ -80,7 +80,7 @@ impl Projection for Accounts {
                     at,
                     ..
                 } => {
-                    let at = seconds(at)?;
+                    let at = DateTime::<Utc>::from(at);
                     sqlx::query(
                         "insert into users (id, email, username, role, registered_at, password_changed_at,
                                             registered_position)
@@ -98,7 +98,7 @@ impl Projection for Accounts {
                 AccountEvent::PasswordChanged { at, .. } => {
                     sqlx::query("update users set password_changed_at = $2 where id = $1")
                         .bind(id)
-                        .bind(seconds(at)?)
+                        .bind(DateTime::<Utc>::from(at))
                         .execute(&mut *conn)
                         .await?;
                 }

@@ -11,6 +11,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::cars::{
     CarChange, CarDetails, CarEvent, CarStatus, DetailsPatch, ListingId, Prices, RunTally,
     ScrapeProblemKind, ScrapeRunEvent,
@@ -23,7 +24,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, stream_uuid};
 
 pub const NAME: &str = "cars";
 
@@ -299,9 +300,9 @@ async fn car_listed(
     prices: Prices,
     details: &CarDetails,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(at)?;
+    let at = DateTime::<Utc>::from(at);
     let patch = serde_json::to_value(details)?;
     sqlx::query(
         "insert into cars (id, listing_id, status, listed_at, updated_at, listed_position, last_seen_run,
@@ -347,9 +348,9 @@ async fn car_price_changed(
     old: Prices,
     new: Prices,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(at)?;
+    let at = DateTime::<Utc>::from(at);
     sqlx::query(
         "update cars set body_price_yen = $2, total_price_yen = $3, updated_at = $4 where id = $1",
     )
@@ -380,9 +381,9 @@ async fn car_details_changed(
     recorded: &RecordedEvent,
     changes: &DetailsPatch,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(at)?;
+    let at = DateTime::<Utc>::from(at);
     let patch = patch_json(changes)?;
     sqlx::query(AssertSqlSafe(patch_sql()))
         .bind(car)
@@ -410,9 +411,9 @@ async fn car_delisted(
     recorded: &RecordedEvent,
     missed_runs: u32,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(at)?;
+    let at = DateTime::<Utc>::from(at);
     sqlx::query("update cars set status = $3, delisted_at = $2, updated_at = $2 where id = $1")
         .bind(car)
         .bind(at)
@@ -438,9 +439,9 @@ async fn car_relisted(
     car: Uuid,
     recorded: &RecordedEvent,
     run_id: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(at)?;
+    let at = DateTime::<Utc>::from(at);
     sqlx::query(
         "update cars set status = $5, delisted_at = null, updated_at = $2,
                 last_seen_run = $3,
@@ -511,14 +512,14 @@ async fn run_started(
     run: Uuid,
     position: i64,
     start_urls: Vec<String>,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into scrape_runs (run_id, started_position, started_at, start_urls) values ($1, $2, $3, $4)",
     )
     .bind(run)
     .bind(position)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(Json(start_urls))
     .execute(&mut *conn)
     .await?;
@@ -533,7 +534,7 @@ async fn page_scraped(
     url: &str,
     page: u32,
     listings: &[ListingId],
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     let ids: Vec<String> = listings.iter().map(|l| l.as_str().to_owned()).collect();
     sqlx::query(
@@ -545,7 +546,7 @@ async fn page_scraped(
     .bind(url)
     .bind(page as i32)
     .bind(&ids)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     sqlx::query("update scrape_runs set pages = pages + 1 where run_id = $1")
@@ -572,7 +573,7 @@ async fn page_failed(
     url: &str,
     error: &str,
     attempts: u32,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     problem(
         conn,
@@ -599,7 +600,7 @@ async fn layout_changed(
     recorded: &RecordedEvent,
     url: &str,
     reason: &str,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     problem(
         conn,
@@ -625,7 +626,7 @@ async fn run_completed(
     run: Uuid,
     tally: RunTally,
     complete: bool,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update scrape_runs set completed_at = $2, complete = $3, listings_seen = $4, new = $5,
@@ -633,7 +634,7 @@ async fn run_completed(
           where run_id = $1",
     )
     .bind(run)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(complete)
     .bind(tally.listings_seen as i32)
     .bind(tally.new as i32)
@@ -655,7 +656,7 @@ async fn problem(
     url: &str,
     detail: &str,
     attempts: Option<u32>,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into scrape_run_problems (run_id, position, kind, url, detail, attempts, at)
@@ -667,7 +668,7 @@ async fn problem(
     .bind(url)
     .bind(detail)
     .bind(attempts.map(|a| a as i32))
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())

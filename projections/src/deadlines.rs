@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,8 +104,8 @@ pub async fn set<T: Serialize + Sync>(
     conn: &mut PgConnection,
     stream: &str,
     timer: &T,
-    due: DateTime<Utc>,
-    lapses: Option<DateTime<Utc>>,
+    due: Timestamp,
+    lapses: Option<Timestamp>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into timers (stream_id, timer, due_at, lapses_at) values ($1, $2, $3, $4)
@@ -112,8 +113,8 @@ pub async fn set<T: Serialize + Sync>(
     )
     .bind(stream)
     .bind(Json(timer))
-    .bind(due)
-    .bind(lapses)
+    .bind(DateTime::<Utc>::from(due))
+    .bind(lapses.map(DateTime::<Utc>::from))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -184,10 +184,10 @@ pub(crate) fn stream_uuid(stream: &str, prefix: &str) -> Result<uuid::Uuid, Proj
     Ok(uuid::Uuid::parse_str(id)?)
 }
 
-/// A time recorded in an event as Unix seconds.
-pub(crate) fn seconds(at: i64) -> Result<chrono::DateTime<chrono::Utc>, ProjectionError> {
-    chrono::DateTime::from_timestamp(at, 0)
-        .ok_or_else(|| format!("time {at} is out of range").into())
+/// The instant a read model stores as Unix seconds (a `bigint` column).
+pub(crate) fn timestamp(seconds: i64) -> Result<domain::Timestamp, ProjectionError> {
+    domain::Timestamp::from_unix_seconds(seconds)
+        .ok_or_else(|| format!("time {seconds} is out of range").into())
 }
 
 /// The schema a projection's live tables are in.

@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::inbox::InboxEvent;
 use domain::notices::NotificationKind;
 use eventlog::RecordedEvent;
@@ -17,7 +18,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::host::{Contribution, Contributions};
-use crate::{Product, Projection, ProjectionError, ReadModel, seconds, stream_uuid};
+use crate::{Product, Projection, ProjectionError, ReadModel, stream_uuid};
 
 pub const NAME: &str = "notifications";
 
@@ -53,8 +54,8 @@ pub struct Notice {
     pub item: Option<u32>,
     pub title: String,
     pub body: String,
-    /// When it happened: the event's time (Unix seconds).
-    pub at: i64,
+    /// When it happened: the event's time.
+    pub at: Timestamp,
 }
 
 /// The host: the `notifications` table, and every product's own tables beside it.
@@ -147,7 +148,7 @@ async fn apply_inbox(
     )
     .bind(user)
     .bind(ids)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -171,7 +172,7 @@ async fn insert(
         .bind(notice.item.map(|i| i as i32))
         .bind(&notice.title)
         .bind(&notice.body)
-        .bind(seconds(notice.at)?)
+        .bind(DateTime::<Utc>::from(notice.at))
         .bind(recorded.position)
         .execute(&mut *conn)
         .await?;
@@ -180,11 +181,10 @@ async fn insert(
 }
 
 /// A time in notification texts.
-pub(crate) fn when(at: i64) -> String {
-    DateTime::from_timestamp(at, 0).map_or_else(
-        || at.to_string(),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+pub(crate) fn when(at: Timestamp) -> String {
+    DateTime::<Utc>::from(at)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------------------------

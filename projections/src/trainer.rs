@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, stream_uuid};
 
 pub const NAME: &str = "trainer";
 
@@ -120,7 +120,7 @@ async fn apply_question(
             .bind(&content.text)
             .bind(&content.reference_answer)
             .bind(Json(&content.key_points))
-            .bind(seconds(at)?)
+            .bind(DateTime::<Utc>::from(at))
             .bind(recorded.position)
             .execute(&mut *conn)
             .await?;
@@ -137,14 +137,14 @@ async fn apply_question(
             .bind(&content.text)
             .bind(&content.reference_answer)
             .bind(Json(&content.key_points))
-            .bind(seconds(at)?)
+            .bind(DateTime::<Utc>::from(at))
             .execute(&mut *conn)
             .await?;
         }
         QuestionEvent::QuestionRetired { at, .. } => {
             sqlx::query("update questions set retired = true, updated_at = $2 where id = $1")
                 .bind(id)
-                .bind(seconds(at)?)
+                .bind(DateTime::<Utc>::from(at))
                 .execute(&mut *conn)
                 .await?;
         }
@@ -167,7 +167,7 @@ async fn apply_trainee(
             at,
             ..
         } => {
-            let at = seconds(at)?;
+            let at = DateTime::<Utc>::from(at);
             let correct = grade.verdict == Verdict::Correct;
             sqlx::query(
                 "insert into answers (answer_id, user_id, question_id, level, topic, verdict, score, answered_at)

@@ -343,7 +343,7 @@ impl InterviewsMutation {
     ) -> async_graphql::Result<SlotPayload> {
         let input = PublishSlot {
             role: input.role.into(),
-            start: input.start.timestamp(),
+            start: input.start.into(),
             minutes: u32::try_from(input.minutes).unwrap_or(0),
             meeting_link: input.meeting_link,
             topic: input.topic,

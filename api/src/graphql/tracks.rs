@@ -623,12 +623,7 @@ impl TracksMutation {
     ) -> async_graphql::Result<MutationResult> {
         let index = index_of(assignment)?;
         let changed = tracks(ctx)
-            .extend_deadline(
-                &request(ctx, command_id),
-                track_id,
-                index,
-                deadline.timestamp(),
-            )
+            .extend_deadline(&request(ctx, command_id), track_id, index, deadline.into())
             .await;
         done(changed)
     }

@@ -1,11 +1,14 @@
 //! Car listings through the API: GraphQL `cars`, `car`, `carMakes`, the admins' `scrapeRuns`, and REST
 //! `GET /api/cars`.
 
+use chrono::TimeDelta;
 use commands::{Metadata, Source};
+use domain::Timestamp;
 use domain::cars::{
     Car, CarCommand, CarDetails, Listing, ListingId, Prices, RunTally, ScrapeRun, ScrapeRunCommand,
     car_id, car_stream, scrape_run_stream,
 };
+use domain::testing::at;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -105,7 +108,7 @@ fn listing(spec: &Spec, total: i64) -> Listing {
 }
 
 /// Observes `listing` as the scraper would; returns the position written.
-async fn observe(app: &TestApp, listing: Listing, at: i64) -> i64 {
+async fn observe(app: &TestApp, listing: Listing, at: Timestamp) -> i64 {
     let executed = app
         .executor
         .execute::<Car>(
@@ -124,11 +127,16 @@ async fn observe(app: &TestApp, listing: Listing, at: i64) -> i64 {
 
 /// Every spec listed 10 days ago, the first one repriced since, the last one delisted. Returns the last position.
 async fn catalogue(app: &TestApp) -> i64 {
-    let listed_at = chrono::Utc::now().timestamp() - 10 * 86_400;
+    let listed_at = Timestamp::from(chrono::Utc::now()) - TimeDelta::days(10);
     for spec in SPECS {
         observe(app, listing(spec, spec.total), listed_at).await;
     }
-    observe(app, listing(&SPECS[0], 3_100_000), listed_at + 86_400).await;
+    observe(
+        app,
+        listing(&SPECS[0], 3_100_000),
+        listed_at + TimeDelta::days(1),
+    )
+    .await;
     let executed = app
         .executor
         .execute::<Car>(
@@ -136,7 +144,7 @@ async fn catalogue(app: &TestApp) -> i64 {
             &CarCommand::Delist {
                 run_id: Uuid::nil(),
                 missed_runs: 3,
-                at: listed_at + 4 * 86_400,
+                at: listed_at + TimeDelta::days(4),
             },
             &Metadata::new(Source::Worker),
         )
@@ -515,19 +523,19 @@ async fn admins_audit_what_each_scraper_run_saw() {
     let commands = [
         ScrapeRunCommand::Start {
             start_urls: vec!["https://www.carsensor.net/usedcar/index.html".into()],
-            at: 1_800_000_000,
+            at: at(1_800_000_000),
         },
         ScrapeRunCommand::RecordPage {
             url: "https://www.carsensor.net/usedcar/index.html".into(),
             page: 1,
             listings: vec![ListingId::parse("AU6877255381").unwrap()],
-            at: 1_800_000_001,
+            at: at(1_800_000_001),
         },
         ScrapeRunCommand::RecordFailure {
             url: "https://www.carsensor.net/usedcar/index2.html".into(),
             error: "HTTP 503".into(),
             attempts: 5,
-            at: 1_800_000_002,
+            at: at(1_800_000_002),
         },
         ScrapeRunCommand::Complete {
             tally: RunTally {
@@ -538,7 +546,7 @@ async fn admins_audit_what_each_scraper_run_saw() {
                 ..RunTally::default()
             },
             complete: false,
-            at: 1_800_000_003,
+            at: at(1_800_000_003),
         },
     ];
     let mut position = 0;

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use commands::{CommandExecutor, ManualClock, Metadata, Source};
+use domain::Timestamp;
 use domain::tracks::{AssignmentSpec, Criterion, Track, TrackCommand, TrackSpec, track_stream};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -16,11 +17,12 @@ use workers::deadlines::DeadlineWorker;
 use crate::subscriptions::{Socket, connect, receive, send};
 use crate::{Setup, TestApp, code, data, reason};
 
-const HOUR: i64 = 3600;
-const T0: i64 = 1_800_000_000;
+const HOUR: TimeDelta = TimeDelta::hours(1);
+const T0: Timestamp = domain::testing::at(1_800_000_000);
 
-fn at(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(seconds, 0).unwrap()
+/// The clock's reading at `time`.
+fn at(time: Timestamp) -> DateTime<Utc> {
+    time.into()
 }
 
 const CREATE: &str =
@@ -189,7 +191,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
     let worker = tokio::spawn(worker.run_scheduled(Duration::from_secs(1), worker_stopping));
 
     // 80 % of the time: dan, who has not submitted, is reminded
-    clock.set(at(T0 + 8 * HOUR));
+    clock.set(at(T0 + HOUR * 8));
     let reminder = pushed(&mut dan_socket).await;
     assert_eq!(reminder["kind"], "DEADLINE_REMINDER");
     assert!(
@@ -201,7 +203,7 @@ async fn a_cohort_goes_from_enrollment_through_reviews_to_the_next_assignment() 
     );
 
     // a late link is refused once the deadline is reached
-    clock.set(at(T0 + 10 * HOUR));
+    clock.set(at(T0 + HOUR * 10));
     let late = app
         .gql(
             SUBMIT,
@@ -544,7 +546,7 @@ async fn fifty_concurrent_enrollments_start_the_track_exactly_once() {
                         &track_stream(track),
                         &TrackCommand::Enroll {
                             participant: Uuid::now_v7(),
-                            at: T0 + 1,
+                            at: T0 + TimeDelta::seconds(1),
                         },
                         &Metadata::new(Source::Graphql),
                     )
@@ -720,7 +722,7 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
     );
 
     // past the first deadline nobody enrolls; once the assignment is closed its deadline stays
-    clock.set(at(T0 + 11 * HOUR));
+    clock.set(at(T0 + HOUR * 11));
     let (_, cat) = app.user("cat").await;
     refused(
         &app.gql(ENROLL, json!({ "t": track }), Some(&cat)).await,
@@ -733,7 +735,7 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
             &TrackCommand::CloseAssignment {
                 assignment: 0,
                 seed: 7,
-                at: T0 + 11 * HOUR,
+                at: T0 + HOUR * 11,
             },
             &Metadata::new(Source::Worker),
         )
@@ -742,7 +744,7 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
     refused(
         &app.gql(
             extend,
-            json!({ "t": track, "d": at(T0 + 30 * HOUR).to_rfc3339() }),
+            json!({ "t": track, "d": at(T0 + HOUR * 30).to_rfc3339() }),
             Some(&admin),
         )
         .await,

@@ -2,6 +2,7 @@
 //! to go over capacity.
 
 mod checker;
+mod ids;
 
 use commands::{CommandError, CommandExecutor};
 use domain::event::{decode_tagged, encode_tagged};

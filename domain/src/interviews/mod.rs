@@ -23,12 +23,13 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::event::rename_field;
 use crate::trainer::Level;
-use crate::{Decider, DecodeError, StreamId};
+use crate::{Decider, DecodeError, StreamId, Timestamp};
 
 pub use link::{MeetingLink, MeetingLinkError};
 
@@ -36,8 +37,8 @@ pub use link::{MeetingLink, MeetingLinkError};
 pub const INTERVIEW_COST: i64 = 3;
 /// Points an interviewer earns for one.
 pub const INTERVIEWER_REWARD: i64 = 1;
-/// How long after an interview's end a no-show can be reported.
-pub const NO_SHOW_WINDOW: i64 = 24 * 3600;
+/// How long after an interview's end a no-show can be reported (and a report contested).
+pub const NO_SHOW_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// The timers of a booked interview, which the deadline worker fires when they are due. Stored as JSON (its
 /// serde name, which [`InterviewTimer::as_str`] also gives) in the `deadlines` read model.
@@ -94,7 +95,7 @@ impl InterviewTimer {
     }
 
     /// The slot command firing this timer at `at`.
-    pub fn command(self, policy: &Policy, at: i64) -> SlotCommand {
+    pub fn command(self, policy: &Policy, at: Timestamp) -> SlotCommand {
         match self {
             InterviewTimer::RemindDayBefore | InterviewTimer::RemindHourBefore => {
                 let hours_before = Self::REMINDERS
@@ -114,23 +115,28 @@ impl InterviewTimer {
     }
 }
 
-/// The configurable times of the interview rules, in seconds.
+/// When the reminder `hours_before` the start of an interview starting at `start` is due.
+pub fn reminder_time(start: Timestamp, hours_before: u32) -> Timestamp {
+    start - TimeDelta::hours(i64::from(hours_before))
+}
+
+/// The configurable times of the interview rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// A booking can be cancelled until this long before the start.
-    pub cancel_cutoff: i64,
+    pub cancel_cutoff: TimeDelta,
     /// The interviewer has this long after the end to give feedback; then the hold is refunded.
-    pub feedback_within: i64,
+    pub feedback_within: TimeDelta,
     /// The interviewee has this long to answer feedback; then it is accepted for them.
-    pub accept_within: i64,
+    pub accept_within: TimeDelta,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            cancel_cutoff: 2 * 3600,
-            feedback_within: 72 * 3600,
-            accept_within: 72 * 3600,
+            cancel_cutoff: TimeDelta::hours(2),
+            feedback_within: TimeDelta::hours(72),
+            accept_within: TimeDelta::hours(72),
         }
     }
 }
@@ -182,8 +188,7 @@ impl Role {
 pub struct SlotSpec {
     /// The role the publisher takes.
     pub role: Role,
-    /// Unix seconds.
-    pub start: i64,
+    pub start: Timestamp,
     pub minutes: u32,
     pub link: MeetingLink,
     pub topic: String,
@@ -193,7 +198,7 @@ pub struct SlotSpec {
 impl SlotSpec {
     pub fn parse(
         role: Role,
-        start: i64,
+        start: Timestamp,
         minutes: u32,
         link: &str,
         topic: &str,
@@ -210,18 +215,27 @@ impl SlotSpec {
             return Err(InterviewError::Topic);
         }
         let link = MeetingLink::parse(link).map_err(|e| InterviewError::Link(e.to_string()))?;
-        Ok(Self {
+        let spec = Self {
             role,
             start,
             minutes,
             link,
             topic: topic.to_lowercase(),
             level,
-        })
+        };
+        // `end` must be an instant too (a start that late is refused as not ahead by the decider anyway)
+        if spec.start.checked_add(spec.duration()).is_none() {
+            return Err(InterviewError::StartNotAhead);
+        }
+        Ok(spec)
     }
 
-    pub fn end(&self) -> i64 {
-        self.start + i64::from(self.minutes) * 60
+    pub fn end(&self) -> Timestamp {
+        self.start + self.duration()
+    }
+
+    fn duration(&self) -> TimeDelta {
+        TimeDelta::minutes(i64::from(self.minutes))
     }
 }
 
@@ -308,7 +322,7 @@ pub enum SlotCommand {
         spec: SlotSpec,
         owner_free: bool,
         owner_balance: i64,
-        at: i64,
+        at: Timestamp,
     },
     /// Facts from both calendars and from the interviewee's ledger.
     Book {
@@ -316,71 +330,70 @@ pub enum SlotCommand {
         booker_free: bool,
         owner_free: bool,
         interviewee_balance: i64,
-        at: i64,
+        at: Timestamp,
     },
-    /// Before booking the owner withdraws the slot; after, either side cancels until `cutoff` seconds before
-    /// the start.
+    /// Before booking the owner withdraws the slot; after, either side cancels until `cutoff` before the start.
     Cancel {
         by: Uuid,
-        cutoff: i64,
-        at: i64,
+        cutoff: TimeDelta,
+        at: Timestamp,
     },
     /// From the worker, `hours_before` the start.
     Remind {
         hours_before: u32,
-        at: i64,
+        at: Timestamp,
     },
-    /// From the worker at the end; feedback is due within `feedback_within` seconds.
+    /// From the worker at the end; feedback is due within `feedback_within`.
     End {
-        feedback_within: i64,
-        at: i64,
+        feedback_within: TimeDelta,
+        at: Timestamp,
     },
     GiveFeedback {
         by: Uuid,
         score: u8,
         text: String,
-        feedback_within: i64,
+        feedback_within: TimeDelta,
         /// The interviewee has this long to answer before it is accepted for them.
-        accept_within: i64,
-        at: i64,
+        accept_within: TimeDelta,
+        at: Timestamp,
     },
     Accept {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// From the worker once the time to answer is over.
     AutoAccept {
-        at: i64,
+        at: Timestamp,
     },
     Dispute {
         by: Uuid,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     /// The other side did not show up. It settles after [`NO_SHOW_WINDOW`] unless the accused contests it.
     ReportNoShow {
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// The side reported absent says they were there; an admin decides.
     ContestNoShow {
         by: Uuid,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     /// From the worker once an uncontested report's window is over.
     ConfirmNoShow {
-        at: i64,
+        at: Timestamp,
     },
     /// An admin's decision on a contested report: who was absent (`None`: the interview took place).
     ResolveNoShow {
         by: Uuid,
         absent: Option<Role>,
-        at: i64,
+        at: Timestamp,
     },
     /// From the worker when no feedback came in time.
     ExpireFeedback {
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -390,73 +403,73 @@ pub enum SlotEvent {
     SlotPublished {
         owner: Uuid,
         spec: SlotSpec,
-        at: i64,
+        at: Timestamp,
     },
     SlotWithdrawn {
-        at: i64,
+        at: Timestamp,
     },
     SlotBooked {
         booker: Uuid,
         interviewer: Uuid,
         interviewee: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// `reopened`: the booker cancelled, so the slot is back on the board.
     BookingCancelled {
         by: Uuid,
         reopened: bool,
-        at: i64,
+        at: Timestamp,
     },
     InterviewReminderSent {
         hours_before: u32,
-        at: i64,
+        at: Timestamp,
     },
     InterviewEnded {
-        feedback_due: i64,
-        at: i64,
+        feedback_due: Timestamp,
+        at: Timestamp,
     },
     FeedbackGiven {
         score: u8,
         text: String,
-        accept_by: i64,
-        at: i64,
+        accept_by: Timestamp,
+        at: Timestamp,
     },
     FeedbackAccepted {
         auto: bool,
-        at: i64,
+        at: Timestamp,
     },
     FeedbackDisputed {
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     NoShowReported {
         reporter: Uuid,
         absent: Uuid,
         /// Until when the side reported absent may contest the report; it is confirmed then if uncontested.
         /// (Called `settle_at` up to schema version 1.)
-        contest_by: i64,
-        at: i64,
+        contest_by: Timestamp,
+        at: Timestamp,
     },
     NoShowContested {
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     NoShowConfirmed {
-        at: i64,
+        at: Timestamp,
     },
     NoShowResolved {
         /// Who was absent; `None`: nobody, the interview took place.
         absent: Option<Uuid>,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     FeedbackExpired {
-        at: i64,
+        at: Timestamp,
     },
 }
 
 impl SlotEvent {
-    pub fn at(&self) -> i64 {
+    pub fn at(&self) -> Timestamp {
         match self {
             SlotEvent::SlotPublished { at, .. }
             | SlotEvent::SlotWithdrawn { at }
@@ -575,7 +588,7 @@ pub struct NoShowClaim {
     pub reporter: Uuid,
     pub absent: Uuid,
     /// Until when the side reported absent may contest it.
-    pub contest_by: i64,
+    pub contest_by: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,7 +596,7 @@ pub struct Booking {
     pub booker: Uuid,
     pub interviewer: Uuid,
     pub interviewee: Uuid,
-    pub at: i64,
+    pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -597,10 +610,10 @@ pub struct SlotState {
     pub bookings: u32,
     /// Bookers who cancelled: a repeated cancellation of theirs changes nothing.
     pub cancelled_by: BTreeSet<Uuid>,
-    pub feedback_due: Option<i64>,
+    pub feedback_due: Option<Timestamp>,
     pub no_show: Option<NoShowClaim>,
     /// (score, text, accept_by)
-    pub feedback: Option<(u8, String, i64)>,
+    pub feedback: Option<(u8, String, Timestamp)>,
 }
 
 impl SlotState {
@@ -793,7 +806,7 @@ fn publish(
     spec: &SlotSpec,
     owner_free: bool,
     owner_balance: i64,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     if let Some(slot) = state {
         return if slot.owner == owner && slot.spec == *spec {
@@ -802,7 +815,7 @@ fn publish(
             Err(InterviewError::AlreadyExists)
         };
     }
-    if spec.start <= at || spec.start > at + 365 * 24 * 3600 {
+    if spec.start <= at || spec.start > at + TimeDelta::days(365) {
         return Err(InterviewError::StartNotAhead);
     }
     if !owner_free {
@@ -825,7 +838,7 @@ fn book(
     booker_free: bool,
     owner_free: bool,
     interviewee_balance: i64,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     use SlotStatus::*;
     match slot.status {
@@ -869,8 +882,8 @@ fn book(
 fn cancel(
     slot: &SlotState,
     by: Uuid,
-    cutoff: i64,
-    at: i64,
+    cutoff: TimeDelta,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     use SlotStatus::*;
     match slot.status {
@@ -889,8 +902,12 @@ fn cancel(
 }
 
 /// Each reminder of a booked interview goes out once, when due, unless it no longer helps.
-fn remind(slot: &SlotState, hours_before: u32, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
-    let due = slot.spec.start - i64::from(hours_before) * 3600;
+fn remind(
+    slot: &SlotState,
+    hours_before: u32,
+    at: Timestamp,
+) -> Result<Vec<SlotEvent>, InterviewError> {
+    let due = reminder_time(slot.spec.start, hours_before);
     let booking = match (slot.status, slot.booking) {
         (SlotStatus::Booked, Some(booking)) => booking,
         _ => return Ok(vec![]),
@@ -899,7 +916,7 @@ fn remind(slot: &SlotState, hours_before: u32, at: i64) -> Result<Vec<SlotEvent>
     let superseded = InterviewTimer::REMINDERS
         .iter()
         .map(|(_, h)| h)
-        .any(|h| *h < hours_before && at >= slot.spec.start - i64::from(*h) * 3600);
+        .any(|h| *h < hours_before && at >= reminder_time(slot.spec.start, *h));
     // already sent, booked after it was due, or too late to matter
     if slot.reminded.contains(&hours_before)
         || booking.at > due
@@ -914,8 +931,12 @@ fn remind(slot: &SlotState, hours_before: u32, at: i64) -> Result<Vec<SlotEvent>
     }
 }
 
-/// A booked interview ends at its end time and awaits feedback for `feedback_within` seconds.
-fn end(slot: &SlotState, feedback_within: i64, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+/// A booked interview ends at its end time and awaits feedback for `feedback_within`.
+fn end(
+    slot: &SlotState,
+    feedback_within: TimeDelta,
+    at: Timestamp,
+) -> Result<Vec<SlotEvent>, InterviewError> {
     match slot.status {
         SlotStatus::Booked if at >= slot.spec.end() => Ok(vec![SlotEvent::InterviewEnded {
             feedback_due: slot.spec.end() + feedback_within,
@@ -932,9 +953,9 @@ fn give_feedback(
     by: Uuid,
     score: u8,
     text: &str,
-    feedback_within: i64,
-    accept_within: i64,
-    at: i64,
+    feedback_within: TimeDelta,
+    accept_within: TimeDelta,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     use SlotStatus::*;
     let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
@@ -956,10 +977,10 @@ fn give_feedback(
                 feedback_due: due,
                 at,
             });
-            due
+            Some(due)
         }
         Booked => return Err(InterviewError::NotEnded),
-        AwaitingFeedback => slot.feedback_due.unwrap_or(i64::MAX),
+        AwaitingFeedback => slot.feedback_due,
         FeedbackGiven | Accepted | Disputed => {
             return match &slot.feedback {
                 Some((s, t, _)) if *s == score && t == text => Ok(vec![]),
@@ -968,7 +989,7 @@ fn give_feedback(
         }
         _ => return Err(InterviewError::FeedbackWindowClosed),
     };
-    if at >= feedback_due {
+    if feedback_due.is_some_and(|due| at >= due) {
         return Err(InterviewError::FeedbackWindowClosed);
     }
     events.push(SlotEvent::FeedbackGiven {
@@ -981,7 +1002,7 @@ fn give_feedback(
 }
 
 /// The interviewee accepts the feedback.
-fn accept(slot: &SlotState, by: Uuid, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+fn accept(slot: &SlotState, by: Uuid, at: Timestamp) -> Result<Vec<SlotEvent>, InterviewError> {
     answer(slot, by)?;
     match slot.status {
         SlotStatus::FeedbackGiven => Ok(vec![SlotEvent::FeedbackAccepted { auto: false, at }]),
@@ -991,7 +1012,7 @@ fn accept(slot: &SlotState, by: Uuid, at: i64) -> Result<Vec<SlotEvent>, Intervi
 }
 
 /// Feedback the interviewee did not answer in time is accepted for them.
-fn auto_accept(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+fn auto_accept(slot: &SlotState, at: Timestamp) -> Result<Vec<SlotEvent>, InterviewError> {
     match (&slot.status, &slot.feedback) {
         (SlotStatus::FeedbackGiven, Some((_, _, accept_by))) if at >= *accept_by => {
             Ok(vec![SlotEvent::FeedbackAccepted { auto: true, at }])
@@ -1006,7 +1027,7 @@ fn dispute(
     slot: &SlotState,
     by: Uuid,
     reason: &str,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     answer(slot, by)?;
     let reason = check_reason(reason)?;
@@ -1021,7 +1042,11 @@ fn dispute(
 }
 
 /// One side reports the other absent, once, from the start until [`NO_SHOW_WINDOW`] after the end.
-fn report_no_show(slot: &SlotState, by: Uuid, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+fn report_no_show(
+    slot: &SlotState,
+    by: Uuid,
+    at: Timestamp,
+) -> Result<Vec<SlotEvent>, InterviewError> {
     use SlotStatus::*;
     let booking = slot.booking.ok_or(InterviewError::NotAParty)?;
     let absent = if by == booking.interviewer {
@@ -1057,7 +1082,7 @@ fn contest_no_show(
     slot: &SlotState,
     by: Uuid,
     reason: &str,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     let claim = slot.no_show.ok_or(InterviewError::NoNoShowReport)?;
     if by != claim.absent {
@@ -1077,7 +1102,7 @@ fn contest_no_show(
 }
 
 /// A report nobody contested is confirmed once the time to contest it is over.
-fn confirm_no_show(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+fn confirm_no_show(slot: &SlotState, at: Timestamp) -> Result<Vec<SlotEvent>, InterviewError> {
     match (slot.status, slot.no_show) {
         (SlotStatus::NoShowReported, Some(claim)) if at >= claim.contest_by => {
             Ok(vec![SlotEvent::NoShowConfirmed { at }])
@@ -1092,7 +1117,7 @@ fn resolve_no_show(
     slot: &SlotState,
     by: Uuid,
     absent: Option<Role>,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<SlotEvent>, InterviewError> {
     let booking = slot.booking.ok_or(InterviewError::NoNoShowReport)?;
     match slot.status {
@@ -1110,7 +1135,7 @@ fn resolve_no_show(
 }
 
 /// An interview still awaiting feedback when its window is over expires.
-fn expire_feedback(slot: &SlotState, at: i64) -> Result<Vec<SlotEvent>, InterviewError> {
+fn expire_feedback(slot: &SlotState, at: Timestamp) -> Result<Vec<SlotEvent>, InterviewError> {
     match (slot.status, slot.feedback_due) {
         (SlotStatus::AwaitingFeedback, Some(due)) if at >= due => {
             Ok(vec![SlotEvent::FeedbackExpired { at }])
@@ -1214,7 +1239,7 @@ fn schedule(
     slot: &SlotState,
     booker: Uuid,
     interviewee: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Vec<Effect> {
     let (start, end) = (slot.spec.start, slot.spec.end());
     vec![
@@ -1248,7 +1273,7 @@ fn schedule(
 }
 
 /// A cancelled booking frees both calendars and refunds the interviewee.
-fn unschedule(slot_id: Uuid, slot: &SlotState, booking: Booking, at: i64) -> Vec<Effect> {
+fn unschedule(slot_id: Uuid, slot: &SlotState, booking: Booking, at: Timestamp) -> Vec<Effect> {
     let mut effects = vec![
         Effect::Calendar(slot.owner, CalendarCommand::Release { slot: slot_id, at }),
         Effect::Calendar(
@@ -1261,7 +1286,7 @@ fn unschedule(slot_id: Uuid, slot: &SlotState, booking: Booking, at: i64) -> Vec
 }
 
 /// The interview counts: the interviewee's hold is captured and the interviewer earns their reward.
-fn settle(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
+fn settle(slot_id: Uuid, booking: Booking, at: Timestamp) -> Vec<Effect> {
     vec![
         Effect::Ledger(
             booking.interviewee,
@@ -1279,7 +1304,7 @@ fn settle(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
 }
 
 /// The interview does not count: the interviewee's hold is released.
-fn refund(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
+fn refund(slot_id: Uuid, booking: Booking, at: Timestamp) -> Vec<Effect> {
     vec![Effect::Ledger(
         booking.interviewee,
         LedgerCommand::Release { slot: slot_id, at },
@@ -1293,13 +1318,13 @@ fn refund(slot_id: Uuid, booking: Booking, at: i64) -> Vec<Effect> {
 pub enum CalendarCommand {
     Book {
         slot: Uuid,
-        start: i64,
-        end: i64,
-        at: i64,
+        start: Timestamp,
+        end: Timestamp,
+        at: Timestamp,
     },
     Release {
         slot: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -1308,13 +1333,13 @@ pub enum CalendarCommand {
 pub enum CalendarEvent {
     InterviewScheduled {
         slot: Uuid,
-        start: i64,
-        end: i64,
-        at: i64,
+        start: Timestamp,
+        end: Timestamp,
+        at: Timestamp,
     },
     InterviewUnscheduled {
         slot: Uuid,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -1328,12 +1353,12 @@ crate::tagged_events!(CalendarEvent {
 /// A user's interviews: slot → (start, end).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CalendarState {
-    pub interviews: BTreeMap<Uuid, (i64, i64)>,
+    pub interviews: BTreeMap<Uuid, (Timestamp, Timestamp)>,
 }
 
 impl CalendarState {
     /// Whether `start..end` overlaps none of the interviews (other than `slot`'s own).
-    pub fn is_free(&self, slot: Uuid, start: i64, end: i64) -> bool {
+    pub fn is_free(&self, slot: Uuid, start: Timestamp, end: Timestamp) -> bool {
         self.interviews
             .iter()
             .all(|(other, (s, e))| *other == slot || end <= *s || start >= *e)
@@ -1407,25 +1432,25 @@ pub enum LedgerCommand {
     Grant {
         amount: i64,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     Hold {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
     Capture {
         slot: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Release {
         slot: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Earn {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -1478,27 +1503,27 @@ pub enum LedgerEvent {
     PointsGranted {
         amount: i64,
         reason: String,
-        at: i64,
+        at: Timestamp,
     },
     PointsHeld {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
     PointsCaptured {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
     PointsReleased {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
     PointsEarned {
         slot: Uuid,
         amount: i64,
-        at: i64,
+        at: Timestamp,
     },
 }
 

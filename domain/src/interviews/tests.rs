@@ -4,11 +4,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::testing::given;
+use crate::testing::{at, given};
 
-const HOUR: i64 = 3600;
-const NOW: i64 = 1_800_000_000;
-const START: i64 = NOW + 48 * HOUR;
+const HOUR: TimeDelta = TimeDelta::hours(1);
+const NOW: Timestamp = at(1_800_000_000);
+/// Two days after `NOW`.
+const START: Timestamp = at(NOW.unix_seconds() + TimeDelta::hours(48).num_seconds());
 
 fn user(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -59,7 +60,7 @@ fn book(booker: u128) -> SlotCommand {
 
 fn ended() -> SlotEvent {
     SlotEvent::InterviewEnded {
-        feedback_due: START + HOUR + 72 * HOUR,
+        feedback_due: START + HOUR + HOUR * 72,
         at: START + HOUR,
     }
 }
@@ -68,8 +69,8 @@ fn feedback() -> SlotEvent {
     SlotEvent::FeedbackGiven {
         score: 4,
         text: "Solid.".into(),
-        accept_by: START + 2 * HOUR + 72 * HOUR,
-        at: START + 2 * HOUR,
+        accept_by: START + HOUR * 2 + HOUR * 72,
+        at: START + HOUR * 2,
     }
 }
 
@@ -89,7 +90,7 @@ fn a_user_publishes_a_slot_in_the_future() {
 #[test]
 fn a_slot_in_the_past_or_over_another_interview_is_refused() {
     let mut past = spec(Role::Interviewer);
-    past.start = NOW - 1;
+    past.start = NOW - TimeDelta::seconds(1);
     given::<Slot>([])
         .when(SlotCommand::Publish {
             owner: user(1),
@@ -108,6 +109,23 @@ fn a_slot_in_the_past_or_over_another_interview_is_refused() {
             at: NOW,
         })
         .then_err(InterviewError::Overlap);
+}
+
+#[test]
+fn a_slot_that_would_end_after_the_last_representable_instant_is_not_ahead() {
+    let last = Timestamp::from(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    let spec = |start| {
+        SlotSpec::parse(
+            Role::Interviewer,
+            start,
+            60,
+            "https://meet.google.com/abc-defg-hij",
+            "Rust",
+            Level::Middle,
+        )
+    };
+    assert_eq!(spec(last), Err(InterviewError::StartNotAhead));
+    assert_eq!(spec(last - HOUR).unwrap().end(), last);
 }
 
 #[test]
@@ -206,7 +224,7 @@ fn before_booking_the_owner_withdraws_the_slot_for_free() {
     given::<Slot>([published(Role::Interviewer)])
         .when(SlotCommand::Cancel {
             by: user(1),
-            cutoff: 2 * HOUR,
+            cutoff: HOUR * 2,
             at: NOW,
         })
         .then([SlotEvent::SlotWithdrawn { at: NOW }]);
@@ -217,24 +235,24 @@ fn either_side_cancels_a_booking_until_the_cutoff_and_a_booker_cancelling_reopen
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Cancel {
             by: user(2),
-            cutoff: 2 * HOUR,
-            at: START - 2 * HOUR,
+            cutoff: HOUR * 2,
+            at: START - HOUR * 2,
         })
         .then([SlotEvent::BookingCancelled {
             by: user(2),
             reopened: true,
-            at: START - 2 * HOUR,
+            at: START - HOUR * 2,
         }]);
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Cancel {
             by: user(1),
-            cutoff: 2 * HOUR,
-            at: NOW + 2 * HOUR,
+            cutoff: HOUR * 2,
+            at: NOW + HOUR * 2,
         })
         .then([SlotEvent::BookingCancelled {
             by: user(1),
             reopened: false,
-            at: NOW + 2 * HOUR,
+            at: NOW + HOUR * 2,
         }]);
 }
 
@@ -243,15 +261,15 @@ fn after_the_cutoff_a_booking_cannot_be_cancelled() {
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Cancel {
             by: user(2),
-            cutoff: 2 * HOUR,
+            cutoff: HOUR * 2,
             at: START - HOUR,
         })
         .then_err(InterviewError::CutoffPassed);
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Cancel {
             by: user(9),
-            cutoff: 2 * HOUR,
-            at: NOW + 2 * HOUR,
+            cutoff: HOUR * 2,
+            at: NOW + HOUR * 2,
         })
         .then_err(InterviewError::NotAParty);
 }
@@ -261,29 +279,29 @@ fn reminders_go_out_24_and_1_hours_before_the_start_once_each() {
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Remind {
             hours_before: 24,
-            at: START - 24 * HOUR,
+            at: START - HOUR * 24,
         })
         .then([SlotEvent::InterviewReminderSent {
             hours_before: 24,
-            at: START - 24 * HOUR,
+            at: START - HOUR * 24,
         }]);
     given::<Slot>([
         published(Role::Interviewer),
         booked(),
         SlotEvent::InterviewReminderSent {
             hours_before: 24,
-            at: START - 24 * HOUR,
+            at: START - HOUR * 24,
         },
     ])
     .when(SlotCommand::Remind {
         hours_before: 24,
-        at: START - 23 * HOUR,
+        at: START - HOUR * 23,
     })
     .then([]);
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::Remind {
             hours_before: 1,
-            at: START - 2 * HOUR,
+            at: START - HOUR * 2,
         })
         .then_err(InterviewError::NotYetDue);
 }
@@ -294,12 +312,12 @@ fn a_booking_made_after_a_reminder_was_due_skips_that_reminder() {
         booker: user(2),
         interviewer: user(1),
         interviewee: user(2),
-        at: START - 10 * HOUR,
+        at: START - HOUR * 10,
     };
     given::<Slot>([published(Role::Interviewer), late])
         .when(SlotCommand::Remind {
             hours_before: 24,
-            at: START - 9 * HOUR,
+            at: START - HOUR * 9,
         })
         .then([]);
 }
@@ -308,14 +326,14 @@ fn a_booking_made_after_a_reminder_was_due_skips_that_reminder() {
 fn after_the_end_the_interview_awaits_feedback() {
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::End {
-            feedback_within: 72 * HOUR,
+            feedback_within: HOUR * 72,
             at: START + HOUR,
         })
         .then([ended()]);
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::End {
-            feedback_within: 72 * HOUR,
-            at: START + 59 * 60,
+            feedback_within: HOUR * 72,
+            at: START + TimeDelta::minutes(59),
         })
         .then_err(InterviewError::NotYetDue);
 }
@@ -327,18 +345,18 @@ fn the_interviewer_gives_a_score_from_1_to_5_and_a_text() {
             by: user(1),
             score: 4,
             text: " Solid. ".into(),
-            feedback_within: 72 * HOUR,
-            accept_within: 72 * HOUR,
-            at: START + 2 * HOUR,
+            feedback_within: HOUR * 72,
+            accept_within: HOUR * 72,
+            at: START + HOUR * 2,
         })
         .then([feedback()]);
     let bad = |by, score| SlotCommand::GiveFeedback {
         by: user(by),
         score,
         text: "x".into(),
-        feedback_within: 72 * HOUR,
-        accept_within: 72 * HOUR,
-        at: START + 2 * HOUR,
+        feedback_within: HOUR * 72,
+        accept_within: HOUR * 72,
+        at: START + HOUR * 2,
     };
     given::<Slot>([published(Role::Interviewer), booked(), ended()])
         .when(bad(1, 6))
@@ -355,9 +373,9 @@ fn feedback_before_the_end_is_refused() {
             by: user(1),
             score: 4,
             text: "x".into(),
-            feedback_within: 72 * HOUR,
-            accept_within: 72 * HOUR,
-            at: START + 30 * 60,
+            feedback_within: HOUR * 72,
+            accept_within: HOUR * 72,
+            at: START + TimeDelta::minutes(30),
         })
         .then_err(InterviewError::NotEnded);
 }
@@ -367,35 +385,37 @@ fn the_interviewee_accepts_or_disputes_the_feedback() {
     given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
         .when(SlotCommand::Accept {
             by: user(2),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then([SlotEvent::FeedbackAccepted {
             auto: false,
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         }]);
     given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
         .when(SlotCommand::Dispute {
             by: user(2),
             reason: "Too harsh".into(),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then([SlotEvent::FeedbackDisputed {
             reason: "Too harsh".into(),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         }]);
     given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
         .when(SlotCommand::Accept {
             by: user(1),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then_err(InterviewError::NotInterviewee);
 }
 
 #[test]
 fn unanswered_feedback_is_accepted_automatically_once_its_time_is_over() {
-    let accept_by = START + 2 * HOUR + 72 * HOUR;
+    let accept_by = START + HOUR * 2 + HOUR * 72;
     given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
-        .when(SlotCommand::AutoAccept { at: accept_by - 1 })
+        .when(SlotCommand::AutoAccept {
+            at: accept_by - TimeDelta::seconds(1),
+        })
         .then_err(InterviewError::NotYetDue);
     given::<Slot>([published(Role::Interviewer), booked(), ended(), feedback()])
         .when(SlotCommand::AutoAccept { at: accept_by })
@@ -410,13 +430,13 @@ fn a_no_show_is_reported_within_24_hours_after_the_end() {
     given::<Slot>([published(Role::Interviewer), booked()])
         .when(SlotCommand::ReportNoShow {
             by: user(2),
-            at: START + 2 * HOUR,
+            at: START + HOUR * 2,
         })
         .then([reported()]);
     given::<Slot>([published(Role::Interviewer), booked(), ended()])
         .when(SlotCommand::ReportNoShow {
             by: user(1),
-            at: START + 26 * HOUR,
+            at: START + HOUR * 26,
         })
         .then_err(InterviewError::NoShowWindow);
 }
@@ -425,10 +445,10 @@ fn a_no_show_is_reported_within_24_hours_after_the_end() {
 fn missing_feedback_expires_the_interview() {
     given::<Slot>([published(Role::Interviewer), booked(), ended()])
         .when(SlotCommand::ExpireFeedback {
-            at: START + HOUR + 72 * HOUR,
+            at: START + HOUR + HOUR * 72,
         })
         .then([SlotEvent::FeedbackExpired {
-            at: START + HOUR + 72 * HOUR,
+            at: START + HOUR + HOUR * 72,
         }]);
 }
 
@@ -474,7 +494,10 @@ fn booking_schedules_both_calendars_and_holds_the_interviewees_points() {
 #[test]
 fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_refunds_it() {
     let state = Slot::fold(&[published(Role::Interviewer), booked(), ended(), feedback()]);
-    let accepted = SlotEvent::FeedbackAccepted { auto: true, at: 5 };
+    let accepted = SlotEvent::FeedbackAccepted {
+        auto: true,
+        at: at(5),
+    };
     assert_eq!(
         effects(slot_id(), state.as_ref(), &accepted),
         [
@@ -482,7 +505,7 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
                 user(2),
                 LedgerCommand::Capture {
                     slot: slot_id(),
-                    at: 5
+                    at: at(5)
                 }
             ),
             Effect::Ledger(
@@ -490,7 +513,7 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
                 LedgerCommand::Earn {
                     slot: slot_id(),
                     amount: 1,
-                    at: 5
+                    at: at(5)
                 }
             ),
         ]
@@ -499,35 +522,35 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
     let cancelled = SlotEvent::BookingCancelled {
         by: user(1),
         reopened: false,
-        at: 6,
+        at: at(6),
     };
     assert!(
         effects(slot_id(), state.as_ref(), &cancelled).contains(&Effect::Ledger(
             user(2),
             LedgerCommand::Release {
                 slot: slot_id(),
-                at: 6
+                at: at(6)
             }
         ))
     );
     // a no-show report moves no points until it settles
     assert_eq!(effects(slot_id(), state.as_ref(), &reported()), []);
     let reported_state = Slot::fold(&[published(Role::Interviewer), booked(), reported()]);
-    let confirmed = SlotEvent::NoShowConfirmed { at: 7 };
+    let confirmed = SlotEvent::NoShowConfirmed { at: at(7) };
     assert_eq!(
         effects(slot_id(), reported_state.as_ref(), &confirmed),
         [Effect::Ledger(
             user(2),
             LedgerCommand::Release {
                 slot: slot_id(),
-                at: 7
+                at: at(7)
             }
         )]
     );
     let took_place = SlotEvent::NoShowResolved {
         absent: None,
         by: user(9),
-        at: 8,
+        at: at(8),
     };
     assert_eq!(
         effects(slot_id(), reported_state.as_ref(), &took_place),
@@ -536,7 +559,7 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
                 user(2),
                 LedgerCommand::Capture {
                     slot: slot_id(),
-                    at: 8
+                    at: at(8)
                 }
             ),
             Effect::Ledger(
@@ -544,7 +567,7 @@ fn acceptance_captures_the_hold_and_pays_the_interviewer_while_a_cancellation_re
                 LedgerCommand::Earn {
                     slot: slot_id(),
                     amount: 1,
-                    at: 8
+                    at: at(8)
                 }
             ),
         ]
@@ -556,8 +579,8 @@ fn reported() -> SlotEvent {
     SlotEvent::NoShowReported {
         reporter: user(2),
         absent: user(1),
-        contest_by: START + 2 * HOUR + NO_SHOW_WINDOW,
-        at: START + 2 * HOUR,
+        contest_by: START + HOUR * 2 + NO_SHOW_WINDOW,
+        at: START + HOUR * 2,
     }
 }
 
@@ -568,29 +591,29 @@ fn the_side_reported_absent_contests_in_time_and_an_admin_decides() {
         .when(SlotCommand::ContestNoShow {
             by: user(1),
             reason: "I was in the room; they never joined".into(),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then([SlotEvent::NoShowContested {
             reason: "I was in the room; they never joined".into(),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         }]);
     given::<Slot>(history.clone())
         .when(SlotCommand::ContestNoShow {
             by: user(2),
             reason: "x".into(),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then_err(InterviewError::NotAccused);
     given::<Slot>(history.clone())
         .when(SlotCommand::ContestNoShow {
             by: user(1),
             reason: "late".into(),
-            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+            at: START + HOUR * 2 + NO_SHOW_WINDOW,
         })
         .then_err(InterviewError::NoShowSettled);
     let contested = SlotEvent::NoShowContested {
         reason: "x".into(),
-        at: START + 3 * HOUR,
+        at: START + HOUR * 3,
     };
     given::<Slot>([
         published(Role::Interviewer),
@@ -601,12 +624,12 @@ fn the_side_reported_absent_contests_in_time_and_an_admin_decides() {
     .when(SlotCommand::ResolveNoShow {
         by: user(9),
         absent: Some(Role::Interviewee),
-        at: START + 30 * HOUR,
+        at: START + HOUR * 30,
     })
     .then([SlotEvent::NoShowResolved {
         absent: Some(user(2)),
         by: user(9),
-        at: START + 30 * HOUR,
+        at: START + HOUR * 30,
     }]);
 }
 
@@ -616,20 +639,20 @@ fn an_uncontested_report_is_confirmed_when_its_window_is_over_and_the_other_side
     let history = [published(Role::Interviewer), booked(), reported()];
     given::<Slot>(history.clone())
         .when(SlotCommand::ConfirmNoShow {
-            at: START + 2 * HOUR + NO_SHOW_WINDOW - 1,
+            at: START + HOUR * 2 + NO_SHOW_WINDOW - TimeDelta::seconds(1),
         })
         .then_err(InterviewError::NotYetDue);
     given::<Slot>(history.clone())
         .when(SlotCommand::ConfirmNoShow {
-            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+            at: START + HOUR * 2 + NO_SHOW_WINDOW,
         })
         .then([SlotEvent::NoShowConfirmed {
-            at: START + 2 * HOUR + NO_SHOW_WINDOW,
+            at: START + HOUR * 2 + NO_SHOW_WINDOW,
         }]);
     given::<Slot>(history)
         .when(SlotCommand::ReportNoShow {
             by: user(1),
-            at: START + 3 * HOUR,
+            at: START + HOUR * 3,
         })
         .then_err(InterviewError::NoShowAlreadyReported);
 }
@@ -638,34 +661,34 @@ fn an_uncontested_report_is_confirmed_when_its_window_is_over_and_the_other_side
 fn a_calendar_never_holds_two_overlapping_interviews() {
     given::<Calendar>([CalendarEvent::InterviewScheduled {
         slot: user(5),
-        start: 100,
-        end: 200,
-        at: 1,
+        start: at(100),
+        end: at(200),
+        at: at(1),
     }])
     .when(CalendarCommand::Book {
         slot: user(6),
-        start: 150,
-        end: 250,
-        at: 2,
+        start: at(150),
+        end: at(250),
+        at: at(2),
     })
     .then_err(InterviewError::Overlap);
     given::<Calendar>([CalendarEvent::InterviewScheduled {
         slot: user(5),
-        start: 100,
-        end: 200,
-        at: 1,
+        start: at(100),
+        end: at(200),
+        at: at(1),
     }])
     .when(CalendarCommand::Book {
         slot: user(6),
-        start: 200,
-        end: 250,
-        at: 2,
+        start: at(200),
+        end: at(250),
+        at: at(2),
     })
     .then([CalendarEvent::InterviewScheduled {
         slot: user(6),
-        start: 200,
-        end: 250,
-        at: 2,
+        start: at(200),
+        end: at(250),
+        at: at(2),
     }]);
 }
 
@@ -674,34 +697,34 @@ fn a_hold_needs_the_points_and_never_overdraws() {
     given::<Ledger>([LedgerEvent::PointsGranted {
         amount: 3,
         reason: "signup".into(),
-        at: 1,
+        at: at(1),
     }])
     .when(LedgerCommand::Hold {
         slot: user(5),
         amount: 3,
-        at: 2,
+        at: at(2),
     })
     .then([LedgerEvent::PointsHeld {
         slot: user(5),
         amount: 3,
-        at: 2,
+        at: at(2),
     }]);
     given::<Ledger>([
         LedgerEvent::PointsGranted {
             amount: 3,
             reason: "signup".into(),
-            at: 1,
+            at: at(1),
         },
         LedgerEvent::PointsHeld {
             slot: user(5),
             amount: 3,
-            at: 2,
+            at: at(2),
         },
     ])
     .when(LedgerCommand::Hold {
         slot: user(6),
         amount: 3,
-        at: 3,
+        at: at(3),
     })
     .then_err(InterviewError::InsufficientPoints(0));
 }
@@ -718,19 +741,19 @@ fn the_ledgers_entries_always_sum_to_its_balance_and_holds() {
                 0 => LedgerCommand::Grant {
                     amount: rng.random_range(0..4),
                     reason: "test".into(),
-                    at: step,
+                    at: at(step),
                 },
                 1 => LedgerCommand::Hold {
                     slot,
                     amount: INTERVIEW_COST,
-                    at: step,
+                    at: at(step),
                 },
-                2 => LedgerCommand::Capture { slot, at: step },
-                3 => LedgerCommand::Release { slot, at: step },
+                2 => LedgerCommand::Capture { slot, at: at(step) },
+                3 => LedgerCommand::Release { slot, at: at(step) },
                 _ => LedgerCommand::Earn {
                     slot,
                     amount: INTERVIEWER_REWARD,
-                    at: step,
+                    at: at(step),
                 },
             };
             if let Ok(events) = Ledger::decide(&command, &state) {

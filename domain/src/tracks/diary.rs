@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::TRACK_NAMESPACE;
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 /// The stream of `participant`'s diary in `track`.
 pub fn diary_stream(track: Uuid, participant: Uuid) -> StreamId {
@@ -30,7 +30,7 @@ pub enum DiaryCommand {
         /// `assignment` has opened.
         enrolled: bool,
         assignment_opened: bool,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -43,7 +43,7 @@ pub enum DiaryEvent {
         assignment: u32,
         participant: Uuid,
         text: String,
-        at: i64,
+        at: Timestamp,
     },
 }
 

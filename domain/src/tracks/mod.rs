@@ -34,10 +34,11 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId};
+use crate::{Decider, StreamId, Timestamp};
 
 pub use allocation::{Allocation, REVIEWS_EACH, ReviewMode, ReviewPair, allocate};
 pub use diary::{Diary, DiaryCommand, DiaryError, DiaryEvent, DiaryState, diary_stream};
@@ -61,7 +62,7 @@ pub fn submission_id(track: Uuid, assignment: u32, author: Uuid) -> Uuid {
 }
 
 /// When the 80 % reminder of an assignment open from `opened_at` until `deadline` is due.
-pub fn reminder_time(opened_at: i64, deadline: i64) -> i64 {
+pub fn reminder_time(opened_at: Timestamp, deadline: Timestamp) -> Timestamp {
     opened_at + (deadline - opened_at) * 4 / 5
 }
 
@@ -139,6 +140,13 @@ pub struct AssignmentSpec {
     pub description: String,
     /// Time to complete, from the moment the assignment opens.
     pub hours: u32,
+}
+
+impl AssignmentSpec {
+    /// [`Self::hours`] as a duration.
+    pub fn time_to_complete(&self) -> TimeDelta {
+        TimeDelta::hours(i64::from(self.hours))
+    }
 }
 
 /// A track's definition, validated.
@@ -257,50 +265,50 @@ pub struct Score {
 // ---------------------------------------------------------------------------------------------------------------
 // Commands and events
 
-/// Times are Unix seconds (UTC). Assignments are numbered from 0 in commands and events.
+/// Assignments are numbered from 0 in commands and events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackCommand {
     Create {
         spec: TrackSpec,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     ReviseCriteria {
         criteria: Vec<Criterion>,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Enroll {
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     Leave {
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     SubmitSolution {
         assignment: u32,
         participant: Uuid,
         repository: RepoUrl,
-        at: i64,
+        at: Timestamp,
     },
     /// From the deadline worker at 80 % of the assignment's time.
     RemindDeadline {
         assignment: u32,
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     ExtendDeadline {
         assignment: u32,
-        deadline: i64,
+        deadline: Timestamp,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// From the deadline worker at the deadline; `seed` is drawn by the caller and recorded.
     CloseAssignment {
         assignment: u32,
         seed: u64,
-        at: i64,
+        at: Timestamp,
     },
     SubmitReview {
         assignment: u32,
@@ -308,7 +316,7 @@ pub enum TrackCommand {
         author: Uuid,
         scores: Vec<Score>,
         comment: Option<String>,
-        at: i64,
+        at: Timestamp,
     },
 }
 
@@ -318,30 +326,30 @@ pub enum TrackEvent {
     TrackCreated {
         spec: TrackSpec,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     CriteriaRevised {
         criteria: Vec<Criterion>,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     LearnerEnrolled {
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     LearnerLeft {
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// The cohort at the start.
     TrackStarted {
         participants: Vec<Uuid>,
-        at: i64,
+        at: Timestamp,
     },
     AssignmentOpened {
         assignment: u32,
-        opened_at: i64,
-        deadline: i64,
+        opened_at: Timestamp,
+        deadline: Timestamp,
     },
     SolutionSubmitted {
         assignment: u32,
@@ -349,30 +357,30 @@ pub enum TrackEvent {
         repository: RepoUrl,
         /// Whether it replaces an earlier link.
         replaces: bool,
-        at: i64,
+        at: Timestamp,
     },
     DeadlineReminderSent {
         assignment: u32,
         participant: Uuid,
-        deadline: i64,
-        at: i64,
+        deadline: Timestamp,
+        at: Timestamp,
     },
     DeadlineExtended {
         assignment: u32,
-        previous: i64,
-        deadline: i64,
+        previous: Timestamp,
+        deadline: Timestamp,
         by: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     AssignmentClosed {
         assignment: u32,
-        at: i64,
+        at: Timestamp,
     },
     ReviewsAllocated {
         assignment: u32,
         seed: u64,
         allocation: Allocation,
-        at: i64,
+        at: Timestamp,
     },
     ReviewSubmitted {
         assignment: u32,
@@ -380,23 +388,23 @@ pub enum TrackEvent {
         author: Uuid,
         scores: Vec<Score>,
         comment: Option<String>,
-        at: i64,
+        at: Timestamp,
     },
     /// `participant` may now submit to `assignment` (from 1 on; the first is open to every participant).
     AssignmentUnlocked {
         assignment: u32,
         participant: Uuid,
-        at: i64,
+        at: Timestamp,
     },
     /// The last assignment closed.
     TrackCompleted {
-        at: i64,
+        at: Timestamp,
     },
 }
 
 impl TrackEvent {
     /// When it happened (for an opened assignment, when it opened).
-    pub fn at(&self) -> i64 {
+    pub fn at(&self) -> Timestamp {
         match self {
             TrackEvent::AssignmentOpened { opened_at, .. } => *opened_at,
             TrackEvent::TrackCreated { at, .. }
@@ -499,7 +507,7 @@ pub struct TrackState {
     pub spec: TrackSpec,
     /// In enrollment order.
     pub participants: Vec<Uuid>,
-    pub started_at: Option<i64>,
+    pub started_at: Option<Timestamp>,
     /// One per opened assignment, in order.
     pub stages: Vec<Stage>,
     pub completed: bool,
@@ -508,9 +516,9 @@ pub struct TrackState {
 /// An opened assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
-    pub opened_at: i64,
-    pub deadline: i64,
-    pub closed_at: Option<i64>,
+    pub opened_at: Timestamp,
+    pub deadline: Timestamp,
+    pub closed_at: Option<Timestamp>,
     pub submissions: BTreeMap<Uuid, RepoUrl>,
     pub reminded: BTreeSet<Uuid>,
     /// Who may submit (every participant for the first assignment).
@@ -521,7 +529,7 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn remind_at(&self) -> i64 {
+    pub fn remind_at(&self) -> Timestamp {
         reminder_time(self.opened_at, self.deadline)
     }
 
@@ -716,7 +724,7 @@ fn create(
     state: Option<&TrackState>,
     spec: &TrackSpec,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     match state {
         None => Ok(vec![TrackEvent::TrackCreated {
@@ -734,7 +742,7 @@ fn revise_criteria(
     track: &TrackState,
     criteria: &[Criterion],
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     let criteria = parse_criteria(criteria.to_vec())?;
     if track.started_at.is_some() {
@@ -747,7 +755,11 @@ fn revise_criteria(
 }
 
 /// A user enrolls until the first deadline, up to the maximum; the enrollment reaching the minimum starts the track.
-fn enroll(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEvent>, TrackError> {
+fn enroll(
+    track: &TrackState,
+    participant: Uuid,
+    at: Timestamp,
+) -> Result<Vec<TrackEvent>, TrackError> {
     if track.is_participant(participant) {
         return Ok(vec![]);
     }
@@ -772,14 +784,18 @@ fn enroll(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEve
         events.push(TrackEvent::AssignmentOpened {
             assignment: 0,
             opened_at: at,
-            deadline: at + hours(track.spec.assignments[0].hours),
+            deadline: at + track.spec.assignments[0].time_to_complete(),
         });
     }
     Ok(events)
 }
 
 /// A participant may leave only before the start.
-fn leave(track: &TrackState, participant: Uuid, at: i64) -> Result<Vec<TrackEvent>, TrackError> {
+fn leave(
+    track: &TrackState,
+    participant: Uuid,
+    at: Timestamp,
+) -> Result<Vec<TrackEvent>, TrackError> {
     if !track.is_participant(participant) {
         Err(TrackError::NotEnrolled)
     } else if track.started_at.is_some() {
@@ -795,7 +811,7 @@ fn submit_solution(
     assignment: u32,
     participant: Uuid,
     repository: &RepoUrl,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     if !track.is_participant(participant) {
         return Err(TrackError::NotEnrolled);
@@ -825,7 +841,7 @@ fn remind_deadline(
     track: &TrackState,
     assignment: u32,
     participant: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     let stage = track.stage(assignment)?;
     // nothing to remind of: closed or due, not theirs (yet), reminded, or submitted
@@ -852,9 +868,9 @@ fn remind_deadline(
 fn extend_deadline(
     track: &TrackState,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
     by: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     let stage = track.stage(assignment)?;
     if stage.closed_at.is_some() {
@@ -879,7 +895,7 @@ fn close_assignment(
     track: &TrackState,
     assignment: u32,
     seed: u64,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     let stage = track.stage(assignment)?;
     if stage.closed_at.is_some() {
@@ -905,7 +921,7 @@ fn close_assignment(
             events.push(TrackEvent::AssignmentOpened {
                 assignment: next,
                 opened_at: at,
-                deadline: at + hours(spec.hours),
+                deadline: at + spec.time_to_complete(),
             });
             // nothing to review, from this assignment or an earlier one: on to the next at once
             events.extend(
@@ -932,7 +948,7 @@ fn submit_review(
     pair: ReviewPair,
     scores: &[Score],
     comment: Option<&str>,
-    at: i64,
+    at: Timestamp,
 ) -> Result<Vec<TrackEvent>, TrackError> {
     let stage = track.stage(assignment)?;
     let allocated = stage.allocation.as_ref().is_some_and(|a| a.contains(pair));
@@ -1017,10 +1033,6 @@ fn check_scores(criteria: &[Criterion], scores: &[Score]) -> Result<Vec<Score>, 
         .collect()
 }
 
-fn hours(hours: u32) -> i64 {
-    i64::from(hours) * 3600
-}
-
 // Track events: the state they start and the assignment they change.
 
 /// A track as created: nobody enrolled, not started.
@@ -1035,7 +1047,12 @@ fn new_track(spec: &TrackSpec) -> TrackState {
 }
 
 /// An assignment as it opens: the first is open to every participant, a later one to nobody yet.
-fn new_stage(track: &TrackState, assignment: u32, opened_at: i64, deadline: i64) -> Stage {
+fn new_stage(
+    track: &TrackState,
+    assignment: u32,
+    opened_at: Timestamp,
+    deadline: Timestamp,
+) -> Stage {
     let unlocked = if assignment == 0 {
         track.participants.iter().copied().collect()
     } else {

@@ -1,10 +1,10 @@
 //! The track's rules as given/when/then specifications.
 
 use super::*;
-use crate::testing::given;
+use crate::testing::{at, given};
 
-const HOUR: i64 = 3600;
-const T0: i64 = 1_800_000_000;
+const HOUR: TimeDelta = TimeDelta::hours(1);
+const T0: Timestamp = at(1_800_000_000);
 
 fn user(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -65,7 +65,7 @@ fn created(min: u32, max: Option<u32>) -> TrackEvent {
 fn enrolled(n: u128) -> TrackEvent {
     TrackEvent::LearnerEnrolled {
         participant: user(n),
-        at: T0 - 10,
+        at: T0 - TimeDelta::seconds(10),
     }
 }
 
@@ -94,7 +94,7 @@ fn started(n: u128) -> Vec<TrackEvent> {
     events.push(TrackEvent::AssignmentOpened {
         assignment: 0,
         opened_at: T0,
-        deadline: T0 + 10 * HOUR,
+        deadline: T0 + HOUR * 10,
     });
     events
 }
@@ -107,7 +107,7 @@ fn closed(n: u128, submitters: u128) -> (Vec<TrackEvent>, Allocation) {
         &TrackCommand::CloseAssignment {
             assignment: 0,
             seed: 7,
-            at: T0 + 10 * HOUR,
+            at: T0 + HOUR * 10,
         },
         &Track::fold(&events),
     )
@@ -143,7 +143,7 @@ fn review_event(pair: ReviewPair) -> TrackEvent {
         author: pair.author,
         scores: scores(4, 2),
         comment: None,
-        at: T0 + 11 * HOUR,
+        at: T0 + HOUR * 11,
     }
 }
 
@@ -154,7 +154,7 @@ fn review_command(pair: ReviewPair) -> TrackCommand {
         author: pair.author,
         scores: scores(4, 2),
         comment: None,
-        at: T0 + 11 * HOUR,
+        at: T0 + HOUR * 11,
     }
 }
 
@@ -220,12 +220,12 @@ fn criteria_may_be_revised_before_the_start() {
         .when(TrackCommand::ReviseCriteria {
             criteria: revised.clone(),
             by: admin(),
-            at: T0 - 5,
+            at: T0 - TimeDelta::seconds(5),
         })
         .then([TrackEvent::CriteriaRevised {
             criteria: revised,
             by: admin(),
-            at: T0 - 5,
+            at: T0 - TimeDelta::seconds(5),
         }]);
 }
 
@@ -237,7 +237,7 @@ fn criteria_cannot_change_once_the_track_has_started() {
         .when(TrackCommand::ReviseCriteria {
             criteria: revised,
             by: admin(),
-            at: T0 + 5,
+            at: T0 + TimeDelta::seconds(5),
         })
         .then_err(TrackError::AlreadyStarted);
 }
@@ -249,7 +249,7 @@ fn a_user_enrolls_in_a_track_below_its_minimum() {
     given::<Track>([created(3, None), enrolled(1)])
         .when(TrackCommand::Enroll {
             participant: user(2),
-            at: T0 - 10,
+            at: T0 - TimeDelta::seconds(10),
         })
         .then([enrolled(2)]);
 }
@@ -273,7 +273,7 @@ fn the_enrollment_that_reaches_the_minimum_starts_the_track_and_opens_the_first_
             TrackEvent::AssignmentOpened {
                 assignment: 0,
                 opened_at: T0,
-                deadline: T0 + 10 * HOUR,
+                deadline: T0 + HOUR * 10,
             },
         ]);
 }
@@ -309,14 +309,14 @@ fn a_started_track_takes_late_joiners_until_the_first_deadline_without_starting_
             assignment: 0,
             participant: user(3),
             repository: repo("late/joiner"),
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         })
         .then([TrackEvent::SolutionSubmitted {
             assignment: 0,
             participant: user(3),
             repository: repo("late/joiner"),
             replaces: false,
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         }]);
 }
 
@@ -325,7 +325,7 @@ fn enrollment_closes_at_the_first_deadline() {
     given::<Track>(started(2))
         .when(TrackCommand::Enroll {
             participant: user(3),
-            at: T0 + 10 * HOUR,
+            at: T0 + HOUR * 10,
         })
         .then_err(TrackError::EnrollmentClosed);
 }
@@ -337,7 +337,7 @@ fn a_full_track_refuses_enrollment() {
     given::<Track>(events)
         .when(TrackCommand::Enroll {
             participant: user(3),
-            at: T0 + 1,
+            at: T0 + TimeDelta::seconds(1),
         })
         .then_err(TrackError::Full);
 }
@@ -347,11 +347,11 @@ fn a_participant_leaves_before_the_start() {
     given::<Track>([created(3, None), enrolled(1)])
         .when(TrackCommand::Leave {
             participant: user(1),
-            at: T0 - 5,
+            at: T0 - TimeDelta::seconds(5),
         })
         .then([TrackEvent::LearnerLeft {
             participant: user(1),
-            at: T0 - 5,
+            at: T0 - TimeDelta::seconds(5),
         }]);
 }
 
@@ -360,7 +360,7 @@ fn nobody_leaves_a_started_track() {
     given::<Track>(started(2))
         .when(TrackCommand::Leave {
             participant: user(1),
-            at: T0 + 5,
+            at: T0 + TimeDelta::seconds(5),
         })
         .then_err(TrackError::AlreadyStarted);
 }
@@ -408,14 +408,14 @@ fn resubmitting_before_the_deadline_replaces_the_link() {
             assignment: 0,
             participant: user(1),
             repository: repo("user1/better"),
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         })
         .then([TrackEvent::SolutionSubmitted {
             assignment: 0,
             participant: user(1),
             repository: repo("user1/better"),
             replaces: true,
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         }]);
 }
 
@@ -428,7 +428,7 @@ fn submitting_the_same_link_again_changes_nothing() {
             assignment: 0,
             participant: user(1),
             repository: repo("user1/a0"),
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         })
         .then([]);
 }
@@ -440,7 +440,7 @@ fn a_submission_at_or_after_the_deadline_is_refused() {
             assignment: 0,
             participant: user(1),
             repository: repo("user1/a0"),
-            at: T0 + 10 * HOUR,
+            at: T0 + HOUR * 10,
         })
         .then_err(TrackError::PastDeadline(0));
 }
@@ -452,7 +452,7 @@ fn only_participants_submit_and_only_to_open_assignments() {
             assignment: 0,
             participant: user(7),
             repository: repo("x/y"),
-            at: T0 + 1,
+            at: T0 + TimeDelta::seconds(1),
         })
         .then_err(TrackError::NotEnrolled);
     given::<Track>(started(2))
@@ -460,7 +460,7 @@ fn only_participants_submit_and_only_to_open_assignments() {
             assignment: 1,
             participant: user(1),
             repository: repo("x/y"),
-            at: T0 + 1,
+            at: T0 + TimeDelta::seconds(1),
         })
         .then_err(TrackError::AssignmentNotOpen(1));
 }
@@ -473,13 +473,13 @@ fn at_80_percent_of_the_time_a_participant_without_a_solution_is_reminded() {
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(2),
-            at: T0 + 8 * HOUR,
+            at: T0 + HOUR * 8,
         })
         .then([TrackEvent::DeadlineReminderSent {
             assignment: 0,
             participant: user(2),
-            deadline: T0 + 10 * HOUR,
-            at: T0 + 8 * HOUR,
+            deadline: T0 + HOUR * 10,
+            at: T0 + HOUR * 8,
         }]);
 }
 
@@ -489,7 +489,7 @@ fn a_reminder_before_80_percent_is_refused() {
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(2),
-            at: T0 + 8 * HOUR - 1,
+            at: T0 + HOUR * 8 - TimeDelta::seconds(1),
         })
         .then_err(TrackError::NotYetDue);
 }
@@ -500,14 +500,14 @@ fn a_participant_is_reminded_only_once() {
     events.push(TrackEvent::DeadlineReminderSent {
         assignment: 0,
         participant: user(2),
-        deadline: T0 + 10 * HOUR,
-        at: T0 + 8 * HOUR,
+        deadline: T0 + HOUR * 10,
+        at: T0 + HOUR * 8,
     });
     given::<Track>(events)
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(2),
-            at: T0 + 9 * HOUR,
+            at: T0 + HOUR * 9,
         })
         .then([]);
 }
@@ -520,7 +520,7 @@ fn a_participant_who_already_submitted_is_not_reminded() {
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(1),
-            at: T0 + 8 * HOUR,
+            at: T0 + HOUR * 8,
         })
         .then([]);
 }
@@ -530,25 +530,25 @@ fn an_admin_extends_the_open_assignments_deadline_and_the_reminder_follows() {
     let mut events = started(2);
     events.push(TrackEvent::DeadlineExtended {
         assignment: 0,
-        previous: T0 + 10 * HOUR,
-        deadline: T0 + 20 * HOUR,
+        previous: T0 + HOUR * 10,
+        deadline: T0 + HOUR * 20,
         by: admin(),
         at: T0 + HOUR,
     });
     let state = Track::fold(&events).unwrap();
-    assert_eq!(state.stages[0].remind_at(), T0 + 16 * HOUR);
+    assert_eq!(state.stages[0].remind_at(), T0 + HOUR * 16);
     given::<Track>(events.clone())
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(2),
-            at: T0 + 8 * HOUR,
+            at: T0 + HOUR * 8,
         })
         .then_err(TrackError::NotYetDue);
     given::<Track>(events)
         .when(TrackCommand::CloseAssignment {
             assignment: 0,
             seed: 1,
-            at: T0 + 10 * HOUR,
+            at: T0 + HOUR * 10,
         })
         .then_err(TrackError::NotYetDue);
 }
@@ -558,7 +558,7 @@ fn a_deadline_can_only_move_later() {
     given::<Track>(started(2))
         .when(TrackCommand::ExtendDeadline {
             assignment: 0,
-            deadline: T0 + 9 * HOUR,
+            deadline: T0 + HOUR * 9,
             by: admin(),
             at: T0 + HOUR,
         })
@@ -571,9 +571,9 @@ fn a_closed_assignments_deadline_cannot_be_extended() {
     given::<Track>(events)
         .when(TrackCommand::ExtendDeadline {
             assignment: 0,
-            deadline: T0 + 30 * HOUR,
+            deadline: T0 + HOUR * 30,
             by: admin(),
-            at: T0 + 11 * HOUR,
+            at: T0 + HOUR * 11,
         })
         .then_err(TrackError::AssignmentClosed(0));
 }
@@ -586,7 +586,7 @@ fn an_assignment_cannot_close_before_its_deadline() {
         .when(TrackCommand::CloseAssignment {
             assignment: 0,
             seed: 1,
-            at: T0 + 10 * HOUR - 1,
+            at: T0 + HOUR * 10 - TimeDelta::seconds(1),
         })
         .then_err(TrackError::NotYetDue);
 }
@@ -595,7 +595,7 @@ fn an_assignment_cannot_close_before_its_deadline() {
 fn at_the_deadline_reviews_are_allocated_with_the_recorded_seed_and_the_next_assignment_opens() {
     let mut events = started(5);
     events.extend((1..=4).map(|i| submitted(0, i)));
-    let at = T0 + 10 * HOUR + 30;
+    let at = T0 + HOUR * 10 + TimeDelta::seconds(30);
     let allocation = allocate(&[user(1), user(2), user(3), user(4)], 99);
     given::<Track>(events)
         .when(TrackCommand::CloseAssignment {
@@ -614,7 +614,7 @@ fn at_the_deadline_reviews_are_allocated_with_the_recorded_seed_and_the_next_ass
             TrackEvent::AssignmentOpened {
                 assignment: 1,
                 opened_at: at,
-                deadline: at + 20 * HOUR,
+                deadline: at + HOUR * 20,
             },
             // user 5 did not submit: nothing to review, so the next assignment is open to them at once
             TrackEvent::AssignmentUnlocked {
@@ -632,7 +632,7 @@ fn closing_twice_changes_nothing() {
         .when(TrackCommand::CloseAssignment {
             assignment: 0,
             seed: 5,
-            at: T0 + 12 * HOUR,
+            at: T0 + HOUR * 12,
         })
         .then([]);
 }
@@ -675,7 +675,7 @@ fn a_cohort_of_fewer_than_4_submitters_reviews_everyone_available() {
 #[test]
 fn closing_the_last_assignment_completes_the_track() {
     let (mut events, _) = closed(1, 1);
-    let at = T0 + 40 * HOUR;
+    let at = T0 + HOUR * 40;
     events.push(submitted(1, 1));
     given::<Track>(events)
         .when(TrackCommand::CloseAssignment {
@@ -717,7 +717,7 @@ fn a_reviewer_scores_an_allocated_solution() {
                 },
             ],
             comment: Some("  Nice tests.  ".into()),
-            at: T0 + 11 * HOUR,
+            at: T0 + HOUR * 11,
         })
         .then([TrackEvent::ReviewSubmitted {
             assignment: 0,
@@ -735,7 +735,7 @@ fn a_reviewer_scores_an_allocated_solution() {
                 },
             ],
             comment: Some("Nice tests.".into()),
-            at: T0 + 11 * HOUR,
+            at: T0 + HOUR * 11,
         }]);
 }
 
@@ -749,7 +749,7 @@ fn a_review_must_score_every_criterion_within_its_range() {
         author: pair.author,
         scores,
         comment: None,
-        at: T0 + 11 * HOUR,
+        at: T0 + HOUR * 11,
     };
     for bad in [
         scores(6, 2),
@@ -803,7 +803,7 @@ fn a_review_is_given_once() {
             author: pair.author,
             scores: scores(1, 1),
             comment: None,
-            at: T0 + 12 * HOUR,
+            at: T0 + HOUR * 12,
         })
         .then_err(TrackError::AlreadyReviewed);
 }
@@ -816,7 +816,7 @@ fn the_next_assignment_is_locked_until_the_three_reviews_are_done() {
             assignment: 1,
             participant: user(1),
             repository: repo("user1/a1"),
-            at: T0 + 12 * HOUR,
+            at: T0 + HOUR * 12,
         })
         .then_err(TrackError::AssignmentLocked(1));
 }
@@ -837,7 +837,7 @@ fn the_third_review_unlocks_the_next_assignment() {
         TrackEvent::AssignmentUnlocked {
             assignment: 1,
             participant: user(1),
-            at: T0 + 11 * HOUR,
+            at: T0 + HOUR * 11,
         },
     ]);
 }
@@ -858,7 +858,7 @@ fn the_state_tells_each_participant_their_current_assignment() {
     events.push(TrackEvent::AssignmentUnlocked {
         assignment: 1,
         participant: user(1),
-        at: T0 + 11 * HOUR,
+        at: T0 + HOUR * 11,
     });
     let state = Track::fold(&events).unwrap();
     assert_eq!(state.current_assignment(user(1)), Some(1));
@@ -923,7 +923,7 @@ fn two_closed() -> (Vec<TrackEvent>, Allocation) {
         &TrackCommand::CloseAssignment {
             assignment: 1,
             seed: 8,
-            at: T0 + 31 * HOUR,
+            at: T0 + HOUR * 31,
         },
         &Track::fold(&events),
     )
@@ -947,7 +947,7 @@ fn reviews_still_owed_keep_the_next_assignments_locked_whatever_came_since() {
             assignment: 2,
             participant: user(1),
             repository: repo("user1/a2"),
-            at: T0 + 32 * HOUR,
+            at: T0 + HOUR * 32,
         })
         .then_err(TrackError::AssignmentLocked(2));
 }
@@ -967,7 +967,7 @@ fn the_last_review_owed_opens_the_assignment_open_now_never_a_closed_one() {
         TrackEvent::AssignmentUnlocked {
             assignment: 2,
             participant: user(1),
-            at: T0 + 11 * HOUR,
+            at: T0 + HOUR * 11,
         },
     ]);
 }
@@ -980,14 +980,14 @@ fn nobody_is_reminded_of_an_assignment_that_is_not_open_to_them_or_past_its_dead
         .when(TrackCommand::RemindDeadline {
             assignment: 1,
             participant: user(1),
-            at: T0 + 29 * HOUR,
+            at: T0 + HOUR * 29,
         })
         .then([]);
     given::<Track>(started(2))
         .when(TrackCommand::RemindDeadline {
             assignment: 0,
             participant: user(1),
-            at: T0 + 10 * HOUR,
+            at: T0 + HOUR * 10,
         })
         .then([]);
 }
@@ -999,7 +999,7 @@ fn an_assignment_the_track_does_not_have_is_not_found() {
             assignment: 5,
             participant: user(1),
             repository: repo("x/y"),
-            at: T0 + 1,
+            at: T0 + TimeDelta::seconds(1),
         })
         .then_err(TrackError::NoSuchAssignment(5));
 }

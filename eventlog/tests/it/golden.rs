@@ -18,10 +18,12 @@ use domain::trainer::{QuestionEvent, TraineeEvent};
 use eventlog::{Metadata, NewEvent};
 use serde_json::Value;
 
-/// What a golden file decodes to: the event's `Debug` form, and the version today's code writes it at.
+/// What a golden file decodes to: the event's `Debug` form, and the version and data today's code writes it
+/// with.
 struct Decoded {
     event: String,
     current_version: i32,
+    written: Value,
 }
 
 /// One enum of domain events.
@@ -94,6 +96,7 @@ fn decode_and_round_trip<E: DomainEvent + PartialEq + Debug>(
     Ok(Decoded {
         event: format!("{event:?}"),
         current_version: stored.schema_version,
+        written: stored.data,
     })
 }
 
@@ -106,6 +109,8 @@ struct Golden {
     file: String,
     event_type: String,
     version: i32,
+    /// The stored data, as in the file.
+    data: Value,
     /// The decoded event, or why the file cannot be read.
     decoded: Result<Decoded, String>,
 }
@@ -122,16 +127,18 @@ fn decode_all() -> Vec<Golden> {
         .map(|path| {
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
             match read_golden(path, &file) {
-                Ok((event_type, version, decoded)) => Golden {
+                Ok((event_type, version, data, decoded)) => Golden {
                     file,
                     event_type,
                     version,
+                    data,
                     decoded,
                 },
                 Err(error) => Golden {
                     file,
                     event_type: String::new(),
                     version: 0,
+                    data: Value::Null,
                     decoded: Err(error),
                 },
             }
@@ -139,8 +146,11 @@ fn decode_all() -> Vec<Golden> {
         .collect()
 }
 
-/// Reads one file: its type, its version, and what its data decodes to.
-fn read_golden(path: &Path, name: &str) -> Result<(String, i32, Result<Decoded, String>), String> {
+/// Reads one file: its type, its version, its data, and what the data decodes to.
+fn read_golden(
+    path: &Path,
+    name: &str,
+) -> Result<(String, i32, Value, Result<Decoded, String>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let file: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
     let keys: BTreeSet<&str> = file
@@ -178,7 +188,12 @@ fn read_golden(path: &Path, name: &str) -> Result<(String, i32, Result<Decoded, 
         .ok_or_else(|| format!("no event enum has the type {event_type:?}"))?;
     let decoded = (family.decode)(event_type, version, file["data"].clone())
         .map_err(|e| format!("{} does not read it: {e}", family.name));
-    Ok((event_type.to_owned(), version, decoded))
+    Ok((
+        event_type.to_owned(),
+        version,
+        file["data"].clone(),
+        decoded,
+    ))
 }
 
 #[test]
@@ -217,6 +232,30 @@ fn every_golden_file_decodes_and_survives_a_round_trip() {
     assert!(
         failures.is_empty(),
         "golden files that today's code cannot read:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// A file at its type's current version holds the data today's code writes for the event it decodes to, so a
+/// change of how fields are written (a time's unit, a field's name) cannot slip through as long as decoding
+/// still accepts the old form.
+#[test]
+fn golden_files_at_the_current_version_are_written_the_same_today() {
+    let mut failures = Vec::new();
+    for golden in decode_all() {
+        if let Ok(decoded) = &golden.decoded
+            && decoded.current_version == golden.version
+            && decoded.written != golden.data
+        {
+            failures.push(format!(
+                "{}: today's code writes\n{:#}",
+                golden.file, decoded.written
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden files whose event today's code writes differently:\n\n{}",
         failures.join("\n\n")
     );
 }

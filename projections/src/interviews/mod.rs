@@ -6,6 +6,7 @@ mod timers;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::interviews::{LedgerEvent, PointsEntryKind, Role, SlotEvent, SlotSpec, SlotStatus};
 use domain::trainer::Level;
 use eventlog::RecordedEvent;
@@ -14,7 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, stream_uuid};
 
 pub const NAME: &str = "interviews";
 
@@ -173,7 +174,7 @@ async fn slot_published(
     slot: Uuid,
     owner: Uuid,
     spec: &SlotSpec,
-    at: i64,
+    at: Timestamp,
     position: i64,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
@@ -184,14 +185,14 @@ async fn slot_published(
     .bind(slot)
     .bind(owner)
     .bind(spec.role.as_str())
-    .bind(seconds(spec.start)?)
-    .bind(seconds(spec.end())?)
+    .bind(DateTime::<Utc>::from(spec.start))
+    .bind(DateTime::<Utc>::from(spec.end()))
     .bind(spec.minutes as i32)
     .bind(spec.link.as_str())
     .bind(&spec.topic)
     .bind(spec.level.as_str())
     .bind(SlotStatus::Open.as_str())
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(position)
     .execute(&mut *conn)
     .await?;
@@ -205,7 +206,7 @@ async fn slot_booked(
     booker: Uuid,
     interviewer: Uuid,
     interviewee: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update slots set status = $2, booker = $3, interviewer = $4, interviewee = $5, booked_at = $6
@@ -216,7 +217,7 @@ async fn slot_booked(
     .bind(booker)
     .bind(interviewer)
     .bind(interviewee)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -248,12 +249,12 @@ async fn booking_cancelled(
 async fn interview_ended(
     conn: &mut PgConnection,
     slot: Uuid,
-    feedback_due: i64,
+    feedback_due: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update slots set status = $2, feedback_due = $3 where id = $1")
         .bind(slot)
         .bind(SlotStatus::AwaitingFeedback.as_str())
-        .bind(seconds(feedback_due)?)
+        .bind(DateTime::<Utc>::from(feedback_due))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -265,7 +266,7 @@ async fn feedback_given(
     slot: Uuid,
     score: u8,
     text: String,
-    accept_by: i64,
+    accept_by: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update slots set status = $2, feedback_score = $3, feedback_text = $4, accept_by = $5
@@ -275,7 +276,7 @@ async fn feedback_given(
     .bind(SlotStatus::FeedbackGiven.as_str())
     .bind(i32::from(score))
     .bind(text)
-    .bind(seconds(accept_by)?)
+    .bind(DateTime::<Utc>::from(accept_by))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -301,7 +302,7 @@ async fn no_show_reported(
     conn: &mut PgConnection,
     slot: Uuid,
     absent: Uuid,
-    contest_by: i64,
+    contest_by: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update slots set status = $2, no_show_of = $3, no_show_contest_by = $4 where id = $1",
@@ -309,7 +310,7 @@ async fn no_show_reported(
     .bind(slot)
     .bind(SlotStatus::NoShowReported.as_str())
     .bind(absent)
-    .bind(seconds(contest_by)?)
+    .bind(DateTime::<Utc>::from(contest_by))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -385,7 +386,7 @@ async fn apply_points(
     .bind(balance)
     .bind(held)
     .bind(reason)
-    .bind(seconds(*at)?)
+    .bind(DateTime::<Utc>::from(*at))
     .execute(&mut *conn)
     .await?;
     let earned = if kind == PointsEntryKind::Earned {

@@ -3,6 +3,7 @@
 //! keeps each slot's topic, start and parties, to word and address them.
 
 use async_trait::async_trait;
+use domain::Timestamp;
 use domain::interviews::{INTERVIEWER_REWARD, SlotEvent, SlotSpec};
 use domain::notices::NotificationKind;
 use eventlog::RecordedEvent;
@@ -10,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::notifications::{Notice, Notices, when};
-use crate::{Contribution, ProjectionError, stream_uuid};
+use crate::{Contribution, ProjectionError, stream_uuid, timestamp};
 
 pub struct InterviewNotices;
 
@@ -121,7 +122,7 @@ async fn slot_published(
     sqlx::query("insert into slots (id, topic, starts_at, owner) values ($1, $2, $3, $4)")
         .bind(slot)
         .bind(&spec.topic)
-        .bind(spec.start)
+        .bind(spec.start.unix_seconds())
         .bind(owner)
         .execute(&mut *conn)
         .await?;
@@ -142,7 +143,7 @@ async fn slot_facts(conn: &mut PgConnection, slot: Uuid) -> Result<SlotFacts, Pr
     .bind(slot)
     .fetch_one(&mut *conn)
     .await?;
-    let what = format!("«{topic}» interview on {}", when(start));
+    let what = format!("«{topic}» interview on {}", when(timestamp(start)?));
     let parties: Vec<Uuid> = std::iter::once(owner).chain(booker).collect();
     let interviewee = parties.iter().copied().find(|p| Some(*p) != interviewer);
     Ok(SlotFacts {
@@ -266,7 +267,7 @@ fn feedback_disputed(facts: &SlotFacts) -> Vec<Told> {
 }
 
 /// Tells the side reported absent that they may contest it, and until when.
-fn no_show_reported(facts: &SlotFacts, absent: Uuid, contest_by: i64) -> Vec<Told> {
+fn no_show_reported(facts: &SlotFacts, absent: Uuid, contest_by: Timestamp) -> Vec<Told> {
     vec![(
         vec![absent],
         NotificationKind::NoShowReported,

@@ -3,13 +3,14 @@
 //! each published slot's times.
 
 use async_trait::async_trait;
-use domain::interviews::{InterviewTimer, SlotEvent};
+use domain::Timestamp;
+use domain::interviews::{self, InterviewTimer, SlotEvent};
 use eventlog::RecordedEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::deadlines::{self, Timers};
-use crate::{Contribution, ProjectionError, seconds, stream_uuid};
+use crate::{Contribution, ProjectionError, stream_uuid, timestamp};
 
 pub struct InterviewTimers;
 
@@ -52,8 +53,8 @@ impl Timers for InterviewTimers {
                     "insert into slot_times (slot_id, starts_at, ends_at) values ($1, $2, $3)",
                 )
                 .bind(slot)
-                .bind(spec.start)
-                .bind(spec.end())
+                .bind(spec.start.unix_seconds())
+                .bind(spec.end().unix_seconds())
                 .execute(&mut *conn)
                 .await?;
                 return Ok(());
@@ -93,7 +94,7 @@ impl Timers for InterviewTimers {
             deadlines::clear(conn, stream, &timer).await?;
         }
         for (timer, due) in set {
-            deadlines::set(conn, stream, &timer, seconds(due)?, None).await?;
+            deadlines::set(conn, stream, &timer, due, None).await?;
         }
         Ok(())
     }
@@ -104,16 +105,17 @@ impl Timers for InterviewTimers {
 async fn booked(
     conn: &mut PgConnection,
     slot: Uuid,
-    at: i64,
-) -> Result<Vec<(InterviewTimer, i64)>, ProjectionError> {
+    at: Timestamp,
+) -> Result<Vec<(InterviewTimer, Timestamp)>, ProjectionError> {
     let (start, end): (i64, i64) =
         sqlx::query_as("select starts_at, ends_at from slot_times where slot_id = $1")
             .bind(slot)
             .fetch_one(&mut *conn)
             .await?;
-    let mut set: Vec<(InterviewTimer, i64)> = InterviewTimer::REMINDERS
+    let (start, end) = (timestamp(start)?, timestamp(end)?);
+    let mut set: Vec<(InterviewTimer, Timestamp)> = InterviewTimer::REMINDERS
         .iter()
-        .map(|(timer, hours)| (*timer, start - i64::from(*hours) * 3600))
+        .map(|(timer, hours)| (*timer, interviews::reminder_time(start, *hours)))
         .filter(|(_, due)| *due >= at)
         .collect();
     set.push((InterviewTimer::End, end));

@@ -6,6 +6,7 @@ mod timers;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::tracks::{
     Allocation, Criterion, DiaryEvent, RepoUrl, ReviewMode, Score, TrackEvent, TrackSpec,
     TrackStatus, submission_id,
@@ -17,7 +18,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, ProjectionError, named, seconds, stream_uuid};
+use crate::{Projection, ProjectionError, named, stream_uuid};
 
 pub const NAME: &str = "tracks";
 
@@ -225,7 +226,7 @@ async fn track_created(
     conn: &mut PgConnection,
     track: Uuid,
     spec: &TrackSpec,
-    at: i64,
+    at: Timestamp,
     position: i64,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
@@ -241,7 +242,7 @@ async fn track_created(
     .bind(Json(&spec.criteria))
     .bind(spec.assignments.len() as i32)
     .bind(TrackStatus::Enrolling.as_str())
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(position)
     .execute(&mut *conn)
     .await?;
@@ -280,7 +281,7 @@ async fn participant_enrolled(
     conn: &mut PgConnection,
     track: Uuid,
     participant: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     // joining a running track: the first assignment is theirs at once
     sqlx::query(
@@ -290,7 +291,7 @@ async fn participant_enrolled(
     )
     .bind(track)
     .bind(participant)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(TrackStatus::Enrolling.as_str())
     .execute(&mut *conn)
     .await?;
@@ -317,11 +318,11 @@ async fn participant_left(
 async fn track_started(
     conn: &mut PgConnection,
     track: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update tracks set status = $3, started_at = $2 where id = $1")
         .bind(track)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .bind(TrackStatus::Running.as_str())
         .execute(&mut *conn)
         .await?;
@@ -337,16 +338,16 @@ async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    opened_at: i64,
-    deadline: i64,
+    opened_at: Timestamp,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "update assignments set opened_at = $3, deadline = $4 where track_id = $1 and index = $2",
     )
     .bind(track)
     .bind(assignment as i32)
-    .bind(seconds(opened_at)?)
-    .bind(seconds(deadline)?)
+    .bind(DateTime::<Utc>::from(opened_at))
+    .bind(DateTime::<Utc>::from(deadline))
     .execute(&mut *conn)
     .await?;
     sqlx::query("update tracks set open_assignment = $2 where id = $1")
@@ -364,7 +365,7 @@ async fn solution_submitted(
     assignment: u32,
     participant: Uuid,
     repository: &RepoUrl,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
         "insert into submissions as s (track_id, assignment, user_id, submission_id, repository, submitted_at)
@@ -378,7 +379,7 @@ async fn solution_submitted(
     .bind(participant)
     .bind(submission_id(track, assignment, participant))
     .bind(repository.as_str())
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -389,12 +390,12 @@ async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update assignments set deadline = $3 where track_id = $1 and index = $2")
         .bind(track)
         .bind(assignment as i32)
-        .bind(seconds(deadline)?)
+        .bind(DateTime::<Utc>::from(deadline))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -405,12 +406,12 @@ async fn assignment_closed(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update assignments set closed_at = $3 where track_id = $1 and index = $2")
         .bind(track)
         .bind(assignment as i32)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -459,7 +460,7 @@ struct Review {
     author: Uuid,
     scores: Vec<Score>,
     comment: Option<String>,
-    at: i64,
+    at: Timestamp,
 }
 
 /// Inserts the `reviews` row and marks its allocation reviewed.
@@ -469,7 +470,7 @@ async fn review_submitted(
     review: Review,
     position: i64,
 ) -> Result<(), ProjectionError> {
-    let at = seconds(review.at)?;
+    let at = DateTime::<Utc>::from(review.at);
     sqlx::query(
         "insert into reviews (track_id, assignment, reviewer, author, scores, comment, submitted_at, position)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -521,11 +522,11 @@ async fn assignment_unlocked(
 async fn track_completed(
     conn: &mut PgConnection,
     track: Uuid,
-    at: i64,
+    at: Timestamp,
 ) -> Result<(), ProjectionError> {
     sqlx::query("update tracks set status = $3, completed_at = $2 where id = $1")
         .bind(track)
-        .bind(seconds(at)?)
+        .bind(DateTime::<Utc>::from(at))
         .bind(TrackStatus::Completed.as_str())
         .execute(&mut *conn)
         .await?;
@@ -563,7 +564,7 @@ async fn apply_diary(
     .bind(assignment as i32)
     .bind(participant)
     .bind(text)
-    .bind(seconds(at)?)
+    .bind(DateTime::<Utc>::from(at))
     .bind(recorded.position)
     .execute(&mut *conn)
     .await?;

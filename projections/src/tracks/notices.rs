@@ -3,6 +3,7 @@
 //! host's rows it keeps each track's title, assignment titles, start and members, to word and address them.
 
 use async_trait::async_trait;
+use domain::Timestamp;
 use domain::notices::NotificationKind;
 use domain::tracks::{Allocation, TrackEvent, TrackSpec};
 use eventlog::RecordedEvent;
@@ -128,7 +129,7 @@ struct Told {
 }
 
 impl Told {
-    fn at(self, at: i64) -> Notice {
+    fn at(self, at: Timestamp) -> Notice {
         Notice {
             users: self.users,
             kind: self.kind,
@@ -255,7 +256,7 @@ async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Told>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     // a later assignment's opening notifies nobody (the unlock does)
@@ -281,7 +282,7 @@ async fn deadline_reminder_sent(
     track: Uuid,
     assignment: u32,
     participant: Uuid,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Told>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     Ok(vec![Told {
@@ -303,7 +304,7 @@ async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
     assignment: u32,
-    deadline: i64,
+    deadline: Timestamp,
 ) -> Result<Vec<Told>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     Ok(vec![Told {

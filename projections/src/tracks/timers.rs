@@ -3,13 +3,15 @@
 //! deadline). Beside the host's `timers` it keeps who is in each track and each open assignment's window.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::Timestamp;
 use domain::tracks::{TrackEvent, TrackTimer, reminder_time};
 use eventlog::RecordedEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::deadlines::{self, Timers};
-use crate::{Contribution, ProjectionError, seconds, stream_uuid};
+use crate::{Contribution, ProjectionError, stream_uuid};
 
 pub struct TrackTimers;
 
@@ -46,8 +48,8 @@ impl Contribution for TrackTimers {
              create table track_open (
                  track_id   uuid not null,
                  assignment integer not null,
-                 opened_at  bigint not null,
-                 deadline   bigint not null,
+                 opened_at  timestamptz not null,
+                 deadline   timestamptz not null,
                  primary key (track_id, assignment)
              );",
         )
@@ -156,20 +158,20 @@ impl Track<'_> {
         &self,
         conn: &mut PgConnection,
         assignment: u32,
-        opened_at: i64,
-        deadline: i64,
+        opened_at: Timestamp,
+        deadline: Timestamp,
     ) -> Result<(), ProjectionError> {
         sqlx::query(
             "insert into track_open (track_id, assignment, opened_at, deadline) values ($1, $2, $3, $4)",
         )
         .bind(self.id)
         .bind(assignment as i32)
-        .bind(opened_at)
-        .bind(deadline)
+        .bind(DateTime::<Utc>::from(opened_at))
+        .bind(DateTime::<Utc>::from(deadline))
         .execute(&mut *conn)
         .await?;
         let close = TrackTimer::Close { assignment };
-        deadlines::set(conn, self.stream, &close, seconds(deadline)?, None).await?;
+        deadlines::set(conn, self.stream, &close, deadline, None).await?;
         if assignment == 0 {
             let members: Vec<Uuid> =
                 sqlx::query_scalar("select user_id from track_participants where track_id = $1")
@@ -202,17 +204,18 @@ impl Track<'_> {
         &self,
         conn: &mut PgConnection,
         assignment: u32,
-        deadline: i64,
+        deadline: Timestamp,
     ) -> Result<(), ProjectionError> {
-        let opened_at: i64 = sqlx::query_scalar(
+        let opened_at: DateTime<Utc> = sqlx::query_scalar(
             "update track_open set deadline = $3 where track_id = $1 and assignment = $2
              returning opened_at",
         )
         .bind(self.id)
         .bind(assignment as i32)
-        .bind(deadline)
+        .bind(DateTime::<Utc>::from(deadline))
         .fetch_one(&mut *conn)
         .await?;
+        let opened_at = Timestamp::from(opened_at);
         for timer in deadlines::on_stream::<TrackTimer>(conn, self.stream).await? {
             match timer {
                 TrackTimer::Remind {
@@ -223,7 +226,7 @@ impl Track<'_> {
                         .await?;
                 }
                 TrackTimer::Close { assignment: a } if a == assignment => {
-                    deadlines::set(conn, self.stream, &timer, seconds(deadline)?, None).await?;
+                    deadlines::set(conn, self.stream, &timer, deadline, None).await?;
                 }
                 TrackTimer::Remind { .. } | TrackTimer::Close { .. } => {}
             }
@@ -260,8 +263,8 @@ impl Track<'_> {
         &self,
         conn: &mut PgConnection,
         assignment: Option<u32>,
-    ) -> Result<Vec<(u32, i64, i64)>, ProjectionError> {
-        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
+    ) -> Result<Vec<(u32, Timestamp, Timestamp)>, ProjectionError> {
+        let rows: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
             "select assignment, opened_at, deadline from track_open
               where track_id = $1 and ($2::int is null or assignment = $2) order by assignment",
         )
@@ -269,7 +272,10 @@ impl Track<'_> {
         .bind(assignment.map(|a| a as i32))
         .fetch_all(&mut *conn)
         .await?;
-        Ok(rows.into_iter().map(|(a, o, d)| (a as u32, o, d)).collect())
+        let open = rows
+            .into_iter()
+            .map(|(a, o, d)| (a as u32, o.into(), d.into()));
+        Ok(open.collect())
     }
 
     /// Sets the participant's 80 % reminder of an assignment open from `opened_at` until `deadline`.
@@ -278,15 +284,15 @@ impl Track<'_> {
         conn: &mut PgConnection,
         assignment: u32,
         participant: Uuid,
-        opened_at: i64,
-        deadline: i64,
+        opened_at: Timestamp,
+        deadline: Timestamp,
     ) -> Result<(), ProjectionError> {
         let timer = TrackTimer::Remind {
             assignment,
             participant,
         };
-        let due = seconds(reminder_time(opened_at, deadline))?;
-        deadlines::set(conn, self.stream, &timer, due, Some(seconds(deadline)?)).await
+        let due = reminder_time(opened_at, deadline);
+        deadlines::set(conn, self.stream, &timer, due, Some(deadline)).await
     }
 }
 

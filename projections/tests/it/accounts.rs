@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use domain::DomainEvent;
 use domain::identity::{AccountEvent, Email, Role, Username, account_stream};
+use domain::testing::at;
 use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
 use projections::RunnerConfig;
 use projections::accounts::{self, Accounts, UserFilter};
@@ -28,7 +29,7 @@ fn registered(n: u32) -> AccountEvent {
         username: Username::parse(&format!("user{n}")).unwrap(),
         password_hash: "$argon2id$not-a-real-hash".into(),
         role: Role::User,
-        at: 1_700_000_000 + i64::from(n),
+        at: at(1_700_000_000 + i64::from(n)),
     }
 }
 
@@ -45,7 +46,7 @@ async fn accounts_follow_registrations_roles_and_password_changes_and_rebuild_to
         ids[1],
         &[AccountEvent::AdminGranted {
             by,
-            at: 1_800_000_000,
+            at: at(1_800_000_000),
         }],
     )
     .await;
@@ -55,11 +56,11 @@ async fn accounts_follow_registrations_roles_and_password_changes_and_rebuild_to
         &[
             AccountEvent::AdminGranted {
                 by,
-                at: 1_800_000_001,
+                at: at(1_800_000_001),
             },
             AccountEvent::AdminRevoked {
                 by,
-                at: 1_800_000_002,
+                at: at(1_800_000_002),
             },
         ],
     )
@@ -69,7 +70,7 @@ async fn accounts_follow_registrations_roles_and_password_changes_and_rebuild_to
         ids[3],
         &[AccountEvent::PasswordChanged {
             password_hash: "$argon2id$other".into(),
-            at: 1_900_000_000,
+            at: at(1_900_000_000),
         }],
     )
     .await;

@@ -1,9 +1,11 @@
 use std::sync::Arc;
 
+use domain::Timestamp;
 use domain::cars::{
     CarDetails, CarEvent, DetailsPatch, ListingId, Prices, RunTally, ScrapeRunEvent, car_id,
     car_stream, scrape_run_stream,
 };
+use domain::testing::at;
 use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
 use projections::RunnerConfig;
 use projections::cars::{self, CarFilter, CarOrder, Cars, PriceKind};
@@ -42,7 +44,7 @@ fn details(make: &str, model: &str, year: i32, mileage: i64, city: &str) -> CarD
     }
 }
 
-fn listed(id: &ListingId, total: i64, details: CarDetails, run: Uuid, at: i64) -> CarEvent {
+fn listed(id: &ListingId, total: i64, details: CarDetails, run: Uuid, at: Timestamp) -> CarEvent {
     CarEvent::CarListed {
         listing_id: id.clone(),
         prices: Prices {
@@ -65,7 +67,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
         scrape_run_stream(run),
         &[ScrapeRunEvent::ScrapeRunStarted {
             start_urls: vec!["https://www.carsensor.net/usedcar/index.html".into()],
-            at: 1_700_000_000,
+            at: at(1_700_000_000),
         }],
     )
     .await;
@@ -80,7 +82,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
             3_239_000,
             details("トヨタ", "プリウス", 2023, 20_000, "神戸市長田区"),
             run,
-            1_700_000_010,
+            at(1_700_000_010),
         )],
     )
     .await;
@@ -92,7 +94,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
             1_500_000,
             details("トヨタ", "アクア", 2018, 54_000, "前橋市"),
             run,
-            1_700_000_020,
+            at(1_700_000_020),
         )],
     )
     .await;
@@ -104,7 +106,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
             900_000,
             details("ホンダ", "フィット", 2015, 81_000, "神戸市中央区"),
             run,
-            1_700_000_030,
+            at(1_700_000_030),
         )],
     )
     .await;
@@ -116,12 +118,12 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
                 url: "https://www.carsensor.net/usedcar/index.html".into(),
                 page: 1,
                 listings: vec![prius.clone(), aqua.clone(), fit.clone()],
-                at: 1_700_000_040,
+                at: at(1_700_000_040),
             },
             ScrapeRunEvent::ScrapeLayoutChanged {
                 url: "https://www.carsensor.net/usedcar/index2.html".into(),
                 reason: "most listings on the page lack make".into(),
-                at: 1_700_000_041,
+                at: at(1_700_000_041),
             },
             ScrapeRunEvent::ScrapeRunCompleted {
                 tally: RunTally {
@@ -132,7 +134,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
                     ..RunTally::default()
                 },
                 complete: false,
-                at: 1_700_000_050,
+                at: at(1_700_000_050),
             },
         ],
     )
@@ -152,7 +154,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
                     total_yen: Some(3_100_000),
                 },
                 run_id: second,
-                at: 1_700_100_000,
+                at: at(1_700_100_000),
             },
             CarEvent::CarDetailsChanged {
                 changes: DetailsPatch {
@@ -161,7 +163,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
                     ..DetailsPatch::default()
                 },
                 run_id: second,
-                at: 1_700_100_000,
+                at: at(1_700_100_000),
             },
         ],
     )
@@ -172,7 +174,7 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
         &[CarEvent::CarDelisted {
             missed_runs: 3,
             run_id: second,
-            at: 1_700_200_000,
+            at: at(1_700_200_000),
         }],
     )
     .await;
@@ -183,11 +185,11 @@ async fn the_cars_read_model_follows_listings_and_runs_and_rebuilds_to_the_same_
             CarEvent::CarDelisted {
                 missed_runs: 3,
                 run_id: second,
-                at: 1_700_200_000,
+                at: at(1_700_200_000),
             },
             CarEvent::CarRelisted {
                 run_id: second,
-                at: 1_700_300_000,
+                at: at(1_700_300_000),
             },
         ],
     )

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use domain::Decider;
+use chrono::{DateTime, TimeDelta, Utc};
 use domain::inbox::{InboxEvent, inbox_stream};
+use domain::testing::at;
 use domain::tracks::{
     AssignmentSpec, Criterion, Diary, DiaryCommand, RepoUrl, Score, Track, TrackCommand, TrackSpec,
     TrackTimer, diary_stream, track_stream,
 };
+use domain::{Decider, Timestamp};
 use eventlog::EventLog;
 use projections::deadlines::{self, Deadlines};
 use projections::notifications::{self, Notifications};
@@ -19,8 +21,8 @@ use uuid::Uuid;
 
 use crate::{WAIT, log, start, write};
 
-const HOUR: i64 = 3600;
-const T0: i64 = 1_800_000_000;
+const HOUR: TimeDelta = TimeDelta::hours(1);
+const T0: Timestamp = at(1_800_000_000);
 
 /// Decides `command` on the track's current stream and appends what it produces.
 async fn track(log: &EventLog, id: Uuid, command: TrackCommand) -> i64 {
@@ -129,7 +131,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
             id,
             TrackCommand::Enroll {
                 participant: *person,
-                at: T0 + n as i64 - 3,
+                at: T0 + TimeDelta::seconds(n as i64 - 3),
             },
         )
         .await;
@@ -153,15 +155,15 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         id,
         TrackCommand::ExtendDeadline {
             assignment: 0,
-            deadline: T0 + 20 * HOUR,
+            deadline: T0 + HOUR * 20,
             by: admin,
-            at: T0 + 2 * HOUR,
+            at: T0 + HOUR * 2,
         },
     )
     .await;
     projections.wait_for(head, WAIT).await.unwrap();
     // after the extension the 80 % mark is at 16 h; the one who did not submit is waiting for a reminder
-    let now = chrono::DateTime::from_timestamp(T0 + 16 * HOUR, 0).unwrap();
+    let now = DateTime::<Utc>::from(T0 + HOUR * 16);
     let due = due_timers(&log, now).await;
     let reminder = TrackTimer::Remind {
         assignment: 0,
@@ -180,7 +182,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         TrackCommand::RemindDeadline {
             assignment: 0,
             participant: people[4],
-            at: T0 + 16 * HOUR,
+            at: T0 + HOUR * 16,
         },
     )
     .await;
@@ -190,7 +192,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         TrackCommand::CloseAssignment {
             assignment: 0,
             seed: 11,
-            at: T0 + 20 * HOUR,
+            at: T0 + HOUR * 20,
         },
     )
     .await;
@@ -219,7 +221,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
                 author: pair.author,
                 scores,
                 comment: Some("Clear.".into()),
-                at: T0 + 21 * HOUR,
+                at: T0 + HOUR * 21,
             },
         )
         .await;
@@ -233,7 +235,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
             text: "Borrowing finally makes sense.".into(),
             enrolled: true,
             assignment_opened: true,
-            at: T0 + 3 * HOUR,
+            at: T0 + HOUR * 3,
         },
         &Default::default(),
     )
@@ -260,7 +262,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
     );
     let read = InboxEvent::NotificationsRead {
         ids: vec![mine[1].id],
-        at: T0 + 22 * HOUR,
+        at: T0 + HOUR * 22,
     };
     let head = write(&log, inbox_stream(people[4]), &[read]).await;
     projections.wait_for(head, WAIT).await.unwrap();
@@ -310,7 +312,7 @@ async fn the_track_read_models_follow_a_cohort_and_rebuild_to_the_same_rows() {
         1
     );
     // the next assignment is what the worker waits on now
-    let later = chrono::DateTime::from_timestamp(T0 + 30 * HOUR, 0).unwrap();
+    let later = DateTime::<Utc>::from(T0 + HOUR * 30);
     assert_eq!(
         due_timers(&log, later).await,
         vec![(

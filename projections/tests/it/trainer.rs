@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use domain::testing::at;
 use domain::trainer::{
     Grade, KeyPoint, Level, QuestionContent, QuestionEvent, TraineeEvent, Verdict, question_stream,
     trainee_stream,
@@ -24,7 +25,7 @@ fn content(level: Level, text: &str) -> QuestionContent {
     .unwrap()
 }
 
-fn answered(question: Uuid, level: Level, verdict: Verdict, at: i64) -> TraineeEvent {
+fn answered(question: Uuid, level: Level, verdict: Verdict, seconds: i64) -> TraineeEvent {
     TraineeEvent::QuestionAnswered {
         answer_id: Uuid::now_v7(),
         question_id: question,
@@ -38,7 +39,7 @@ fn answered(question: Uuid, level: Level, verdict: Verdict, at: i64) -> TraineeE
             missing: vec![],
             negated: vec![],
         },
-        at,
+        at: at(seconds),
     }
 }
 
@@ -56,7 +57,7 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
                 external_id: Some(format!("q{n}")),
                 content: content(level, &format!("Question {n}?")),
                 by,
-                at: 1_700_000_000,
+                at: at(1_700_000_000),
             }],
         )
         .await;
@@ -68,11 +69,11 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
             QuestionEvent::QuestionEdited {
                 content: content(Level::Middle, "Question 1, edited?"),
                 by,
-                at: 1_700_000_100,
+                at: at(1_700_000_100),
             },
             QuestionEvent::QuestionRetired {
                 by,
-                at: 1_700_000_200,
+                at: at(1_700_000_200),
             },
         ],
     )
@@ -91,7 +92,7 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     let contested = TraineeEvent::VerdictContested {
         answer_id: *answer_id,
         reason: "I was right".into(),
-        at: 1_700_001_500,
+        at: at(1_700_001_500),
     };
     let last = write(
         &log,

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use commands::CommandError;
 use commands::cars::{Cars, Recorded};
+use domain::Timestamp;
 use domain::cars::{Listing, ListingId, RunTally, ScrapeRunCommand, ScrapeRunError};
 use projections::Projections;
 use reqwest::Url;
@@ -268,8 +269,8 @@ impl Scraper {
         })
     }
 
-    fn now(&self) -> i64 {
-        self.clock.now().timestamp()
+    fn now(&self) -> Timestamp {
+        self.clock.now().into()
     }
 }
 

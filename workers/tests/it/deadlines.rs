@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use commands::{CommandExecutor, ManualClock, Metadata, Source};
+use domain::Timestamp;
 use domain::tracks::{
     AssignmentSpec, Criterion, RepoUrl, Track, TrackCommand, TrackSpec, track_stream,
 };
@@ -16,11 +17,13 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use workers::deadlines::{DeadlineWorker, Pass};
 
-const HOUR: i64 = 3600;
-const T0: i64 = 1_800_000_000;
+const HOUR: TimeDelta = TimeDelta::hours(1);
+const SECOND: TimeDelta = TimeDelta::seconds(1);
+const T0: Timestamp = domain::testing::at(1_800_000_000);
 
-fn at(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(seconds, 0).unwrap()
+/// The clock's reading at `time`.
+fn at(time: Timestamp) -> DateTime<Utc> {
+    time.into()
 }
 
 struct World {
@@ -167,10 +170,10 @@ async fn reminders_go_out_once_at_80_percent_and_skip_who_submitted() {
         })
         .await;
     let worker = world.worker();
-    world.clock.set(at(T0 + 8 * HOUR - 1));
+    world.clock.set(at(T0 + HOUR * 8 - SECOND));
     assert_eq!(world.pass(&worker).await, Pass::default(), "not yet 80 %");
 
-    world.clock.set(at(T0 + 8 * HOUR));
+    world.clock.set(at(T0 + HOUR * 8));
     let pass = world.pass(&worker).await;
     assert_eq!((pass.done_of(&["remind_deadline"]), pass.failed), (2, 0));
     let reminded: Vec<Uuid> = sqlx::query_scalar(
@@ -182,7 +185,7 @@ async fn reminders_go_out_once_at_80_percent_and_skip_who_submitted() {
     assert!(!reminded.contains(&world.people[0]));
 
     // again, a restarted worker, and a worker acting on a read model that has not seen the reminders yet
-    world.clock.set(at(T0 + 9 * HOUR));
+    world.clock.set(at(T0 + HOUR * 9));
     assert_eq!(world.pass(&worker).await, Pass::default());
     assert_eq!(world.pass(&world.worker()).await, Pass::default());
     let rebuilt = projections::rebuild(
@@ -218,9 +221,9 @@ async fn at_the_deadline_the_assignment_closes_once_even_after_a_replay() {
             .await;
     }
     let worker = world.worker();
-    world.clock.set(at(T0 + 10 * HOUR - 1));
+    world.clock.set(at(T0 + HOUR * 10 - SECOND));
     assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 0);
-    world.clock.set(at(T0 + 10 * HOUR));
+    world.clock.set(at(T0 + HOUR * 10));
     let pass = world.pass(&worker).await;
     assert_eq!((pass.done_of(&["close_assignment"]), pass.failed), (1, 0));
     assert_eq!(world.count("ReviewsAllocated").await, 1);
@@ -238,7 +241,7 @@ async fn at_the_deadline_the_assignment_closes_once_even_after_a_replay() {
         .fetch_one(world.log.pool())
         .await
         .unwrap();
-    world.clock.set(at(T0 + 15 * HOUR));
+    world.clock.set(at(T0 + HOUR * 15));
     let pass = world.worker().pass().await.unwrap();
     assert_eq!(
         (
@@ -260,28 +263,28 @@ async fn an_extended_deadline_moves_the_reminder_and_the_close() {
     world
         .command(TrackCommand::ExtendDeadline {
             assignment: 0,
-            deadline: T0 + 20 * HOUR,
+            deadline: T0 + HOUR * 20,
             by: Uuid::now_v7(),
             at: T0 + HOUR,
         })
         .await;
     let worker = world.worker();
-    world.clock.set(at(T0 + 10 * HOUR));
+    world.clock.set(at(T0 + HOUR * 10));
     assert_eq!(
         world.pass(&worker).await,
         Pass::default(),
         "the old 80 % and deadline are gone"
     );
-    world.clock.set(at(T0 + 16 * HOUR));
+    world.clock.set(at(T0 + HOUR * 16));
     assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 3);
-    world.clock.set(at(T0 + 20 * HOUR));
+    world.clock.set(at(T0 + HOUR * 20));
     assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 1);
 }
 
 #[tokio::test]
 async fn the_scheduled_worker_acts_on_its_own() {
     let world = World::start().await;
-    world.clock.set(at(T0 + 10 * HOUR));
+    world.clock.set(at(T0 + HOUR * 10));
     let head = world.projections.head().await.unwrap();
     world
         .projections
@@ -320,10 +323,10 @@ async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
             .await;
     }
     let worker = world.worker();
-    world.clock.set(at(T0 + 10 * HOUR));
+    world.clock.set(at(T0 + HOUR * 10));
     assert_eq!(world.pass(&worker).await.done_of(&["close_assignment"]), 1);
     // 3 submitters review each other (2 each); nobody has assignment 1 yet. Its 80 % mark is at 18 h.
-    world.clock.set(at(T0 + 18 * HOUR));
+    world.clock.set(at(T0 + HOUR * 18));
     assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 0);
     let (state, _) = world
         .executor
@@ -349,12 +352,12 @@ async fn the_next_assignment_is_reminded_only_to_those_it_is_open_to() {
                     score: 3,
                 }],
                 comment: None,
-                at: T0 + 19 * HOUR,
+                at: T0 + HOUR * 19,
             })
             .await;
     }
     // past the 80 % mark when it opens to them: reminded at the next pass, and only them
-    world.clock.set(at(T0 + 19 * HOUR));
+    world.clock.set(at(T0 + HOUR * 19));
     assert_eq!(world.pass(&worker).await.done_of(&["remind_deadline"]), 1);
     let reminded: Vec<Uuid> = sqlx::query_scalar(
         "select (data->>'participant')::uuid from events

@@ -722,6 +722,7 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
         Car, CarCommand, Listing, ScrapeRun, ScrapeRunCommand, car_stream, scrape_run_stream,
     };
     use domain::refusal::Refusal;
+    use domain::testing::at;
     use eventlog::EventLog;
 
     fn reason<E: Refusal>(result: Result<impl Sized, CommandError<E>>) -> &'static str {
@@ -744,7 +745,7 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
     let delist = CarCommand::Delist {
         run_id: run,
         missed_runs: 3,
-        at: 1,
+        at: at(1),
     };
     let never_listed = executor
         .execute::<Car>(&car_stream(&first), &delist, &metadata())
@@ -757,7 +758,7 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
             details: Default::default(),
         },
         run_id: run,
-        at: 1,
+        at: at(1),
     };
     executor
         .execute::<Car>(&car_stream(&first), &observe(&first), &metadata())
@@ -773,7 +774,7 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
         url: "https://www.carsensor.net/usedcar/index.html".to_owned(),
         page: 1,
         listings: vec![first.clone()],
-        at: 2,
+        at: at(2),
     };
     let unstarted = executor
         .execute::<ScrapeRun>(&stream, &page, &metadata())
@@ -782,12 +783,12 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
     for command in [
         ScrapeRunCommand::Start {
             start_urls: vec![],
-            at: 1,
+            at: at(1),
         },
         ScrapeRunCommand::Complete {
             tally: Default::default(),
             complete: true,
-            at: 3,
+            at: at(3),
         },
     ] {
         executor
