@@ -8,9 +8,9 @@
 
 use async_trait::async_trait;
 use domain::interviews::{
-    Calendar, CalendarState, Effect, InterviewError, InterviewTimer, Ledger, LedgerCommand,
-    LedgerState, Policy, Role, Slot, SlotCommand, SlotEvent, SlotSpec, SlotState, calendar_stream,
-    effects, points_stream, slot_stream,
+    Calendar, CalendarState, Effect, InterviewError, Ledger, LedgerCommand, LedgerState, Policy,
+    Role, Slot, SlotCommand, SlotEvent, SlotSpec, SlotState, SlotTimer, calendar_stream, effects,
+    points_stream, slot_stream,
 };
 use domain::trainer::Level;
 use domain::{Decider, StreamId, Timestamp};
@@ -270,7 +270,7 @@ impl Interviews {
         &self,
         request: &Request,
         slot: Uuid,
-        timer: InterviewTimer,
+        SlotTimer { booking, timer }: SlotTimer,
     ) -> InterviewResult<Fired> {
         let at = request.at;
         let command = timer.command(&self.policy, at);
@@ -278,16 +278,10 @@ impl Interviews {
             facts.slot.as_ref().ok_or(InterviewError::NotFound)?;
             Ok(command.clone())
         });
-        // the booking count is part of the id: a slot re-booked after a cancellation has timers of its own
-        let (state, _) = self
-            .executor
-            .load::<Slot>(&slot_stream(slot))
-            .await
-            .map_err(CommandError::Internal)?;
-        let bookings = state.as_ref().map_or(0, |s| s.bookings);
+        // the booking is part of the id: a slot re-booked after a cancellation has timers of its own
         let id = Uuid::new_v5(
             &TIMER_NAMESPACE,
-            format!("interview\u{0}{slot}\u{0}{bookings}\u{0}{}", timer.as_str()).as_bytes(),
+            format!("interview\u{0}{slot}\u{0}{booking}\u{0}{}", timer.as_str()).as_bytes(),
         );
         match self
             .executor
@@ -348,9 +342,9 @@ impl FiresTimers for Interviews {
         _seed: u64,
     ) -> Result<FiredTimer, TimerError> {
         let stream = slot_stream(slot);
-        let timer: InterviewTimer = timers::decode(&stream, timer)?;
+        let timer: SlotTimer = timers::decode(&stream, timer)?;
         let fired = self.fire_timer(request, slot, timer).await;
-        timers::outcome(&stream, timer.as_str(), fired)
+        timers::outcome(&stream, timer.timer.as_str(), fired)
     }
 }
 

@@ -277,9 +277,16 @@ async fn only_json_posts_are_executed() {
         assert_eq!(reason(&answer.body), "invalid_input");
     }
     // none of them registered ada: the same registration as JSON is the first
-    let (_, token) = app.user("ada").await;
+    let (_, position) = app
+        .register("ada@example.org", "ada", "correct horse")
+        .await;
+    let token = app.login("ada", "correct horse").await;
     let body = app
-        .gql("{ me { username } }", json!({}), Some(&token))
+        .gql(
+            "query($p: Int) { me(minPosition: $p) { username } }",
+            json!({ "p": position }),
+            Some(&token),
+        )
         .await;
     assert_eq!(body["data"]["me"]["username"], "ada", "{body}");
     // JSON with a charset is JSON

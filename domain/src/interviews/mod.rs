@@ -40,8 +40,16 @@ pub const INTERVIEWER_REWARD: i64 = 1;
 /// How long after an interview's end a no-show can be reported (and a report contested).
 pub const NO_SHOW_WINDOW: TimeDelta = TimeDelta::hours(24);
 
-/// The timers of a booked interview, which the deadline worker fires when they are due. Stored as JSON (its
-/// serde name, which [`InterviewTimer::as_str`] also gives) in the `deadlines` read model.
+/// A timer of one booking of a slot, as the `deadlines` read model stores it (JSON): the booking's number (a
+/// slot re-booked after a cancellation has timers of its own, [`SlotState::bookings`]) and which timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlotTimer {
+    pub booking: u32,
+    pub timer: InterviewTimer,
+}
+
+/// The timers of a booked interview, which the deadline worker fires when they are due. Its serde name is
+/// [`InterviewTimer::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterviewTimer {

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use domain::Timestamp;
-use domain::interviews::{self, InterviewTimer, SlotEvent};
+use domain::interviews::{self, InterviewTimer, SlotEvent, SlotTimer};
 use eventlog::RecordedEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -29,7 +29,9 @@ impl Contribution for InterviewTimers {
             "create table slot_times (
                  slot_id   uuid primary key,
                  starts_at bigint not null,
-                 ends_at   bigint not null
+                 ends_at   bigint not null,
+                 -- bookings so far: the number of the current one, which its timers carry
+                 bookings  integer not null default 0
              );",
         )
         .execute(&mut *conn)
@@ -90,28 +92,42 @@ impl Timers for InterviewTimers {
             | SlotEvent::NoShowResolved { .. }
             | SlotEvent::FeedbackExpired { .. } => (InterviewTimer::ALL.to_vec(), vec![]),
         };
-        for timer in clear {
-            deadlines::clear(conn, stream, &timer).await?;
+        for timer in deadlines::on_stream::<SlotTimer>(conn, stream).await? {
+            if clear.contains(&timer.timer) {
+                deadlines::clear(conn, stream, &timer).await?;
+            }
         }
+        if set.is_empty() {
+            return Ok(());
+        }
+        let booking: i32 = sqlx::query_scalar("select bookings from slot_times where slot_id = $1")
+            .bind(slot)
+            .fetch_one(&mut *conn)
+            .await?;
         for (timer, due) in set {
+            let timer = SlotTimer {
+                booking: booking as u32,
+                timer,
+            };
             deadlines::set(conn, stream, &timer, due, None).await?;
         }
         Ok(())
     }
 }
 
-/// The timers a booking sets: the reminders whose time is still ahead (the decider skips the others too), and
-/// the end.
+/// Counts the booking; the timers it sets: the reminders whose time is still ahead (the decider skips the others
+/// too), and the end.
 async fn booked(
     conn: &mut PgConnection,
     slot: Uuid,
     at: Timestamp,
 ) -> Result<Vec<(InterviewTimer, Timestamp)>, ProjectionError> {
-    let (start, end): (i64, i64) =
-        sqlx::query_as("select starts_at, ends_at from slot_times where slot_id = $1")
-            .bind(slot)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (start, end): (i64, i64) = sqlx::query_as(
+        "update slot_times set bookings = bookings + 1 where slot_id = $1 returning starts_at, ends_at",
+    )
+    .bind(slot)
+    .fetch_one(&mut *conn)
+    .await?;
     let (start, end) = (timestamp(start)?, timestamp(end)?);
     let mut set: Vec<(InterviewTimer, Timestamp)> = InterviewTimer::REMINDERS
         .iter()
