@@ -100,7 +100,8 @@ impl Interviews {
                 &command,
                 &request.metadata_with_id(id),
             )
-            .await?;
+            .await
+            .map_err(|error| error.map_rule(InterviewError::from))?;
         Ok(executed.position())
     }
 
@@ -496,7 +497,8 @@ impl<D: Decider> Default for Effects<D> {
 
 impl<D> Effects<D>
 where
-    D: Decider<Error = InterviewError>,
+    D: Decider,
+    D::Error: Into<InterviewError>,
     D::State: Clone,
     D::Event: domain::DomainEvent,
 {
@@ -515,7 +517,7 @@ where
             }
         };
         let (_, state, events) = &mut self.per_user[index];
-        for event in D::decide(command, state)? {
+        for event in D::decide(command, state).map_err(Into::into)? {
             *state = D::evolve(state.clone(), &event);
             events.push(event);
         }

@@ -15,7 +15,7 @@
 use crate::cars::{CarError, ScrapeRunError};
 use crate::identity::{AccountError, ClaimError, CredentialError};
 use crate::inbox::InboxError;
-use crate::interviews::{InterviewError, MeetingLinkError};
+use crate::interviews::{CalendarError, InterviewError, LedgerError, MeetingLinkError};
 use crate::tracks::{DiaryError, RepoUrlError, TrackError};
 use crate::trainer::{QuestionError, TraineeError};
 
@@ -389,6 +389,22 @@ impl Refusal for InterviewError {
     }
 }
 
+impl Refusal for CalendarError {
+    fn rule(&self) -> Rule {
+        match self {
+            CalendarError::Overlap => Rule::InterviewOverlap,
+        }
+    }
+}
+
+impl Refusal for LedgerError {
+    fn rule(&self) -> Rule {
+        match self {
+            LedgerError::InsufficientPoints(_) => Rule::InsufficientPoints,
+        }
+    }
+}
+
 impl Refusal for MeetingLinkError {
     fn rule(&self) -> Rule {
         Rule::InvalidMeetingLink
@@ -519,6 +535,8 @@ mod tests {
             ]
             .map(|e| Box::new(e) as Box<dyn Refusal>),
         );
+        all.push(Box::new(CalendarError::Overlap));
+        all.push(Box::new(LedgerError::InsufficientPoints(0)));
         all.push(Box::new(InboxError::Count));
         all.push(Box::new(InboxError::NotYours(uuid::Uuid::nil())));
         all.extend(

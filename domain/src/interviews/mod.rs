@@ -319,6 +319,38 @@ pub enum InterviewError {
     NotYetDue,
 }
 
+/// Why a [`Calendar`] refuses a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalendarError {
+    #[error("you already have an interview at that time")]
+    Overlap,
+}
+
+/// Why a [`Ledger`] refuses a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the interviewee needs {INTERVIEW_COST} points and has {0}")]
+    InsufficientPoints(i64),
+}
+
+/// A slot command's effect refused by a side's calendar is the slot's refusal: that side is busy.
+impl From<CalendarError> for InterviewError {
+    fn from(error: CalendarError) -> Self {
+        match error {
+            CalendarError::Overlap => InterviewError::Overlap,
+        }
+    }
+}
+
+/// A slot command's effect refused by a side's ledger is the slot's refusal: too few points.
+impl From<LedgerError> for InterviewError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::InsufficientPoints(balance) => InterviewError::InsufficientPoints(balance),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Slot
 
@@ -1379,7 +1411,7 @@ impl Decider for Calendar {
     type Command = CalendarCommand;
     type Event = CalendarEvent;
     type State = CalendarState;
-    type Error = InterviewError;
+    type Error = CalendarError;
 
     fn initial_state() -> CalendarState {
         CalendarState::default()
@@ -1388,7 +1420,7 @@ impl Decider for Calendar {
     fn decide(
         command: &CalendarCommand,
         state: &CalendarState,
-    ) -> Result<Vec<CalendarEvent>, InterviewError> {
+    ) -> Result<Vec<CalendarEvent>, CalendarError> {
         match command {
             CalendarCommand::Book { slot, .. } if state.interviews.contains_key(slot) => Ok(vec![]),
             CalendarCommand::Book {
@@ -1398,7 +1430,7 @@ impl Decider for Calendar {
                 at,
             } => {
                 if !state.is_free(*slot, *start, *end) {
-                    return Err(InterviewError::Overlap);
+                    return Err(CalendarError::Overlap);
                 }
                 Ok(vec![CalendarEvent::InterviewScheduled {
                     slot: *slot,
@@ -1572,7 +1604,7 @@ impl Decider for Ledger {
     type Command = LedgerCommand;
     type Event = LedgerEvent;
     type State = LedgerState;
-    type Error = InterviewError;
+    type Error = LedgerError;
 
     fn initial_state() -> LedgerState {
         LedgerState::default()
@@ -1581,7 +1613,7 @@ impl Decider for Ledger {
     fn decide(
         command: &LedgerCommand,
         state: &LedgerState,
-    ) -> Result<Vec<LedgerEvent>, InterviewError> {
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
         Ok(match command {
             LedgerCommand::Grant { amount, reason, at } if *amount > 0 => {
                 vec![LedgerEvent::PointsGranted {
@@ -1594,7 +1626,7 @@ impl Decider for Ledger {
             LedgerCommand::Hold { slot, .. } if state.held.contains_key(slot) => vec![],
             LedgerCommand::Hold { slot, amount, at } => {
                 if state.balance < *amount {
-                    return Err(InterviewError::InsufficientPoints(state.balance));
+                    return Err(LedgerError::InsufficientPoints(state.balance));
                 }
                 vec![LedgerEvent::PointsHeld {
                     slot: *slot,

@@ -671,7 +671,7 @@ fn a_calendar_never_holds_two_overlapping_interviews() {
         end: at(250),
         at: at(2),
     })
-    .then_err(InterviewError::Overlap);
+    .then_err(CalendarError::Overlap);
     given::<Calendar>([CalendarEvent::InterviewScheduled {
         slot: user(5),
         start: at(100),
@@ -726,7 +726,7 @@ fn a_hold_needs_the_points_and_never_overdraws() {
         amount: 3,
         at: at(3),
     })
-    .then_err(InterviewError::InsufficientPoints(0));
+    .then_err(LedgerError::InsufficientPoints(0));
 }
 
 #[test]
