@@ -1,6 +1,6 @@
 //! The cohort tracks' notices in the `notifications` host: a track starting, a late joiner let in, deadline
 //! reminders and extensions, reviews to give and received, an assignment opening to a participant. Beside the
-//! host's rows it keeps each track's title, assignment titles, start and members, to word and address them.
+//! host's rows it keeps each track's title, assignment titles, start and participants, to word and address them.
 
 use async_trait::async_trait;
 use domain::Timestamp;
@@ -202,7 +202,7 @@ async fn track_facts(conn: &mut PgConnection, track: Uuid) -> Result<TrackFacts,
     })
 }
 
-async fn members(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+async fn participants(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select user_id from track_participants where track_id = $1 order by user_id",
     )
@@ -251,7 +251,7 @@ async fn track_started(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Told>
     Ok(vec![])
 }
 
-/// The first assignment's opening tells every member the track started.
+/// The first assignment's opening tells every participant the track started.
 async fn assignment_opened(
     conn: &mut PgConnection,
     track: Uuid,
@@ -264,7 +264,7 @@ async fn assignment_opened(
         return Ok(vec![]);
     }
     Ok(vec![Told {
-        users: members(conn, track).await?,
+        users: participants(conn, track).await?,
         kind: NotificationKind::TrackStarted,
         assignment: 0,
         title: format!("«{}» has started", facts.title),
@@ -299,7 +299,7 @@ async fn deadline_reminder_sent(
     }])
 }
 
-/// Tells every member the assignment's new deadline.
+/// Tells every participant the assignment's new deadline.
 async fn deadline_extended(
     conn: &mut PgConnection,
     track: Uuid,
@@ -308,7 +308,7 @@ async fn deadline_extended(
 ) -> Result<Vec<Told>, ProjectionError> {
     let facts = track_facts(conn, track).await?;
     Ok(vec![Told {
-        users: members(conn, track).await?,
+        users: participants(conn, track).await?,
         kind: NotificationKind::DeadlineExtended,
         assignment,
         title: format!("More time for {}", facts.assignment(assignment)),

@@ -123,7 +123,7 @@ struct Track<'a> {
 }
 
 impl Track<'_> {
-    /// A member; a late joiner is waited on for whatever is open.
+    /// A participant; a late joiner is waited on for whatever is open.
     async fn enrolled(&self, conn: &mut PgConnection, user: Uuid) -> Result<(), ProjectionError> {
         sqlx::query("insert into track_participants (track_id, user_id) values ($1, $2)")
             .bind(self.id)
@@ -137,7 +137,7 @@ impl Track<'_> {
         Ok(())
     }
 
-    /// No longer a member, nor reminded.
+    /// No longer a participant, nor reminded.
     async fn left(&self, conn: &mut PgConnection, user: Uuid) -> Result<(), ProjectionError> {
         sqlx::query("delete from track_participants where track_id = $1 and user_id = $2")
             .bind(self.id)
@@ -152,7 +152,7 @@ impl Track<'_> {
         Ok(())
     }
 
-    /// The close at the deadline; the first assignment waits on every member's reminder, later ones on each
+    /// The close at the deadline; the first assignment waits on every participant's reminder, later ones on each
     /// participant's as it opens to them.
     async fn opened(
         &self,
@@ -173,12 +173,12 @@ impl Track<'_> {
         let close = TrackTimer::Close { assignment };
         deadlines::set(conn, self.stream, &close, deadline, None).await?;
         if assignment == 0 {
-            let members: Vec<Uuid> =
+            let participants: Vec<Uuid> =
                 sqlx::query_scalar("select user_id from track_participants where track_id = $1")
                     .bind(self.id)
                     .fetch_all(&mut *conn)
                     .await?;
-            for user in members {
+            for user in participants {
                 self.remind(conn, 0, user, opened_at, deadline).await?;
             }
         }
