@@ -147,6 +147,7 @@ rules! {
     AssignmentClosed = "assignment_closed", Conflict, "extending the deadline of a closed assignment";
     NotYetDue = "not_yet_due", Conflict,
         "a timed step (a reminder, a close, an interview's end or settlement) asked for before its time";
+    DeadlineTooFar = "deadline_too_far", Validation, "a new deadline more than a year ahead";
     DeadlineNotLater = "deadline_not_later", Validation,
         "a new deadline that is not later than the current one, or not in the future";
     NotYourReview = "not_your_review", Forbidden, "reviewing a solution you were not allocated";
@@ -307,6 +308,7 @@ impl Refusal for TrackError {
             TrackError::AssignmentClosed(_) => Rule::AssignmentClosed,
             TrackError::NotYetDue => Rule::NotYetDue,
             TrackError::DeadlineNotLater => Rule::DeadlineNotLater,
+            TrackError::DeadlineTooFar => Rule::DeadlineTooFar,
             TrackError::NotYourReview => Rule::NotYourReview,
             TrackError::NotAllocated => Rule::SolutionNotAllocated,
             TrackError::Repository(error) => error.rule(),
@@ -507,6 +509,7 @@ mod tests {
                 TrackError::AssignmentClosed(1),
                 TrackError::NotYetDue,
                 TrackError::DeadlineNotLater,
+                TrackError::DeadlineTooFar,
                 TrackError::NotYourReview,
                 TrackError::NotAllocated,
                 TrackError::Repository(RepoUrlError::Credentials),

@@ -720,6 +720,16 @@ async fn enrollment_submission_and_deadline_refusals_carry_their_reasons() {
         .await,
         ("VALIDATION", "deadline_not_later"),
     );
+    // a date far outside any sane range is refused by the domain, not stored
+    refused(
+        &app.gql(
+            extend,
+            json!({ "t": track, "d": "+262142-12-31T23:59:59Z" }),
+            Some(&admin),
+        )
+        .await,
+        ("VALIDATION", "deadline_too_far"),
+    );
 
     // past the first deadline nobody enrolls; once the assignment is closed its deadline stays
     clock.set(at(T0 + HOUR * 11));

@@ -61,6 +61,9 @@ pub fn submission_id(track: Uuid, assignment: u32, author: Uuid) -> Uuid {
     Uuid::new_v5(&TRACK_NAMESPACE, &name)
 }
 
+/// How far ahead of the moment it is set an extended deadline may be.
+pub const MAX_DEADLINE_AHEAD: TimeDelta = TimeDelta::days(365);
+
 /// When the 80 % reminder of an assignment open from `opened_at` until `deadline` is due.
 pub fn reminder_time(opened_at: Timestamp, deadline: Timestamp) -> Timestamp {
     opened_at + (deadline - opened_at) * 4 / 5
@@ -484,6 +487,8 @@ pub enum TrackError {
     NotYetDue,
     #[error("a new deadline must be later than the current one and in the future")]
     DeadlineNotLater,
+    #[error("a deadline can be at most a year ahead")]
+    DeadlineTooFar,
     #[error("this review is not yours to give")]
     NotYourReview,
     #[error("no solution of this id was allocated to you")]
@@ -879,6 +884,8 @@ fn extend_deadline(
         Ok(vec![])
     } else if deadline < stage.deadline || deadline <= at {
         Err(TrackError::DeadlineNotLater)
+    } else if deadline > at + MAX_DEADLINE_AHEAD {
+        Err(TrackError::DeadlineTooFar)
     } else {
         Ok(vec![TrackEvent::DeadlineExtended {
             assignment,

@@ -566,6 +566,32 @@ fn a_deadline_can_only_move_later() {
 }
 
 #[test]
+fn a_deadline_moves_at_most_a_year_ahead() {
+    given::<Track>(started(2))
+        .when(TrackCommand::ExtendDeadline {
+            assignment: 0,
+            deadline: T0 + HOUR + MAX_DEADLINE_AHEAD + TimeDelta::seconds(1),
+            by: admin(),
+            at: T0 + HOUR,
+        })
+        .then_err(TrackError::DeadlineTooFar);
+    given::<Track>(started(2))
+        .when(TrackCommand::ExtendDeadline {
+            assignment: 0,
+            deadline: T0 + HOUR + MAX_DEADLINE_AHEAD,
+            by: admin(),
+            at: T0 + HOUR,
+        })
+        .then([TrackEvent::DeadlineExtended {
+            assignment: 0,
+            previous: T0 + HOUR * 10,
+            deadline: T0 + HOUR + MAX_DEADLINE_AHEAD,
+            by: admin(),
+            at: T0 + HOUR,
+        }]);
+}
+
+#[test]
 fn a_closed_assignments_deadline_cannot_be_extended() {
     let (events, _) = closed(4, 4);
     given::<Track>(events)
