@@ -65,6 +65,26 @@ pub struct Config {
     )]
     pub db_max_connections: u32,
 
+    /// Longest statement of Academy's own sessions, in seconds (cancelled beyond; migrations are exempt); 0: no
+    /// limit.
+    #[arg(
+        long,
+        env = "ACADEMY_STATEMENT_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub statement_timeout_seconds: u64,
+
+    /// Longest a session may stay idle inside a transaction, in seconds, before PostgreSQL ends it: Academy's own
+    /// sessions, and with the embedded cluster every session; 0: no limit.
+    #[arg(
+        long,
+        env = "ACADEMY_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub idle_in_transaction_timeout_seconds: u64,
+
     /// Address the HTTP server listens on (port 0: any free port; the chosen address is printed).
     #[arg(
         long,
@@ -513,6 +533,8 @@ impl Config {
         cluster.bin_dir = self.pg_bin.clone();
         cluster.run_as = self.pg_user.clone();
         cluster.durability = migrations::cluster::Durability::Durable;
+        cluster.idle_in_transaction_timeout =
+            std::time::Duration::from_secs(self.idle_in_transaction_timeout_seconds);
         cluster
     }
 }

@@ -34,16 +34,22 @@ impl Database {
                 (cluster.connect_options(&config.db_name), Some(cluster))
             }
         };
-        let pool = PgPoolOptions::new()
-            .max_connections(config.db_max_connections)
+        // every process names its sessions, so the last one out can tell it is the last
+        let options = options.application_name(&application_name());
+        // migrations run on a session of their own, without the statement timeout: one may rewrite a large table
+        let migrator = PgPoolOptions::new()
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            // every process names its sessions, so the last one out can tell it is the last
-            .connect_with(options.application_name(&application_name()))
+            .connect_with(options.clone())
             .await
             .context("connecting to PostgreSQL")?;
-        migrations::migrate(&pool)
+        let migrated = migrations::migrate(&migrator).await;
+        migrator.close().await;
+        migrated.context("applying migrations")?;
+        let pool = pool_options(config)
+            .connect_with(options)
             .await
-            .context("applying migrations")?;
+            .context("connecting to PostgreSQL")?;
         eventlog::verify_transaction_ids(&pool).await?;
         Ok(Self { pool, cluster })
     }
@@ -72,6 +78,35 @@ impl Database {
             .ok();
         }
     }
+}
+
+/// The pool of Academy's sessions: each carries `statement_timeout` and `idle_in_transaction_session_timeout`
+/// (`ACADEMY_STATEMENT_TIMEOUT_SECONDS`, `ACADEMY_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS`), so a runaway statement or
+/// a transaction left open cannot hold back the projections (they read the log only below the oldest transaction
+/// in flight) for longer than that, whatever the server's own settings. Set per session rather than as startup
+/// options, which a connection pooler in front of PostgreSQL may refuse.
+pub fn pool_options(config: &Config) -> PgPoolOptions {
+    let statement = config.statement_timeout_seconds.saturating_mul(1000);
+    let idle = config
+        .idle_in_transaction_timeout_seconds
+        .saturating_mul(1000);
+    // PostgreSQL takes at most i32::MAX milliseconds
+    let settings = format!(
+        "set statement_timeout = {}; set idle_in_transaction_session_timeout = {}",
+        statement.min(i32::MAX as u64),
+        idle.min(i32::MAX as u64),
+    );
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            let settings = settings.clone();
+            Box::pin(async move {
+                // two numbers of ours, not input
+                sqlx::raw_sql(AssertSqlSafe(settings)).execute(conn).await?;
+                Ok(())
+            })
+        })
 }
 
 fn application_name() -> String {

@@ -38,6 +38,9 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
     if config.carsensor_enabled {
         workers::carsensor::check_schedule(&config.carsensor_schedule)?;
     }
+    // the recorder first, so what start-up does is counted, and every series is there from the start
+    api::metrics::handle();
+    workers::register_metrics();
     let database = Database::open(config).await?;
     let log = EventLog::new(database.pool.clone());
     let runner_config = RunnerConfig {

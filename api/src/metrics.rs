@@ -3,15 +3,26 @@
 //!
 //! The `metrics` facade has one global recorder per process; it is installed once and shared by every router
 //! built in the process (tests build many).
+//!
+//! Every documented series exists from the start: [`handle`] registers this crate's and `commands`' series when
+//! it installs the recorder (the server registers the workers' right after). A counter with a finite label set is
+//! registered at zero for each of its label sets; a series whose labels are open-ended (the HTTP series, by route
+//! and status; `academy_commands_total` and `academy_events_appended_total`, by command) is only described, and
+//! `/metrics` shows a described series without samples as its `# HELP` and `# TYPE` lines, with no sample line,
+//! until the first sample (a zero for a label set nothing has used would be made up).
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use crate::AppState;
 
@@ -24,19 +35,26 @@ pub const PROJECTION_EVENTS_APPLIED: &str = "academy_projection_events_applied";
 pub const PROJECTION_UP: &str = "academy_projection_running";
 pub const LOG_HEAD: &str = "academy_log_head_position";
 
-/// The process's Prometheus recorder (installed on first use).
+/// The process's Prometheus recorder (installed on first use, with this crate's and `commands`' series
+/// registered).
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
+            let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
                     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
-                .expect("bucket list is not empty");
-            match builder.install_recorder() {
-                Ok(handle) => handle,
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(Describing(recorder)) {
+                Ok(()) => {
+                    register();
+                    commands::register_metrics();
+                    handle
+                }
                 // another recorder is installed (an embedding application's): render ours, unregistered
                 Err(error) => {
                     tracing::warn!(%error, "a metrics recorder is already installed; /metrics shows only gauges");
@@ -45,6 +63,101 @@ pub fn handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Describes this crate's series. The gauges are set at each scrape; the HTTP series have open-ended labels.
+fn register() {
+    metrics::describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered, by method, route template and status"
+    );
+    metrics::describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "time to answer an HTTP request, by method and route template"
+    );
+    metrics::describe_gauge!(
+        PROJECTION_LAG_SECONDS,
+        Unit::Seconds,
+        "age of the newest event a projection has not applied (0 when caught up)"
+    );
+    metrics::describe_gauge!(
+        PROJECTION_LAG_EVENTS,
+        "log positions a projection is behind the log's last position"
+    );
+    metrics::describe_gauge!(
+        PROJECTION_CHECKPOINT,
+        "the log position a projection has applied up to"
+    );
+    metrics::describe_gauge!(
+        PROJECTION_EVENTS_APPLIED,
+        "events a projection has applied since the process started"
+    );
+    metrics::describe_gauge!(PROJECTION_UP, "1 while a projection is running");
+    metrics::describe_gauge!(LOG_HEAD, "the event log's last position");
+}
+
+/// The Prometheus type of every described series, to show a described series that has no sample yet.
+static DESCRIBED: Mutex<BTreeMap<String, (&'static str, String)>> = Mutex::new(BTreeMap::new());
+
+/// The Prometheus recorder, noting what is described.
+struct Describing(PrometheusRecorder);
+
+impl Describing {
+    fn note(key: &KeyName, kind: &'static str, description: &SharedString) {
+        DESCRIBED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.as_str().to_owned(), (kind, description.to_string()));
+    }
+}
+
+impl Recorder for Describing {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        Self::note(&key, "counter", &description);
+        self.0.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        Self::note(&key, "gauge", &description);
+        self.0.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        // the exporter renders a histogram with buckets as a histogram, any other as a summary
+        let kind = if key.as_str() == HTTP_REQUEST_DURATION {
+            "histogram"
+        } else {
+            "summary"
+        };
+        Self::note(&key, kind, &description);
+        self.0.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.0.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.0.register_histogram(key, metadata)
+    }
+}
+
+/// The exporter's text, plus `# HELP` and `# TYPE` of each described series that has no sample yet.
+fn render_all(handle: &PrometheusHandle) -> String {
+    let mut text = handle.render();
+    let described = DESCRIBED.lock().unwrap_or_else(PoisonError::into_inner);
+    for (name, (kind, help)) in described.iter() {
+        if !text.contains(&format!("# TYPE {name} ")) {
+            let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n\n"));
+        }
+    }
+    text
 }
 
 /// Counts and times every request by method, route template (never the raw path) and status.
@@ -107,6 +220,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        render_all(&state.metrics),
     )
 }

@@ -815,6 +815,19 @@ pub fn new_events<E: DomainEvent>(events: &[E]) -> Vec<NewEvent> {
 pub const COMMANDS_TOTAL: &str = "academy_commands_total";
 pub const EVENTS_APPENDED_TOTAL: &str = "academy_events_appended_total";
 
+/// Describes the commands' series, so `/metrics` lists them before the first command. Their `command` label is
+/// open-ended (each decision names itself), so no label set is registered at zero.
+pub fn register_metrics() {
+    metrics::describe_counter!(
+        COMMANDS_TOTAL,
+        "commands executed, by command and outcome (accepted, repeat, unchanged, rejected, conflict, internal_error)"
+    );
+    metrics::describe_counter!(
+        EVENTS_APPENDED_TOTAL,
+        "events appended to the log, by command"
+    );
+}
+
 /// `commands_total{command, outcome}` and `events_appended_total{command}`.
 fn record_outcome<T, E: std::error::Error + 'static>(
     label: &'static str,

@@ -117,6 +117,10 @@ pub struct ClusterConfig {
     /// The unprivileged user PostgreSQL runs as when we are root.
     pub run_as: String,
     pub durability: Durability,
+    /// The server ends any session that stays idle inside a transaction this long
+    /// (`idle_in_transaction_session_timeout`, for every session, Academy's or not): an open transaction holds
+    /// back every projection, which reads the log only below the oldest transaction in flight. Zero: never.
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -126,6 +130,7 @@ impl ClusterConfig {
             bin_dir: None,
             run_as: "postgres".to_owned(),
             durability: Durability::Durable,
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -208,6 +213,7 @@ impl Cluster {
             &socket_dir,
             run_as.as_ref(),
             config.durability,
+            config.idle_in_transaction_timeout,
         )?;
         let cluster = Self {
             data_dir,
@@ -647,6 +653,7 @@ fn spawn_guarded(
     socket_dir: &Path,
     run_as: Option<&RunAs>,
     durability: Durability,
+    idle_in_transaction_timeout: Duration,
 ) -> Result<Guardian, ClusterError> {
     let log_path = data_dir.join(SERVER_LOG);
     let log = fs::OpenOptions::new()
@@ -667,6 +674,13 @@ fn spawn_guarded(
         .args(["-p", &PORT.to_string(), "-c", "listen_addresses="])
         // only the server's user (and root) may connect: authentication is `trust` on this private socket
         .args(["-c", "unix_socket_permissions=0700"])
+        .arg("-c")
+        .arg(format!(
+            "idle_in_transaction_session_timeout={}",
+            idle_in_transaction_timeout
+                .as_millis()
+                .min(i32::MAX as u128)
+        ))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

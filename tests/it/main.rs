@@ -4,6 +4,7 @@ mod cli;
 mod identity;
 mod scrape;
 mod serve;
+mod timeouts;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

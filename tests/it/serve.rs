@@ -217,3 +217,55 @@ async fn a_server_that_attached_keeps_its_database_when_the_process_that_started
     assert!(attached.terminate().success());
     assert!(!alive(postmaster), "the last academy out stops it");
 }
+
+/// Every series the README's "Operations" note lists is in `/metrics` on the first scrape, before anything
+/// happened, with the scraper disabled (as `academy()` starts the server). Series with finite label sets are at
+/// zero; the open-ended ones show at least their `# TYPE` line.
+#[tokio::test]
+async fn metrics_list_every_documented_series_right_after_start() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("- **Operations.**")
+        .expect("README has an Operations note");
+    let note = &readme[start + 2..];
+    let note = &note[..note.find("\n- **").unwrap_or(note.len())];
+    let mut documented: Vec<&str> = note
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("academy_"))
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    for name in [
+        "academy_http_requests_total",
+        "academy_commands_total",
+        "academy_scraper_requests_total",
+        "academy_worker_actions_total",
+    ] {
+        assert!(documented.contains(&name), "README lists {name}");
+    }
+
+    let dir = data_folder();
+    let server = Server::start(academy(dir.path()));
+    let response = server.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for name in &documented {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} is in the first scrape:\n{text}"
+        );
+    }
+    for zero in [
+        "academy_scraper_requests_total{outcome=\"ok\"} 0",
+        "academy_scraper_runs_total{outcome=\"complete\"} 0",
+        "academy_scraper_listings_total{outcome=\"new\"} 0",
+        "academy_scraper_page_failures_total 0",
+        "academy_scraper_layout_changes_total 0",
+        "academy_worker_actions_total{worker=\"deadlines\",outcome=\"failed\"} 0",
+    ] {
+        assert!(text.contains(zero), "{zero} in the first scrape:\n{text}");
+    }
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+}
