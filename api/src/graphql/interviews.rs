@@ -2,7 +2,7 @@
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use commands::interviews::{InterviewResult, Interviews, PublishSlot, SlotChanged};
 use domain::interviews::Role;
 use projections::interviews::{self as model, BoardFilter, SlotRow};
@@ -14,6 +14,12 @@ use super::{
     AdminOnly, SignedIn, admin, cursor, now, page_size, read_after, request, services, viewer,
 };
 use crate::error::ApiError;
+
+/// Whether the board may compare slots' times with `time`: PostgreSQL holds no time before 4713 BC (a bound
+/// there is its error, not a refusal), and no slot is outside the years 1 to 9999.
+fn comparable(time: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&time.year())
+}
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "domain::interviews::Role")]
@@ -219,6 +225,17 @@ impl InterviewsQuery {
         let user = viewer(ctx).require_user()?;
         let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<(DateTime<Utc>, i64)>>(after)?.map(|c| c.0);
+        if after.is_some_and(|(time, _)| !comparable(time)) {
+            return Err(ApiError::validation("after is not a cursor of this list").into());
+        }
+        for (name, bound) in [("from", from), ("to", to)] {
+            if bound.is_some_and(|time| !comparable(time)) {
+                return Err(ApiError::validation(format!(
+                    "{name} must be a time between the years 1 and 9999"
+                ))
+                .into());
+            }
+        }
         read_after(ctx, min_position, &[model::NAME]).await?;
         let filter = BoardFilter {
             owner_role: role_wanted.map(|r| Role::from(r).other()),

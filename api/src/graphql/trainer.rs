@@ -284,6 +284,13 @@ impl TrainerQuery {
     ) -> async_graphql::Result<Connection<OpaqueCursor<(Uuid, String)>, UserStats>> {
         let limit = page_size("first", first)?;
         let after = cursor::<OpaqueCursor<(Uuid, String)>>(after)?.map(|c| c.0);
+        // a forged cursor's NUL would be PostgreSQL's error, not a refusal
+        if after
+            .as_ref()
+            .is_some_and(|(_, level)| level.contains('\0'))
+        {
+            return Err(ApiError::validation("after is not a cursor of this list").into());
+        }
         read_after(
             ctx,
             min_position,
