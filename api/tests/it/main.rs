@@ -2,6 +2,7 @@
 
 mod authorization;
 mod cars;
+mod fuzz;
 mod http;
 mod identity;
 mod interviews;
