@@ -222,6 +222,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Says which committed events an open transaction holds back from every projection, and who holds them.
+fn print_hold(hold: &eventlog::Hold) {
+    let seconds = hold.age(chrono::Utc::now()).num_seconds();
+    println!(
+        "{} committed event(s) from position {} held back for {seconds} s by an open transaction",
+        hold.events, hold.first_position
+    );
+    if let Some(blocker) = &hold.blocker {
+        println!(
+            "  backend pid {} ({}), transaction since {}, state {}: {}",
+            blocker.pid,
+            blocker.application_name.as_deref().unwrap_or("-"),
+            blocker
+                .transaction_start
+                .map_or_else(|| "?".to_owned(), |at| at.to_rfc3339()),
+            blocker.state.as_deref().unwrap_or("?"),
+            blocker.query.as_deref().unwrap_or("")
+        );
+    }
+}
+
 /// Opens the database, runs `f`, and closes it again (stopping the embedded cluster if we started it) whatever
 /// `f` returned.
 async fn with_database<F, Fut>(config: &Config, f: F) -> anyhow::Result<()>
@@ -298,6 +319,9 @@ async fn projections_command(log: EventLog, command: ProjectionsCommand) -> anyh
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
+            }
+            if let Some(hold) = log.hold().await? {
+                print_hold(&hold);
             }
             println!(
                 "{:<20} {:<6} {:>7} {:<12} {:>12} {:>12} {:>10} {:<24} error",

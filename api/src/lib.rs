@@ -264,8 +264,20 @@ struct Readiness {
     ready: bool,
     database: &'static str,
     projections: Vec<ProjectionReadiness>,
+    /// Committed events an open transaction holds back from every projection (the commit-safe order's price),
+    /// with the backend holding them; null when nothing is held.
+    held_back: Option<HeldBack>,
     /// Background tasks that stopped while the server runs (a dead deadline worker or scraper).
     stopped_tasks: Vec<StoppedTask>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeldBack {
+    events: i64,
+    seconds: f64,
+    /// Whether the hold keeps the instance from being ready (it has lasted longer than the bound).
+    blocking: bool,
+    blocker: Option<projections::Blocker>,
 }
 
 #[derive(Debug, Serialize)]
@@ -291,31 +303,52 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database_ok = matches!(database, Ok(Ok(_)));
     let now = chrono::Utc::now();
     let bound = state.http.ready_max_lag.as_secs_f64();
+    let hold = match state.services.projections.hold().await {
+        Ok(hold) => hold,
+        Err(error) => {
+            tracing::warn!(%error, "readiness: cannot look for held-back events");
+            None
+        }
+    };
+    let held_seconds = hold.as_ref().map(|h| h.age(now).as_seconds_f64());
     let projections: Vec<ProjectionReadiness> = state
         .services
         .projections
         .progress()
         .into_iter()
         .map(|(name, progress)| {
-            let lag_seconds = progress.lag(now).map(|lag| lag.as_seconds_f64());
+            // events held back are behind every projection, however caught up with the horizon it is
+            let lag_seconds = progress
+                .lag(now)
+                .map(|lag| lag.as_seconds_f64().max(held_seconds.unwrap_or(0.0)));
             let blocking = progress.status == projections::Status::Failed
                 || lag_seconds.is_some_and(|lag| lag > bound);
             ProjectionReadiness {
                 name,
                 status: progress.status,
-                caught_up: progress.caught_up,
+                caught_up: progress.caught_up && hold.is_none(),
                 lag_seconds,
                 events_applied: progress.events_applied,
                 blocking,
             }
         })
         .collect();
+    let held_back = hold.map(|hold| HeldBack {
+        events: hold.events,
+        seconds: hold.age(now).as_seconds_f64(),
+        blocking: hold.age(now).as_seconds_f64() > bound,
+        blocker: hold.blocker,
+    });
     let stopped_tasks = state.tasks.list();
-    let ready = database_ok && !projections.iter().any(|p| p.blocking) && stopped_tasks.is_empty();
+    let ready = database_ok
+        && !projections.iter().any(|p| p.blocking)
+        && !held_back.as_ref().is_some_and(|h| h.blocking)
+        && stopped_tasks.is_empty();
     let body = Readiness {
         ready,
         database: if database_ok { "ok" } else { "unreachable" },
         projections,
+        held_back,
         stopped_tasks,
     };
     let code = if ready {

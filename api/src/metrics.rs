@@ -34,6 +34,8 @@ pub const PROJECTION_CHECKPOINT: &str = "academy_projection_checkpoint_position"
 pub const PROJECTION_EVENTS_APPLIED: &str = "academy_projection_events_applied";
 pub const PROJECTION_UP: &str = "academy_projection_running";
 pub const LOG_HEAD: &str = "academy_log_head_position";
+pub const LOG_HELD_BACK_EVENTS: &str = "academy_log_held_back_events";
+pub const LOG_HELD_BACK_SECONDS: &str = "academy_log_held_back_seconds";
 
 /// The process's Prometheus recorder (installed on first use, with this crate's and `commands`' series
 /// registered).
@@ -95,6 +97,15 @@ fn register() {
     );
     metrics::describe_gauge!(PROJECTION_UP, "1 while a projection is running");
     metrics::describe_gauge!(LOG_HEAD, "the event log's last position");
+    metrics::describe_gauge!(
+        LOG_HELD_BACK_EVENTS,
+        "committed events an open transaction holds back from every projection"
+    );
+    metrics::describe_gauge!(
+        LOG_HELD_BACK_SECONDS,
+        Unit::Seconds,
+        "how long committed events have been held back from every projection (0: none)"
+    );
 }
 
 /// The Prometheus type of every described series, to show a described series that has no sample yet.
@@ -190,16 +201,31 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(head) = head {
         metrics::gauge!(LOG_HEAD).set(head as f64);
     }
+    let hold = match state.services.projections.hold().await {
+        Ok(hold) => hold,
+        Err(error) => {
+            tracing::warn!(%error, "metrics: cannot look for held-back events");
+            None
+        }
+    };
+    let held_seconds = hold.as_ref().map_or(0.0, |h| h.age(now).as_seconds_f64());
+    metrics::gauge!(LOG_HELD_BACK_EVENTS).set(hold.as_ref().map_or(0.0, |h| h.events as f64));
+    metrics::gauge!(LOG_HELD_BACK_SECONDS).set(held_seconds);
     for (name, progress) in state.services.projections.progress() {
+        // events held back are behind every projection, however caught up with the horizon it is
         let lag = progress
             .lag(now)
-            .map_or(f64::NAN, |lag| lag.as_seconds_f64());
+            .map_or(f64::NAN, |lag| lag.as_seconds_f64().max(held_seconds));
         metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => name).set(lag);
-        // a checkpoint at the horizon carries no position of its own: it stands for "everything so far"
-        let checkpoint = match head {
+        // a checkpoint at the horizon carries no position of its own: it stands for "everything so far", which
+        // ends before the first held-back event
+        let mut checkpoint = match head {
             Some(head) => progress.checkpoint.position.min(head),
             None => progress.checkpoint.position,
         };
+        if let Some(hold) = &hold {
+            checkpoint = checkpoint.min(hold.first_position - 1);
+        }
         metrics::gauge!(PROJECTION_CHECKPOINT, "projection" => name).set(checkpoint as f64);
         metrics::gauge!(PROJECTION_EVENTS_APPLIED, "projection" => name)
             .set(progress.events_applied as f64);
@@ -207,7 +233,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             progress.status == projections::Status::Running,
         )));
         if let Some(head) = head {
-            let behind = if progress.caught_up {
+            let behind = if progress.caught_up && hold.is_none() {
                 0
             } else {
                 (head - checkpoint).max(0)

@@ -16,6 +16,7 @@
 //! horizon, so it sorts after every checkpoint taken so far.
 
 mod append;
+mod hold;
 mod read;
 mod startup;
 mod subscription;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 pub use append::{AppendError, append_in};
+pub use hold::{Blocker, Hold};
 pub use read::Batch;
 pub use startup::{StartupError, verify_transaction_ids};
 pub use subscription::{DEFAULT_POLL, Subscription};

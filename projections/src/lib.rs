@@ -34,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-pub use eventlog::{Checkpoint, RecordedEvent, Subscription};
+pub use eventlog::{Blocker, Checkpoint, Hold, RecordedEvent, Subscription};
 pub use host::Contribution;
 pub use registry::{Projections, WaitError};
 pub use runner::{Progress, RebuildError, Runner, RunnerConfig, RunnerError, Status, rebuild};

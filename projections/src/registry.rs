@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventlog::{Checkpoint, EventLog, Subscription};
+use eventlog::{Checkpoint, EventLog, Hold, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -88,11 +88,18 @@ impl Projections {
         self.log.last_position().await
     }
 
+    /// The committed events the commit-safe order holds back from every projection, if any: how many, since
+    /// when, and the backend holding them.
+    pub async fn hold(&self) -> Result<Option<Hold>, sqlx::Error> {
+        self.log.hold().await
+    }
+
     /// Runs every projection until `shutdown` fires, each in its own task so one failing projection never stops
-    /// the others. Call once.
+    /// the others, and names in the log each backend that holds events back for long. Call once.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) {
         let runners = std::mem::take(&mut *self.runners.lock().unwrap_or_else(|e| e.into_inner()));
         let mut tasks = JoinSet::new();
+        tasks.spawn(watch_holds(self.log.clone(), shutdown.clone()));
         for runner in runners {
             let mut shutdown = shutdown.clone();
             tasks.spawn(async move {
@@ -226,5 +233,58 @@ impl Projections {
         .bind(projection.event_types())
         .fetch_one(self.log.pool())
         .await
+    }
+}
+
+/// How old a hold gets before the log names the backend behind it.
+const HOLD_LOGGED_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// How often holds are looked for.
+const HOLD_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Until `shutdown`: warns once per hold (per blocking backend and transaction) that has lasted
+/// [`HOLD_LOGGED_AFTER`], naming the backend, and says when it is over.
+async fn watch_holds(log: EventLog, mut shutdown: watch::Receiver<bool>) {
+    let mut logged: Option<(i32, Option<chrono::DateTime<chrono::Utc>>)> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(HOLD_CHECK_EVERY) => {}
+        }
+        let hold = match log.hold().await {
+            Ok(hold) => hold,
+            Err(error) => {
+                tracing::debug!(%error, "cannot look for held-back events");
+                continue;
+            }
+        };
+        let now = chrono::Utc::now();
+        match hold {
+            Some(hold) if hold.age(now) >= HOLD_LOGGED_AFTER => {
+                let Some(blocker) = &hold.blocker else {
+                    continue;
+                };
+                let key = (blocker.pid, blocker.transaction_start);
+                if logged != Some(key) {
+                    tracing::warn!(
+                        events = hold.events,
+                        held_seconds = hold.age(now).num_seconds(),
+                        pid = blocker.pid,
+                        transaction_start = ?blocker.transaction_start,
+                        query_start = ?blocker.query_start,
+                        state = blocker.state.as_deref().unwrap_or(""),
+                        application = blocker.application_name.as_deref().unwrap_or(""),
+                        query = blocker.query.as_deref().unwrap_or(""),
+                        "an open transaction holds committed events back from every projection"
+                    );
+                    logged = Some(key);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if logged.take().is_some() {
+                    tracing::info!("held-back events are released");
+                }
+            }
+        }
     }
 }

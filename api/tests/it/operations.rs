@@ -299,3 +299,80 @@ async fn a_background_task_that_stopped_makes_the_server_unready_and_is_named() 
         "creating the scheduler: no"
     );
 }
+
+#[tokio::test]
+async fn events_held_back_by_an_open_transaction_make_the_server_unready_and_name_the_backend() {
+    let mut setup = Setup::default();
+    setup.http.ready_max_lag = std::time::Duration::from_secs(1);
+    let app = TestApp::with(setup).await;
+    let readyz = || async {
+        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz().await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "/readyz turned ready");
+    // an open transaction holding an id keeps every event committed after it from every projection
+    let mut holder = app.db.pool.begin().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    app.register("ada@example.org", "ada", "correct horse")
+        .await;
+    let (status, body) = readyz().await;
+    // the registration's events (account, claims, signup points)
+    assert!(
+        body["held_back"]["events"].as_i64().is_some_and(|n| n >= 1),
+        "{body}"
+    );
+    assert_eq!(body["held_back"]["blocker"]["pid"], pid, "{body}");
+    assert!(
+        body["projections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["caught_up"] == false),
+        "{body}"
+    );
+    // once the hold outlasts the bound, the instance is not ready
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (status_later, body) = readyz().await;
+    assert_eq!((status, status_later), (200, 503), "{body}");
+    assert_eq!(body["held_back"]["blocking"], true);
+    assert!(body["held_back"]["seconds"].as_f64().unwrap() >= 1.0);
+    // the metrics say the same
+    let metrics = app.text("/metrics").await;
+    let value = |series: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("academy_log_held_back_events ") >= 1.0);
+    assert!(value("academy_log_held_back_seconds ") >= 1.0);
+    assert!(value("academy_projection_lag_seconds{projection=\"accounts\"}") >= 1.0);
+    holder.rollback().await.unwrap();
+    let mut ready_again = false;
+    for _ in 0..100 {
+        let (status, body) = readyz().await;
+        if status == 200 && body["held_back"].is_null() {
+            ready_again = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready_again, "ready again once the transaction ended");
+}
