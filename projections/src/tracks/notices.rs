@@ -84,31 +84,55 @@ impl Notices for TrackNotices {
                 assignment,
                 deadline,
                 ..
-            } => assignment_opened(conn, track, assignment, deadline).await?,
+            } => {
+                let facts = track_facts(conn, track).await?;
+                // a later assignment's opening notifies nobody (the unlock does)
+                if assignment == 0 {
+                    vec![facts.started(participants(conn, track).await?, deadline)]
+                } else {
+                    vec![]
+                }
+            }
             TrackEvent::DeadlineReminderSent {
                 assignment,
                 participant,
                 deadline,
                 ..
-            } => deadline_reminder_sent(conn, track, assignment, participant, deadline).await?,
+            } => {
+                let facts = track_facts(conn, track).await?;
+                vec![facts.deadline_reminder(assignment, participant, deadline)]
+            }
             TrackEvent::DeadlineExtended {
                 assignment,
                 deadline,
                 ..
-            } => deadline_extended(conn, track, assignment, deadline).await?,
+            } => {
+                let facts = track_facts(conn, track).await?;
+                let participants = participants(conn, track).await?;
+                vec![facts.deadline_extended(participants, assignment, deadline)]
+            }
             TrackEvent::ReviewsAllocated {
                 assignment,
                 allocation,
                 ..
-            } => reviews_allocated(conn, track, assignment, &allocation).await?,
+            } => track_facts(conn, track)
+                .await?
+                .reviews_allocated(assignment, &allocation),
             TrackEvent::ReviewSubmitted {
                 assignment, author, ..
-            } => review_submitted(conn, track, assignment, author).await?,
+            } => {
+                let facts = track_facts(conn, track).await?;
+                vec![facts.review_received(assignment, author)]
+            }
             TrackEvent::AssignmentUnlocked {
                 assignment,
                 participant,
                 ..
-            } => assignment_unlocked(conn, track, assignment, participant).await?,
+            } => vec![
+                track_facts(conn, track)
+                    .await?
+                    .unlocked(assignment, participant),
+            ],
             // not in TYPES: nobody is notified of them
             TrackEvent::CriteriaRevised { .. }
             | TrackEvent::SolutionSubmitted { .. }
@@ -251,147 +275,115 @@ async fn track_started(conn: &mut PgConnection, track: Uuid) -> Result<Vec<Told>
     Ok(vec![])
 }
 
-/// The first assignment's opening tells every participant the track started.
-async fn assignment_opened(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    deadline: Timestamp,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    // a later assignment's opening notifies nobody (the unlock does)
-    if assignment != 0 {
-        return Ok(vec![]);
+/// The notices of the events that change nothing here, worded with the track's facts.
+impl TrackFacts {
+    /// The first assignment's opening tells every participant the track started.
+    fn started(&self, participants: Vec<Uuid>, deadline: Timestamp) -> Told {
+        Told {
+            users: participants,
+            kind: NotificationKind::TrackStarted,
+            assignment: 0,
+            title: format!("«{}» has started", self.title),
+            body: format!(
+                "{} is open, due {}.",
+                capital(&self.assignment(0)),
+                when(deadline)
+            ),
+        }
     }
-    Ok(vec![Told {
-        users: participants(conn, track).await?,
-        kind: NotificationKind::TrackStarted,
-        assignment: 0,
-        title: format!("«{}» has started", facts.title),
-        body: format!(
-            "{} is open, due {}.",
-            capital(&facts.assignment(0)),
-            when(deadline)
-        ),
-    }])
-}
 
-/// Reminds the participant that the assignment is due soon.
-async fn deadline_reminder_sent(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    participant: Uuid,
-    deadline: Timestamp,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    Ok(vec![Told {
-        users: vec![participant],
-        kind: NotificationKind::DeadlineReminder,
-        assignment,
-        title: format!("{} is due soon", capital(&facts.assignment(assignment))),
-        body: format!(
-            "Submit your solution to {} of «{}» before {}.",
-            facts.assignment(assignment),
-            facts.title,
-            when(deadline)
-        ),
-    }])
-}
+    /// Reminds the participant that the assignment is due soon.
+    fn deadline_reminder(&self, assignment: u32, participant: Uuid, deadline: Timestamp) -> Told {
+        Told {
+            users: vec![participant],
+            kind: NotificationKind::DeadlineReminder,
+            assignment,
+            title: format!("{} is due soon", capital(&self.assignment(assignment))),
+            body: format!(
+                "Submit your solution to {} of «{}» before {}.",
+                self.assignment(assignment),
+                self.title,
+                when(deadline)
+            ),
+        }
+    }
 
-/// Tells every participant the assignment's new deadline.
-async fn deadline_extended(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    deadline: Timestamp,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    Ok(vec![Told {
-        users: participants(conn, track).await?,
-        kind: NotificationKind::DeadlineExtended,
-        assignment,
-        title: format!("More time for {}", facts.assignment(assignment)),
-        body: format!(
-            "The deadline of {} of «{}» is now {}.",
-            facts.assignment(assignment),
-            facts.title,
-            when(deadline)
-        ),
-    }])
-}
+    /// Tells every participant the assignment's new deadline.
+    fn deadline_extended(
+        &self,
+        participants: Vec<Uuid>,
+        assignment: u32,
+        deadline: Timestamp,
+    ) -> Told {
+        Told {
+            users: participants,
+            kind: NotificationKind::DeadlineExtended,
+            assignment,
+            title: format!("More time for {}", self.assignment(assignment)),
+            body: format!(
+                "The deadline of {} of «{}» is now {}.",
+                self.assignment(assignment),
+                self.title,
+                when(deadline)
+            ),
+        }
+    }
 
-/// Tells each reviewer how many solutions they have to review.
-async fn reviews_allocated(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    allocation: &Allocation,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    let mut reviewers: Vec<Uuid> = allocation.pairs.iter().map(|p| p.reviewer).collect();
-    reviewers.sort_unstable();
-    reviewers.dedup();
-    Ok(reviewers
-        .into_iter()
-        .map(|reviewer| {
+    /// Tells each reviewer how many solutions they have to review.
+    fn reviews_allocated(&self, assignment: u32, allocation: &Allocation) -> Vec<Told> {
+        let mut reviewers: Vec<Uuid> = allocation.pairs.iter().map(|p| p.reviewer).collect();
+        reviewers.sort_unstable();
+        reviewers.dedup();
+        let told = |reviewer: Uuid| {
             let count = allocation.owed_by(reviewer);
             Told {
                 users: vec![reviewer],
                 kind: NotificationKind::ReviewsAssigned,
                 assignment,
-                title: format!("{count} solution{} to review", if count == 1 { "" } else { "s" }),
+                title: format!(
+                    "{count} solution{} to review",
+                    if count == 1 { "" } else { "s" }
+                ),
                 body: format!(
                     "Review your peers' solutions to {} of «{}»; the next assignment opens to you when \
                      you are done.",
-                    facts.assignment(assignment),
-                    facts.title
+                    self.assignment(assignment),
+                    self.title
                 ),
             }
-        })
-        .collect())
-}
+        };
+        reviewers.into_iter().map(told).collect()
+    }
 
-/// Tells the author a review of their solution came in.
-async fn review_submitted(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    author: Uuid,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    Ok(vec![Told {
-        users: vec![author],
-        kind: NotificationKind::ReviewReceived,
-        assignment,
-        title: "You received a review".to_owned(),
-        body: format!(
-            "A peer reviewed your solution to {} of «{}».",
-            facts.assignment(assignment),
-            facts.title
-        ),
-    }])
-}
+    /// Tells the author a review of their solution came in.
+    fn review_received(&self, assignment: u32, author: Uuid) -> Told {
+        Told {
+            users: vec![author],
+            kind: NotificationKind::ReviewReceived,
+            assignment,
+            title: "You received a review".to_owned(),
+            body: format!(
+                "A peer reviewed your solution to {} of «{}».",
+                self.assignment(assignment),
+                self.title
+            ),
+        }
+    }
 
-/// Tells the participant the assignment is open to them.
-async fn assignment_unlocked(
-    conn: &mut PgConnection,
-    track: Uuid,
-    assignment: u32,
-    participant: Uuid,
-) -> Result<Vec<Told>, ProjectionError> {
-    let facts = track_facts(conn, track).await?;
-    Ok(vec![Told {
-        users: vec![participant],
-        kind: NotificationKind::AssignmentUnlocked,
-        assignment,
-        title: format!("{} is open to you", capital(&facts.assignment(assignment))),
-        body: format!(
-            "You can now submit {} of «{}».",
-            facts.assignment(assignment),
-            facts.title
-        ),
-    }])
+    /// Tells the participant the assignment is open to them.
+    fn unlocked(&self, assignment: u32, participant: Uuid) -> Told {
+        Told {
+            users: vec![participant],
+            kind: NotificationKind::AssignmentUnlocked,
+            assignment,
+            title: format!("{} is open to you", capital(&self.assignment(assignment))),
+            body: format!(
+                "You can now submit {} of «{}».",
+                self.assignment(assignment),
+                self.title
+            ),
+        }
+    }
 }
 
 fn capital(text: &str) -> String {
