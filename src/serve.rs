@@ -120,6 +120,11 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
             workers::carsensor::run_scheduled(scraper, &schedule, stop).await
         }));
     }
+    if let Some(supervisor) =
+        database.supervisor(health.clone(), stopping.clone(), stop_rest.subscribe())
+    {
+        tasks.spawn(named("database supervisor", supervisor));
+    }
     let failed = supervise(tasks, &stopping, &stop_rest, &health).await;
     drop(projections);
     database.close().await;
@@ -136,6 +141,10 @@ async fn named(
 
 /// Waits for every task. The HTTP server ending (drained at shutdown, or failed) stops the rest; a task that
 /// ends before shutdown began is reported at once and fails readiness. Returns the first failure.
+///
+/// When the database is gone at shutdown (its supervisor marked it down), the tasks get [`SHUTDOWN_GRACE`] and
+/// are then ended: requests and projections waiting for a connection would otherwise hold the exit for the
+/// pool's timeout.
 async fn supervise(
     mut tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
     stopping: &watch::Receiver<bool>,
@@ -143,9 +152,27 @@ async fn supervise(
     health: &api::Tasks,
 ) -> Option<anyhow::Error> {
     let mut first_failure = None;
-    while let Some(joined) = tasks.join_next().await {
-        let (name, result) =
-            joined.unwrap_or_else(|panic| ("a task", Err(anyhow::anyhow!("{panic}"))));
+    let mut give_up = std::pin::pin!(database_gone_at_shutdown(stopping.clone(), health));
+    let mut gave_up = false;
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(joined) => joined,
+                None => break,
+            },
+            () = &mut give_up, if !gave_up => {
+                tracing::warn!("the database is gone: ending the tasks that wait for it");
+                let _ = stop_rest.send(true);
+                tasks.abort_all();
+                gave_up = true;
+                continue;
+            }
+        };
+        let (name, result) = match joined {
+            Ok(done) => done,
+            Err(error) if error.is_cancelled() => continue,
+            Err(panic) => ("a task", Err(anyhow::anyhow!("{panic}"))),
+        };
         let early = !*stopping.borrow() && !*stop_rest.borrow();
         if name == "HTTP server" {
             let _ = stop_rest.send(true);
@@ -166,6 +193,20 @@ async fn supervise(
         }
     }
     first_failure
+}
+
+/// How long the tasks may take to stop once shutdown began while the database is gone.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Ends [`SHUTDOWN_GRACE`] after shutdown began while the database is marked down; never otherwise.
+async fn database_gone_at_shutdown(mut stopping: watch::Receiver<bool>, health: &api::Tasks) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        return std::future::pending().await;
+    }
+    while health.database_down().is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 /// The HTTP server until `stopping` turns true, then until the requests in flight are answered.

@@ -98,6 +98,8 @@ impl AppState {
 #[derive(Debug, Default)]
 pub struct Tasks {
     stopped: std::sync::Mutex<Vec<StoppedTask>>,
+    /// Why the database is known to be down (its supervisor saw the embedded postmaster die), if it is.
+    database_down: std::sync::Mutex<Option<&'static str>>,
 }
 
 /// A task that stopped before the server did.
@@ -115,6 +117,17 @@ impl Tasks {
             name,
             error: error.to_string(),
         });
+    }
+
+    /// Marks the database down (`Some("restarting")`, `Some("unavailable")`) or back (`None`): while down,
+    /// `/readyz` fails at once, without waiting for the pool.
+    pub fn database(&self, down: Option<&'static str>) {
+        *self.database_down.lock().unwrap_or_else(|p| p.into_inner()) = down;
+    }
+
+    /// Why the database is known to be down, if it is.
+    pub fn database_down(&self) -> Option<&'static str> {
+        *self.database_down.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn list(&self) -> Vec<StoppedTask> {
@@ -295,20 +308,28 @@ struct ProjectionReadiness {
 /// Ready when the database answers and no projection run here has failed or lags more than the bound. A
 /// projection another process owns (`waiting`) does not count: that process reports on it.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query("select 1").execute(&state.services.pool),
-    )
-    .await;
-    let database_ok = matches!(database, Ok(Ok(_)));
+    // a database known to be down (its postmaster died) fails at once, without asking the pool
+    let down = state.tasks.database_down();
+    let database_ok = down.is_none()
+        && matches!(
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                sqlx::query("select 1").execute(&state.services.pool),
+            )
+            .await,
+            Ok(Ok(_))
+        );
     let now = chrono::Utc::now();
     let bound = state.http.ready_max_lag.as_secs_f64();
-    let hold = match state.services.projections.hold().await {
-        Ok(hold) => hold,
-        Err(error) => {
-            tracing::warn!(%error, "readiness: cannot look for held-back events");
-            None
-        }
+    let hold = match down {
+        Some(_) => None,
+        None => match state.services.projections.hold().await {
+            Ok(hold) => hold,
+            Err(error) => {
+                tracing::warn!(%error, "readiness: cannot look for held-back events");
+                None
+            }
+        },
     };
     let held_seconds = hold.as_ref().map(|h| h.age(now).as_seconds_f64());
     let projections: Vec<ProjectionReadiness> = state
@@ -346,7 +367,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         && stopped_tasks.is_empty();
     let body = Readiness {
         ready,
-        database: if database_ok { "ok" } else { "unreachable" },
+        database: match down {
+            Some(why) => why,
+            None if database_ok => "ok",
+            None => "unreachable",
+        },
         projections,
         held_back,
         stopped_tasks,

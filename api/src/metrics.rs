@@ -36,6 +36,7 @@ pub const PROJECTION_UP: &str = "academy_projection_running";
 pub const LOG_HEAD: &str = "academy_log_head_position";
 pub const LOG_HELD_BACK_EVENTS: &str = "academy_log_held_back_events";
 pub const LOG_HELD_BACK_SECONDS: &str = "academy_log_held_back_seconds";
+pub const DATABASE_RESTARTS_TOTAL: &str = "academy_database_restarts_total";
 
 /// The process's Prometheus recorder (installed on first use, with this crate's and `commands`' series
 /// registered).
@@ -106,6 +107,16 @@ fn register() {
         Unit::Seconds,
         "how long committed events have been held back from every projection (0: none)"
     );
+    metrics::describe_counter!(
+        DATABASE_RESTARTS_TOTAL,
+        "times the embedded PostgreSQL was restarted after it died"
+    );
+    metrics::counter!(DATABASE_RESTARTS_TOTAL).increment(0);
+}
+
+/// Counts a restart of the embedded PostgreSQL.
+pub fn count_database_restart() {
+    metrics::counter!(DATABASE_RESTARTS_TOTAL).increment(1);
 }
 
 /// The Prometheus type of every described series, to show a described series that has no sample yet.

@@ -145,6 +145,17 @@ pub struct Cluster {
     port: u16,
     /// `Some` when this process started the server.
     guardian: Option<Guardian>,
+    /// How this process started the server, to start it again after it died ([`Cluster::restart`]).
+    spawn: Option<Spawn>,
+}
+
+/// What starting the server takes, kept to restart it.
+#[derive(Debug, Clone)]
+struct Spawn {
+    bin_dir: PathBuf,
+    run_as: Option<RunAs>,
+    durability: Durability,
+    idle_in_transaction_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -220,6 +231,12 @@ impl Cluster {
             socket_dir,
             port: PORT,
             guardian: Some(guardian),
+            spawn: Some(Spawn {
+                bin_dir,
+                run_as,
+                durability: config.durability,
+                idle_in_transaction_timeout: config.idle_in_transaction_timeout,
+            }),
         };
         cluster.wait_ready(Duration::from_secs(60))?;
         tracing::info!(data_dir = %cluster.data_dir.display(), socket = %cluster.socket_dir.display(), "PostgreSQL started");
@@ -256,6 +273,7 @@ impl Cluster {
                     socket_dir,
                     port,
                     guardian: None,
+                    spawn: None,
                 };
                 cluster.wait_ready(Duration::from_secs(60))?;
                 Ok(Some(cluster))
@@ -271,17 +289,11 @@ impl Cluster {
 
     fn wait_ready(&self, timeout: Duration) -> Result<(), ClusterError> {
         let deadline = Instant::now() + timeout;
-        let pid_file = self.data_dir.join("postmaster.pid");
-        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
         loop {
-            // postmaster.pid's 8th line turns to "ready" once the server accepts connections
-            let ready = fs::read_to_string(&pid_file)
-                .map(|c| c.lines().nth(7).is_some_and(|l| l.trim() == "ready"))
-                .unwrap_or(false);
-            if ready && socket.exists() {
+            if self.is_ready() {
                 return Ok(());
             }
-            if self.guardian.as_ref().is_some_and(Guardian::finished) || Instant::now() > deadline {
+            if self.start_failed() || Instant::now() > deadline {
                 return Err(ClusterError::NotReady(timeout, log_tail(&self.data_dir)));
             }
             thread::sleep(Duration::from_millis(20));
@@ -290,6 +302,78 @@ impl Cluster {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Whether the postmaster of this data folder is alive (whoever started it). Cheap (a few `/proc` reads), for
+    /// polling: a postmaster killed outright is gone at once, even before its parent reaps it.
+    pub fn is_running(&self) -> bool {
+        if self.start_failed() {
+            return false;
+        }
+        fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|c| c.lines().next()?.trim().parse::<i32>().ok())
+            .is_some_and(|pid| is_postmaster_of(pid, &self.data_dir))
+    }
+
+    /// Whether the server accepts connections: `postmaster.pid`'s 8th line turns to "ready" then, and the socket
+    /// is there.
+    pub fn is_ready(&self) -> bool {
+        let ready = fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .map(|c| c.lines().nth(7).is_some_and(|l| l.trim() == "ready"))
+            .unwrap_or(false);
+        ready
+            && self
+                .socket_dir
+                .join(format!(".s.PGSQL.{}", self.port))
+                .exists()
+            && self.is_running()
+    }
+
+    /// The last lines of the server's log, for messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.data_dir)
+    }
+
+    /// Whether the server this process started has exited (it died, or a [`Cluster::restart`] could not start).
+    pub fn start_failed(&self) -> bool {
+        self.guardian.as_ref().is_some_and(Guardian::finished)
+    }
+
+    /// Starts the server again after it died, when this process started it (PostgreSQL's crash recovery runs as
+    /// it starts); does not wait for it to accept connections (poll [`Cluster::is_ready`] and
+    /// [`Cluster::start_failed`]). Does nothing while the server still runs. A cluster another process started
+    /// is not ours to restart: that is an error.
+    pub fn restart(&mut self) -> Result<(), ClusterError> {
+        let Some(spawn) = self.spawn.clone() else {
+            return Err(ClusterError::Command {
+                what: "restarting PostgreSQL".to_owned(),
+                detail: "another process started this cluster".to_owned(),
+            });
+        };
+        if self.is_running() {
+            return Ok(());
+        }
+        // the old guardian ends as soon as it sees its server exited (it reaps it, so the new server does not
+        // take a zombie's pid file for a live one)
+        if let Some(mut old) = self.guardian.take() {
+            let _ = old.orders.send(Order::Stop);
+            if let Some(thread) = old.thread.take() {
+                let _ = thread.join();
+            }
+        }
+        remove_stale_lock(&self.socket_dir.join(format!(".s.PGSQL.{}.lock", self.port)))?;
+        let guardian = spawn_guarded(
+            &spawn.bin_dir,
+            &self.data_dir,
+            &self.socket_dir,
+            spawn.run_as.as_ref(),
+            spawn.durability,
+            spawn.idle_in_transaction_timeout,
+        )?;
+        self.guardian = Some(guardian);
+        tracing::info!(data_dir = %self.data_dir.display(), "PostgreSQL restarted; recovering");
+        Ok(())
     }
 
     /// Whether this process started the server (and will stop it), rather than reusing another's.

@@ -4,6 +4,7 @@ mod cli;
 mod identity;
 mod scrape;
 mod serve;
+mod supervision;
 mod timeouts;
 
 use std::io::{BufRead, BufReader};
