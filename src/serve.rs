@@ -66,7 +66,7 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         Duration::from_millis(config.read_timeout_ms),
         clock.clone(),
     ));
-    let state = api::AppState::new(services, config.http());
+    let state = api::AppState::new(services, config.http()).stopping(stopping.clone());
     let health = state.tasks.clone();
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -34,6 +34,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -80,6 +81,8 @@ pub struct AppState {
     /// The process's background tasks (deadline worker, scraper, projections): one that stopped while the
     /// server runs makes it unready.
     pub tasks: Arc<Tasks>,
+    /// Turns true when the server stops: open subscriptions complete and WebSockets close with 1001.
+    pub stopping: Option<watch::Receiver<bool>>,
 }
 
 impl AppState {
@@ -90,7 +93,14 @@ impl AppState {
             metrics: metrics::handle(),
             http,
             tasks: Arc::default(),
+            stopping: None,
         }
+    }
+
+    /// The state of a server that stops when `stopping` turns true.
+    pub fn stopping(mut self, stopping: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
     }
 }
 

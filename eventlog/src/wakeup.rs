@@ -78,8 +78,13 @@ async fn notify_others(pool: PgPool, mut commits: watch::Receiver<u64>) {
 
 async fn listen_to_others(pool: PgPool, any: Arc<watch::Sender<u64>>) {
     loop {
+        // a closed pool is an orderly stop, not a lost connection
+        if pool.is_closed() {
+            return;
+        }
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
+            Err(_) if pool.is_closed() => return,
             Err(error) => {
                 tracing::warn!(%error, "cannot LISTEN for other processes' events; polling until it can");
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -94,6 +99,7 @@ async fn listen_to_others(pool: PgPool, any: Arc<watch::Sender<u64>>) {
         loop {
             match listener.recv().await {
                 Ok(_) => any.send_modify(|n| *n = n.wrapping_add(1)),
+                Err(_) if pool.is_closed() => return,
                 Err(error) => {
                     // recv reconnects on its next call; wake everyone in case we missed something meanwhile
                     tracing::warn!(%error, "lost the LISTEN connection; reconnecting");

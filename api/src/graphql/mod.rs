@@ -44,14 +44,16 @@ use async_graphql::{
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, Stream, StreamExt};
 use projections::Projections;
 use serde::Serialize;
 use sqlx::PgPool;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::auth::{Tokens, Viewer};
@@ -971,10 +973,20 @@ pub async fn websocket(
 ) -> Response {
     let schema = state.schema.clone();
     let tokens = state.services.tokens.clone();
+    let stopping = state.stopping.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            GraphQLWebSocket::new(socket, schema, protocol)
+        .on_upgrade(move |socket| async move {
+            let (to_client, from_client) = socket.split();
+            // what the protocol sends goes through `outgoing`, so the connection can say goodbye itself
+            let (outgoing, mut queued) = tokio::sync::mpsc::channel::<Message>(64);
+            let sink =
+                futures_util::sink::unfold(outgoing, |outgoing, message: Message| async move {
+                    outgoing.send(message).await.map_err(axum::Error::new)?;
+                    Ok::<_, axum::Error>(outgoing)
+                });
+            let connection_stopping = stopping.clone();
+            let graphql = GraphQLWebSocket::new_with_pair(sink, from_client, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = token_in(&payload)?;
                     if let Some(token) = &token {
@@ -986,11 +998,95 @@ pub async fn websocket(
                         min_position: None,
                         client,
                     });
+                    data.insert(Stopping(connection_stopping));
                     Ok(data)
                 })
-                .serve()
+                .serve();
+            let forward = forward_until_stopping(to_client, &mut queued, stopping);
+            tokio::pin!(graphql, forward);
+            tokio::select! {
+                // the server stopped (goodbye said), or the client is gone
+                () = &mut forward => {}
+                // the protocol ended (the client left, or was refused): pass on what it still queued, its
+                // close frame included; its end dropped the sender, so the queue runs dry
+                () = &mut graphql => forward.await,
+            }
         })
 }
+
+/// When the server stops, for subscriptions: they end (their clients get `complete`), and connections close
+/// with 1001 (going away).
+#[derive(Clone)]
+pub(crate) struct Stopping(Option<watch::Receiver<bool>>);
+
+impl Stopping {
+    /// Resolves once the server stops (never, for a server without a stop signal).
+    async fn wait(self) {
+        match self.0 {
+            Some(mut stopping) => {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// `stream`, ended when the server stops, so its client gets `complete` rather than an error.
+pub(crate) fn until_stopping<S>(
+    ctx: &Context<'_>,
+    stream: S,
+) -> impl Stream<Item = S::Item> + use<S>
+where
+    S: Stream,
+{
+    let stopping = ctx.data_opt::<Stopping>().cloned();
+    stream.take_until(async move {
+        match stopping {
+            Some(stopping) => stopping.wait().await,
+            None => std::future::pending().await,
+        }
+    })
+}
+
+/// Passes the protocol's messages to the client until the server stops; then passes on what the ending
+/// subscriptions still say (their `complete`s) for a moment, and closes the connection with 1001.
+async fn forward_until_stopping(
+    mut to_client: futures_util::stream::SplitSink<WebSocket, Message>,
+    queued: &mut tokio::sync::mpsc::Receiver<Message>,
+    stopping: Option<watch::Receiver<bool>>,
+) {
+    let stop = Stopping(stopping).wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            message = queued.recv() => match message {
+                Some(message) => {
+                    if to_client.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            () = &mut stop => break,
+        }
+    }
+    let last_words = async {
+        while let Some(message) = queued.recv().await {
+            if to_client.send(message).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(GOODBYE_WAIT, last_words).await;
+    let goodbye = CloseFrame {
+        code: axum::extract::ws::close_code::AWAY,
+        reason: "the server is going away".into(),
+    };
+    let _ = to_client.send(Message::Close(Some(goodbye))).await;
+}
+
+/// How long a stopping server passes on the last messages of its subscriptions before it closes a connection.
+const GOODBYE_WAIT: Duration = Duration::from_millis(300);
 
 fn token_in(payload: &serde_json::Value) -> Result<Option<String>, ApiError> {
     let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);

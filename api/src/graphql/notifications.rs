@@ -230,7 +230,7 @@ impl NotificationsSubscription {
                 Err(error) => Some((stream::iter(vec![Err(error.into())]), None)),
             }
         });
-        Ok(batches.flatten())
+        Ok(super::until_stopping(ctx, batches.flatten()))
     }
 }
 

@@ -191,7 +191,7 @@ impl OperationsSubscription {
                 }
             }
         });
-        Ok(batches.flatten())
+        Ok(super::until_stopping(ctx, batches.flatten()))
     }
 }
 

@@ -77,6 +77,11 @@ impl Default for Setup {
 }
 
 impl TestApp {
+    /// Stops serving, as a server does on SIGTERM.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
     pub async fn start() -> Self {
         Self::with(Setup::default()).await
     }
@@ -100,8 +105,8 @@ impl TestApp {
             setup.read_timeout,
             setup.clock.clone(),
         ));
-        let state = AppState::new(services, setup.http);
         let (stop, stopping) = watch::channel(false);
+        let state = AppState::new(services, setup.http).stopping(stopping.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let app = api::router(state.clone());

@@ -234,3 +234,48 @@ async fn logins_over_a_websocket_share_the_address_budget() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_stopping_server_completes_open_subscriptions_and_closes_with_going_away() {
+    let app = TestApp::start().await;
+    let (_, admin) = app.admin().await;
+    let (mut socket, ack) =
+        connect(&app, json!({ "authorization": format!("Bearer {admin}") })).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    for (id, query) in [
+        ("1", "subscription { logEvents { position } }"),
+        ("2", "subscription { notifications { id } }"),
+    ] {
+        send(
+            &mut socket,
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+        )
+        .await;
+    }
+    // both are running: a new event reaches the log subscription
+    app.register("ada@example.org", "ada", "correct horse")
+        .await;
+    let first = receive(&mut socket).await;
+    assert_eq!(
+        (first["type"].as_str(), first["id"].as_str()),
+        (Some("next"), Some("1")),
+        "{first}"
+    );
+    app.stop();
+    let mut completed = vec![];
+    loop {
+        let message = receive(&mut socket).await;
+        if let Some(code) = message.get("close") {
+            assert_eq!(code, 1001, "closed as going away");
+            break;
+        }
+        match message["type"].as_str() {
+            Some("complete") => completed.push(message["id"].as_str().unwrap().to_owned()),
+            // the log subscription may still pass on events committed before the stop, never an error
+            Some("next") => assert!(message["payload"]["errors"].is_null(), "{message}"),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    completed.sort();
+    assert_eq!(completed, ["1", "2"]);
+}
