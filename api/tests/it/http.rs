@@ -569,3 +569,27 @@ async fn a_read_that_cannot_wait_long_enough_is_not_ready_503_with_retry_after()
     }
     holder.rollback().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413_like_a_sized_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut setup = Setup::default();
+    setup.http.body_limit = 4096;
+    let app = TestApp::with(setup).await;
+    let mut connection = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let head = "POST /graphql HTTP/1.1\r\nHost: academy\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    connection.write_all(head.as_bytes()).await.unwrap();
+    // no length up front: 10 chunks of 1 KiB, over the 4 KiB limit
+    let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+    for _ in 0..10 {
+        if connection.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = connection.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = connection.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
