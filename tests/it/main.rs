@@ -57,7 +57,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(mut command: Command) -> Server {
+    pub fn start(command: Command) -> Server {
+        Self::start_logging_to(command, Stdio::inherit())
+    }
+
+    /// [`Server::start`], with the server's log (its standard error) going to `log`.
+    pub fn start_logging_to(mut command: Command, log: impl Into<Stdio>) -> Server {
         let pg_dir = command
             .get_envs()
             .find(|(key, _)| *key == "ACADEMY_DATA_DIR")
@@ -65,7 +70,7 @@ impl Server {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

@@ -269,3 +269,76 @@ async fn metrics_list_every_documented_series_right_after_start() {
     let status = server.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn a_held_horizon_is_named_in_the_log_and_an_orderly_stop_logs_no_errors() {
+    let dir = data_folder();
+    let log_path = dir.path().join("academy.log");
+    let server = Server::start_logging_to(
+        academy(dir.path()),
+        std::fs::File::create(&log_path).unwrap(),
+    );
+    server.wait_projections_live().await;
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host(&dir.path().join("pg").to_string_lossy())
+        .username("postgres")
+        .database("academy");
+    let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+    // a transaction holding an id, and an event committed after it
+    let mut holder = pool.begin().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let log = eventlog::EventLog::new(pool.clone());
+    let marker = domain::StreamId::new("marker", uuid::Uuid::now_v7()).unwrap();
+    log.append(eventlog::AppendRequest::single(
+        marker,
+        eventlog::ExpectedVersion::NoStream,
+        vec![eventlog::NewEvent::new(
+            "MarkerWritten",
+            serde_json::json!({}),
+        )],
+        eventlog::Metadata::new(eventlog::Source::Cli),
+    ))
+    .await
+    .unwrap();
+    // the server names the backend once the hold has lasted a few seconds
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let named = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if text.contains("an open transaction holds committed events back") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "never named: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(named.contains(&pid.to_string()), "{named}");
+    // and the operators' status says the same
+    let out = run(academy(dir.path()).args(["projections", "status"]));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("held back"), "{table}");
+    assert!(table.contains(&format!("backend pid {pid}")), "{table}");
+    holder.rollback().await.unwrap();
+    pool.close().await;
+    server.wait_projections_live().await;
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        text.matches("an open transaction holds committed events back")
+            .count(),
+        1,
+        "named once per hold: {text}"
+    );
+    for noise in ["closed pool", "PoolClosed", "LISTEN", "ERROR"] {
+        assert!(
+            !text.contains(noise),
+            "an orderly stop logged {noise:?}: {text}"
+        );
+    }
+}
