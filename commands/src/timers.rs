@@ -4,6 +4,7 @@
 //! that category ([`FiresTimers`], listed in [`App::new`]).
 
 use async_trait::async_trait;
+use domain::StreamId;
 use uuid::Uuid;
 
 use crate::{App, Request};
@@ -69,8 +70,11 @@ impl App {
         seed: u64,
     ) -> Result<FiredTimer, TimerError> {
         let unknown = || TimerError::UnknownStream(stream.to_owned());
-        let (category, id) = stream.split_once('-').ok_or_else(unknown)?;
-        let id = Uuid::parse_str(id).map_err(|_| unknown())?;
+        let parsed = StreamId::parse(stream).map_err(|_| unknown())?;
+        let category = parsed.category();
+        let id = stream[category.len() + 1..]
+            .parse::<Uuid>()
+            .map_err(|_| unknown())?;
         let product = self.timers.iter().find(|p| p.category() == category);
         product
             .ok_or_else(unknown)?
