@@ -1,0 +1,251 @@
+//! Appends of 1 and 10 events per command against raw INSERTs, and the `log_stats` replay.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use domain::StreamId;
+use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
+use projections::{Runner, RunnerConfig};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{BenchArgs, thousands as n};
+
+#[derive(Debug, Serialize)]
+pub struct AppendFigures {
+    pub append_single_per_s: f64,
+    pub baseline_single_per_s: f64,
+    pub append_single_ratio: f64,
+    pub append_batch_events_per_s: f64,
+    pub baseline_batch_events_per_s: f64,
+    pub append_batch_ratio: f64,
+    pub replay_events: i64,
+    pub replay_events_per_s: f64,
+}
+
+impl AppendFigures {
+    pub(super) fn print(&self) {
+        println!(
+            "  append, 1 event per command    {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 1.00)",
+            n(self.append_single_per_s),
+            n(self.baseline_single_per_s),
+            self.append_single_ratio
+        );
+        println!(
+            "  append, 10 events per command  {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2}",
+            n(self.append_batch_events_per_s),
+            n(self.baseline_batch_events_per_s),
+            self.append_batch_ratio
+        );
+        println!(
+            "  replay of log_stats over {} events: {} events/s (target >= 300,000)",
+            n(self.replay_events as f64),
+            n(self.replay_events_per_s)
+        );
+    }
+}
+
+pub(super) async fn measure(pool: &PgPool, args: &BenchArgs) -> anyhow::Result<AppendFigures> {
+    let pool = pool.clone();
+    let (writers, single, batch) = (
+        usize::from(args.writers),
+        args.single_commands as usize,
+        args.batch_commands as usize,
+    );
+    sqlx::raw_sql("create table bench_raw (like events including all)")
+        .execute(&pool)
+        .await?;
+    let log = EventLog::new(pool.clone());
+
+    // each side in several rounds, alternating, so that drift (caches warming, checkpoints, a neighbour on the
+    // host) affects both alike
+    let (baseline_single, append_single) = alternating(
+        writers,
+        single,
+        Op::Raw(pool.clone(), 1),
+        Op::Append(log.clone(), 1),
+    )
+    .await?;
+    let (baseline_batch, append_batch) = alternating(
+        writers,
+        batch,
+        Op::Raw(pool.clone(), 10),
+        Op::Append(log.clone(), 10),
+    )
+    .await?;
+
+    fill_for_replay(&pool, args.replay_events).await?;
+    let replay_events: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(&pool)
+        .await?;
+    sqlx::raw_sql("vacuum analyze events")
+        .execute(&pool)
+        .await?;
+    let runner = Runner::new(
+        log.clone(),
+        Arc::new(projections::log_stats::LogStats),
+        RunnerConfig::default(),
+    )?;
+    let started = Instant::now();
+    runner.rebuild().await?;
+    let replay = started.elapsed();
+    let applied: i64 = sqlx::query_scalar("select sum(events)::bigint from log_stats.event_types")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        applied == replay_events,
+        "the replay applied {applied} of {replay_events} events"
+    );
+
+    let per_s = |count: usize, took: Duration| count as f64 / took.as_secs_f64();
+    let append_single_per_s = per_s(single, append_single);
+    let baseline_single_per_s = per_s(single, baseline_single);
+    let append_batch_events_per_s = per_s(batch * 10, append_batch);
+    let baseline_batch_events_per_s = per_s(batch * 10, baseline_batch);
+    Ok(AppendFigures {
+        append_single_per_s,
+        baseline_single_per_s,
+        append_single_ratio: append_single_per_s / baseline_single_per_s,
+        append_batch_events_per_s,
+        baseline_batch_events_per_s,
+        append_batch_ratio: append_batch_events_per_s / baseline_batch_events_per_s,
+        replay_events,
+        replay_events_per_s: per_s(replay_events as usize, replay),
+    })
+}
+
+/// What a writer repeats: an append of n events, or the baseline insert of n rows.
+#[derive(Clone)]
+enum Op {
+    Append(EventLog, usize),
+    Raw(PgPool, usize),
+}
+
+impl Op {
+    async fn once(&self) -> anyhow::Result<()> {
+        match self {
+            Op::Append(log, events) => append(log, *events).await,
+            Op::Raw(pool, rows) => raw_insert(pool, *rows).await,
+        }
+    }
+}
+
+/// Runs `baseline` and `measured` `total` times each, in alternating rounds; returns their wall times.
+async fn alternating(
+    writers: usize,
+    total: usize,
+    baseline: Op,
+    measured: Op,
+) -> anyhow::Result<(Duration, Duration)> {
+    const ROUNDS: usize = 4;
+    let (mut baseline_took, mut measured_took) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let share = total / ROUNDS + usize::from(round < total % ROUNDS);
+        if share == 0 {
+            continue;
+        }
+        baseline_took += concurrently(writers, share, baseline.clone()).await?;
+        measured_took += concurrently(writers, share, measured.clone()).await?;
+    }
+    Ok((baseline_took, measured_took))
+}
+
+/// Runs `op` `total` times over `writers` concurrent tasks; returns the wall time.
+async fn concurrently(writers: usize, total: usize, op: Op) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let op = op.clone();
+            let share = total / writers + usize::from(w < total % writers);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    op.once().await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+fn payload() -> serde_json::Value {
+    json!({ "track_id": Uuid::now_v7(), "title": "Rust from zero to production", "seat": 17 })
+}
+
+/// One command appending `events` events to a new stream, with metadata as the API would write it.
+async fn append(log: &EventLog, events: usize) -> anyhow::Result<()> {
+    let stream = StreamId::new("bench", Uuid::now_v7())?;
+    let events = (0..events)
+        .map(|_| NewEvent::new("LearnerEnrolled", payload()))
+        .collect();
+    let metadata = Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user");
+    log.append(AppendRequest::single(
+        stream,
+        ExpectedVersion::NoStream,
+        events,
+        metadata,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The baseline: one autocommit `INSERT` of `rows` events-shaped rows, as a plain table would take them.
+async fn raw_insert(pool: &PgPool, rows: usize) -> anyhow::Result<()> {
+    let stream = format!("bench-{}", Uuid::now_v7());
+    let metadata =
+        serde_json::to_value(Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user"))?;
+    let versions: Vec<i64> = (1..=rows as i64).collect();
+    let ids: Vec<Uuid> = (0..rows).map(|_| Uuid::now_v7()).collect();
+    let data: Vec<serde_json::Value> = (0..rows).map(|_| payload()).collect();
+    sqlx::query(
+        "insert into bench_raw (stream_id, stream_category, version, event_id, event_type, data, metadata,
+                                actor_id, actor_role, source, command_id, correlation_id)
+         select $1, 'bench', v, id, 'LearnerEnrolled', d, $4, $5, 'user', 'cli', $6, $6
+           from unnest($2::bigint[], $3::uuid[], $7::jsonb[]) as x(v, id, d)",
+    )
+    .bind(&stream)
+    .bind(&versions)
+    .bind(&ids)
+    .bind(&metadata)
+    .bind(metadata["actor_id"].as_str())
+    .bind(Uuid::now_v7())
+    .bind(&data)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Tops the log up to `target` events with set-based inserts (what is being measured is the replay, not this).
+async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
+    let have: i64 = sqlx::query_scalar("select count(*) from events")
+        .fetch_one(pool)
+        .await?;
+    let missing = (target as i64 - have).max(0);
+    let chunk = 25_000;
+    let mut from = 0;
+    while from < missing {
+        let to = (from + chunk).min(missing) - 1;
+        sqlx::query(
+            "insert into events (stream_id, stream_category, version, event_id, event_type, data, metadata,
+                                 actor_id, actor_role, source, command_id, correlation_id)
+             select 'replay-' || (g / 10), 'replay', g % 10 + 1, gen_random_uuid(),
+                    (array['LearnerEnrolled', 'SolutionSubmitted', 'ReviewSubmitted', 'QuestionAnswered'])[g % 4 + 1],
+                    jsonb_build_object('n', g, 'title', 'Rust from zero to production', 'seat', g % 50),
+                    jsonb_build_object('source', 'cli', 'actor_role', 'user'),
+                    'user-' || (g % 997), 'user', 'cli', gen_random_uuid(), gen_random_uuid()
+               from generate_series($1::bigint, $2::bigint) g",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(pool)
+        .await?;
+        from = to + 1;
+    }
+    Ok(())
+}
+

@@ -1,0 +1,200 @@
+//! `academy bench`: the event log's throughput, each figure next to a baseline measured in the same run on the
+//! same server.
+//!
+//! - appends with 1 event per command, `writers` concurrent writers, against raw single-row `INSERT`s of an
+//!   events-shaped row (same columns and indexes, no checks) with the same concurrency, the two alternating in
+//!   rounds;
+//! - appends with 10 events per command, against raw 10-row `INSERT`s;
+//! - replay: rebuilding the `log_stats` projection from the start of a log of about a million events;
+//! - listing upserts: 10,000 observed listings, 1 % of them repriced, each through one `Observe` command as the
+//!   scraper sends them, against a plain-table upsert (`insert … on conflict do update … where distinct`) of the
+//!   same rows at the same concurrency.
+//!
+//! It runs on a throwaway cluster (stock, durable settings) or, with `DATABASE_URL`, in a scratch database it
+//! creates on that server and drops afterwards: events are immutable, so a benchmark must never write into a
+//! real log.
+
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::Context;
+use clap::Args;
+use migrations::cluster::Cluster;
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::config::Config;
+
+mod appends;
+mod upserts;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub writers: u16,
+    /// Commands of one event each (and as many baseline inserts).
+    #[arg(long, default_value_t = 16_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub single_commands: u32,
+    /// Commands of ten events each (and as many baseline 10-row inserts).
+    #[arg(long, default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_commands: u32,
+    /// Events in the log the replay reads (the append phases' events count towards it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub replay_events: usize,
+    /// Observed listings in the upsert benchmark (already listed; 1 % repriced).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..))]
+    pub listings: u32,
+    /// Only the listing-upsert benchmark.
+    #[arg(long)]
+    pub upserts_only: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub writers: usize,
+    pub server_version: String,
+    #[serde(flatten)]
+    pub upserts: Option<upserts::UpsertFigures>,
+    #[serde(flatten)]
+    pub appends: Option<appends::AppendFigures>,
+}
+
+const SCRATCH_DB: &str = "academy_bench";
+
+pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
+    let place = Place::open(config).await?;
+    let result = measure_all(&place.options, &args).await;
+    place.close().await;
+    let figures = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        print_table(&figures);
+    }
+    Ok(())
+}
+
+/// Where the benchmark runs, and how to clean up after it.
+struct Place {
+    options: PgConnectOptions,
+    /// To drop the scratch database from.
+    admin: PgConnectOptions,
+    cluster: Option<(Cluster, tempfile::TempDir)>,
+}
+
+impl Place {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (admin, cluster) = match &config.database_url {
+            Some(url) => (
+                url.parse::<PgConnectOptions>().context("DATABASE_URL")?,
+                None,
+            ),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("academy-bench-")
+                    .tempdir()?;
+                // the server's user (when we are root) must be able to enter it
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+                let cluster_config = config.cluster_config(&dir.path().join("data"));
+                let cluster =
+                    tokio::task::spawn_blocking(move || Cluster::start(&cluster_config)).await??;
+                (cluster.connect_options("postgres"), Some((cluster, dir)))
+            }
+        };
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .context("connecting for the benchmark")?;
+        // separate statements: DROP/CREATE DATABASE refuse to run inside a (multi-statement) transaction
+        for sql in [
+            format!("drop database if exists {SCRATCH_DB} with (force)"),
+            format!("create database {SCRATCH_DB}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .context("creating the scratch database academy_bench (the role needs CREATEDB)")?;
+        }
+        conn.close().await?;
+        Ok(Self {
+            options: admin.clone().database(SCRATCH_DB),
+            admin,
+            cluster,
+        })
+    }
+
+    async fn close(self) {
+        if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
+            let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
+                "drop database if exists {SCRATCH_DB} with (force)"
+            )))
+            .execute(&mut conn)
+            .await;
+            if let Err(error) = dropped {
+                tracing::warn!(%error, "could not drop the scratch database {SCRATCH_DB}");
+            }
+            let _ = conn.close().await;
+        }
+        if let Some((cluster, dir)) = self.cluster {
+            let _ = tokio::task::spawn_blocking(move || {
+                cluster.stop();
+                drop(dir);
+            })
+            .await;
+        }
+    }
+}
+
+async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Result<Figures> {
+    let pool = PgPoolOptions::new()
+        .max_connections(u32::from(args.writers) + 4)
+        .connect_with(options.clone())
+        .await?;
+    migrations::migrate(&pool).await?;
+    let server_version: String = sqlx::query_scalar("show server_version")
+        .fetch_one(&pool)
+        .await?;
+    let writers = usize::from(args.writers);
+    let mut figures = Figures {
+        writers,
+        server_version,
+        upserts: None,
+        appends: None,
+    };
+    // the upserts first, on a small log, as a scraper's first weeks would see it
+    figures.upserts = Some(upserts::measure(&pool, writers, args.listings as usize).await?);
+    if !args.upserts_only {
+        figures.appends = Some(appends::measure(&pool, args).await?);
+    }
+    pool.close().await;
+    Ok(figures)
+}
+
+fn print_table(figures: &Figures) {
+    println!(
+        "academy bench: PostgreSQL {}, {} concurrent writers",
+        figures.server_version, figures.writers
+    );
+    if let Some(upserts) = &figures.upserts {
+        upserts.print();
+    }
+    if let Some(appends) = &figures.appends {
+        appends.print();
+    }
+}
+
+/// `x` (not negative) rounded, with thousands separated by commas: `12,345`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{x:.0}");
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
