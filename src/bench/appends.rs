@@ -248,4 +248,3 @@ async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
