@@ -26,6 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::config::Config;
 
 mod appends;
+mod scrape;
 mod upserts;
 
 #[derive(Debug, Clone, Args)]
@@ -48,6 +49,12 @@ pub struct BenchArgs {
     /// Observed listings in the upsert benchmark (already listed; 1 % repriced).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(100..))]
     pub listings: u32,
+    /// Only the scraper end to end against a local fake carsensor.net, beside the upsert path (`bench::scrape`).
+    #[arg(long)]
+    pub scrape: bool,
+    /// Listings the fake site serves to `--scrape`.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(100..))]
+    pub scrape_listings: u32,
     /// Only the listing-upsert benchmark.
     #[arg(long)]
     pub upserts_only: bool,
@@ -59,6 +66,8 @@ pub struct Figures {
     pub server_version: String,
     #[serde(flatten)]
     pub upserts: Option<upserts::UpsertFigures>,
+    #[serde(flatten)]
+    pub scrape: Option<scrape::ScrapeFigures>,
     #[serde(flatten)]
     pub appends: Option<appends::AppendFigures>,
 }
@@ -162,8 +171,15 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         writers,
         server_version,
         upserts: None,
+        scrape: None,
         appends: None,
     };
+    if args.scrape {
+        figures.scrape =
+            Some(scrape::measure(&pool, writers, args.scrape_listings as usize).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
     // the upserts first, on a small log, as a scraper's first weeks would see it
     figures.upserts = Some(upserts::measure(&pool, writers, args.listings as usize).await?);
     if !args.upserts_only {
@@ -180,6 +196,9 @@ fn print_table(figures: &Figures) {
     );
     if let Some(upserts) = &figures.upserts {
         upserts.print();
+    }
+    if let Some(scrape) = &figures.scrape {
+        scrape.print();
     }
     if let Some(appends) = &figures.appends {
         appends.print();
