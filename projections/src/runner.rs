@@ -21,8 +21,11 @@ const MAX_HELD_BACK_READS_BEFORE_SWAP: u32 = 200;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Events per transaction.
+    /// Events per transaction while serving live (small batches keep read-your-writes waits short).
     pub batch_size: i64,
+    /// Events per read and transaction while building aside (a rebuild, a new version): large batches let a
+    /// set-based projection write each table once per many events. Nobody waits on a build's commits.
+    pub build_batch_size: i64,
     /// How long a lease lasts without renewal.
     pub lease_ttl: Duration,
     /// How often an idle runner looks at the log anyway (wake-ups make this rarely matter).
@@ -37,6 +40,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 2000,
+            build_batch_size: 20_000,
             lease_ttl: Duration::from_secs(30),
             poll: eventlog::DEFAULT_POLL,
             retry_delay: Duration::from_secs(2),
@@ -537,10 +541,14 @@ impl Runner {
         let mut held_back_reads = 0;
         // a batch read ahead while the previous one was applied
         let mut prefetched: Option<Read> = None;
+        let batch_size = match slot {
+            Slot::Live => self.config.batch_size,
+            Slot::Build => self.config.build_batch_size,
+        };
         let mut subscription = self
             .log
             .subscribe(start, self.projection.event_types())
-            .batch_size(self.config.batch_size)
+            .batch_size(batch_size)
             .poll_interval(self.config.poll);
         loop {
             if !lease.renew_if_due().await? {
@@ -563,6 +571,7 @@ impl Runner {
                         &schema,
                         (persisted, reached),
                         &events,
+                        batch_size,
                         &mut subscription,
                         &mut prefetched,
                     )
@@ -630,11 +639,12 @@ impl Runner {
         schema: &str,
         (expected, to): (Checkpoint, Checkpoint),
         events: &[RecordedEvent],
+        batch_size: i64,
         subscription: &mut eventlog::Subscription,
         prefetched: &mut Option<Read>,
     ) -> Result<Commit, RunnerError> {
         let commit = self.commit(lease, slot, schema, expected, events, to);
-        if (events.len() as i64) < self.config.batch_size {
+        if (events.len() as i64) < batch_size {
             return commit.await;
         }
         let (committed, next) = tokio::join!(commit, read_next(subscription));

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod cars;
+mod cars_batches;
 mod failures;
 mod log_stats;
 mod rebuild;
@@ -114,6 +115,7 @@ impl Projection for Ledger {
 pub fn config() -> RunnerConfig {
     RunnerConfig {
         batch_size: 100,
+        build_batch_size: 100,
         lease_ttl: Duration::from_secs(2),
         poll: Duration::from_millis(50),
         retry_delay: Duration::from_millis(100),
