@@ -485,7 +485,7 @@ impl CommandExecutor {
                 },
                 output: Some(output),
             }),
-            Err(AppendError::Conflict { .. }) => Err(Attempt::Conflict),
+            Err(AppendError::Conflict { .. } | AppendError::Contended) => Err(Attempt::Conflict),
             Err(e) => Err(Attempt::Failed(InternalError::Append(e).into())),
         }
     }
@@ -522,7 +522,7 @@ impl CommandExecutor {
                 events: if appended.duplicate { vec![] } else { events },
                 appended: Some(appended),
             }),
-            Err(AppendError::Conflict { .. }) => Err(Attempt::Conflict),
+            Err(AppendError::Conflict { .. } | AppendError::Contended) => Err(Attempt::Conflict),
             Err(e) => Err(Attempt::Failed(InternalError::Append(e).into())),
         }
     }

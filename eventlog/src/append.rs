@@ -1,15 +1,23 @@
 //! Appending: validation in Rust, then one call of the `append_events` SQL function, which does the
-//! idempotency check, one compare-and-set per stream and the insert in a single round trip.
+//! idempotency check, one compare-and-set per stream and the insert in a single round trip; or, for a group of
+//! concurrent appends, one call of `append_batch`, which runs `append_events` for each in a subtransaction.
 
+use std::sync::Arc;
+
+use serde_json::Value;
 use sqlx::postgres::{PgDatabaseError, PgRow};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::types::{AppendRequest, Appended, AppendedEvent, ExpectedVersion, StreamAppend};
+use crate::types::{
+    AppendRequest, Appended, AppendedEvent, ExpectedVersion, Metadata, StreamAppend,
+};
 use crate::{EventLog, ExpectedVersion as Expected};
 
 /// SQLSTATE raised by `append_events` on a version mismatch.
 const CONFLICT_SQLSTATE: &str = "AC409";
+/// SQLSTATE of a deadlock (`deadlock_detected`).
+const DEADLOCK_SQLSTATE: &str = "40P01";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -20,22 +28,34 @@ pub enum AppendError {
         /// The stream's version when the append was refused (0: it does not exist).
         actual: i64,
     },
+    /// The append deadlocked with a concurrent one and was rolled back: retry it as after a conflict.
+    #[error("the append deadlocked with a concurrent append")]
+    Contended,
     #[error("invalid append: {0}")]
     Invalid(&'static str),
+    /// The database refused this append alone (it was rolled back; the others of its group committed).
+    #[error("the database refused the append ({code}): {message}")]
+    Refused { code: String, message: String },
+    /// The database failed; shared by every append of a group commit.
     #[error("event log database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
 }
 
 impl EventLog {
     /// Appends atomically to every stream of `request` and wakes subscribers.
+    ///
+    /// Concurrent appends of this process are committed together (see [`crate::group`]): each keeps its own
+    /// version checks, idempotency and result, and a lone append is not delayed.
     #[tracing::instrument(skip_all, fields(streams = request.streams.len()))]
     pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
-        let mut conn = self.pool.acquire().await?;
-        let appended = append_in(&mut conn, request).await?;
-        if !appended.duplicate {
-            self.wakeup.local_commit();
-        }
-        Ok(appended)
+        let prepared = Prepared::new(request)?;
+        self.group.append(self, prepared).await
     }
 
     /// The first append made with `command_id`, if any.
@@ -62,66 +82,210 @@ pub async fn append_in(
     conn: &mut PgConnection,
     request: AppendRequest,
 ) -> Result<Appended, AppendError> {
-    let AppendRequest {
-        mut streams,
-        metadata,
-    } = request;
-    validate(&mut streams)?;
+    Prepared::new(request)?.append_on(conn).await
+}
 
-    let event_count: usize = streams.iter().map(|s| s.events.len()).sum();
-    let mut stream_ids = Vec::with_capacity(streams.len());
-    let mut categories = Vec::with_capacity(streams.len());
-    let mut expected = Vec::with_capacity(streams.len());
-    let mut counts = Vec::with_capacity(streams.len());
-    let mut stream_index = Vec::with_capacity(event_count);
-    let mut offsets = Vec::with_capacity(event_count);
-    let mut event_ids = Vec::with_capacity(event_count);
-    let mut event_types = Vec::with_capacity(event_count);
-    let mut schema_versions = Vec::with_capacity(event_count);
-    let mut data = Vec::with_capacity(event_count);
-    for (i, stream) in streams.iter_mut().enumerate() {
-        stream_ids.push(stream.stream.as_str().to_owned());
-        categories.push(stream.stream.category().to_owned());
-        expected.push(stream.expected.as_sql());
-        counts.push(stream.events.len() as i64);
-        for (offset, event) in stream.events.drain(..).enumerate() {
-            stream_index.push(i as i32 + 1);
-            offsets.push(offset as i64 + 1);
-            event_ids.push(event.event_id);
-            event_types.push(event.event_type);
-            schema_versions.push(event.schema_version);
-            data.push(event.data);
+/// One validated append in the shape `append_events` takes it: per stream, per event, and the metadata.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    command_id: Option<Uuid>,
+    stream_ids: Vec<String>,
+    categories: Vec<String>,
+    expected: Vec<Option<i64>>,
+    counts: Vec<i64>,
+    stream_index: Vec<i32>,
+    offsets: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<String>,
+    schema_versions: Vec<i32>,
+    data: Vec<Value>,
+    metadata_json: Value,
+    metadata: Metadata,
+}
+
+impl Prepared {
+    pub(crate) fn new(request: AppendRequest) -> Result<Self, AppendError> {
+        let AppendRequest {
+            mut streams,
+            metadata,
+        } = request;
+        validate(&mut streams)?;
+        let event_count: usize = streams.iter().map(|s| s.events.len()).sum();
+        let mut prepared = Prepared {
+            command_id: metadata.command_id,
+            stream_ids: Vec::with_capacity(streams.len()),
+            categories: Vec::with_capacity(streams.len()),
+            expected: Vec::with_capacity(streams.len()),
+            counts: Vec::with_capacity(streams.len()),
+            stream_index: Vec::with_capacity(event_count),
+            offsets: Vec::with_capacity(event_count),
+            event_ids: Vec::with_capacity(event_count),
+            event_types: Vec::with_capacity(event_count),
+            schema_versions: Vec::with_capacity(event_count),
+            data: Vec::with_capacity(event_count),
+            metadata_json: serde_json::to_value(&metadata)
+                .map_err(|_| AppendError::Invalid("unencodable metadata"))?,
+            metadata,
+        };
+        for (i, stream) in streams.into_iter().enumerate() {
+            prepared.stream_ids.push(stream.stream.as_str().to_owned());
+            prepared
+                .categories
+                .push(stream.stream.category().to_owned());
+            prepared.expected.push(stream.expected.as_sql());
+            prepared.counts.push(stream.events.len() as i64);
+            for (offset, event) in stream.events.into_iter().enumerate() {
+                prepared.stream_index.push(i as i32 + 1);
+                prepared.offsets.push(offset as i64 + 1);
+                prepared.event_ids.push(event.event_id);
+                prepared.event_types.push(event.event_type);
+                prepared.schema_versions.push(event.schema_version);
+                prepared.data.push(event.data);
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// The smallest stream id it writes (streams are sorted).
+    pub(crate) fn first_stream(&self) -> &str {
+        &self.stream_ids[0]
+    }
+
+    /// One call of `append_events` on `conn`.
+    pub(crate) async fn append_on(&self, conn: &mut PgConnection) -> Result<Appended, AppendError> {
+        let rows = sqlx::query(
+            "select out_position, out_stream_id, out_version, out_transaction_id, out_duplicate
+               from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        )
+        .bind(self.command_id)
+        .bind(&self.stream_ids)
+        .bind(&self.categories)
+        .bind(&self.expected)
+        .bind(&self.counts)
+        .bind(&self.stream_index)
+        .bind(&self.offsets)
+        .bind(&self.event_ids)
+        .bind(&self.event_types)
+        .bind(&self.schema_versions)
+        .bind(&self.data)
+        .bind(&self.metadata_json)
+        .bind(&self.metadata.actor_id)
+        .bind(&self.metadata.actor_role)
+        .bind(self.metadata.source.as_str())
+        .bind(self.metadata.correlation_id)
+        .bind(self.metadata.causation_id)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| self.refusal(e))?;
+        appended_from_rows(&rows).map_err(AppendError::from)
+    }
+
+    /// Every append of `batch` in one call of `append_batch` on `conn` (autocommit: one transaction), each
+    /// with its own outcome, in the batch's order.
+    pub(crate) async fn append_all_on(
+        batch: &[&Prepared],
+        conn: &mut PgConnection,
+    ) -> Result<Vec<Result<Appended, AppendError>>, sqlx::Error> {
+        let stream_counts: Vec<i32> = batch.iter().map(|p| p.stream_ids.len() as i32).collect();
+        let event_counts: Vec<i32> = batch.iter().map(|p| p.event_ids.len() as i32).collect();
+        let rows = sqlx::query(
+            "select out_command, out_position, out_stream_id, out_version, out_transaction_id, out_duplicate,
+                    out_error_code, out_error_message, out_error_detail
+               from append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                                 $18, $19)",
+        )
+        .bind(batch.iter().map(|p| p.command_id).collect::<Vec<_>>())
+        .bind(&stream_counts)
+        .bind(&event_counts)
+        .bind(batch.iter().map(|p| &p.metadata_json).collect::<Vec<_>>())
+        .bind(batch.iter().map(|p| p.metadata.actor_id.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|p| p.metadata.actor_role.as_deref()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|p| p.metadata.source.as_str()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|p| p.metadata.correlation_id).collect::<Vec<_>>())
+        .bind(batch.iter().map(|p| p.metadata.causation_id).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.stream_ids).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.categories).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.expected).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.counts).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.stream_index).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.offsets).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.event_ids).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.event_types).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.schema_versions).collect::<Vec<_>>())
+        .bind(batch.iter().flat_map(|p| &p.data).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut per_command: Vec<Vec<PgRow>> = batch.iter().map(|_| Vec::new()).collect();
+        for row in rows {
+            let command: i32 = row.try_get("out_command")?;
+            per_command[command as usize - 1].push(row);
+        }
+        let outcomes = batch
+            .iter()
+            .zip(per_command)
+            .map(|(prepared, rows)| prepared.outcome(&rows))
+            .collect();
+        Ok(outcomes)
+    }
+
+    /// This append's outcome from its rows of `append_batch`.
+    fn outcome(&self, rows: &[PgRow]) -> Result<Appended, AppendError> {
+        let failure = match rows.first() {
+            Some(row) => row.try_get::<Option<String>, _>("out_error_code")?,
+            None => {
+                return Err(AppendError::Invalid(
+                    "the batch returned nothing for an append",
+                ));
+            }
+        };
+        let Some(code) = failure else {
+            return appended_from_rows(rows).map_err(AppendError::from);
+        };
+        let message: Option<String> = rows[0].try_get("out_error_message")?;
+        let detail: Option<String> = rows[0].try_get("out_error_detail")?;
+        Err(self.refused(code, message.unwrap_or_default(), detail.as_deref()))
+    }
+
+    /// The error of a failed `append_events` call.
+    fn refusal(&self, error: sqlx::Error) -> AppendError {
+        if let sqlx::Error::Database(db) = &error
+            && let Some(pg) = db.try_downcast_ref::<PgDatabaseError>()
+        {
+            return self.refused(pg.code().to_owned(), pg.message().to_owned(), pg.detail());
+        }
+        error.into()
+    }
+
+    /// A refusal with `code` (a SQLSTATE): a version conflict, a deadlock, or anything else.
+    fn refused(&self, code: String, message: String, detail: Option<&str>) -> AppendError {
+        match code.as_str() {
+            CONFLICT_SQLSTATE => self.conflict(detail.unwrap_or_default()),
+            DEADLOCK_SQLSTATE => AppendError::Contended,
+            _ => AppendError::Refused { code, message },
         }
     }
-    let metadata_json = serde_json::to_value(&metadata)
-        .map_err(|_| AppendError::Invalid("unencodable metadata"))?;
 
-    let rows = sqlx::query(
-        "select out_position, out_stream_id, out_version, out_transaction_id, out_duplicate
-           from append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(metadata.command_id)
-    .bind(&stream_ids)
-    .bind(&categories)
-    .bind(&expected)
-    .bind(&counts)
-    .bind(&stream_index)
-    .bind(&offsets)
-    .bind(&event_ids)
-    .bind(&event_types)
-    .bind(&schema_versions)
-    .bind(&data)
-    .bind(&metadata_json)
-    .bind(&metadata.actor_id)
-    .bind(&metadata.actor_role)
-    .bind(metadata.source.as_str())
-    .bind(metadata.correlation_id)
-    .bind(metadata.causation_id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| conflict_from(e, &stream_ids, &expected))?;
-
-    appended_from_rows(&rows).map_err(AppendError::from)
+    /// A version conflict from `append_events`' detail, `stream_id<TAB>actual_version`.
+    fn conflict(&self, detail: &str) -> AppendError {
+        let (stream, actual) = detail.split_once('\t').unwrap_or((detail, "0"));
+        let expected = self
+            .stream_ids
+            .iter()
+            .position(|s| s == stream)
+            .and_then(|i| self.expected[i])
+            .map_or(Expected::Any, |n| {
+                if n == 0 {
+                    Expected::NoStream
+                } else {
+                    Expected::Exactly(n)
+                }
+            });
+        AppendError::Conflict {
+            stream: stream.to_owned(),
+            expected,
+            actual: actual.parse().unwrap_or(0),
+        }
+    }
 }
 
 /// Rows shaped like `append_events`' result, as an [`Appended`] in position order.
@@ -176,30 +340,4 @@ fn validate(streams: &mut [StreamAppend]) -> Result<(), AppendError> {
         ));
     }
     Ok(())
-}
-
-fn conflict_from(error: sqlx::Error, streams: &[String], expected: &[Option<i64>]) -> AppendError {
-    if let sqlx::Error::Database(db) = &error
-        && let Some(pg) = db.try_downcast_ref::<PgDatabaseError>()
-        && pg.code() == CONFLICT_SQLSTATE
-        && let Some((stream, actual)) = pg.detail().and_then(|d| d.split_once('\t'))
-    {
-        let expected = streams
-            .iter()
-            .position(|s| s == stream)
-            .and_then(|i| expected[i])
-            .map_or(Expected::Any, |n| {
-                if n == 0 {
-                    Expected::NoStream
-                } else {
-                    Expected::Exactly(n)
-                }
-            });
-        return AppendError::Conflict {
-            stream: stream.to_owned(),
-            expected,
-            actual: actual.parse().unwrap_or(0),
-        };
-    }
-    AppendError::Database(error)
 }

@@ -3,6 +3,7 @@
 //! - [`append`](EventLog::append) writes events to one or several streams in one transaction (one round trip,
 //!   through the `append_events` SQL function), each stream with an [`ExpectedVersion`]. A version mismatch is
 //!   [`AppendError::Conflict`]; a command id that was already used returns the first append's result.
+//!   Concurrent appends share a transaction ([`GroupCommit`]), each keeping its own checks and result.
 //! - [`read_stream`](EventLog::read_stream) reads one stream forward or backward.
 //! - [`read_all`](EventLog::read_all) reads the global log after a [`Checkpoint`] in commit-safe order, and
 //!   [`subscribe`](EventLog::subscribe) turns that into catch-up-then-live delivery.
@@ -16,6 +17,7 @@
 //! horizon, so it sorts after every checkpoint taken so far.
 
 mod append;
+mod group;
 mod hold;
 mod read;
 mod startup;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 pub use append::{AppendError, append_in};
+pub use group::GroupCommit;
 pub use hold::{Blocker, Hold};
 pub use read::Batch;
 pub use startup::{StartupError, verify_transaction_ids};
@@ -42,14 +45,25 @@ pub use types::{
 pub struct EventLog {
     pool: PgPool,
     wakeup: Arc<wakeup::Wakeup>,
+    group: Arc<group::Group>,
 }
 
 impl EventLog {
     /// A log on `pool`. Starts two background tasks (coalesced cross-process NOTIFY, and LISTEN for other
     /// processes' appends) that end when the last clone is dropped. Must be called inside a tokio runtime.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_group_commit(pool, GroupCommit::default())
+    }
+
+    /// A log on `pool` whose concurrent appends are grouped as `group` says.
+    pub fn with_group_commit(pool: PgPool, group: GroupCommit) -> Self {
         let wakeup = Arc::new(wakeup::Wakeup::start(pool.clone()));
-        Self { pool, wakeup }
+        let group = Arc::new(group::Group::new(group));
+        Self {
+            pool,
+            wakeup,
+            group,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {

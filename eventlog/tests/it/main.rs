@@ -2,6 +2,7 @@
 
 mod append;
 mod golden;
+mod group;
 mod ordering;
 mod read;
 mod startup;
