@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::StreamId;
-use eventlog::{AppendRequest, EventLog, ExpectedVersion, Metadata, NewEvent, Source};
+use eventlog::{AppendRequest, EventLog, ExpectedVersion, GroupCommit, Metadata, NewEvent, Source};
 use projections::{Runner, RunnerConfig};
 use serde::Serialize;
 use serde_json::json;
@@ -16,11 +16,17 @@ use super::{BenchArgs, thousands as n};
 #[derive(Debug, Serialize)]
 pub struct AppendFigures {
     pub append_single_per_s: f64,
+    /// The same appends with group commit off (each command its own transaction, as before it).
+    pub ungrouped_single_per_s: f64,
     pub baseline_single_per_s: f64,
     pub append_single_ratio: f64,
     pub append_batch_events_per_s: f64,
+    pub ungrouped_batch_events_per_s: f64,
     pub baseline_batch_events_per_s: f64,
     pub append_batch_ratio: f64,
+    /// Median latency of one append at one writer, with and without group commit.
+    pub lone_append_p50_ms: f64,
+    pub lone_ungrouped_p50_ms: f64,
     pub replay_events: i64,
     pub replay_events_per_s: f64,
 }
@@ -28,16 +34,22 @@ pub struct AppendFigures {
 impl AppendFigures {
     pub(super) fn print(&self) {
         println!(
-            "  append, 1 event per command    {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 1.00)",
+            "  append, 1 event per command    {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2} (target >= 1.00); without group commit {} events/s",
             n(self.append_single_per_s),
             n(self.baseline_single_per_s),
-            self.append_single_ratio
+            self.append_single_ratio,
+            n(self.ungrouped_single_per_s),
         );
         println!(
-            "  append, 10 events per command  {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2}",
+            "  append, 10 events per command  {:>10} events/s   raw INSERT baseline {:>10} rows/s   ratio {:.2}; without group commit {} events/s",
             n(self.append_batch_events_per_s),
             n(self.baseline_batch_events_per_s),
-            self.append_batch_ratio
+            self.append_batch_ratio,
+            n(self.ungrouped_batch_events_per_s),
+        );
+        println!(
+            "  a lone append (1 writer), p50  {:>10.2} ms         without group commit {:.2} ms",
+            self.lone_append_p50_ms, self.lone_ungrouped_p50_ms,
         );
         println!(
             "  replay of log_stats over {} events: {} events/s (target >= 300,000)",
@@ -58,23 +70,23 @@ pub(super) async fn measure(pool: &PgPool, args: &BenchArgs) -> anyhow::Result<A
         .execute(&pool)
         .await?;
     let log = EventLog::new(pool.clone());
+    let ungrouped = EventLog::with_group_commit(pool.clone(), GroupCommit::off(writers));
 
     // each side in several rounds, alternating, so that drift (caches warming, checkpoints, a neighbour on the
-    // host) affects both alike
-    let (baseline_single, append_single) = alternating(
-        writers,
-        single,
-        Op::Raw(pool.clone(), 1),
-        Op::Append(log.clone(), 1),
-    )
-    .await?;
-    let (baseline_batch, append_batch) = alternating(
-        writers,
-        batch,
-        Op::Raw(pool.clone(), 10),
-        Op::Append(log.clone(), 10),
-    )
-    .await?;
+    // host) affects every side alike
+    let sides = |n| {
+        [
+            Op::Raw(pool.clone(), n),
+            Op::Append(ungrouped.clone(), n),
+            Op::Append(log.clone(), n),
+        ]
+    };
+    let [baseline_single, ungrouped_single, append_single] =
+        alternating(writers, single, sides(1)).await?;
+    let [baseline_batch, ungrouped_batch, append_batch] =
+        alternating(writers, batch, sides(10)).await?;
+    let lone_ungrouped = lone_p50(&Op::Append(ungrouped, 1)).await?;
+    let lone_append = lone_p50(&Op::Append(log.clone(), 1)).await?;
 
     fill_for_replay(&pool, args.replay_events).await?;
     let replay_events: i64 = sqlx::query_scalar("select count(*) from events")
@@ -106,14 +118,31 @@ pub(super) async fn measure(pool: &PgPool, args: &BenchArgs) -> anyhow::Result<A
     let baseline_batch_events_per_s = per_s(batch * 10, baseline_batch);
     Ok(AppendFigures {
         append_single_per_s,
+        ungrouped_single_per_s: per_s(single, ungrouped_single),
         baseline_single_per_s,
         append_single_ratio: append_single_per_s / baseline_single_per_s,
         append_batch_events_per_s,
+        ungrouped_batch_events_per_s: per_s(batch * 10, ungrouped_batch),
         baseline_batch_events_per_s,
         append_batch_ratio: append_batch_events_per_s / baseline_batch_events_per_s,
+        lone_append_p50_ms: lone_append.as_secs_f64() * 1e3,
+        lone_ungrouped_p50_ms: lone_ungrouped.as_secs_f64() * 1e3,
         replay_events,
         replay_events_per_s: per_s(replay_events as usize, replay),
     })
+}
+
+/// The median time of `op` run alone, one after another.
+async fn lone_p50(op: &Op) -> anyhow::Result<Duration> {
+    const TIMES: usize = 400;
+    let mut took = Vec::with_capacity(TIMES);
+    for _ in 0..TIMES {
+        let started = Instant::now();
+        op.once().await?;
+        took.push(started.elapsed());
+    }
+    took.sort();
+    Ok(took[TIMES / 2])
 }
 
 /// What a writer repeats: an append of n events, or the baseline insert of n rows.
@@ -132,24 +161,24 @@ impl Op {
     }
 }
 
-/// Runs `baseline` and `measured` `total` times each, in alternating rounds; returns their wall times.
-async fn alternating(
+/// Runs each of `sides` `total` times, in alternating rounds; returns their wall times.
+async fn alternating<const N: usize>(
     writers: usize,
     total: usize,
-    baseline: Op,
-    measured: Op,
-) -> anyhow::Result<(Duration, Duration)> {
+    sides: [Op; N],
+) -> anyhow::Result<[Duration; N]> {
     const ROUNDS: usize = 4;
-    let (mut baseline_took, mut measured_took) = (Duration::ZERO, Duration::ZERO);
+    let mut took = [Duration::ZERO; N];
     for round in 0..ROUNDS {
         let share = total / ROUNDS + usize::from(round < total % ROUNDS);
         if share == 0 {
             continue;
         }
-        baseline_took += concurrently(writers, share, baseline.clone()).await?;
-        measured_took += concurrently(writers, share, measured.clone()).await?;
+        for (side, took) in sides.iter().zip(&mut took) {
+            *took += concurrently(writers, share, side.clone()).await?;
+        }
     }
-    Ok((baseline_took, measured_took))
+    Ok(took)
 }
 
 /// Runs `op` `total` times over `writers` concurrent tasks; returns the wall time.

@@ -144,8 +144,12 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
     let figures: serde_json::Value = serde_json::from_str(&out).unwrap();
     for key in [
         "append_single_per_s",
+        "ungrouped_single_per_s",
         "baseline_single_per_s",
         "append_batch_events_per_s",
+        "ungrouped_batch_events_per_s",
+        "lone_append_p50_ms",
+        "lone_ungrouped_p50_ms",
         "baseline_batch_events_per_s",
         "replay_events_per_s",
         "upsert_listings_per_s",
