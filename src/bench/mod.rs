@@ -26,6 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::config::Config;
 
 mod appends;
+mod rebuild;
 mod scrape;
 mod upserts;
 
@@ -58,6 +59,13 @@ pub struct BenchArgs {
     /// Only the listing-upsert benchmark.
     #[arg(long)]
     pub upserts_only: bool,
+    /// Only the rebuild benchmark of this projection (`all`: each in turn), each over `--replay-events` events
+    /// of its own (`bench::rebuild`).
+    #[arg(long, value_name = "NAME")]
+    pub rebuild: Option<String>,
+    /// Events per read and transaction of `--rebuild`'s builds.
+    #[arg(long, default_value_t = projections::RunnerConfig::default().build_batch_size)]
+    pub rebuild_batch: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -70,6 +78,8 @@ pub struct Figures {
     pub scrape: Option<scrape::ScrapeFigures>,
     #[serde(flatten)]
     pub appends: Option<appends::AppendFigures>,
+    #[serde(flatten)]
+    pub rebuild: Option<rebuild::RebuildFigures>,
 }
 
 const SCRATCH_DB: &str = "academy_bench";
@@ -173,7 +183,17 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         upserts: None,
         scrape: None,
         appends: None,
+        rebuild: None,
     };
+    if let Some(name) = &args.rebuild {
+        let config = projections::RunnerConfig {
+            build_batch_size: args.rebuild_batch,
+            ..projections::RunnerConfig::default()
+        };
+        figures.rebuild = Some(rebuild::measure(&pool, name, args.replay_events, config).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
     if args.scrape {
         figures.scrape =
             Some(scrape::measure(&pool, writers, args.scrape_listings as usize).await?);
@@ -202,6 +222,9 @@ fn print_table(figures: &Figures) {
     }
     if let Some(appends) = &figures.appends {
         appends.print();
+    }
+    if let Some(rebuild) = &figures.rebuild {
+        rebuild.print();
     }
 }
 
