@@ -156,7 +156,7 @@ impl EventLog {
                     .await?
             }
         };
-        batch_from_rows(after, limit, rows)
+        decode_batch(after, limit, rows).await
     }
 
     /// How many events (of `types`, when given) lie after `after`, finished or not: a reader's lag.
@@ -203,6 +203,26 @@ impl EventLog {
         .await?;
         Ok(xid.map(|xid| Checkpoint { xid, position }))
     }
+}
+
+/// Rows from which on a batch is decoded on a blocking thread.
+const DECODE_ASIDE_FROM: usize = 256;
+
+/// [`batch_from_rows`]; a large batch on a blocking thread, so that decoding (mostly parsing the events' JSON)
+/// runs beside whatever the caller does meanwhile (a runner applies the previous batch while it reads the next).
+async fn decode_batch(
+    after: Checkpoint,
+    limit: i64,
+    rows: Vec<PgRow>,
+) -> Result<Batch, sqlx::Error> {
+    if rows.len() < DECODE_ASIDE_FROM {
+        return batch_from_rows(after, limit, rows);
+    }
+    tokio::task::spawn_blocking(move || batch_from_rows(after, limit, rows))
+        .await
+        .map_err(|error| {
+            sqlx::Error::Decode(format!("decoding a batch of events: {error}").into())
+        })?
 }
 
 fn batch_from_rows(after: Checkpoint, limit: i64, rows: Vec<PgRow>) -> Result<Batch, sqlx::Error> {

@@ -1,6 +1,8 @@
 //! `accounts`: the users of Academy as admins list them and as `me` shows them. No password hashes: logging in
 //! reads the account's own stream, so it never waits for this read model.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::identity::{AccountEvent, Role};
@@ -65,14 +67,34 @@ impl Projection for Accounts {
         Ok(())
     }
 
+    /// Set-based: loads the users the batch names, folds its events into them in log order, and writes the
+    /// changed rows in one upsert. A registration of an id already known fails the event, as the primary key
+    /// did; a change to an account that was never registered changes nothing.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        let mut decoded = Vec::with_capacity(events.len());
         for recorded in events {
             let id = stream_uuid(&recorded.stream_id, "account-")?;
-            match recorded.decode::<AccountEvent>()? {
+            decoded.push((id, recorded.position, recorded.decode::<AccountEvent>()?));
+        }
+        let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let loaded: Vec<User> = sqlx::query_as(
+            "select id, email, username, role, registered_at, password_changed_at, registered_position
+               from users where id = any($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        // the rows as the batch leaves them, and whether it changed them
+        let mut users: HashMap<Uuid, (User, bool)> =
+            loaded.into_iter().map(|u| (u.id, (u, false))).collect();
+        for (id, position, event) in decoded {
+            match event {
                 AccountEvent::AccountRegistered {
                     email,
                     username,
@@ -81,42 +103,81 @@ impl Projection for Accounts {
                     ..
                 } => {
                     let at = DateTime::<Utc>::from(at);
-                    sqlx::query(
-                        "insert into users (id, email, username, role, registered_at, password_changed_at,
-                                            registered_position)
-                         values ($1, $2, $3, $4, $5, $5, $6)",
-                    )
-                    .bind(id)
-                    .bind(email.as_str())
-                    .bind(username.as_str())
-                    .bind(role.as_str())
-                    .bind(at)
-                    .bind(recorded.position)
-                    .execute(&mut *conn)
-                    .await?;
+                    if users.contains_key(&id) {
+                        return Err(format!("account {id} is registered already").into());
+                    }
+                    let user = User {
+                        id,
+                        email: email.as_str().to_owned(),
+                        username: username.as_str().to_owned(),
+                        role: role.as_str().to_owned(),
+                        registered_at: at,
+                        password_changed_at: at,
+                        registered_position: position,
+                    };
+                    users.insert(id, (user, true));
                 }
                 AccountEvent::PasswordChanged { at, .. } => {
-                    sqlx::query("update users set password_changed_at = $2 where id = $1")
-                        .bind(id)
-                        .bind(DateTime::<Utc>::from(at))
-                        .execute(&mut *conn)
-                        .await?;
+                    if let Some((user, changed)) = users.get_mut(&id) {
+                        user.password_changed_at = DateTime::<Utc>::from(at);
+                        *changed = true;
+                    }
                 }
-                AccountEvent::AdminGranted { .. } => set_role(conn, id, Role::Admin).await?,
-                AccountEvent::AdminRevoked { .. } => set_role(conn, id, Role::User).await?,
+                AccountEvent::AdminGranted { .. } => set_role(&mut users, id, Role::Admin),
+                AccountEvent::AdminRevoked { .. } => set_role(&mut users, id, Role::User),
             }
         }
+        let mut changed: Vec<&User> = users
+            .values()
+            .filter(|(_, changed)| *changed)
+            .map(|(user, _)| user)
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        changed.sort_unstable_by_key(|u| u.registered_position);
+        sqlx::query(
+            "insert into users as u (id, email, username, role, registered_at, password_changed_at,
+                                     registered_position)
+             select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                                  $6::timestamptz[], $7::bigint[])
+             on conflict (id) do update
+                set role = excluded.role, password_changed_at = excluded.password_changed_at",
+        )
+        .bind(changed.iter().map(|u| u.id).collect::<Vec<_>>())
+        .bind(changed.iter().map(|u| u.email.as_str()).collect::<Vec<_>>())
+        .bind(
+            changed
+                .iter()
+                .map(|u| u.username.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(changed.iter().map(|u| u.role.as_str()).collect::<Vec<_>>())
+        .bind(changed.iter().map(|u| u.registered_at).collect::<Vec<_>>())
+        .bind(
+            changed
+                .iter()
+                .map(|u| u.password_changed_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changed
+                .iter()
+                .map(|u| u.registered_position)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }
 
-async fn set_role(conn: &mut PgConnection, id: Uuid, role: Role) -> Result<(), sqlx::Error> {
-    sqlx::query("update users set role = $2 where id = $1")
-        .bind(id)
-        .bind(role.as_str())
-        .execute(conn)
-        .await?;
-    Ok(())
+/// The fold's role change of `id`, when that account is registered.
+fn set_role(users: &mut HashMap<Uuid, (User, bool)>, id: Uuid, role: Role) {
+    if let Some((user, changed)) = users.get_mut(&id) {
+        user.role = role.as_str().to_owned();
+        *changed = true;
+    }
 }
 
 /// One user, by id.

@@ -76,7 +76,7 @@ async fn accounts_follow_registrations_roles_and_password_changes_and_rebuild_to
     .await;
     assert!(AccountEvent::TYPES.contains(&registered(0).event_type()));
 
-    let (projections, _stop, _task) = start(&log, vec![Arc::new(Accounts)]);
+    let (projections, stop, task) = start(&log, vec![Arc::new(Accounts)]);
     projections.wait_for(last, WAIT).await.unwrap();
     let live = accounts::list(log.pool(), &UserFilter::default(), None, 100)
         .await
@@ -112,4 +112,18 @@ async fn accounts_follow_registrations_roles_and_password_changes_and_rebuild_to
         .await
         .unwrap();
     assert_eq!(rebuilt, live, "a rebuild from the log gives the same rows");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let one_event_per_batch = RunnerConfig {
+        batch_size: 1,
+        build_batch_size: 1,
+        ..RunnerConfig::default()
+    };
+    projections::rebuild(log.clone(), Arc::new(Accounts), one_event_per_batch)
+        .await
+        .unwrap();
+    let rebuilt = accounts::list(log.pool(), &UserFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(rebuilt, live, "so does one event per batch");
 }
