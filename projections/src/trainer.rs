@@ -4,9 +4,11 @@
 //! a partial or incorrect one) and the last activity. A contested verdict is marked on its answer; statistics
 //! count the verdict as recorded.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::trainer::{QuestionContent, QuestionEvent, TraineeEvent, Verdict};
+use domain::trainer::{Level, QuestionContent, QuestionEvent, TraineeEvent, Verdict};
 use eventlog::RecordedEvent;
 use serde::Serialize;
 use sqlx::types::Json;
@@ -87,126 +89,358 @@ impl Projection for Trainer {
         Ok(())
     }
 
+    /// Set-based: loads the questions, statistics and answers the batch changes, folds its events into them in
+    /// log order, and writes each table once. A question added twice or an answer recorded twice fails the
+    /// event, as the primary keys did; an edit of a question never added changes nothing.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        crate::by_category!(NAME, conn, events, { "question" => apply_question, "trainee" => apply_trainee })
+        let mut batch = Vec::with_capacity(events.len());
+        for recorded in events {
+            batch.push(match recorded.stream_category.as_str() {
+                "question" => Decoded::Question(
+                    stream_uuid(&recorded.stream_id, "question-")?,
+                    recorded.position,
+                    recorded.decode()?,
+                ),
+                "trainee" => Decoded::Trainee(
+                    stream_uuid(&recorded.stream_id, "trainee-")?,
+                    recorded.decode()?,
+                ),
+                other => return Err(crate::unexpected_stream(NAME, other)),
+            });
+        }
+        let mut fold = Fold::load(conn, &batch).await?;
+        for event in batch {
+            fold.apply(event)?;
+        }
+        fold.write(conn).await
     }
 }
 
-async fn apply_question(
-    conn: &mut PgConnection,
-    recorded: &RecordedEvent,
-) -> Result<(), ProjectionError> {
-    let id = stream_uuid(&recorded.stream_id, "question-")?;
-    match recorded.decode::<QuestionEvent>()? {
-        QuestionEvent::QuestionAdded {
-            external_id,
-            content,
-            at,
-            ..
-        } => {
-            sqlx::query(
-                "insert into questions (id, external_id, level, topic, text, reference_answer, key_points,
-                                        revision, added_at, updated_at, added_position)
-                 values ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $9)",
-            )
-            .bind(id)
-            .bind(external_id)
-            .bind(content.level.as_str())
-            .bind(&content.topic)
-            .bind(&content.text)
-            .bind(&content.reference_answer)
-            .bind(Json(&content.key_points))
-            .bind(DateTime::<Utc>::from(at))
-            .bind(recorded.position)
-            .execute(&mut *conn)
+enum Decoded {
+    Question(Uuid, i64, QuestionEvent),
+    Trainee(Uuid, TraineeEvent),
+}
+
+/// A `questions` row as the fold holds it.
+struct QuestionState {
+    external_id: Option<String>,
+    level: String,
+    topic: String,
+    text: String,
+    reference_answer: String,
+    key_points: serde_json::Value,
+    retired: bool,
+    revision: i32,
+    added_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    added_position: i64,
+    changed: bool,
+}
+
+/// A `user_stats` row as the fold holds it.
+struct StatsState {
+    answered: i32,
+    correct: i32,
+    streak: i32,
+    last_activity: DateTime<Utc>,
+}
+
+/// An answer the batch records.
+struct AnswerState {
+    answer_id: Uuid,
+    user_id: Uuid,
+    question_id: Uuid,
+    level: &'static str,
+    topic: String,
+    verdict: &'static str,
+    score: f64,
+    answered_at: DateTime<Utc>,
+    contested: bool,
+}
+
+#[derive(Default)]
+struct Fold {
+    questions: HashMap<Uuid, QuestionState>,
+    stats: HashMap<(Uuid, &'static str), StatsState>,
+    /// Answers recorded by this batch, in order, and where each is in `answers`.
+    answers: Vec<AnswerState>,
+    new_answers: HashMap<Uuid, usize>,
+    /// Answers of earlier batches contested by this one.
+    contested: Vec<Uuid>,
+}
+
+impl Fold {
+    async fn load(conn: &mut PgConnection, batch: &[Decoded]) -> Result<Self, ProjectionError> {
+        let mut fold = Fold::default();
+        let questions: Vec<Uuid> = batch
+            .iter()
+            .filter_map(|e| match e {
+                Decoded::Question(id, _, _) => Some(*id),
+                Decoded::Trainee(..) => None,
+            })
+            .collect();
+        if !questions.is_empty() {
+            let rows: Vec<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "select {QUESTION_COLUMNS} from questions where id = any($1)"
+            )))
+            .bind(&questions)
+            .fetch_all(&mut *conn)
             .await?;
+            for q in rows {
+                fold.questions.insert(
+                    q.id,
+                    QuestionState {
+                        external_id: q.external_id,
+                        level: q.level,
+                        topic: q.topic,
+                        text: q.text,
+                        reference_answer: q.reference_answer,
+                        key_points: serde_json::to_value(&q.key_points.0)?,
+                        retired: q.retired,
+                        revision: q.revision,
+                        added_at: q.added_at,
+                        updated_at: q.updated_at,
+                        added_position: q.added_position,
+                        changed: false,
+                    },
+                );
+            }
         }
-        QuestionEvent::QuestionEdited { content, at, .. } => {
-            sqlx::query(
-                "update questions set level = $2, topic = $3, text = $4, reference_answer = $5, key_points = $6,
-                        revision = revision + 1, updated_at = $7
-                  where id = $1",
+        let (users, levels): (Vec<Uuid>, Vec<&str>) = batch
+            .iter()
+            .filter_map(|e| match e {
+                Decoded::Trainee(user, TraineeEvent::QuestionAnswered { level, .. }) => {
+                    Some((*user, level.as_str()))
+                }
+                _ => None,
+            })
+            .unzip();
+        if !users.is_empty() {
+            let rows: Vec<(Uuid, String, i32, i32, i32, DateTime<Utc>)> = sqlx::query_as(
+                "select s.user_id, s.level, s.answered, s.correct, s.streak, s.last_activity
+                   from user_stats s
+                  where (s.user_id, s.level) in (select * from unnest($1::uuid[], $2::text[]))",
             )
-            .bind(id)
-            .bind(content.level.as_str())
-            .bind(&content.topic)
-            .bind(&content.text)
-            .bind(&content.reference_answer)
-            .bind(Json(&content.key_points))
-            .bind(DateTime::<Utc>::from(at))
-            .execute(&mut *conn)
+            .bind(&users)
+            .bind(&levels)
+            .fetch_all(&mut *conn)
             .await?;
+            for (user, level, answered, correct, streak, last_activity) in rows {
+                let level = Level::parse(&level)?.as_str();
+                fold.stats.insert(
+                    (user, level),
+                    StatsState {
+                        answered,
+                        correct,
+                        streak,
+                        last_activity,
+                    },
+                );
+            }
         }
-        QuestionEvent::QuestionRetired { at, .. } => {
-            sqlx::query("update questions set retired = true, updated_at = $2 where id = $1")
-                .bind(id)
-                .bind(DateTime::<Utc>::from(at))
+        Ok(fold)
+    }
+
+    fn apply(&mut self, event: Decoded) -> Result<(), ProjectionError> {
+        match event {
+            Decoded::Question(id, position, event) => self.apply_question(id, position, event),
+            Decoded::Trainee(user, event) => self.apply_trainee(user, event),
+        }
+    }
+
+    fn apply_question(
+        &mut self,
+        id: Uuid,
+        position: i64,
+        event: QuestionEvent,
+    ) -> Result<(), ProjectionError> {
+        match event {
+            QuestionEvent::QuestionAdded {
+                external_id,
+                content,
+                at,
+                ..
+            } => {
+                if self.questions.contains_key(&id) {
+                    return Err(format!("question {id} is added already").into());
+                }
+                let at = DateTime::<Utc>::from(at);
+                self.questions.insert(
+                    id,
+                    QuestionState {
+                        external_id,
+                        level: content.level.as_str().to_owned(),
+                        topic: content.topic,
+                        text: content.text,
+                        reference_answer: content.reference_answer,
+                        key_points: serde_json::to_value(&content.key_points)?,
+                        retired: false,
+                        revision: 1,
+                        added_at: at,
+                        updated_at: at,
+                        added_position: position,
+                        changed: true,
+                    },
+                );
+            }
+            QuestionEvent::QuestionEdited { content, at, .. } => {
+                if let Some(q) = self.questions.get_mut(&id) {
+                    q.level = content.level.as_str().to_owned();
+                    q.topic = content.topic;
+                    q.text = content.text;
+                    q.reference_answer = content.reference_answer;
+                    q.key_points = serde_json::to_value(&content.key_points)?;
+                    q.revision += 1;
+                    q.updated_at = DateTime::<Utc>::from(at);
+                    q.changed = true;
+                }
+            }
+            QuestionEvent::QuestionRetired { at, .. } => {
+                if let Some(q) = self.questions.get_mut(&id) {
+                    q.retired = true;
+                    q.updated_at = DateTime::<Utc>::from(at);
+                    q.changed = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_trainee(&mut self, user: Uuid, event: TraineeEvent) -> Result<(), ProjectionError> {
+        match event {
+            TraineeEvent::QuestionAnswered {
+                answer_id,
+                question_id,
+                level,
+                topic,
+                grade,
+                at,
+                ..
+            } => {
+                if self.new_answers.contains_key(&answer_id) {
+                    return Err(format!("answer {answer_id} is recorded already").into());
+                }
+                let at = DateTime::<Utc>::from(at);
+                let correct = grade.verdict == Verdict::Correct;
+                self.new_answers.insert(answer_id, self.answers.len());
+                self.answers.push(AnswerState {
+                    answer_id,
+                    user_id: user,
+                    question_id,
+                    level: level.as_str(),
+                    topic,
+                    verdict: grade.verdict.as_str(),
+                    score: grade.score,
+                    answered_at: at,
+                    contested: false,
+                });
+                let stats = self
+                    .stats
+                    .entry((user, level.as_str()))
+                    .or_insert(StatsState {
+                        answered: 0,
+                        correct: 0,
+                        streak: 0,
+                        last_activity: at,
+                    });
+                stats.answered += 1;
+                stats.correct += i32::from(correct);
+                stats.streak = if correct { stats.streak + 1 } else { 0 };
+                stats.last_activity = stats.last_activity.max(at);
+            }
+            TraineeEvent::VerdictContested { answer_id, .. } => {
+                match self.new_answers.get(&answer_id) {
+                    Some(&i) => self.answers[i].contested = true,
+                    None => self.contested.push(answer_id),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Contests of earlier answers first (an answer this batch records after its contest stays uncontested, as
+    /// the update before the insert left it), then one statement per table.
+    async fn write(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.contested.is_empty() {
+            sqlx::query("update answers set contested = true where answer_id = any($1)")
+                .bind(&self.contested)
                 .execute(&mut *conn)
                 .await?;
         }
-    }
-    Ok(())
-}
-
-async fn apply_trainee(
-    conn: &mut PgConnection,
-    recorded: &RecordedEvent,
-) -> Result<(), ProjectionError> {
-    let user = stream_uuid(&recorded.stream_id, "trainee-")?;
-    match recorded.decode::<TraineeEvent>()? {
-        TraineeEvent::QuestionAnswered {
-            answer_id,
-            question_id,
-            level,
-            topic,
-            grade,
-            at,
-            ..
-        } => {
-            let at = DateTime::<Utc>::from(at);
-            let correct = grade.verdict == Verdict::Correct;
+        let a = &self.answers;
+        if !a.is_empty() {
             sqlx::query(
-                "insert into answers (answer_id, user_id, question_id, level, topic, verdict, score, answered_at)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "insert into answers (answer_id, user_id, question_id, level, topic, verdict, score, answered_at,
+                                      contested)
+                 select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                                      $7::float8[], $8::timestamptz[], $9::boolean[])",
             )
-            .bind(answer_id)
-            .bind(user)
-            .bind(question_id)
-            .bind(level.as_str())
-            .bind(&topic)
-            .bind(grade.verdict.as_str())
-            .bind(grade.score)
-            .bind(at)
+            .bind(a.iter().map(|x| x.answer_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.user_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.question_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.level).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.topic.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.verdict).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.score).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.answered_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|x| x.contested).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
+        }
+        if !self.stats.is_empty() {
+            let s: Vec<(&(Uuid, &str), &StatsState)> = self.stats.iter().collect();
             sqlx::query(
                 "insert into user_stats as s (user_id, level, answered, correct, streak, last_activity)
-                 values ($1, $2, 1, $3::int, $3::int, $4)
+                 select * from unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[], $6::timestamptz[])
                  on conflict (user_id, level) do update
-                    set answered = s.answered + 1,
-                        correct = s.correct + $3::int,
-                        streak = case when $3 then s.streak + 1 else 0 end,
-                        last_activity = greatest(s.last_activity, $4)",
+                    set answered = excluded.answered, correct = excluded.correct, streak = excluded.streak,
+                        last_activity = excluded.last_activity",
             )
-            .bind(user)
-            .bind(level.as_str())
-            .bind(correct)
-            .bind(at)
+            .bind(s.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+            .bind(s.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+            .bind(s.iter().map(|(_, v)| v.answered).collect::<Vec<_>>())
+            .bind(s.iter().map(|(_, v)| v.correct).collect::<Vec<_>>())
+            .bind(s.iter().map(|(_, v)| v.streak).collect::<Vec<_>>())
+            .bind(s.iter().map(|(_, v)| v.last_activity).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
         }
-        TraineeEvent::VerdictContested { answer_id, .. } => {
-            sqlx::query("update answers set contested = true where answer_id = $1")
-                .bind(answer_id)
-                .execute(&mut *conn)
-                .await?;
+        let mut q: Vec<(&Uuid, &QuestionState)> =
+            self.questions.iter().filter(|(_, q)| q.changed).collect();
+        if !q.is_empty() {
+            q.sort_unstable_by_key(|(_, q)| q.added_position);
+            sqlx::query(
+                "insert into questions (id, external_id, level, topic, text, reference_answer, key_points, retired,
+                                        revision, added_at, updated_at, added_position)
+                 select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                      $7::text[]::jsonb[], $8::boolean[], $9::int[], $10::timestamptz[],
+                                      $11::timestamptz[], $12::bigint[])
+                 on conflict (id) do update
+                    set level = excluded.level, topic = excluded.topic, text = excluded.text,
+                        reference_answer = excluded.reference_answer, key_points = excluded.key_points,
+                        retired = excluded.retired, revision = excluded.revision, updated_at = excluded.updated_at",
+            )
+            .bind(q.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.external_id.as_deref()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.level.as_str()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.topic.as_str()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.text.as_str()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.reference_answer.as_str()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.key_points.to_string()).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.retired).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.revision).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.added_at).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.updated_at).collect::<Vec<_>>())
+            .bind(q.iter().map(|(_, x)| x.added_position).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A question as the bank has it now.

@@ -80,7 +80,7 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     .await;
     // the projections run live while the answers arrive
     // the statistics list joins the accounts read model for names
-    let (projections, _stop, _task) = start(
+    let (projections, stop, task) = start(
         &log,
         vec![Arc::new(Trainer), Arc::new(projections::accounts::Accounts)],
     );
@@ -158,6 +158,31 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     let live_answers = answers().await;
     assert_eq!(live_answers.len(), 5);
     projections::rebuild(log.clone(), Arc::new(Trainer), RunnerConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(answers().await, live_answers);
+    assert_eq!(
+        trainer::questions(log.pool(), &all, None, 100)
+            .await
+            .unwrap(),
+        live_questions
+    );
+    assert_eq!(
+        trainer::users_stats(log.pool(), None, None, 100)
+            .await
+            .unwrap(),
+        live_stats
+    );
+
+    // one event per batch: the same rows as the rebuild's one batch
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let one_event_per_batch = RunnerConfig {
+        batch_size: 1,
+        build_batch_size: 1,
+        ..RunnerConfig::default()
+    };
+    projections::rebuild(log.clone(), Arc::new(Trainer), one_event_per_batch)
         .await
         .unwrap();
     assert_eq!(answers().await, live_answers);
