@@ -177,6 +177,7 @@ fn generator(name: &str, events: usize) -> Option<Generator> {
         projections::log_stats::NAME => Some(Generator::Anything),
         projections::cars::NAME => Some(Generator::Domain(Box::new(CarsLog::new(events / 10)))),
         projections::accounts::NAME => Some(Generator::Domain(Box::new(accounts_log(events)))),
+        projections::trainer::NAME => Some(Generator::Domain(Box::new(trainer_log()))),
         _ => None,
     }
 }
@@ -568,4 +569,95 @@ fn accounts_log(events: usize) -> impl Iterator<Item = Generated> {
             event: NewEvent::from_domain(&event),
         })
     })
+}
+
+/// The question bank and its trainees: 1,000 questions added (one in ten edited, one in a hundred retired), then
+/// 10,000 trainees answering them round after round, one answer in fifty contested.
+fn trainer_log() -> impl Iterator<Item = Generated> {
+    use domain::trainer::{
+        Grade, KeyPoint, Level, QuestionContent, QuestionEvent, TraineeEvent, Verdict,
+    };
+    const QUESTIONS: u128 = 1_000;
+    const TRAINEES: u128 = 10_000;
+    let question = |q: u128| Uuid::from_u128(0x0e57_0000_0000_0000 + q);
+    let level = |q: u128| Level::ALL[(q % 3) as usize];
+    let content = move |q: u128, revision: u32| QuestionContent {
+        level: level(q),
+        topic: format!("topic {}", q % 20),
+        text: format!("What does the borrow checker do in case {q} (revision {revision})?"),
+        reference_answer:
+            "It checks that references never outlive what they point to and that a value is \
+                           either shared or mutably borrowed, never both."
+                .to_owned(),
+        key_points: vec![
+            KeyPoint {
+                concept: "lifetimes".to_owned(),
+                synonyms: vec!["outlive".to_owned()],
+            },
+            KeyPoint {
+                concept: "aliasing xor mutability".to_owned(),
+                synonyms: vec!["shared or mutable".to_owned()],
+            },
+        ],
+    };
+    let bank = (0..QUESTIONS).flat_map(move |q| {
+        let stream = format!("question-{}", question(q));
+        let by = Uuid::nil();
+        let mut out = vec![QuestionEvent::QuestionAdded {
+            external_id: Some(format!("bench-{q}")),
+            content: content(q, 1),
+            by,
+            at: at(q as i64),
+        }];
+        if q % 10 == 0 {
+            out.push(QuestionEvent::QuestionEdited {
+                content: content(q, 2),
+                by,
+                at: at(q as i64 + 1),
+            });
+        }
+        if q % 100 == 0 {
+            out.push(QuestionEvent::QuestionRetired {
+                by,
+                at: at(q as i64 + 2),
+            });
+        }
+        out.into_iter()
+            .map(move |event| generated(stream.clone(), "question", &event))
+    });
+    let answers = (0..u128::MAX).flat_map(move |n| {
+        let (round, trainee) = (n / TRAINEES, n % TRAINEES);
+        let user = Uuid::from_u128(0x7a1e_0000_0000_0000 + trainee);
+        let q = (mix(round as u64, trainee as u64) as u128) % QUESTIONS;
+        let verdict = [Verdict::Correct, Verdict::Partial, Verdict::Incorrect][(n % 3) as usize];
+        let answer_id = Uuid::from_u128(n + 1);
+        let stream = format!("trainee-{user}");
+        let at = at(1_000_000 + n as i64);
+        let mut out = vec![TraineeEvent::QuestionAnswered {
+            answer_id,
+            question_id: question(q),
+            level: level(q),
+            topic: format!("topic {}", q % 20),
+            answer: "References may not outlive their referent; shared or mutable, not both."
+                .to_owned(),
+            grade: Grade {
+                verdict,
+                score: [1.0, 0.5, 0.0][(n % 3) as usize],
+                matched: vec!["lifetimes".to_owned()],
+                missing: vec!["aliasing xor mutability".to_owned()],
+                negated: vec![],
+            },
+            at,
+        }];
+        if n % 50 == 0 {
+            out.push(TraineeEvent::VerdictContested {
+                answer_id,
+                reason: "I was right".to_owned(),
+                at,
+            });
+        }
+        out.into_iter()
+            .map(move |event| generated(stream.clone(), "trainee", &event))
+    });
+    bank.chain(answers)
 }
