@@ -1,5 +1,6 @@
 //! Reading one stream, and the whole log in commit-safe order.
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -130,6 +131,10 @@ impl EventLog {
     }
 
     /// Up to `limit` events after `after` in commit-safe order, of the given types only when `types` is given.
+    ///
+    /// A large read runs as a task of its own, decoding rows as they arrive: parsing the events' JSON overlaps
+    /// the server sending the rest, and whatever the caller does meanwhile (a runner applies the previous batch
+    /// while it reads the next).
     #[tracing::instrument(skip_all, fields(xid = after.xid, position = after.position))]
     pub async fn read_all(
         &self,
@@ -137,26 +142,14 @@ impl EventLog {
         limit: i64,
         types: Option<&[String]>,
     ) -> Result<Batch, sqlx::Error> {
-        let rows = match types {
-            None => {
-                sqlx::query(read_all_sql!(""))
-                    .bind(after.xid.to_string())
-                    .bind(after.position)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            Some(types) => {
-                sqlx::query(read_all_sql!("and ev.event_type = any($4)"))
-                    .bind(after.xid.to_string())
-                    .bind(after.position)
-                    .bind(limit)
-                    .bind(types)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        decode_batch(after, limit, rows).await
+        if limit < READ_ASIDE_FROM {
+            return read_all(&self.pool, after, limit, types).await;
+        }
+        let pool = self.pool.clone();
+        let types = types.map(<[String]>::to_vec);
+        tokio::spawn(async move { read_all(&pool, after, limit, types.as_deref()).await })
+            .await
+            .map_err(|error| sqlx::Error::Decode(format!("reading the log: {error}").into()))?
     }
 
     /// How many events (of `types`, when given) lie after `after`, finished or not: a reader's lag.
@@ -205,44 +198,55 @@ impl EventLog {
     }
 }
 
-/// Rows from which on a batch is decoded on a blocking thread.
-const DECODE_ASIDE_FROM: usize = 256;
+/// Reads of at least this many events run as a task of their own.
+const READ_ASIDE_FROM: i64 = 256;
 
-/// [`batch_from_rows`]; a large batch on a blocking thread, so that decoding (mostly parsing the events' JSON)
-/// runs beside whatever the caller does meanwhile (a runner applies the previous batch while it reads the next).
-async fn decode_batch(
+async fn read_all(
+    pool: &sqlx::PgPool,
     after: Checkpoint,
     limit: i64,
-    rows: Vec<PgRow>,
+    types: Option<&[String]>,
 ) -> Result<Batch, sqlx::Error> {
-    if rows.len() < DECODE_ASIDE_FROM {
-        return batch_from_rows(after, limit, rows);
-    }
-    tokio::task::spawn_blocking(move || batch_from_rows(after, limit, rows))
-        .await
-        .map_err(|error| {
-            sqlx::Error::Decode(format!("decoding a batch of events: {error}").into())
-        })?
-}
-
-fn batch_from_rows(after: Checkpoint, limit: i64, rows: Vec<PgRow>) -> Result<Batch, sqlx::Error> {
-    let (horizon, held_back): (i64, bool) = match rows.first() {
-        Some(row) => (row.try_get("horizon")?, row.try_get("held_back")?),
-        None => {
-            return Ok(Batch {
-                events: vec![],
-                checkpoint: after,
-                held_back: false,
-            });
-        }
+    let query = match types {
+        None => sqlx::query(read_all_sql!(""))
+            .bind(after.xid.to_string())
+            .bind(after.position)
+            .bind(limit),
+        Some(types) => sqlx::query(read_all_sql!("and ev.event_type = any($4)"))
+            .bind(after.xid.to_string())
+            .bind(after.position)
+            .bind(limit)
+            .bind(types.to_vec()),
     };
-    let mut events = Vec::with_capacity(rows.len());
-    for row in &rows {
+    let mut rows = query.fetch(pool);
+    // (horizon, held back), from the first row: every row carries them
+    let mut horizon: Option<(i64, bool)> = None;
+    let mut events = Vec::with_capacity(limit.clamp(0, 100_000) as usize);
+    while let Some(row) = rows.try_next().await? {
+        if horizon.is_none() {
+            horizon = Some((row.try_get("horizon")?, row.try_get("held_back")?));
+        }
         // the left join yields one row of nulls when no event qualifies
         if row.try_get::<Option<i64>, _>("position")?.is_some() {
-            events.push(<RecordedEvent as sqlx::FromRow<'_, PgRow>>::from_row(row)?);
+            events.push(<RecordedEvent as sqlx::FromRow<'_, PgRow>>::from_row(&row)?);
         }
     }
+    Ok(batch_of(after, limit, horizon, events))
+}
+
+fn batch_of(
+    after: Checkpoint,
+    limit: i64,
+    horizon: Option<(i64, bool)>,
+    events: Vec<RecordedEvent>,
+) -> Batch {
+    let Some((horizon, held_back)) = horizon else {
+        return Batch {
+            events: vec![],
+            checkpoint: after,
+            held_back: false,
+        };
+    };
     let last = events.last().map(RecordedEvent::checkpoint);
     let checkpoint = if (events.len() as i64) < limit {
         // the read reached the horizon: everything below it has been covered
@@ -252,9 +256,9 @@ fn batch_from_rows(after: Checkpoint, limit: i64, rows: Vec<PgRow>) -> Result<Ba
     } else {
         last.unwrap_or(after)
     };
-    Ok(Batch {
+    Batch {
         events,
         checkpoint,
         held_back,
-    })
+    }
 }
