@@ -30,12 +30,15 @@ pub mod trainer;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use domain::{Decider, DecodeError, DomainEvent, StreamId};
-use eventlog::{AppendError, AppendRequest, ExpectedVersion, RecordedEvent, StreamAppend};
+use domain::{Decider, DecodeError, DomainEvent, Snapshots, StreamId};
+use eventlog::{
+    AppendError, AppendRequest, Direction, ExpectedVersion, RecordedEvent, StreamAppend,
+};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use eventlog::{Appended, Metadata, Source};
@@ -223,6 +226,8 @@ pub struct CommandExecutor {
     max_backoff: Duration,
     /// Shared by clones: one queue per stripe of streams in this process.
     locks: Arc<StreamLocks>,
+    /// Whether aggregates that keep snapshots load from and store them.
+    snapshots: bool,
 }
 
 impl CommandExecutor {
@@ -233,10 +238,17 @@ impl CommandExecutor {
             min_backoff: Duration::from_millis(2),
             max_backoff: Duration::from_millis(200),
             locks: Arc::new(StreamLocks::new()),
+            snapshots: true,
         }
     }
 
     /// How many times a command is attempted before a conflict is reported (at least 1).
+    /// Folds every stream from its first event, ignoring and storing no snapshots (to measure what they save).
+    pub fn without_snapshots(mut self) -> Self {
+        self.snapshots = false;
+        self
+    }
+
     pub fn max_attempts(mut self, attempts: usize) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -399,13 +411,17 @@ impl CommandExecutor {
             })
     }
 
-    async fn attempt_decision<D: Decision>(
+    /// The streams `decision` reads, in rounds while what was read names more; from their snapshots when
+    /// `snapshots` is on and the decision folds them with an aggregate that keeps them.
+    async fn load_decision<D: Decision>(
         &self,
         decision: &D,
-        metadata: &Metadata,
-    ) -> Result<Decided<D::Output>, Attempt<D::Error>> {
-        let failed = |e: sqlx::Error| Attempt::Failed(InternalError::from(e).into());
-        let mut loaded = Loaded::default();
+        snapshots: bool,
+    ) -> Result<Loaded, sqlx::Error> {
+        let mut loaded = Loaded {
+            snapshotting: snapshots,
+            ..Loaded::default()
+        };
         loop {
             let unread: Vec<StreamId> = decision
                 .reads(&loaded)
@@ -413,18 +429,58 @@ impl CommandExecutor {
                 .filter(|stream| !loaded.streams.contains_key(stream))
                 .collect();
             if unread.is_empty() {
-                break;
+                return Ok(loaded);
             }
             for stream in unread {
+                let snapshot = match decision.snapshots_of(&stream).filter(|_| snapshots) {
+                    Some(schema) => self
+                        .log
+                        .snapshot(stream.as_str(), schema)
+                        .await?
+                        .map(|snapshot| (schema, snapshot)),
+                    None => None,
+                };
+                let since = snapshot.as_ref().map_or(0, |(_, s)| s.version);
                 let events = self
                     .log
-                    .read_whole_stream(stream.as_str())
-                    .await
-                    .map_err(failed)?;
+                    .read_stream(stream.as_str(), since + 1, Direction::Forward, i64::MAX)
+                    .await?;
+                if let Some(snapshot) = snapshot {
+                    loaded.snapshots.insert(stream.clone(), snapshot);
+                }
                 loaded.streams.insert(stream, events);
             }
         }
-        let decided = decision.decide(&loaded);
+    }
+
+    async fn attempt_decision<D: Decision>(
+        &self,
+        decision: &D,
+        metadata: &Metadata,
+    ) -> Result<Decided<D::Output>, Attempt<D::Error>> {
+        let failed = |e: sqlx::Error| Attempt::Failed(InternalError::from(e).into());
+        let mut loaded = self
+            .load_decision(decision, self.snapshots)
+            .await
+            .map_err(failed)?;
+        let mut decided = decision.decide(&loaded);
+        if loaded.snapshot_undecodable.load(Ordering::Relaxed) {
+            // a snapshot under the aggregate's schema that does not decode: fold those streams from the start
+            // (the snapshot stored then replaces it)
+            tracing::warn!("a snapshot does not decode; folding from the start");
+            loaded = self.load_decision(decision, false).await.map_err(failed)?;
+            loaded.snapshotting = self.snapshots;
+            decided = decision.decide(&loaded);
+        }
+        for (stream, schema, snapshot) in loaded.take_due() {
+            let saved = self
+                .log
+                .save_snapshot(stream.as_str(), schema, &snapshot)
+                .await;
+            if let Err(error) = saved {
+                tracing::warn!(%stream, %error, "could not store a snapshot");
+            }
+        }
         if let Some(failure) = loaded.take_failure() {
             return Err(Attempt::Failed(failure.into()));
         }
@@ -433,13 +489,13 @@ impl CommandExecutor {
             Err(rule) => {
                 // the streams were read one after another, not in one snapshot: a refusal counts only if none of
                 // them changed meanwhile (else another writer's half-seen decision could be the reason)
-                for (stream, events) in &loaded.streams {
+                for stream in loaded.streams.keys() {
                     let now = self
                         .log
                         .stream_version(stream.as_str())
                         .await
                         .map_err(failed)?;
-                    if now != events.last().map_or(0, |e| e.version) {
+                    if now != loaded.version(stream) {
                         return Err(Attempt::Conflict);
                     }
                 }
@@ -563,14 +619,23 @@ impl CommandExecutor {
             .collect()
     }
 
-    /// The aggregate's current state and version.
+    /// The aggregate's current state and version: folded from its latest snapshot (when `D` keeps them) and
+    /// the events after it, storing a new snapshot when enough events followed the last one.
     pub async fn load<D: Decider>(
         &self,
         stream: &StreamId,
     ) -> Result<(D::State, i64), InternalError> {
-        let recorded = self.log.read_whole_stream(stream.as_str()).await?;
-        let version = recorded.last().map_or(0, |e| e.version);
-        let mut state = D::initial_state();
+        let snapshots = D::snapshots().filter(|_| self.snapshots);
+        let from = match snapshots {
+            Some(snapshots) => self.snapshot(stream, &snapshots).await?,
+            None => None,
+        };
+        let (mut state, since) = from.unwrap_or_else(|| (D::initial_state(), 0));
+        let recorded = self
+            .log
+            .read_stream(stream.as_str(), since + 1, Direction::Forward, i64::MAX)
+            .await?;
+        let version = recorded.last().map_or(since, |e| e.version);
         for record in &recorded {
             let event: D::Event = record.decode().map_err(|source| InternalError::Decode {
                 stream: stream.to_string(),
@@ -578,7 +643,52 @@ impl CommandExecutor {
             })?;
             state = D::evolve(state, &event);
         }
+        if let Some(snapshots) = snapshots
+            && version - since >= snapshots.every
+        {
+            self.save_snapshot(stream, &snapshots, &state, version)
+                .await;
+        }
         Ok((state, version))
+    }
+
+    /// `stream`'s latest snapshot under `snapshots`' schema, decoded; none when there is none or it does not
+    /// decode (then the stream is folded from its start, and the next snapshot stored replaces it).
+    async fn snapshot<S>(
+        &self,
+        stream: &StreamId,
+        snapshots: &Snapshots<S>,
+    ) -> Result<Option<(S, i64)>, InternalError> {
+        let Some(snapshot) = self.log.snapshot(stream.as_str(), snapshots.schema).await? else {
+            return Ok(None);
+        };
+        let decoded = (snapshots.decode)(snapshot.state);
+        if decoded.is_none() {
+            tracing::warn!(%stream, schema = snapshots.schema, "a snapshot does not decode; folding from the start");
+        }
+        Ok(decoded.map(|state| (state, snapshot.version)))
+    }
+
+    /// Stores `state` at `version` as `stream`'s snapshot. A cache: a failure is logged, not returned.
+    async fn save_snapshot<S>(
+        &self,
+        stream: &StreamId,
+        snapshots: &Snapshots<S>,
+        state: &S,
+        version: i64,
+    ) {
+        let Some(state) = (snapshots.encode)(state) else {
+            tracing::warn!(%stream, schema = snapshots.schema, "a state does not encode as a snapshot");
+            return;
+        };
+        let snapshot = eventlog::Snapshot { version, state };
+        let saved = self
+            .log
+            .save_snapshot(stream.as_str(), snapshots.schema, &snapshot)
+            .await;
+        if let Err(error) = saved {
+            tracing::warn!(%stream, %error, "could not store a snapshot");
+        }
     }
 }
 
@@ -620,6 +730,13 @@ pub trait Decision {
 
     /// The streams to read, given those read so far.
     fn reads(&self, loaded: &Loaded) -> Vec<StreamId>;
+
+    /// The snapshot schema `stream` is loaded under (its latest snapshot and the events after it), when the
+    /// decision folds it with an aggregate that keeps snapshots ([`Decider::snapshots`]); otherwise every event
+    /// of it is loaded.
+    fn snapshots_of(&self, _stream: &StreamId) -> Option<&'static str> {
+        None
+    }
 
     /// The events to append per stream, and the output.
     #[allow(clippy::type_complexity)]
@@ -679,6 +796,12 @@ where
         vec![self.stream.clone()]
     }
 
+    fn snapshots_of(&self, stream: &StreamId) -> Option<&'static str> {
+        D::snapshots()
+            .filter(|_| stream == self.stream)
+            .map(|s| s.schema)
+    }
+
     #[allow(clippy::type_complexity)]
     fn decide(
         &self,
@@ -722,7 +845,16 @@ where
 /// The streams a multi-stream decision reads, as loaded for one attempt.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// Per stream, its events (after its snapshot, when it was loaded from one).
     streams: HashMap<StreamId, Vec<RecordedEvent>>,
+    /// The snapshots streams were loaded from, with their schema.
+    snapshots: HashMap<StreamId, (&'static str, eventlog::Snapshot)>,
+    /// Snapshots to store after the attempt: states folded over enough events since the last one.
+    due: Mutex<Vec<(StreamId, &'static str, eventlog::Snapshot)>>,
+    /// Whether to note snapshots due.
+    snapshotting: bool,
+    /// A snapshot under the aggregate's schema did not decode (the attempt loads again without snapshots).
+    snapshot_undecodable: AtomicBool,
     /// The first stream that did not decode; the attempt fails with it whatever the decision returned.
     failure: Mutex<Option<InternalError>>,
 }
@@ -731,13 +863,30 @@ impl Loaded {
     /// `stream`'s state under aggregate `D`. A stream that was not loaded is empty; one holding an event that
     /// does not decode yields the initial state here and fails the whole command as an internal error.
     pub fn state<D: Decider>(&self, stream: &StreamId) -> D::State {
-        let mut state = D::initial_state();
-        for record in self.streams.get(stream).into_iter().flatten() {
+        let snapshots = D::snapshots();
+        let (mut state, since) = match self.snapshots.get(stream) {
+            None => (D::initial_state(), 0),
+            Some((schema, snapshot)) => {
+                let decoded = snapshots
+                    .filter(|s| s.schema == *schema)
+                    .and_then(|s| (s.decode)(snapshot.state.clone()));
+                let Some(state) = decoded else {
+                    self.fail(InternalError::Other(format!(
+                        "the snapshot of {stream} ({schema}) does not decode as {}",
+                        aggregate_label::<D>()
+                    )));
+                    self.snapshot_undecodable.store(true, Ordering::Relaxed);
+                    return D::initial_state();
+                };
+                (state, snapshot.version)
+            }
+        };
+        let events = self.streams.get(stream).map(Vec::as_slice).unwrap_or(&[]);
+        for record in events {
             match record.decode::<D::Event>() {
                 Ok(event) => state = D::evolve(state, &event),
                 Err(source) => {
-                    let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-                    failure.get_or_insert(InternalError::Decode {
+                    self.fail(InternalError::Decode {
                         stream: stream.to_string(),
                         source,
                     });
@@ -745,7 +894,26 @@ impl Loaded {
                 }
             }
         }
+        let version = self.version(stream);
+        if let Some(snapshots) = snapshots
+            && self.snapshotting
+            && version - since >= snapshots.every
+            && let Some(encoded) = (snapshots.encode)(&state)
+        {
+            let snapshot = eventlog::Snapshot {
+                version,
+                state: encoded,
+            };
+            let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+            due.push((stream.clone(), snapshots.schema, snapshot));
+        }
         state
+    }
+
+    /// Records the first failure of the attempt.
+    fn fail(&self, error: InternalError) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        failure.get_or_insert(error);
     }
 
     /// Whether `stream` was read.
@@ -755,10 +923,15 @@ impl Loaded {
 
     /// `stream`'s version as loaded (0: no events yet).
     pub fn version(&self, stream: &StreamId) -> i64 {
+        let since = self.snapshots.get(stream).map_or(0, |(_, s)| s.version);
         self.streams
             .get(stream)
             .and_then(|events| events.last())
-            .map_or(0, |e| e.version)
+            .map_or(since, |e| e.version)
+    }
+
+    fn take_due(&mut self) -> Vec<(StreamId, &'static str, eventlog::Snapshot)> {
+        std::mem::take(self.due.get_mut().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn take_failure(&mut self) -> Option<InternalError> {

@@ -26,6 +26,7 @@ pub mod inbox;
 pub mod interviews;
 pub mod notices;
 pub mod refusal;
+mod serde_pairs;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -33,7 +34,7 @@ pub mod time;
 pub mod tracks;
 pub mod trainer;
 
-pub use decider::Decider;
+pub use decider::{Decider, Snapshots};
 pub use event::{DecodeError, DomainEvent};
 pub use stream::{StreamId, StreamIdError};
 pub use time::Timestamp;

@@ -20,6 +20,7 @@ mod append;
 mod group;
 mod hold;
 mod read;
+mod snapshot;
 mod startup;
 mod subscription;
 mod types;
@@ -33,6 +34,7 @@ pub use append::{AppendError, append_in};
 pub use group::GroupCommit;
 pub use hold::{Blocker, Hold};
 pub use read::Batch;
+pub use snapshot::Snapshot;
 pub use startup::{StartupError, verify_transaction_ids};
 pub use subscription::{DEFAULT_POLL, Subscription};
 pub use types::{

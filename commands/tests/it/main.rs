@@ -3,6 +3,7 @@
 
 mod checker;
 mod ids;
+mod snapshots;
 
 use commands::{CommandError, CommandExecutor};
 use domain::event::{decode_tagged, encode_tagged};

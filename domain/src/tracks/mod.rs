@@ -38,7 +38,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId, Timestamp};
+use crate::{Decider, Snapshots, StreamId, Timestamp};
 
 pub use allocation::{Allocation, REVIEWS_EACH, ReviewMode, ReviewPair, allocate};
 pub use diary::{Diary, DiaryCommand, DiaryError, DiaryEvent, DiaryState, diary_stream};
@@ -165,6 +165,10 @@ pub struct TrackSpec {
 
 /// The most participants a track may have.
 pub const MAX_PARTICIPANTS: u32 = 1000;
+
+/// A track's state is snapshotted every this many events: its stream grows with the cohort (every enrollment,
+/// solution, review and reminder), and a command loads the latest snapshot and at most this many events.
+pub const TRACK_SNAPSHOT_EVERY: i64 = 200;
 
 impl TrackSpec {
     /// Trims the texts and checks every bound.
@@ -507,7 +511,7 @@ pub enum TrackError {
 // State
 
 /// A track as its stream tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackState {
     pub spec: TrackSpec,
     /// In enrollment order.
@@ -519,7 +523,7 @@ pub struct TrackState {
 }
 
 /// An opened assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     pub opened_at: Timestamp,
     pub deadline: Timestamp,
@@ -530,6 +534,7 @@ pub struct Stage {
     pub unlocked: BTreeSet<Uuid>,
     pub allocation: Option<Allocation>,
     /// Reviews given, by (reviewer, author).
+    #[serde(with = "crate::serde_pairs")]
     pub reviews: BTreeMap<(Uuid, Uuid), (Vec<Score>, Option<String>)>,
 }
 
@@ -623,6 +628,10 @@ impl Decider for Track {
 
     fn initial_state() -> Self::State {
         None
+    }
+
+    fn snapshots() -> Option<Snapshots<Self::State>> {
+        Some(Snapshots::json("track-state/1", TRACK_SNAPSHOT_EVERY))
     }
 
     fn decide(command: &TrackCommand, state: &Self::State) -> Result<Vec<TrackEvent>, TrackError> {
