@@ -378,7 +378,7 @@ impl CarsLog {
             year: Some(2010 + (i % 15) as i32),
             mileage_km: Some((i as i64 * 37) % 150_000),
             inspection: Some("2026(R08)年07月".to_owned()),
-            repair_history: Some(i % 11 == 0),
+            repair_history: Some(i.is_multiple_of(11)),
             warranty: Some("保証付".to_owned()),
             maintenance: Some("法定整備付".to_owned()),
             displacement_cc: Some(2000),
@@ -549,14 +549,14 @@ fn accounts_log(events: usize) -> impl Iterator<Item = Generated> {
             role: Role::User,
             at: at(i as i64),
         }];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             out.push(AccountEvent::PasswordChanged {
                 password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$bmV3aGFzaG5ld2hhc2g"
                     .to_owned(),
                 at: at(i as i64 + 60),
             });
         }
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             out.push(AccountEvent::AdminGranted {
                 by: Uuid::nil(),
                 at: at(i as i64 + 120),
@@ -609,14 +609,14 @@ fn trainer_log() -> impl Iterator<Item = Generated> {
             by,
             at: at(q as i64),
         }];
-        if q % 10 == 0 {
+        if q.is_multiple_of(10) {
             out.push(QuestionEvent::QuestionEdited {
                 content: content(q, 2),
                 by,
                 at: at(q as i64 + 1),
             });
         }
-        if q % 100 == 0 {
+        if q.is_multiple_of(100) {
             out.push(QuestionEvent::QuestionRetired {
                 by,
                 at: at(q as i64 + 2),
@@ -649,7 +649,7 @@ fn trainer_log() -> impl Iterator<Item = Generated> {
             },
             at,
         }];
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             out.push(TraineeEvent::VerdictContested {
                 answer_id,
                 reason: "I was right".to_owned(),
