@@ -18,7 +18,7 @@ use eventlog::RecordedEvent;
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Row};
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{Projection, ProjectionError, named};
@@ -69,9 +69,36 @@ const SEARCH_EXPRESSION: &str = "lower(coalesce(make, '') || ' ' || coalesce(mod
      coalesce(transmission, '') || ' ' || coalesce(prefecture, '') || ' ' || coalesce(city, '') || ' ' || \
      coalesce(shop_name, '') || ' ' || listing_id)";
 
+/// The tags of a car's values that list filters compare for equality (case-insensitively), unknowns left out:
+/// `model:<lower(model)>`, … and `repair:true|false`. A filter on several of them is one containment (`@>`).
+const TAG_EXPRESSION: &str = "array_remove(array['model:' || lower(model), \
+     'prefecture:' || lower(prefecture), 'body_type:' || lower(body_type), \
+     'transmission:' || lower(transmission), 'color:' || lower(color), 'repair:' || repair_history::text], null)";
+
+/// The stored sort keys of the car lists: each order's key with unknowns mapped to the end of that order
+/// (what [`CarOrder::key_of`] computes for a cursor).
+const SORT_KEYS: &[(&str, &str)] = &[
+    (
+        "sort_total_asc",
+        "coalesce(total_price_yen, 9223372036854775807)",
+    ),
+    ("sort_total_desc", "coalesce(total_price_yen, -1)"),
+    (
+        "sort_body_asc",
+        "coalesce(body_price_yen, 9223372036854775807)",
+    ),
+    ("sort_body_desc", "coalesce(body_price_yen, -1)"),
+    ("sort_year_desc", "coalesce(year, -1)"),
+    (
+        "sort_mileage_asc",
+        "coalesce(mileage_km, 9223372036854775807)",
+    ),
+];
+
 crate::read_model!(Cars {
     name: NAME,
-    version: 1,
+    // 2: stored keys (`make_key`, `model_key`, `sort_*`) and one index per order's keyset
+    version: 2,
     events: [CarEvent::TYPES, ScrapeRunEvent::TYPES]
 });
 
@@ -86,6 +113,13 @@ impl Projection for Cars {
             .iter()
             .map(|(column, ty)| format!("{column} {ty},\n"))
             .collect();
+        let sort_keys: String = SORT_KEYS
+            .iter()
+            .map(|(column, expression)| {
+                format!("{column} bigint not null generated always as ({expression}) stored")
+            })
+            .collect::<Vec<_>>()
+            .join(",\n");
         let sql = format!(
             "create table cars (
                  -- uuid v5 of the listing id, as in the car's stream id
@@ -105,11 +139,29 @@ impl Projection for Cars {
                  -- compared by it when counting the complete runs that missed a listing)
                  last_seen_run    uuid,
                  last_seen_position bigint not null,
-                 search           text generated always as ({SEARCH_EXPRESSION}) stored
+                 search           text generated always as ({SEARCH_EXPRESSION}) stored,
+                 -- what the list queries compare and sort by, stored (and so indexed) instead of computed
+                 -- per row; generated, so writers never set them
+                 make_key         text generated always as (lower(make)) stored,
+                 -- the other equality filters' values as 'field:value' tags: one GIN index serves any
+                 -- combination of them
+                 filter_tags      text[] generated always as ({TAG_EXPRESSION}) stored,
+                 {sort_keys}
              );
-             create index cars_status_make on cars (status, lower(make));
-             create index cars_total_price on cars (total_price_yen, id);
-             create index cars_listed on cars (listed_position desc);
+             -- one index per order's keyset (key, id), and for the orders a make is mostly browsed in, one
+             -- behind the make: a page is a range scan that stops after `limit` rows. Newest first is served
+             -- by listed_position's unique index. The status is a filter, not a leading column, so that
+             -- lists with delisted cars use the same indexes (most rows are active).
+             create index cars_make_newest on cars (make_key, listed_position desc);
+             create index cars_total_asc on cars (sort_total_asc, id);
+             create index cars_make_total_asc on cars (make_key, sort_total_asc, id);
+             create index cars_total_desc on cars (sort_total_desc desc, id);
+             create index cars_make_total_desc on cars (make_key, sort_total_desc desc, id);
+             create index cars_body_asc on cars (sort_body_asc, id);
+             create index cars_body_desc on cars (sort_body_desc desc, id);
+             create index cars_year_desc on cars (sort_year_desc desc, id);
+             create index cars_mileage_asc on cars (sort_mileage_asc, id);
+             create index cars_filter_tags on cars using gin (filter_tags);
              create table price_history (
                  car_id          uuid not null,
                  -- log position of the event that set this price
@@ -337,16 +389,23 @@ pub enum CarOrder {
 }
 
 impl CarOrder {
-    /// The sort key (a bigint, unknowns last) and whether it descends.
-    fn key(self, price: PriceKind) -> (String, bool) {
-        let price = price.column();
-        match self {
-            CarOrder::Newest => ("c.listed_position".to_owned(), true),
-            CarOrder::PriceAsc => (format!("coalesce({price}, {})", i64::MAX), false),
-            CarOrder::PriceDesc => (format!("coalesce({price}, -1)"), true),
-            CarOrder::YearDesc => ("coalesce(c.year, -1)::bigint".to_owned(), true),
-            CarOrder::MileageAsc => (format!("coalesce(c.mileage_km, {})", i64::MAX), false),
+    /// The stored column this order sorts by (unknowns last, see [`SORT_KEYS`]), whether it descends, and
+    /// whether it is unique (then ties cannot happen and the id is no part of the order).
+    fn key(self, price: PriceKind) -> (&'static str, bool, bool) {
+        match (self, price) {
+            (CarOrder::Newest, _) => ("c.listed_position", true, true),
+            (CarOrder::PriceAsc, PriceKind::Total) => ("c.sort_total_asc", false, false),
+            (CarOrder::PriceAsc, PriceKind::Body) => ("c.sort_body_asc", false, false),
+            (CarOrder::PriceDesc, PriceKind::Total) => ("c.sort_total_desc", true, false),
+            (CarOrder::PriceDesc, PriceKind::Body) => ("c.sort_body_desc", true, false),
+            (CarOrder::YearDesc, _) => ("c.sort_year_desc", true, false),
+            (CarOrder::MileageAsc, _) => ("c.sort_mileage_asc", false, false),
         }
+    }
+
+    /// Whether this order sorts by a price (then a price range is a range of its key).
+    fn by_price(self) -> bool {
+        matches!(self, CarOrder::PriceAsc | CarOrder::PriceDesc)
     }
 
     /// The key of `row` under this order: what a cursor after it holds.
@@ -365,53 +424,120 @@ impl CarOrder {
     }
 }
 
-/// The filter's conditions on `c`, binding `$1`…`$15` (make first). With `with_make` false the make filter is
-/// left out (for make facets).
-fn filter_sql(filter: &CarFilter, with_make: bool) -> String {
-    let price = filter.price_kind.column();
-    let active = CarStatus::Active.as_str();
-    let make = if with_make {
-        "($1::text is null or lower(c.make) = lower($1))"
+/// Appends the conditions of the filters present on `c`, each value bound. With `with_make` false the make
+/// filter is left out (for make facets). `price_key` is the stored key of the list's order when it sorts by the
+/// filtered price: the bounds then go on it, so that its index range serves them.
+fn push_filter(
+    q: &mut QueryBuilder<Postgres>,
+    filter: &CarFilter,
+    with_make: bool,
+    price_key: Option<&str>,
+) {
+    // the status is written into the statement, not bound: the planner then knows the share of rows it keeps
+    if filter.include_delisted {
+        q.push("true");
     } else {
-        // $1 stays in the statement (every parameter needs a type), but filters nothing
-        "$1::text is null or $1::text is not null"
-    };
-    format!(
-        "({make})
-         and ($2::text is null or lower(c.model) = lower($2))
-         and ($3::bigint is null or {price} >= $3)
-         and ($4::bigint is null or {price} <= $4)
-         and ($5::int is null or c.year >= $5)
-         and ($6::int is null or c.year <= $6)
-         and ($7::bigint is null or c.mileage_km <= $7)
-         and ($8::text is null or lower(c.prefecture) = lower($8))
-         and ($9::text is null or lower(c.body_type) = lower($9))
-         and ($10::text is null or lower(c.transmission) = lower($10))
-         and ($11::text is null or lower(c.color) = lower($11))
-         and ($12::boolean is null or c.repair_history = $12)
-         and not exists (select 1 from unnest($13::text[]) w where position(w in c.search) = 0)
-         and ($14 or c.status = '{active}')"
-    )
+        q.push(format_args!("c.status = '{}'", CarStatus::Active.as_str()));
+    }
+    if with_make && let Some(make) = &filter.make {
+        q.push(" and c.make_key = lower(")
+            .push_bind(make.clone())
+            .push(")");
+    }
+    let tags: Vec<(&str, &String)> = [
+        ("model", &filter.model),
+        ("prefecture", &filter.prefecture),
+        ("body_type", &filter.body_type),
+        ("transmission", &filter.transmission),
+        ("color", &filter.color),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.as_ref().map(|v| (field, v)))
+    .collect();
+    if !tags.is_empty() || filter.repair_history.is_some() {
+        // as TAG_EXPRESSION builds them
+        let mut wanted = q.separated(", ");
+        wanted.push_unseparated(" and c.filter_tags @> array[");
+        for (field, value) in tags {
+            wanted
+                .push(format_args!("'{field}:' || lower("))
+                .push_bind_unseparated(value.clone())
+                .push_unseparated(")");
+        }
+        if let Some(repaired) = filter.repair_history {
+            wanted
+                .push("'repair:' || ")
+                .push_bind_unseparated(repaired)
+                .push_unseparated("::text");
+        }
+        wanted.push_unseparated("]::text[]");
+    }
+    if filter.min_price.is_some() || filter.max_price.is_some() {
+        let price = filter.price_kind.column();
+        // a stored key holds an unknown price as a sentinel; `is not null` leaves it out as the bounds did
+        let bounded = price_key.unwrap_or(price);
+        q.push(format_args!(" and {price} is not null"));
+        if let Some(min) = filter.min_price {
+            q.push(format_args!(" and {bounded} >= ")).push_bind(min);
+        }
+        if let Some(max) = filter.max_price {
+            q.push(format_args!(" and {bounded} <= ")).push_bind(max);
+        }
+    }
+    if let Some(year) = filter.min_year {
+        q.push(" and c.year >= ").push_bind(year);
+    }
+    if let Some(year) = filter.max_year {
+        q.push(" and c.year <= ").push_bind(year);
+    }
+    if let Some(mileage) = filter.max_mileage_km {
+        q.push(" and c.mileage_km <= ").push_bind(mileage);
+    }
+    for word in &filter.words {
+        q.push(" and strpos(c.search, ")
+            .push_bind(word.clone())
+            .push(") > 0");
+    }
 }
 
-type Query<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
-
-fn bind_filter<'q, O>(query: Query<'q, O>, filter: &'q CarFilter) -> Query<'q, O> {
-    query
-        .bind(filter.make.as_deref())
-        .bind(filter.model.as_deref())
-        .bind(filter.min_price)
-        .bind(filter.max_price)
-        .bind(filter.min_year)
-        .bind(filter.max_year)
-        .bind(filter.max_mileage_km)
-        .bind(filter.prefecture.as_deref())
-        .bind(filter.body_type.as_deref())
-        .bind(filter.transmission.as_deref())
-        .bind(filter.color.as_deref())
-        .bind(filter.repair_history)
-        .bind(&filter.words)
-        .bind(filter.include_delisted)
+/// The statement of [`cars`]: the filters present, the keyset after the cursor on the order's stored key, and
+/// the order of that key's index.
+pub fn cars_statement(
+    filter: &CarFilter,
+    order: CarOrder,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> QueryBuilder<Postgres> {
+    let (key, descending, unique) = order.key(filter.price_kind);
+    let mut q = QueryBuilder::new(format!("select {} from cars.cars c where ", car_columns()));
+    let price_key = order.by_price().then_some(key);
+    push_filter(&mut q, filter, true, price_key);
+    let (direction, beyond, from) = if descending {
+        ("desc", "<", "<=")
+    } else {
+        ("asc", ">", ">=")
+    };
+    if let Some((after_key, after_id)) = after {
+        if unique {
+            q.push(format_args!(" and {key} {beyond} "))
+                .push_bind(after_key);
+        } else {
+            // the first condition is the index range; the second skips the cursor's ties up to its id
+            q.push(format_args!(" and {key} {from} "))
+                .push_bind(after_key)
+                .push(format_args!(" and ({key} {beyond} "))
+                .push_bind(after_key)
+                .push(" or c.id > ")
+                .push_bind(after_id)
+                .push(")");
+        }
+    }
+    q.push(format_args!(" order by {key} {direction}"));
+    if !unique {
+        q.push(", c.id");
+    }
+    q.push(" limit ").push_bind(limit);
+    q
 }
 
 /// Up to `limit` cars matching `filter` in `order`, after the `(key, id)` of a cursor.
@@ -423,26 +549,8 @@ pub async fn cars(
     after: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<CarRow>, sqlx::Error> {
-    let (key, descending) = order.key(filter.price_kind);
-    let (direction, beyond) = if descending {
-        ("desc", "<")
-    } else {
-        ("asc", ">")
-    };
-    let sql = format!(
-        "select {columns} from cars.cars c
-          where {conditions}
-            and ($15::bigint is null or {key} {beyond} $15 or ({key} = $15 and c.id > $16))
-          order by {key} {direction}, c.id
-          limit $17",
-        columns = car_columns(),
-        conditions = filter_sql(filter, true),
-    );
-    let (after_key, after_id) = after.unzip();
-    bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
-        .bind(after_key)
-        .bind(after_id)
-        .bind(limit)
+    cars_statement(filter, order, after, limit)
+        .build_query_as()
         .fetch_all(pool)
         .await
 }
@@ -527,19 +635,24 @@ pub async fn timelines(pool: &PgPool, cars: &[Uuid]) -> Result<Vec<TimelineEntry
     .await
 }
 
+/// The statement of [`make_facets`].
+pub fn make_facets_statement(filter: &CarFilter) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::new(
+        "select coalesce(c.make, '') as make, count(*) as count from cars.cars c where ",
+    );
+    push_filter(&mut q, filter, false, None);
+    q.push(" group by 1 order by 2 desc, 1");
+    q
+}
+
 /// Makes of the cars matching `filter` (its make ignored), with their counts, most common first.
 #[tracing::instrument(skip_all)]
 pub async fn make_facets(
     pool: &PgPool,
     filter: &CarFilter,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let sql = format!(
-        "select coalesce(c.make, '') as make, count(*) as count from cars.cars c
-          where {}
-          group by 1 order by 2 desc, 1",
-        filter_sql(filter, false)
-    );
-    bind_filter(sqlx::query_as(AssertSqlSafe(sql)), filter)
+    make_facets_statement(filter)
+        .build_query_as()
         .fetch_all(pool)
         .await
 }

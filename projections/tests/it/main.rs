@@ -5,6 +5,7 @@ mod cars;
 mod cars_batches;
 mod failures;
 mod log_stats;
+mod plans;
 mod rebuild;
 mod runner;
 mod tracks;
