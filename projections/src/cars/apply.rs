@@ -120,6 +120,25 @@ impl CarState {
     }
 }
 
+/// The last sighting of a car no event of the batch is about.
+struct Sighting {
+    last_seen_run: Option<Uuid>,
+    last_seen_position: i64,
+    dirty: bool,
+}
+
+/// A page of the run that started at `started` shows a car last seen by `run` at `position`: a run that started
+/// later (or the same) becomes its last sighting. True when that changed something.
+fn sight(run: &mut Option<Uuid>, position: &mut i64, by: Uuid, started: i64) -> bool {
+    if *position <= started {
+        *run = Some(by);
+        *position = started;
+        true
+    } else {
+        false
+    }
+}
+
 /// A `scrape_runs` row as the fold holds it.
 struct RunState {
     started_position: i64,
@@ -177,7 +196,10 @@ struct ProblemRow {
 /// The batch's rows: the existing ones it touches (loaded), the new ones, and the history rows it appends.
 #[derive(Default)]
 struct Fold {
+    /// The cars the batch's car events are about (whole rows).
     cars: HashMap<Uuid, CarState>,
+    /// The other cars the batch's pages show: only what a sighting changes.
+    sightings: HashMap<Uuid, Sighting>,
     /// Listing id → car id, for the cars known to the fold (what a page's listing ids are matched by).
     listings: HashMap<String, Uuid>,
     runs: HashMap<Uuid, RunState>,
@@ -222,23 +244,44 @@ impl Fold {
         listing_ids.dedup();
         run_ids.sort_unstable();
         run_ids.dedup();
-        if !car_ids.is_empty() || !listing_ids.is_empty() {
+        if !car_ids.is_empty() {
             let details: Vec<&str> = DETAIL_COLUMNS.iter().map(|(c, _)| *c).collect();
             let sql = format!(
                 "select id, listing_id, {}, body_price_yen, total_price_yen, status, listed_at, updated_at,
                         delisted_at, listed_position, last_seen_run, last_seen_position
-                   from cars where id = any($1) or listing_id = any($2)",
+                   from cars where id = any($1)",
                 details.join(", ")
             );
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(&car_ids)
-                .bind(&listing_ids)
                 .fetch_all(&mut *conn)
                 .await?;
             for row in &rows {
                 let (id, car) = car_from_row(row)?;
                 self.listings.insert(car.listing_id.clone(), id);
                 self.cars.insert(id, car);
+            }
+        }
+        if !listing_ids.is_empty() {
+            let rows: Vec<(Uuid, String, Option<Uuid>, i64)> = sqlx::query_as(
+                "select id, listing_id, last_seen_run, last_seen_position from cars where listing_id = any($1)",
+            )
+            .bind(&listing_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (id, listing_id, last_seen_run, last_seen_position) in rows {
+                if self.cars.contains_key(&id) {
+                    continue;
+                }
+                self.listings.insert(listing_id, id);
+                self.sightings.insert(
+                    id,
+                    Sighting {
+                        last_seen_run,
+                        last_seen_position,
+                        dirty: false,
+                    },
+                );
             }
         }
         if !run_ids.is_empty() {
@@ -476,13 +519,22 @@ impl Fold {
                         let Some(car) = self.listings.get(listing.as_str()) else {
                             continue;
                         };
-                        let Some(row) = self.cars.get_mut(car) else {
-                            continue;
-                        };
-                        if row.last_seen_position <= started {
-                            row.last_seen_run = Some(run);
-                            row.last_seen_position = started;
-                            row.touch(Dirty::Seen);
+                        if let Some(row) = self.cars.get_mut(car) {
+                            if sight(
+                                &mut row.last_seen_run,
+                                &mut row.last_seen_position,
+                                run,
+                                started,
+                            ) {
+                                row.touch(Dirty::Seen);
+                            }
+                        } else if let Some(seen) = self.sightings.get_mut(car) {
+                            seen.dirty |= sight(
+                                &mut seen.last_seen_run,
+                                &mut seen.last_seen_position,
+                                run,
+                                started,
+                            );
                         }
                     }
                 }
@@ -553,7 +605,7 @@ impl Fold {
 
     /// Writes what the batch changed: one statement per table (none for a table it did not touch).
     async fn write(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        write_cars(conn, &self.cars).await?;
+        write_cars(conn, &self.cars, &self.sightings).await?;
         write_runs(conn, &self.runs).await?;
         write_history(conn, &self.price_points, &self.timeline).await?;
         write_pages(conn, &self.pages, &self.problems).await?;
@@ -623,6 +675,7 @@ fn run_from_row(row: &PgRow) -> Result<(Uuid, RunState), sqlx::Error> {
 async fn write_cars(
     conn: &mut PgConnection,
     cars: &HashMap<Uuid, CarState>,
+    sightings: &HashMap<Uuid, Sighting>,
 ) -> Result<(), ProjectionError> {
     let mut rows: Vec<(&Uuid, &CarState)> =
         cars.iter().filter(|(_, c)| c.dirty == Dirty::Row).collect();
@@ -714,9 +767,16 @@ async fn write_cars(
         let query = with_detail_fields!(bind_details!(query,));
         query.execute(&mut *conn).await?;
     }
-    let seen: Vec<(&Uuid, &CarState)> = cars
+    let seen: Vec<(Uuid, Option<Uuid>, i64)> = cars
         .iter()
         .filter(|(_, c)| c.dirty == Dirty::Seen)
+        .map(|(id, c)| (*id, c.last_seen_run, c.last_seen_position))
+        .chain(
+            sightings
+                .iter()
+                .filter(|(_, s)| s.dirty)
+                .map(|(id, s)| (*id, s.last_seen_run, s.last_seen_position)),
+        )
         .collect();
     if !seen.is_empty() {
         sqlx::query(
@@ -724,17 +784,9 @@ async fn write_cars(
                from unnest($1::uuid[], $2::uuid[], $3::bigint[]) s (id, run, position)
               where c.id = s.id",
         )
-        .bind(seen.iter().map(|(id, _)| **id).collect::<Vec<Uuid>>())
-        .bind(
-            seen.iter()
-                .map(|(_, c)| c.last_seen_run)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            seen.iter()
-                .map(|(_, c)| c.last_seen_position)
-                .collect::<Vec<_>>(),
-        )
+        .bind(seen.iter().map(|s| s.0).collect::<Vec<_>>())
+        .bind(seen.iter().map(|s| s.1).collect::<Vec<_>>())
+        .bind(seen.iter().map(|s| s.2).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
