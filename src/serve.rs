@@ -96,6 +96,13 @@ pub async fn run(config: &Config, stopping: watch::Receiver<bool>) -> anyhow::Re
         "housekeeping",
         housekeeping(identity, stop_rest.subscribe()),
     ));
+    // token checks use the account cache only while this follows the accounts' events
+    let identity = app.identity.clone();
+    let rest = stop_rest.subscribe();
+    tasks.spawn(named("account cache", async move {
+        identity.follow_accounts(rest).await;
+        Ok(())
+    }));
     if config.deadline_interval_seconds > 0 {
         let worker = Arc::new(DeadlineWorker::new(&app, database.pool.clone(), clock));
         let every = Duration::from_secs(config.deadline_interval_seconds);

@@ -2,7 +2,9 @@
 //!
 //! Tokens are HS256 JWTs with `sub`, `role`, `iat` and `exp`. Only HS256 is accepted. A token issued before the
 //! account's last password change is refused. The role that counts is the account's current one, read from its
-//! stream on each request; the token's `role` claim is for clients' display. Registering, checking passwords
+//! stream through the identity service's account cache ([`Identity::current_account`]: kept current by the
+//! account's events, so a role or password change takes effect on the next request); the token's `role` claim
+//! is for clients' display. Registering, checking passwords
 //! and throttling are the identity service's ([`commands::identity`]); this module only issues and checks
 //! tokens.
 
@@ -230,7 +232,7 @@ impl Tokens {
         let id = Uuid::parse_str(&claims.sub).map_err(|_| refused())?;
         let account = self
             .identity
-            .account(id)
+            .current_account(id)
             .await
             .map_err(ApiError::internal)?;
         match account {

@@ -9,21 +9,27 @@
 //!   takes as long as a wrong password.
 //! - Login attempts are throttled per account and per client address, registrations per client address
 //!   (`governor`).
+//! - Token checks read the account through a bounded in-memory cache ([`Identity::current_account`]) that is
+//!   only used while [`Identity::follow_accounts`] runs: this process's account writes forget the account at
+//!   once, everyone's account events forget it as the log delivers them, and a load that raced an invalidation
+//!   is not stored.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use domain::Decider;
 use domain::identity::{
-    Account, AccountCommand, AccountError, AccountState, Claim, ClaimCommand, ClaimError,
-    CredentialError, Email, Role, Username, account_stream, check_password, email_claim_stream,
-    username_claim_stream,
+    Account, AccountCommand, AccountError, AccountEvent, AccountState, Claim, ClaimCommand,
+    ClaimError, CredentialError, Email, Role, Username, account_stream, check_password,
+    email_claim_stream, username_claim_stream,
 };
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use uuid::Uuid;
 
 use crate::{CommandError, CommandExecutor, InternalError, Request, Written, new_events};
@@ -117,6 +123,8 @@ pub struct Identity {
     hashing: Arc<Semaphore>,
     /// Verified against when the account does not exist, so timing does not tell which usernames exist.
     dummy_hash: Arc<str>,
+    /// The accounts token checks read, shared by clones (see [`Identity::current_account`]).
+    accounts: Arc<AccountCache>,
 }
 
 struct Throttles {
@@ -144,7 +152,14 @@ impl Identity {
             }),
             hashing: Arc::new(Semaphore::new(config.concurrent_hashes.max(1))),
             dummy_hash: hash_now(&Uuid::new_v4().to_string())?.into(),
+            accounts: Arc::new(AccountCache::new(DEFAULT_CACHED_ACCOUNTS)),
         })
+    }
+
+    /// The same service with an account cache of at most `accounts` entries (a fresh, empty one).
+    pub fn with_cached_accounts(mut self, accounts: usize) -> Self {
+        self.accounts = Arc::new(AccountCache::new(accounts));
+        self
     }
 
     /// Registers an account: the account stream and the claims on its email and username in one atomic append.
@@ -215,7 +230,9 @@ impl Identity {
                     (username_claim.clone(), new_events(&username_events)),
                 ])
             })
-            .await?;
+            .await;
+        self.accounts.forget(id);
+        let written = written?;
         Ok(Registered {
             id,
             email,
@@ -270,6 +287,85 @@ impl Identity {
     pub async fn account(&self, id: Uuid) -> Result<Option<AccountState>, InternalError> {
         let (account, _) = self.executor.load::<Account>(&account_stream(id)).await?;
         Ok(account)
+    }
+
+    /// The account `id` as its stream has it now, for checking a token: from the cache while
+    /// [`Identity::follow_accounts`] keeps it current, else (and on a miss) read from the stream.
+    ///
+    /// A change made through this process's service takes effect at once (the write forgets the account); one
+    /// made by another process as soon as the log delivers its event here: its coalesced NOTIFY (at most 10 ms
+    /// after the commit) and one read of the account events.
+    pub async fn current_account(&self, id: Uuid) -> Result<Option<AccountState>, InternalError> {
+        let generation = match self.accounts.lookup(id) {
+            Lookup::Hit(account) => return Ok(Some(account)),
+            Lookup::Miss { generation } => generation,
+        };
+        let (account, version) = self.executor.load::<Account>(&account_stream(id)).await?;
+        if let (Some(account), Some(generation)) = (&account, generation) {
+            self.accounts
+                .store(generation, id, account.clone(), version);
+        }
+        Ok(account)
+    }
+
+    /// How many accounts the cache holds now.
+    pub fn cached_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Keeps the account cache current until `stopping` turns true: follows the log's account events from now
+    /// on and forgets each account that has one. The cache is used only while this runs: when reading the log
+    /// fails it is emptied and unused until the follower is back.
+    pub async fn follow_accounts(&self, mut stopping: watch::Receiver<bool>) {
+        let log = &self.executor.log;
+        let types: Vec<String> = AccountEvent::TYPES
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+        loop {
+            // everything committed before the horizon is in what any later load reads; everything after it
+            // the subscription delivers
+            let mut events = match log.horizon().await {
+                Ok(horizon) => log.subscribe(horizon, Some(types.clone())),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot follow account events; tokens read accounts uncached");
+                    tokio::select! {
+                        () = tokio::time::sleep(FOLLOW_RETRY) => continue,
+                        _ = stopping.wait_for(|stop| *stop) => return,
+                    }
+                }
+            };
+            self.accounts.follow(true);
+            let failed = loop {
+                let batch = tokio::select! {
+                    batch = events.next_batch() => batch,
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        self.accounts.follow(false);
+                        return;
+                    }
+                };
+                match batch {
+                    Ok(batch) => {
+                        for event in &batch {
+                            if let Some(id) = event
+                                .stream_id
+                                .strip_prefix("account-")
+                                .and_then(|id| Uuid::parse_str(id).ok())
+                            {
+                                self.accounts.forget(id);
+                            }
+                        }
+                    }
+                    Err(error) => break error,
+                }
+            };
+            self.accounts.follow(false);
+            tracing::warn!(error = %failed, "lost the account events; tokens read accounts uncached until back");
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_RETRY) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+        }
     }
 
     /// Changes the user's password after checking the current one (throttled like logins of the account).
@@ -402,8 +498,10 @@ impl Identity {
         let executed = self
             .executor
             .execute::<Account>(&account_stream(id), command, metadata)
-            .await
-            .map_err(|e| e.map_rule(IdentityError::from))?;
+            .await;
+        // whatever the outcome (a timeout may still have committed), the next token check reads the stream
+        self.accounts.forget(id);
+        let executed = executed.map_err(|e| e.map_rule(IdentityError::from))?;
         Ok(Written {
             events: executed.events.len(),
             appended: executed.appended,
@@ -467,4 +565,100 @@ fn hash_now(password: &str) -> Result<String, InternalError> {
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
         .map_err(InternalError::other)
+}
+
+/// Accounts the cache holds by default: about 300 bytes each.
+const DEFAULT_CACHED_ACCOUNTS: usize = 10_000;
+/// How long the account follower waits before reading the log again after it failed.
+const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
+/// Accounts by id with the version of their stream they were read at, at most `capacity` of them.
+struct AccountCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+struct CacheInner {
+    entries: HashMap<Uuid, (AccountState, i64)>,
+    /// Bumped by every invalidation: a load that began before one may have read what it invalidated, so it
+    /// is not stored.
+    generation: u64,
+    /// Whether the follower runs: without it other processes' changes would go unseen, so nothing is cached.
+    followed: bool,
+}
+
+enum Lookup {
+    Hit(AccountState),
+    /// Not cached: the generation a load starting now stores under, `None` when it must not be stored.
+    Miss {
+        generation: Option<u64>,
+    },
+}
+
+impl AccountCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::new(CacheInner {
+                entries: HashMap::new(),
+                generation: 0,
+                followed: false,
+            }),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // the map stays consistent whatever panicked while holding the lock: every change is one call
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lookup(&self, id: Uuid) -> Lookup {
+        let inner = self.inner();
+        match inner.entries.get(&id) {
+            Some((account, _)) if inner.followed => Lookup::Hit(account.clone()),
+            _ => Lookup::Miss {
+                generation: inner.followed.then_some(inner.generation),
+            },
+        }
+    }
+
+    fn store(&self, generation: u64, id: Uuid, account: AccountState, version: i64) {
+        let mut inner = self.inner();
+        if !inner.followed || inner.generation != generation || self.capacity == 0 {
+            return;
+        }
+        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&id) {
+            // full: make room by dropping any one (a hash map's first is as good as random here)
+            if let Some(&evicted) = inner.entries.keys().next() {
+                inner.entries.remove(&evicted);
+            }
+        }
+        match inner.entries.get(&id) {
+            // a concurrent load stored a later version meanwhile
+            Some((_, stored)) if *stored > version => {}
+            _ => {
+                inner.entries.insert(id, (account, version));
+            }
+        }
+    }
+
+    fn forget(&self, id: Uuid) {
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.remove(&id);
+    }
+
+    /// Starts or stops using the cache; either way it starts empty.
+    fn follow(&self, followed: bool) {
+        let mut inner = self.inner();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.entries.clear();
+        inner.followed = followed;
+    }
+
+    fn len(&self) -> usize {
+        self.inner().entries.len()
+    }
 }

@@ -1,5 +1,6 @@
 //! The API over real HTTP and WebSocket connections, against a real PostgreSQL and running projections.
 
+mod account_cache;
 mod authorization;
 mod cars;
 mod fuzz;
@@ -96,7 +97,12 @@ impl TestApp {
         let projections =
             Arc::new(Projections::new(log.clone(), projections::all(), runner).unwrap());
         let executor = CommandExecutor::new(log);
+        let (stop, stopping) = watch::channel(false);
         let app = commands::App::new(executor.clone(), db.pool.clone(), setup.app).unwrap();
+        // as the server runs it: token checks cache accounts while this follows their events
+        let identity = app.identity.clone();
+        let following = stopping.clone();
+        tokio::spawn(async move { identity.follow_accounts(following).await });
         let services = Arc::new(Services::new(
             db.pool.clone(),
             projections.clone(),
@@ -105,7 +111,6 @@ impl TestApp {
             setup.read_timeout,
             setup.clock.clone(),
         ));
-        let (stop, stopping) = watch::channel(false);
         let state = AppState::new(services, setup.http).stopping(stopping.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
