@@ -200,6 +200,33 @@ pub struct UserFilter {
     pub search: Option<String>,
 }
 
+/// The statement of [`list`]: the filters present, after the cursor on `registered_position` (its unique index
+/// gives the order).
+pub fn list_statement(
+    filter: &UserFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(
+        "select id, email, username, role, registered_at, password_changed_at, registered_position
+           from accounts.users where registered_position > ",
+    );
+    q.push_bind(after.unwrap_or(0));
+    if let Some(role) = &filter.role {
+        q.push(" and role = ").push_bind(role.clone());
+    }
+    if let Some(search) = &filter.search {
+        q.push(" and (strpos(username, lower(")
+            .push_bind(search.clone())
+            .push(")) > 0 or strpos(email, lower(")
+            .push_bind(search.clone())
+            .push(")) > 0)");
+    }
+    q.push(" order by registered_position limit ")
+        .push_bind(limit);
+    q
+}
+
 /// Up to `limit` users registered after the one at `after` (a `registered_position`), in registration order.
 #[tracing::instrument(skip_all)]
 pub async fn list(
@@ -208,19 +235,8 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query_as(
-        "select id, email, username, role, registered_at, password_changed_at, registered_position
-           from accounts.users
-          where registered_position > $1
-            and ($2::text is null or role = $2)
-            and ($3::text is null or strpos(username, lower($3)) > 0 or strpos(email, lower($3)) > 0)
-          order by registered_position
-          limit $4",
-    )
-    .bind(after.unwrap_or(0))
-    .bind(filter.role.as_deref())
-    .bind(filter.search.as_deref())
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    list_statement(filter, after, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }

@@ -225,6 +225,32 @@ impl FromRow<'_, PgRow> for NotificationRow {
 
 const COLUMNS: &str = "n.id, n.user_id, n.kind, n.stream_id, n.item, n.title, n.body, n.created_at, n.position, n.read_at";
 
+/// The statement of [`list`]: `notifications_user` (user, position, id) read backwards from the cursor.
+pub fn list_statement(
+    user: Uuid,
+    unread_only: bool,
+    before: Option<(i64, Uuid)>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "select {COLUMNS} from notifications.notifications n where n.user_id = "
+    ));
+    q.push_bind(user);
+    if unread_only {
+        q.push(" and n.read_at is null");
+    }
+    if let Some((position, id)) = before {
+        q.push(" and (n.position, n.id) < (")
+            .push_bind(position)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" order by n.position desc, n.id desc limit ")
+        .push_bind(limit);
+    q
+}
+
 /// `user`'s notifications, newest first, after the cursor `(position, id)` of the last one seen.
 #[tracing::instrument(skip_all)]
 pub async fn list(
@@ -234,21 +260,10 @@ pub async fn list(
     before: Option<(i64, Uuid)>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, sqlx::Error> {
-    let (position, id) = before.unzip();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from notifications.notifications n
-          where n.user_id = $1 and (not $2 or n.read_at is null)
-            and ($3::bigint is null or (n.position, n.id) < ($3, $4::uuid))
-          order by n.position desc, n.id desc
-          limit $5"
-    )))
-    .bind(user)
-    .bind(unread_only)
-    .bind(position)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    list_statement(user, unread_only, before, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }
 
 /// `user`'s notifications from the events at `positions`, in that order (for the live feed, which follows the

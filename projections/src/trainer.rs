@@ -516,6 +516,32 @@ pub struct QuestionFilter {
     pub include_retired: bool,
 }
 
+/// The statement of [`questions`]: the filters present, after the cursor on `added_position` (its unique index
+/// gives the order).
+pub fn questions_statement(
+    filter: &QuestionFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "select {QUESTION_COLUMNS} from trainer.questions where added_position > "
+    ));
+    q.push_bind(after.unwrap_or(0));
+    if let Some(level) = &filter.level {
+        q.push(" and level = ").push_bind(level.clone());
+    }
+    if let Some(topic) = &filter.topic {
+        q.push(" and topic = lower(")
+            .push_bind(topic.clone())
+            .push(")");
+    }
+    if !filter.include_retired {
+        q.push(" and not retired");
+    }
+    q.push(" order by added_position limit ").push_bind(limit);
+    q
+}
+
 /// Up to `limit` questions added after the one at `after` (an `added_position`), in the order they were added.
 #[tracing::instrument(skip_all)]
 pub async fn questions(
@@ -524,22 +550,10 @@ pub async fn questions(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<QuestionRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {QUESTION_COLUMNS} from trainer.questions
-          where added_position > $1
-            and ($2::text is null or level = $2)
-            and ($3::text is null or topic = lower($3))
-            and ($4 or not retired)
-          order by added_position
-          limit $5"
-    )))
-    .bind(after.unwrap_or(0))
-    .bind(filter.level.as_deref())
-    .bind(filter.topic.as_deref())
-    .bind(filter.include_retired)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    questions_statement(filter, after, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }
 
 /// One user's statistics at one level.
@@ -591,6 +605,32 @@ pub struct UserLevelStats {
     pub email: Option<String>,
 }
 
+/// The statement of [`users_stats`]: the primary key `(user_id, level)` in order, the cursor as its range.
+pub fn users_stats_statement(
+    level: Option<&str>,
+    after: Option<(Uuid, String)>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(
+        "select s.user_id, s.level, s.answered, s.correct, s.streak, s.last_activity, u.username, u.email
+           from trainer.user_stats s left join accounts.users u on u.id = s.user_id
+          where true",
+    );
+    if let Some(level) = level {
+        q.push(" and s.level = ").push_bind(level.to_owned());
+    }
+    if let Some((user, level)) = after {
+        q.push(" and (s.user_id, s.level) > (")
+            .push_bind(user)
+            .push(", ")
+            .push_bind(level)
+            .push(")");
+    }
+    q.push(" order by s.user_id, s.level limit ")
+        .push_bind(limit);
+    q
+}
+
 /// Every user's statistics at `level` (every level when `None`), ordered by user and level, after the
 /// `(user, level)` in `after`.
 #[tracing::instrument(skip_all)]
@@ -600,19 +640,8 @@ pub async fn users_stats(
     after: Option<(Uuid, String)>,
     limit: i64,
 ) -> Result<Vec<UserLevelStats>, sqlx::Error> {
-    let (after_user, after_level) = after.unzip();
-    sqlx::query_as(
-        "select s.user_id, s.level, s.answered, s.correct, s.streak, s.last_activity, u.username, u.email
-           from trainer.user_stats s left join accounts.users u on u.id = s.user_id
-          where ($1::text is null or s.level = $1)
-            and ($2::uuid is null or (s.user_id, s.level) > ($2, $3::text))
-          order by s.user_id, s.level
-          limit $4",
-    )
-    .bind(level)
-    .bind(after_user)
-    .bind(after_level)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    users_stats_statement(level, after, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }

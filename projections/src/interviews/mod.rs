@@ -32,10 +32,10 @@ pub fn product() -> crate::Product {
     }
 }
 
-// 2: `no_show_settle_at` is `no_show_contest_by`
+// 2: `no_show_settle_at` is `no_show_contest_by`; 3: `slots_board` holds the board's whole order
 crate::read_model!(Interviews {
     name: NAME,
-    version: 2,
+    version: 3,
     events: [SlotEvent::TYPES, LedgerEvent::TYPES]
 });
 
@@ -74,7 +74,8 @@ impl Projection for Interviews {
                  -- log position of the publication: the stable order of lists and their cursor
                  published_position bigint not null unique
              );
-             create index slots_board on slots (starts_at) where status = '{open}';
+             -- the board: open slots in their list order (start, then publication), a range scan per page
+             create index slots_board on slots (starts_at, published_position) where status = '{open}';
              create index slots_owner on slots (owner);
              create index slots_booker on slots (booker);
              create table balances (
@@ -498,6 +499,52 @@ pub struct BoardFilter {
     pub exclude_owner: Option<Uuid>,
 }
 
+/// The statement of [`board`]: the open slots' partial index in (start, publication) order, the cursor and the
+/// time bounds as its range, the other filters present.
+pub fn board_statement(
+    filter: &BoardFilter,
+    now: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    // the status is written into the statement, not bound, so the planner can use the partial index `slots_board`
+    let open = SlotStatus::Open.as_str();
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "select {SLOT_COLUMNS} from interviews.slots where status = '{open}' and starts_at > "
+    ));
+    q.push_bind(now);
+    if let Some(role) = filter.owner_role {
+        q.push(" and owner_role = ").push_bind(role.as_str());
+    }
+    if let Some(from) = filter.from {
+        q.push(" and starts_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        q.push(" and starts_at <= ").push_bind(to);
+    }
+    if let Some(level) = filter.level {
+        q.push(" and level = ").push_bind(level.as_str());
+    }
+    if let Some(topic) = &filter.topic {
+        q.push(" and topic = lower(")
+            .push_bind(topic.trim().to_owned())
+            .push(")");
+    }
+    if let Some(owner) = filter.exclude_owner {
+        q.push(" and owner <> ").push_bind(owner);
+    }
+    if let Some((start, position)) = after {
+        q.push(" and (starts_at, published_position) > (")
+            .push_bind(start)
+            .push(", ")
+            .push_bind(position)
+            .push(")");
+    }
+    q.push(" order by starts_at, published_position limit ")
+        .push_bind(limit);
+    q
+}
+
 /// Open slots starting after `now`, soonest first, after the cursor `(start, position)`.
 #[tracing::instrument(skip_all)]
 pub async fn board(
@@ -507,34 +554,10 @@ pub async fn board(
     after: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<SlotRow>, sqlx::Error> {
-    let (after_start, after_position) = after.unzip();
-    // the status is written into the statement, not bound, so the planner can use the partial index `slots_board`
-    let open = SlotStatus::Open.as_str();
-    sqlx::query_as(AssertSqlSafe(format!(
-        "select {SLOT_COLUMNS} from interviews.slots
-          where status = '{open}' and starts_at > $1
-            and ($2::text is null or owner_role = $2)
-            and ($3::timestamptz is null or starts_at >= $3)
-            and ($4::timestamptz is null or starts_at <= $4)
-            and ($5::text is null or level = $5)
-            and ($6::text is null or topic = lower($6))
-            and ($7::uuid is null or owner <> $7)
-            and ($8::timestamptz is null or (starts_at, published_position) > ($8, $9::bigint))
-          order by starts_at, published_position
-          limit $10"
-    )))
-    .bind(now)
-    .bind(filter.owner_role.map(Role::as_str))
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(filter.level.map(Level::as_str))
-    .bind(filter.topic.as_deref().map(str::trim))
-    .bind(filter.exclude_owner)
-    .bind(after_start)
-    .bind(after_position)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    board_statement(filter, now, after, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }
 
 /// Slots whose no-show report is contested, waiting for an admin, oldest first.

@@ -637,6 +637,43 @@ pub struct TrackFilter {
     pub participant: Option<Uuid>,
 }
 
+/// The statement of [`tracks`]: the filters present, after the cursor on `created_position` (its unique index
+/// gives the order).
+pub fn tracks_statement(
+    filter: &TrackFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut q = sqlx::QueryBuilder::new(format!(
+        "select {TRACK_COLUMNS} from tracks.tracks t where t.created_position > "
+    ));
+    q.push_bind(after.unwrap_or(0));
+    if let Some(status) = filter.status {
+        q.push(" and t.status = ").push_bind(status.as_str());
+    }
+    if let Some(pattern) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(like_pattern)
+    {
+        q.push(" and (t.title ilike ")
+            .push_bind(pattern.clone())
+            .push(" or t.description ilike ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(participant) = filter.participant {
+        q.push(" and exists (select 1 from tracks.participants p where p.track_id = t.id and p.user_id = ")
+            .push_bind(participant)
+            .push(")");
+    }
+    q.push(" order by t.created_position limit ")
+        .push_bind(limit);
+    q
+}
+
 /// Up to `limit` tracks created after the one at `after` (a `created_position`), oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn tracks(
@@ -645,29 +682,10 @@ pub async fn tracks(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<TrackRow>, sqlx::Error> {
-    let pattern = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(like_pattern);
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {TRACK_COLUMNS} from tracks.tracks t
-          where t.created_position > $1
-            and ($2::text is null or t.status = $2)
-            and ($3::text is null or t.title ilike $3 or t.description ilike $3)
-            and ($4::uuid is null or exists (select 1 from tracks.participants p
-                                              where p.track_id = t.id and p.user_id = $4))
-          order by t.created_position
-          limit $5"
-    )))
-    .bind(after.unwrap_or(0))
-    .bind(filter.status.map(TrackStatus::as_str))
-    .bind(pattern)
-    .bind(filter.participant)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    tracks_statement(filter, after, limit)
+        .build_query_as()
+        .fetch_all(pool)
+        .await
 }
 
 /// `%text%` with LIKE's wildcards in `text` taken literally.

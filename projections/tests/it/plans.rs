@@ -333,3 +333,355 @@ async fn every_car_list_is_an_index_range_scan_at_100k_cars() {
     let plan = explain(pool, cars::make_facets_statement(&suvs_in_hyogo).build()).await;
     assert_served("make facets of SUVs in Hyōgo", &plan, Served::ByIndex);
 }
+
+/// Every variant of one list: `(what, statement)`, each to be served as `served` says.
+async fn assert_all_served(
+    pool: &PgPool,
+    served: Served,
+    variants: Vec<(&str, sqlx::QueryBuilder<Postgres>)>,
+) {
+    for (what, mut statement) in variants {
+        let plan = explain(pool, statement.build()).await;
+        assert_served(what, &plan, served);
+    }
+}
+
+#[tokio::test]
+async fn the_track_list_is_an_index_range_scan_at_100k_tracks() {
+    use projections::tracks::{self, TrackFilter, Tracks};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(pool, "tracks", &Tracks).await;
+    fill(
+        pool,
+        "insert into tracks.tracks (id, title, description, min_participants, max_participants, criteria,
+                                    assignment_count, participants, status, created_at, created_position)
+         select gen_random_uuid(), 'Track ' || n, 'Rust, week ' || n % 52, 2, 30, '[]', 8, 10,
+                (array['enrolling', 'running', 'completed'])[1 + n % 3], timestamptz '2026-01-01', n
+           from generate_series(1, 100000) n;
+         insert into tracks.participants (track_id, user_id, enrolled_at)
+         select t.id, ('00000000-0000-0000-0000-' || lpad((t.created_position % 5000)::text, 12, '0'))::uuid,
+                t.created_at
+           from tracks.tracks t",
+        &["tracks.tracks", "tracks.participants"],
+    )
+    .await;
+    let participant = Uuid::parse_str("00000000-0000-0000-0000-000000000042").unwrap();
+    let variants = vec![
+        (
+            "tracks",
+            tracks::tracks_statement(&TrackFilter::default(), None, 21),
+        ),
+        (
+            "tracks, page 2",
+            tracks::tracks_statement(&TrackFilter::default(), Some(50_000), 21),
+        ),
+        (
+            "running tracks",
+            tracks::tracks_statement(
+                &TrackFilter {
+                    status: Some(domain::tracks::TrackStatus::Running),
+                    ..TrackFilter::default()
+                },
+                None,
+                21,
+            ),
+        ),
+        (
+            "tracks about week 7",
+            tracks::tracks_statement(
+                &TrackFilter {
+                    search: Some("week 7".into()),
+                    ..TrackFilter::default()
+                },
+                None,
+                21,
+            ),
+        ),
+        (
+            "a participant's tracks",
+            tracks::tracks_statement(
+                &TrackFilter {
+                    participant: Some(participant),
+                    ..TrackFilter::default()
+                },
+                None,
+                21,
+            ),
+        ),
+    ];
+    assert_all_served(pool, Served::ByIndex, variants).await;
+    let mut statement = tracks::tracks_statement(&TrackFilter::default(), Some(50_000), 21);
+    let plan = explain(pool, statement.build()).await;
+    assert_served(
+        "tracks, page 2",
+        &plan,
+        Served::InOrderBy("tracks_created_position_key"),
+    );
+}
+
+#[tokio::test]
+async fn the_interview_board_is_an_index_range_scan_at_100k_slots() {
+    use domain::interviews::Role;
+    use domain::trainer::Level;
+    use projections::interviews::{self, BoardFilter, Interviews};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(pool, "interviews", &Interviews).await;
+    // a slot every 5 minutes from 2026-01-01; half of them open, the rest booked or withdrawn
+    fill(
+        pool,
+        "insert into interviews.slots (id, owner, owner_role, starts_at, ends_at, minutes, meeting_link, topic,
+                                       level, status, published_at, published_position)
+         select gen_random_uuid(), ('00000000-0000-0000-0000-' || lpad((n % 3000)::text, 12, '0'))::uuid,
+                (array['interviewer', 'interviewee'])[1 + n % 2],
+                timestamptz '2026-01-01' + n * interval '5 minutes',
+                timestamptz '2026-01-01' + n * interval '5 minutes' + interval '1 hour', 60,
+                'https://meet.example.org/' || n, (array['rust', 'sql', 'system design', 'algorithms'])[1 + n % 4],
+                (array['junior', 'middle', 'senior'])[1 + n % 3],
+                (array['open', 'booked', 'open', 'withdrawn'])[1 + (n / 7) % 4],
+                timestamptz '2025-12-01', n
+           from generate_series(1, 100000) n",
+        &["interviews.slots"],
+    )
+    .await;
+    let now = "2026-03-01T00:00:00Z".parse().unwrap();
+    let after = Some(("2026-04-01T00:00:00Z".parse().unwrap(), 30_000));
+    let owner = Uuid::parse_str("00000000-0000-0000-0000-000000000042").unwrap();
+    let everything = BoardFilter::default();
+    let narrow = BoardFilter {
+        owner_role: Some(Role::Interviewer),
+        level: Some(Level::Senior),
+        topic: Some("Rust".into()),
+        exclude_owner: Some(owner),
+        ..BoardFilter::default()
+    };
+    let window = BoardFilter {
+        from: Some("2026-05-01T00:00:00Z".parse().unwrap()),
+        to: Some("2026-05-08T00:00:00Z".parse().unwrap()),
+        ..BoardFilter::default()
+    };
+    let variants = vec![
+        (
+            "board",
+            interviews::board_statement(&everything, now, None, 21),
+        ),
+        (
+            "board, page 2",
+            interviews::board_statement(&everything, now, after, 21),
+        ),
+        (
+            "board, filtered",
+            interviews::board_statement(&narrow, now, None, 21),
+        ),
+        (
+            "board, filtered, page 2",
+            interviews::board_statement(&narrow, now, after, 21),
+        ),
+        (
+            "board of a week",
+            interviews::board_statement(&window, now, None, 21),
+        ),
+    ];
+    assert_all_served(pool, Served::InOrderBy("slots_board"), variants).await;
+}
+
+#[tokio::test]
+async fn the_question_list_is_an_index_range_scan_at_100k_questions() {
+    use projections::trainer::{self, QuestionFilter, Trainer};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(pool, "trainer", &Trainer).await;
+    fill(
+        pool,
+        "insert into trainer.questions (id, level, topic, text, reference_answer, key_points, retired, revision,
+                                        added_at, updated_at, added_position)
+         select gen_random_uuid(), (array['junior', 'middle', 'senior'])[1 + n % 3],
+                'topic ' || n % 40, 'Question ' || n, 'Answer ' || n, '[]', n % 20 = 0, 1,
+                timestamptz '2026-01-01', timestamptz '2026-01-01', n
+           from generate_series(1, 100000) n",
+        &["trainer.questions"],
+    )
+    .await;
+    let filter = |level: Option<&str>, topic: Option<&str>, include_retired| QuestionFilter {
+        level: level.map(str::to_owned),
+        topic: topic.map(str::to_owned),
+        include_retired,
+    };
+    let variants = vec![
+        (
+            "questions",
+            trainer::questions_statement(&filter(None, None, false), None, 21),
+        ),
+        (
+            "questions, page 2",
+            trainer::questions_statement(&filter(None, None, false), Some(60_000), 21),
+        ),
+        (
+            "questions, retired too",
+            trainer::questions_statement(&filter(None, None, true), Some(60_000), 21),
+        ),
+        (
+            "senior questions",
+            trainer::questions_statement(&filter(Some("senior"), None, false), None, 21),
+        ),
+        (
+            "senior questions on topic 7",
+            trainer::questions_statement(&filter(Some("senior"), Some("Topic 7"), false), None, 21),
+        ),
+    ];
+    assert_all_served(pool, Served::ByIndex, variants).await;
+}
+
+#[tokio::test]
+async fn users_stats_are_an_index_range_scan_at_100k_rows() {
+    use projections::accounts::Accounts;
+    use projections::trainer::{self, Trainer};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(pool, "trainer", &Trainer).await;
+    set_up(pool, "accounts", &Accounts).await;
+    fill(
+        pool,
+        "insert into accounts.users (id, email, username, role, registered_at, password_changed_at,
+                                     registered_position)
+         select ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid, 'user' || n || '@example.org',
+                'user' || n, 'user', timestamptz '2026-01-01', timestamptz '2026-01-01', n
+           from generate_series(1, 50000) n;
+         insert into trainer.user_stats (user_id, level, answered, correct, streak, last_activity)
+         select u.id, l.level, 10, 5, 1, timestamptz '2026-01-01'
+           from accounts.users u cross join (values ('junior'), ('middle')) l(level)",
+        &["accounts.users", "trainer.user_stats"],
+    )
+    .await;
+    let after = Some((
+        Uuid::parse_str("00000000-0000-0000-0000-000000025000").unwrap(),
+        "junior".to_owned(),
+    ));
+    let variants = vec![
+        (
+            "users' stats",
+            trainer::users_stats_statement(None, None, 21),
+        ),
+        (
+            "users' stats, page 2",
+            trainer::users_stats_statement(None, after.clone(), 21),
+        ),
+        (
+            "users' junior stats",
+            trainer::users_stats_statement(Some("junior"), None, 21),
+        ),
+        (
+            "users' junior stats, page 2",
+            trainer::users_stats_statement(Some("junior"), after, 21),
+        ),
+    ];
+    assert_all_served(pool, Served::InOrderBy("user_stats_pkey"), variants).await;
+}
+
+#[tokio::test]
+async fn a_users_notifications_are_an_index_range_scan_at_100k_notifications() {
+    use projections::notifications::{self, Notifications};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(
+        pool,
+        "notifications",
+        &Notifications::new(&projections::products()),
+    )
+    .await;
+    // one very busy user (half of them), the rest spread over 1,000 users; a tenth unread
+    fill(
+        pool,
+        "insert into notifications.notifications (id, user_id, kind, stream_id, title, body, created_at,
+                                                  position, read_at)
+         select gen_random_uuid(),
+                ('00000000-0000-0000-0000-' || lpad((case when n % 2 = 0 then 0 else n % 1000 + 1 end)::text,
+                                                    12, '0'))::uuid,
+                'review_received', 'track-' || gen_random_uuid(), 'Title', 'Body', timestamptz '2026-01-01', n,
+                case when n % 10 <> 0 then timestamptz '2026-01-02' end
+           from generate_series(1, 100000) n",
+        &["notifications.notifications"],
+    )
+    .await;
+    let busy = Uuid::nil();
+    let quiet = Uuid::parse_str("00000000-0000-0000-0000-000000000007").unwrap();
+    let before = Some((50_000, Uuid::max()));
+    let variants = vec![
+        (
+            "busy user",
+            notifications::list_statement(busy, false, None, 21),
+        ),
+        (
+            "busy user, page 2",
+            notifications::list_statement(busy, false, before, 21),
+        ),
+        (
+            "busy user, unread",
+            notifications::list_statement(busy, true, None, 21),
+        ),
+        (
+            "busy user, unread, page 2",
+            notifications::list_statement(busy, true, before, 21),
+        ),
+        (
+            "quiet user",
+            notifications::list_statement(quiet, false, None, 21),
+        ),
+    ];
+    assert_all_served(pool, Served::ByIndex, variants).await;
+    let mut busy_page = notifications::list_statement(busy, false, before, 21);
+    let plan = explain(pool, busy_page.build()).await;
+    assert_served(
+        "busy user, page 2",
+        &plan,
+        Served::InOrderBy("notifications_user"),
+    );
+}
+
+#[tokio::test]
+async fn the_user_list_is_an_index_range_scan_at_100k_users() {
+    use projections::accounts::{self, Accounts, UserFilter};
+    let (db, _log) = log().await;
+    let pool = &db.pool;
+    set_up(pool, "accounts", &Accounts).await;
+    fill(
+        pool,
+        "insert into accounts.users (id, email, username, role, registered_at, password_changed_at,
+                                     registered_position)
+         select gen_random_uuid(), 'user' || n || '@example.org', 'user' || n,
+                case when n % 100 = 0 then 'admin' else 'user' end, timestamptz '2026-01-01',
+                timestamptz '2026-01-01', n
+           from generate_series(1, 100000) n",
+        &["accounts.users"],
+    )
+    .await;
+    let filter = |role: Option<&str>, search: Option<&str>| UserFilter {
+        role: role.map(str::to_owned),
+        search: search.map(str::to_owned),
+    };
+    let variants = vec![
+        (
+            "users",
+            accounts::list_statement(&filter(None, None), None, 21),
+        ),
+        (
+            "users, page 2",
+            accounts::list_statement(&filter(None, None), Some(70_000), 21),
+        ),
+        (
+            "admins",
+            accounts::list_statement(&filter(Some("admin"), None), None, 21),
+        ),
+        (
+            "users named 123",
+            accounts::list_statement(&filter(None, Some("123")), None, 21),
+        ),
+    ];
+    assert_all_served(
+        pool,
+        Served::InOrderBy("users_registered_position_key"),
+        variants,
+    )
+    .await;
+}
