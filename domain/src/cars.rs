@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Decider, StreamId, Timestamp};
+use crate::{Decider, Snapshots, StreamId, Timestamp};
 
 /// Namespace of car ids derived from listing ids (fixed: changing it would split every car's history).
 const CAR_NAMESPACE: Uuid = Uuid::from_u128(0x5c1e_2f7a_94d3_4b60_a8e1_3d07_c6b2_91f4);
@@ -642,7 +642,7 @@ impl ScrapeProblemKind {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScrapeRunState {
     pub started: bool,
     pub completed: bool,
@@ -659,6 +659,9 @@ pub enum ScrapeRunError {
 
 pub struct ScrapeRun;
 
+/// Events between two snapshots of a run's state.
+pub const SCRAPE_RUN_SNAPSHOT_EVERY: i64 = 64;
+
 impl Decider for ScrapeRun {
     type Command = ScrapeRunCommand;
     type Event = ScrapeRunEvent;
@@ -667,6 +670,15 @@ impl Decider for ScrapeRun {
 
     fn initial_state() -> ScrapeRunState {
         ScrapeRunState::default()
+    }
+
+    /// A run's stream grows by a page at a time (3,334 pages for 100,000 listings), and every page is a command
+    /// on it: without snapshots, recording page n reads the n events before it.
+    fn snapshots() -> Option<Snapshots<Self::State>> {
+        Some(Snapshots::json(
+            "scraperun-state/1",
+            SCRAPE_RUN_SNAPSHOT_EVERY,
+        ))
     }
 
     fn decide(

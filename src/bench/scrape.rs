@@ -4,8 +4,8 @@
 //! listings on list pages of [`PER_PAGE`] cars each, generated from the recorded list page (the workers tests'
 //! fixture `listing_prius_truncated.html`: its two cassettes, alternately, with the listing ids replaced),
 //! chained by `link[rel=next]` as carsensor.net chains them. The real [`Scraper`] runs against it, through
-//! [`Scraper::run_once`] as `academy scrape --once` does, with the `cars` read model running in this process as
-//! `academy scrape` runs it, and with one difference from the defaults, printed with the figures: no pause
+//! [`Scraper::run_once`] as `academy scrape --once` does, with the read models running in this process as
+//! `academy scrape` runs them, and with one difference from the defaults, printed with the figures: no pause
 //! between requests (`min_delay` 0; the real site gets 1 s, or its Crawl-delay).
 //!
 //! The baseline is the upsert path: the same listings (read from the same pages beforehand, with other ids)
@@ -75,8 +75,6 @@ pub struct ScrapeFigures {
     pub scrape_new_listings_per_s: f64,
     pub scrape_new_upsert_path_per_s: f64,
     pub scrape_new_ratio: f64,
-    /// Of the first run: how long it waited for the `cars` read model before delisting, in seconds.
-    pub scrape_new_read_model_wait_s: f64,
     /// Again: the same pages, 1 % repriced.
     pub scrape_again_listings_per_s: f64,
     pub scrape_again_upsert_path_per_s: f64,
@@ -306,7 +304,7 @@ async fn upsert_path(
     Ok((count as f64 / took.as_secs_f64(), changed))
 }
 
-/// Waits until the `cars` read model has taken in the whole log, so that a scrape timed next does not pay for
+/// Waits until the read models have taken in the whole log, so that a scrape timed next does not pay for
 /// projecting the baseline's events.
 async fn caught_up(projections: &Projections) -> anyhow::Result<()> {
     let head = projections.head().await?;
@@ -363,10 +361,10 @@ pub(super) async fn measure(
     let log = EventLog::new(pool.clone());
     let cars = Cars::new(CommandExecutor::new(log.clone()));
 
-    // the read model the scraper waits for before delisting, in this process, as `academy scrape` runs it
+    // the read models in this process, as `academy scrape` runs them (the run waits for `cars` before delisting)
     let projections = Arc::new(Projections::new(
         log.clone(),
-        vec![Arc::new(projections::cars::Cars)],
+        projections::all(),
         RunnerConfig {
             holder: "academy bench --scrape".to_owned(),
             ..RunnerConfig::default()
@@ -441,7 +439,6 @@ pub(super) async fn measure(
             scrape_new_listings_per_s: new_scrape,
             scrape_new_upsert_path_per_s: new_upsert,
             scrape_new_ratio: new_scrape / new_upsert,
-            scrape_new_read_model_wait_s: 0.0,
             scrape_again_listings_per_s: again_scrape,
             scrape_again_upsert_path_per_s: again_upsert,
             scrape_again_ratio: again_scrape / again_upsert,

@@ -211,38 +211,74 @@ impl Scraper {
         } else {
             let mut pages_left = self.config.page_limit;
             let mut visited: HashSet<Url> = HashSet::new();
+            // the listings of the page in hand are observed (and the page recorded) while the next page is
+            // fetched and read: the site still sees one request at a time, with the pause between them
+            let mut in_hand: Option<ReadPage> = None;
+            let mut read_tally = RunTally::default();
             'walks: for start in &start_urls {
                 let mut next = Some(start.clone());
                 let mut page_number = 0;
-                while let Some(url) = next.take() {
-                    if *stop.borrow() {
-                        tracing::info!(%run_id, "stopping the run early: shutting down");
-                        complete = false;
-                        break 'walks;
-                    }
-                    if !visited.insert(url.clone()) {
-                        break;
-                    }
-                    if pages_left == 0 {
-                        tracing::warn!(%run_id, limit = self.config.page_limit, "page limit reached; the run is incomplete");
-                        complete = false;
-                        break 'walks;
-                    }
-                    pages_left -= 1;
-                    page_number += 1;
-                    match self
-                        .page(&run, &fetcher, &url, page_number, &mut tally, &mut seen)
-                        .await?
-                    {
-                        PageOutcome::Read { next: following } => next = following,
-                        PageOutcome::Layout { next: following } => {
+                loop {
+                    let mut to_read = None;
+                    let mut end_run = false;
+                    if let Some(url) = next.take() {
+                        if *stop.borrow() {
+                            tracing::info!(%run_id, "stopping the run early: shutting down");
                             complete = false;
+                            end_run = true;
+                        } else if !visited.insert(url.clone()) {
+                            // a walk that comes back to a page it read has ended
+                        } else if pages_left == 0 {
+                            tracing::warn!(%run_id, limit = self.config.page_limit, "page limit reached; the run is incomplete");
+                            complete = false;
+                            end_run = true;
+                        } else {
+                            pages_left -= 1;
+                            page_number += 1;
+                            to_read = Some(url);
+                        }
+                    }
+                    let taking_in = async {
+                        match in_hand.take() {
+                            Some(page) => self.take_in(&run, page, &mut tally, &mut seen).await,
+                            None => Ok(()),
+                        }
+                    };
+                    let reading = async {
+                        match &to_read {
+                            Some(url) => self
+                                .read_page(&run, &fetcher, url, page_number, &mut read_tally)
+                                .await
+                                .map(Some),
+                            None => Ok(None),
+                        }
+                    };
+                    let (taken, read) = tokio::join!(taking_in, reading);
+                    taken?;
+                    match read? {
+                        Some(PageOutcome::Read {
+                            page,
+                            next: following,
+                        }) => {
+                            complete &= !page.layout_changed;
+                            in_hand = Some(page);
                             next = following;
                         }
-                        PageOutcome::Failed => complete = false,
+                        Some(PageOutcome::Unusable) => complete = false,
+                        Some(PageOutcome::Failed) => complete = false,
+                        None => {}
+                    }
+                    // nothing was read: the page in hand was the walk's last, and it is taken in
+                    if to_read.is_none() {
+                        if end_run {
+                            break 'walks;
+                        }
+                        break;
                     }
                 }
             }
+            tally.pages += read_tally.pages;
+            tally.errors += read_tally.errors;
         }
         tally.listings_seen = seen.len() as u32;
 
@@ -276,15 +312,22 @@ impl Scraper {
 
 /// What reading one list page came to.
 enum PageOutcome {
-    Read {
-        next: Option<Url>,
-    },
-    /// Read, but the page no longer looks as expected.
-    Layout {
-        next: Option<Url>,
-    },
+    /// Read (perhaps with a layout change that still left listings to take in); `next` is where the walk goes on.
+    Read { page: ReadPage, next: Option<Url> },
+    /// Fetched, but no listing could be read from it and it is no page of results: a layout change; the walk
+    /// cannot go on.
+    Unusable,
     /// Not fetched (or forbidden); the walk cannot go on.
     Failed,
+}
+
+/// A list page fetched and read, its listings completed from their detail pages where needed, not yet taken in.
+struct ReadPage {
+    url: Url,
+    number: u32,
+    listings: Vec<Listing>,
+    /// The page no longer looks as expected (reported already); the run is incomplete.
+    layout_changed: bool,
 }
 
 /// The kinds of layout change a list page can show, each reported once per page.
@@ -398,14 +441,17 @@ impl Scraper {
         .await
     }
 
-    async fn page(
+    /// Fetches and reads the list page at `url` (the `number`th of its walk) and completes its listings from their
+    /// detail pages where needed; reports what went wrong with it in `tally`. Its listings are not observed
+    /// here ([`Scraper::take_in`]), so the next page can be read while they are.
+    #[tracing::instrument(skip_all, fields(%url))]
+    async fn read_page(
         &self,
         run: &RunIds,
         fetcher: &Fetcher,
         url: &Url,
         number: u32,
         tally: &mut RunTally,
-        seen: &mut HashSet<ListingId>,
     ) -> anyhow::Result<PageOutcome> {
         let fetched = match fetcher.get(url).await {
             Ok(fetched) => fetched,
@@ -414,7 +460,13 @@ impl Scraper {
                 return Ok(PageOutcome::Failed);
             }
         };
-        let page = parse::list_page(&fetched.body, &fetched.url);
+        // parsing a page of 30 listings takes tens of milliseconds of CPU: off the tasks' threads, so that the
+        // listings of the page in hand are observed meanwhile
+        let page = tokio::task::spawn_blocking(move || {
+            let _span = tracing::debug_span!("parse").entered();
+            parse::list_page(&fetched.body, &fetched.url)
+        })
+        .await?;
         let next = page.next.clone();
         // a page without listings is a results page without results, unless it shows listing markup that
         // could not be read, or is no HTML page at all
@@ -430,7 +482,7 @@ impl Scraper {
         {
             self.layout_change(run, url, LayoutChange::Empty, reason.to_owned(), tally)
                 .await?;
-            return Ok(PageOutcome::Layout { next: None });
+            return Ok(PageOutcome::Unusable);
         }
         let mut layout_changed = false;
         let failing = parse::failing_fields(&page);
@@ -452,6 +504,33 @@ impl Scraper {
         for listing in page.listings {
             listings.push(self.complete_listing(run, fetcher, listing, tally).await?);
         }
+        Ok(PageOutcome::Read {
+            page: ReadPage {
+                url: url.clone(),
+                number,
+                listings,
+                layout_changed,
+            },
+            next,
+        })
+    }
+
+    /// Observes the listings of a page read, `concurrency` at a time, counts what they did in `tally` and
+    /// `seen`, and records the page with the listing ids it showed.
+    #[tracing::instrument(skip_all, fields(url = %page.url, listings = page.listings.len()))]
+    async fn take_in(
+        &self,
+        run: &RunIds,
+        page: ReadPage,
+        tally: &mut RunTally,
+        seen: &mut HashSet<ListingId>,
+    ) -> anyhow::Result<()> {
+        let ReadPage {
+            url,
+            number,
+            listings,
+            ..
+        } = page;
         let ids: Vec<ListingId> = listings.iter().map(|l| l.id.clone()).collect();
         let outcomes = self
             .cars
@@ -491,11 +570,7 @@ impl Scraper {
             },
         )
         .await?;
-        Ok(if layout_changed {
-            PageOutcome::Layout { next }
-        } else {
-            PageOutcome::Read { next }
-        })
+        Ok(())
     }
 
     /// A listing whose list entry lacks something a detail page shows gets its detail page fetched, when it
