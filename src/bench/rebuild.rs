@@ -178,6 +178,10 @@ fn generator(name: &str, events: usize) -> Option<Generator> {
         projections::cars::NAME => Some(Generator::Domain(Box::new(CarsLog::new(events / 10)))),
         projections::accounts::NAME => Some(Generator::Domain(Box::new(accounts_log(events)))),
         projections::trainer::NAME => Some(Generator::Domain(Box::new(trainer_log()))),
+        // the hosts read the tracks' events too (notices, timers)
+        projections::tracks::NAME
+        | projections::deadlines::NAME
+        | projections::notifications::NAME => Some(Generator::Domain(Box::new(tracks_log()))),
         _ => None,
     }
 }
@@ -660,4 +664,134 @@ fn trainer_log() -> impl Iterator<Item = Generated> {
             .map(move |event| generated(stream.clone(), "trainee", &event))
     });
     bank.chain(answers)
+}
+
+/// Cohort tracks run to the end, one after another: 100 participants enrol, the track starts, and each of its 5
+/// assignments opens, gets a solution from everyone, closes, has its reviews allocated around the ring (3 per
+/// participant) and submitted, and unlocks the next assignment; then the track completes. About 2,400 events a
+/// track.
+fn tracks_log() -> impl Iterator<Item = Generated> {
+    use domain::tracks::{
+        Allocation, AssignmentSpec, Criterion, RepoUrl, ReviewMode, ReviewPair, Score, TrackEvent,
+        TrackSpec,
+    };
+    const PARTICIPANTS: u128 = 100;
+    const ASSIGNMENTS: u32 = 5;
+    (0..u128::MAX).flat_map(|t| {
+        let track = Uuid::from_u128(0x7ac0_0000_0000_0000_0000 + t);
+        let stream = format!("track-{track}");
+        let people: Vec<Uuid> = (0..PARTICIPANTS)
+            .map(|p| Uuid::from_u128(0x9e09_0000_0000_0000 + t * PARTICIPANTS + p))
+            .collect();
+        let mut clock = t as i64 * 10_000_000;
+        let mut tick = move || {
+            clock += 60;
+            at(clock)
+        };
+        let mut events = vec![TrackEvent::TrackCreated {
+            spec: TrackSpec {
+                title: format!("Rust from zero to production, cohort {t}"),
+                description: "Ten weeks of building and reviewing a web service in Rust."
+                    .to_owned(),
+                min_participants: 2,
+                max_participants: Some(1000),
+                criteria: vec![Criterion {
+                    name: "correctness".to_owned(),
+                    description: "Does it do what the assignment asks?".to_owned(),
+                    min_score: 0,
+                    max_score: 5,
+                }],
+                assignments: (0..ASSIGNMENTS)
+                    .map(|a| AssignmentSpec {
+                        title: format!("Assignment {}", a + 1),
+                        description: "Build the next piece of the service.".to_owned(),
+                        hours: 72,
+                    })
+                    .collect(),
+            },
+            by: Uuid::nil(),
+            at: tick(),
+        }];
+        for participant in &people {
+            events.push(TrackEvent::LearnerEnrolled {
+                participant: *participant,
+                at: tick(),
+            });
+        }
+        events.push(TrackEvent::TrackStarted {
+            participants: people.clone(),
+            at: tick(),
+        });
+        for assignment in 0..ASSIGNMENTS {
+            let opened_at = tick();
+            events.push(TrackEvent::AssignmentOpened {
+                assignment,
+                opened_at,
+                deadline: at(opened_at.unix_seconds() - 1_760_000_000 + 72 * 3600),
+            });
+            for (p, participant) in people.iter().enumerate() {
+                events.push(TrackEvent::SolutionSubmitted {
+                    assignment,
+                    participant: *participant,
+                    repository: RepoUrl::parse(&format!(
+                        "https://github.com/learner{p}/cohort{t}-assignment{assignment}"
+                    ))
+                    .expect("a valid repository link"),
+                    replaces: false,
+                    at: tick(),
+                });
+            }
+            events.push(TrackEvent::AssignmentClosed {
+                assignment,
+                at: tick(),
+            });
+            let pairs: Vec<ReviewPair> = (0..people.len())
+                .flat_map(|i| {
+                    let people = &people;
+                    (1..=3).map(move |k| ReviewPair {
+                        reviewer: people[i],
+                        author: people[(i + k) % people.len()],
+                    })
+                })
+                .collect();
+            events.push(TrackEvent::ReviewsAllocated {
+                assignment,
+                seed: t as u64,
+                allocation: Allocation {
+                    mode: ReviewMode::Ring,
+                    order: people.clone(),
+                    pairs: pairs.clone(),
+                },
+                at: tick(),
+            });
+            for pair in pairs {
+                events.push(TrackEvent::ReviewSubmitted {
+                    assignment,
+                    reviewer: pair.reviewer,
+                    author: pair.author,
+                    scores: vec![Score {
+                        criterion: "correctness".to_owned(),
+                        score: 4,
+                    }],
+                    comment: Some(
+                        "Clear and tested; the error handling could say more.".to_owned(),
+                    ),
+                    at: tick(),
+                });
+            }
+            if assignment + 1 < ASSIGNMENTS {
+                for participant in &people {
+                    events.push(TrackEvent::AssignmentUnlocked {
+                        assignment: assignment + 1,
+                        participant: *participant,
+                        at: tick(),
+                    });
+                }
+            }
+        }
+        events.push(TrackEvent::TrackCompleted { at: tick() });
+        events
+            .into_iter()
+            .map(move |event| generated(stream.clone(), "track", &event))
+    })
 }
