@@ -52,6 +52,10 @@ macro_rules! event_columns {
 /// The global read, done in one statement so that the horizon and the rows come from one snapshot: every
 /// transaction below `xmin` has finished, so nothing can later appear below the returned checkpoint. The left
 /// join returns the horizon even when no event qualifies.
+///
+/// No `order by` outside the lateral read: it would sort the whole batch again (with a batch of thousands of
+/// wide rows, on disk: six times the time of the read itself). The rows come in the index's order; the reader
+/// checks that and sorts only if the plan ever changes.
 macro_rules! read_all_sql {
     ($type_filter:literal) => {
         concat!(
@@ -65,8 +69,7 @@ macro_rules! read_all_sql {
             "where (ev.transaction_id, ev.position) > ($1::text::xid8, $2::bigint) ",
             "and ev.transaction_id < h.xmin ",
             $type_filter,
-            " order by ev.transaction_id, ev.position limit $3) e on true ",
-            "order by e.transaction_id, e.position"
+            " order by ev.transaction_id, ev.position limit $3) e on true"
         )
     };
 }
@@ -230,6 +233,9 @@ async fn read_all(
         if row.try_get::<Option<i64>, _>("position")?.is_some() {
             events.push(<RecordedEvent as sqlx::FromRow<'_, PgRow>>::from_row(&row)?);
         }
+    }
+    if !events.is_sorted_by_key(RecordedEvent::checkpoint) {
+        events.sort_unstable_by_key(RecordedEvent::checkpoint);
     }
     Ok(batch_of(after, limit, horizon, events))
 }
