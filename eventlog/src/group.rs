@@ -9,7 +9,8 @@
 //!
 //! Each append of a group keeps its own version checks, idempotency and result: `append_batch` runs
 //! `append_events` for each in a subtransaction, so a conflicting append is rolled back and reported alone while
-//! the others commit. Appends of a group are sorted by their first stream, so two groups in flight lock the
+//! the others commit; a group the database refuses as a whole (a parameter it cannot take) is appended again one
+//! by one. Appends of a group are sorted by their first stream, so two groups in flight lock the
 //! stream rows of single-stream appends in one order; a rarer deadlock between multi-stream appends fails only
 //! the appends caught in it, as [`AppendError::Contended`], which the executor retries like a conflict.
 
@@ -133,7 +134,19 @@ async fn commit(log: &EventLog, batch: Vec<Pending>) {
         Ok(mut conn) if batch.len() == 1 => Ok(vec![batch[0].prepared.append_on(&mut conn).await]),
         Ok(mut conn) => {
             let prepared: Vec<&Prepared> = batch.iter().map(|p| &p.prepared).collect();
-            Prepared::append_all_on(&prepared, &mut conn).await
+            match Prepared::append_all_on(&prepared, &mut conn).await {
+                // the statement as a whole was refused (a parameter the database cannot take, such as a NUL in
+                // JSON, fails before any append runs) and wrote nothing: each append alone, with its own outcome
+                Err(sqlx::Error::Database(error)) => {
+                    tracing::debug!(%error, "a group commit was refused; appending its appends one by one");
+                    let mut outcomes = Vec::with_capacity(prepared.len());
+                    for append in prepared {
+                        outcomes.push(append.append_on(&mut conn).await);
+                    }
+                    Ok(outcomes)
+                }
+                outcomes => outcomes,
+            }
         }
     };
     match outcomes {

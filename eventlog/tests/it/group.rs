@@ -2,31 +2,30 @@
 
 use std::collections::HashSet;
 
-use eventlog::{AppendError, EventLog, ExpectedVersion, GroupCommit, Metadata, NewEvent, Source};
+use eventlog::{
+    AppendError, AppendRequest, Appended, EventLog, ExpectedVersion, GroupCommit, Metadata,
+    NewEvent, Source,
+};
+use migrations::testing::TestDb;
 use sqlx::Connection;
 
 use crate::{event, request, stream};
 
-#[tokio::test]
-async fn appends_queued_behind_a_busy_committer_commit_together_each_with_its_own_outcome() {
-    let db = migrations::testing::TestDb::new().await;
+/// A log with one committer, and the outcomes of `requests` appended while that committer waits on a stream
+/// row another session holds (so they all queue, and go as one group once it is released).
+async fn queued_behind_a_busy_committer(
+    db: &TestDb,
+    requests: Vec<AppendRequest>,
+) -> (EventLog, Vec<Result<Appended, AppendError>>) {
     let one_slot = GroupCommit {
         committers: 1,
         max_batch: 32,
     };
     let log = EventLog::with_group_commit(db.pool.clone(), one_slot);
-    let old = stream("thing");
-    let old_events = vec![event(1), event(2)];
-    let reused_event_id = old_events[0].event_id;
-    log.append(request(&old, ExpectedVersion::NoStream, old_events))
-        .await
-        .unwrap();
     let blocker = stream("thing");
     log.append(request(&blocker, ExpectedVersion::NoStream, vec![event(1)]))
         .await
         .unwrap();
-
-    // another session holds the blocker's stream row, so the only committer waits on it with one append
     let mut other = sqlx::PgConnection::connect_with(&db.connect_options())
         .await
         .unwrap();
@@ -44,19 +43,42 @@ async fn appends_queued_behind_a_busy_committer_commit_together_each_with_its_ow
         async move { log.append(request).await }
     });
     wait_for_lock_wait(&db.pool).await;
+    let queued: Vec<_> = requests
+        .into_iter()
+        .map(|r| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(r).await })
+        })
+        .collect();
+    // a current-thread runtime: the spawned appends run up to their queueing
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    sqlx::query("commit").execute(&mut other).await.unwrap();
+    first.await.unwrap().unwrap();
+    let mut outcomes = Vec::new();
+    for task in queued {
+        outcomes.push(task.await.unwrap());
+    }
+    (log, outcomes)
+}
 
-    // these queue meanwhile
+#[tokio::test]
+async fn appends_queued_behind_a_busy_committer_commit_together_each_with_its_own_outcome() {
+    let db = TestDb::new().await;
+    let old = stream("thing");
+    EventLog::new(db.pool.clone())
+        .append(request(
+            &old,
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+        ))
+        .await
+        .unwrap();
     let fresh: Vec<_> = (0..5).map(|_| stream("thing")).collect();
     let twin_stream = stream("thing");
     let twin_metadata = Metadata::new(Source::Cli);
-    let mut requests = vec![
-        request(&old, ExpectedVersion::Exactly(1), vec![event(3)]),
-        {
-            let mut reused = event(4);
-            reused.event_id = reused_event_id;
-            request(&stream("thing"), ExpectedVersion::NoStream, vec![reused])
-        },
-    ];
+    let mut requests = vec![request(&old, ExpectedVersion::Exactly(1), vec![event(3)])];
     for _ in 0..2 {
         let mut twin = request(&twin_stream, ExpectedVersion::NoStream, vec![event(5)]);
         twin.metadata = twin_metadata.clone();
@@ -67,33 +89,14 @@ async fn appends_queued_behind_a_busy_committer_commit_together_each_with_its_ow
             .iter()
             .map(|s| request(s, ExpectedVersion::NoStream, vec![event(6), event(7)])),
     );
-    let queued: Vec<_> = requests
-        .into_iter()
-        .map(|r| {
-            let log = log.clone();
-            tokio::spawn(async move { log.append(r).await })
-        })
-        .collect();
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    sqlx::query("commit").execute(&mut other).await.unwrap();
+    let (log, outcomes) = queued_behind_a_busy_committer(&db, requests).await;
 
-    first.await.unwrap().unwrap();
-    let mut outcomes = Vec::new();
-    for task in queued {
-        outcomes.push(task.await.unwrap());
-    }
-    let [stale, reused, twin_a, twin_b, rest @ ..] = &outcomes[..] else {
+    let [stale, twin_a, twin_b, rest @ ..] = &outcomes[..] else {
         unreachable!()
     };
     assert!(
         matches!(stale, Err(AppendError::Conflict { stream, actual: 2, .. }) if stream == old.as_str()),
         "{stale:?}"
-    );
-    assert!(
-        matches!(reused, Err(AppendError::Refused { code, .. }) if code == "23505"),
-        "{reused:?}"
     );
     let (twin_a, twin_b) = (twin_a.as_ref().unwrap(), twin_b.as_ref().unwrap());
     assert_ne!(twin_a.duplicate, twin_b.duplicate, "one twin writes");
@@ -119,12 +122,40 @@ async fn appends_queued_behind_a_busy_committer_commit_together_each_with_its_ow
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(stored, 2 + 2 + 1 + 10, "refused appends wrote nothing");
+    assert_eq!(stored, 2 + 2 + 1 + 10, "the stale append wrote nothing");
+}
+
+#[tokio::test]
+async fn an_append_the_database_refuses_fails_alone_even_when_it_fails_its_whole_group() {
+    let db = TestDb::new().await;
+    let fresh: Vec<_> = (0..3).map(|_| stream("thing")).collect();
+    // PostgreSQL's jsonb refuses a NUL character, before any append of the group runs
+    let nul = NewEvent::new("ThingHappened", serde_json::json!({ "text": "a\u{0}b" }));
+    let mut requests = vec![request(
+        &stream("thing"),
+        ExpectedVersion::NoStream,
+        vec![nul],
+    )];
+    requests.extend(
+        fresh
+            .iter()
+            .map(|s| request(s, ExpectedVersion::NoStream, vec![event(1)])),
+    );
+    let (log, outcomes) = queued_behind_a_busy_committer(&db, requests).await;
+    assert!(
+        matches!(&outcomes[0], Err(AppendError::Refused { code, .. }) if code == "22P05"),
+        "{:?}",
+        outcomes[0]
+    );
+    for (s, outcome) in fresh.iter().zip(&outcomes[1..]) {
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(log.stream_version(s.as_str()).await.unwrap(), 1);
+    }
 }
 
 #[tokio::test]
 async fn many_concurrent_appends_all_land_in_fewer_transactions() {
-    let db = migrations::testing::TestDb::new().await;
+    let db = TestDb::new().await;
     let log = EventLog::new(db.pool.clone());
     let tasks: Vec<_> = (0..200)
         .map(|n| {
@@ -156,7 +187,7 @@ async fn many_concurrent_appends_all_land_in_fewer_transactions() {
 
 #[tokio::test]
 async fn without_grouping_every_append_commits_alone() {
-    let db = migrations::testing::TestDb::new().await;
+    let db = TestDb::new().await;
     let log = EventLog::with_group_commit(db.pool.clone(), GroupCommit::off(8));
     let tasks: Vec<_> = (0..40)
         .map(|_| {
