@@ -26,6 +26,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use crate::config::Config;
 
 mod appends;
+mod read;
 mod rebuild;
 mod scrape;
 mod upserts;
@@ -66,6 +67,23 @@ pub struct BenchArgs {
     /// Events per read and transaction of `--rebuild`'s builds.
     #[arg(long, default_value_t = projections::RunnerConfig::default().build_batch_size)]
     pub rebuild_batch: i64,
+    /// Only the read path: the signed-in `cars` query through the real server beside the same SQL's ceiling
+    /// (`bench::read`).
+    #[arg(long)]
+    pub read: bool,
+    /// Cars in the read model for `--read`.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1000..))]
+    pub read_cars: u32,
+    /// Concurrent HTTP connections (and database connections for the ceiling) of `--read`.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub read_connections: u16,
+    /// Seconds of load of `--read`, for the server and for the ceiling each.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub read_seconds: u32,
+    /// Keep the scratch database afterwards (with DATABASE_URL), e.g. to load a peer against the very same
+    /// tables.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +98,8 @@ pub struct Figures {
     pub appends: Option<appends::AppendFigures>,
     #[serde(flatten)]
     pub rebuild: Option<rebuild::RebuildFigures>,
+    #[serde(flatten)]
+    pub read: Option<read::ReadFigures>,
 }
 
 const SCRATCH_DB: &str = "academy_bench";
@@ -87,7 +107,7 @@ const SCRATCH_DB: &str = "academy_bench";
 pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let place = Place::open(config).await?;
     let result = measure_all(&place.options, &args).await;
-    place.close().await;
+    place.close(args.keep).await;
     let figures = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
@@ -145,8 +165,10 @@ impl Place {
         })
     }
 
-    async fn close(self) {
-        if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
+    async fn close(self, keep: bool) {
+        if keep {
+            eprintln!("kept the scratch database {SCRATCH_DB}");
+        } else if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
             let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
                 "drop database if exists {SCRATCH_DB} with (force)"
             )))
@@ -184,7 +206,13 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         scrape: None,
         appends: None,
         rebuild: None,
+        read: None,
     };
+    if args.read {
+        figures.read = Some(read::measure(&pool, options, args).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
     if let Some(name) = &args.rebuild {
         let config = projections::RunnerConfig {
             build_batch_size: args.rebuild_batch,
@@ -225,6 +253,9 @@ fn print_table(figures: &Figures) {
     }
     if let Some(rebuild) = &figures.rebuild {
         rebuild.print();
+    }
+    if let Some(read) = &figures.read {
+        read.print();
     }
 }
 
