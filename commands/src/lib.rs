@@ -949,7 +949,9 @@ struct StreamLocks {
 }
 
 impl StreamLocks {
-    const STRIPES: usize = 64;
+    // many, so that commands on different streams rarely queue behind each other (and group commit gets them
+    // together)
+    const STRIPES: usize = 1024;
 
     fn new() -> Self {
         Self {
