@@ -10,8 +10,11 @@
 //!    layout change when the page has listing markup but no listing could be read, is no HTML page at all, or
 //!    most listings lack a field the parser always found before (a results page without results is a page of
 //!    zero listings, not a layout change), fetches a detail page for a listing that is new or changed while its
-//!    list entry lacks a field, executes one command per listing, and records the page with the listing ids it
-//!    showed;
+//!    list entry lacks a field, executes one command per listing (`concurrency` at a time), and records the
+//!    page with the listing ids it showed. The pages form a pipeline: while the listings of one page are
+//!    observed, the next page is fetched and parsed (parsing off the tasks' threads) and the page before is
+//!    recorded; requests to the site stay one at a time with the pause between them, and pages are recorded
+//!    in order, each after its listings;
 //! 4. when the run was complete (every start page followed to its end, no list page failed, no layout
 //!    change), waits for the `cars` read model to take in the run, then delists every active listing that the
 //!    last `delist_after_runs` complete runs all missed;
@@ -211,9 +214,10 @@ impl Scraper {
         } else {
             let mut pages_left = self.config.page_limit;
             let mut visited: HashSet<Url> = HashSet::new();
-            // the listings of the page in hand are observed (and the page recorded) while the next page is
-            // fetched and read: the site still sees one request at a time, with the pause between them
+            // the listings of the page in hand are observed while the next page is fetched and read (the site
+            // still sees one request at a time, with the pause between them) and the page before is recorded
             let mut in_hand: Option<ReadPage> = None;
+            let mut to_record: Option<SeenPage> = None;
             let mut read_tally = RunTally::default();
             'walks: for start in &start_urls {
                 let mut next = Some(start.clone());
@@ -238,10 +242,19 @@ impl Scraper {
                             to_read = Some(url);
                         }
                     }
+                    let recording = async {
+                        match to_record.take() {
+                            Some(page) => self.record_page(&run, page).await,
+                            None => Ok(()),
+                        }
+                    };
                     let taking_in = async {
                         match in_hand.take() {
-                            Some(page) => self.take_in(&run, page, &mut tally, &mut seen).await,
-                            None => Ok(()),
+                            Some(page) => self
+                                .take_in(&run, page, &mut tally, &mut seen)
+                                .await
+                                .map(Some),
+                            None => Ok(None),
                         }
                     };
                     let reading = async {
@@ -253,8 +266,9 @@ impl Scraper {
                             None => Ok(None),
                         }
                     };
-                    let (taken, read) = tokio::join!(taking_in, reading);
-                    taken?;
+                    let (recorded, taken, read) = tokio::join!(recording, taking_in, reading);
+                    recorded?;
+                    to_record = taken?;
                     match read? {
                         Some(PageOutcome::Read {
                             page,
@@ -276,6 +290,9 @@ impl Scraper {
                         break;
                     }
                 }
+            }
+            if let Some(page) = to_record.take() {
+                self.record_page(&run, page).await?;
             }
             tally.pages += read_tally.pages;
             tally.errors += read_tally.errors;
@@ -328,6 +345,13 @@ struct ReadPage {
     listings: Vec<Listing>,
     /// The page no longer looks as expected (reported already); the run is incomplete.
     layout_changed: bool,
+}
+
+/// A page whose listings were observed, to record.
+struct SeenPage {
+    url: Url,
+    number: u32,
+    ids: Vec<ListingId>,
 }
 
 /// The kinds of layout change a list page can show, each reported once per page.
@@ -515,8 +539,8 @@ impl Scraper {
         })
     }
 
-    /// Observes the listings of a page read, `concurrency` at a time, counts what they did in `tally` and
-    /// `seen`, and records the page with the listing ids it showed.
+    /// Observes the listings of a page read, `concurrency` at a time, and counts what they did in `tally` and
+    /// `seen`. The page is recorded after ([`Scraper::record_page`]).
     #[tracing::instrument(skip_all, fields(url = %page.url, listings = page.listings.len()))]
     async fn take_in(
         &self,
@@ -524,7 +548,7 @@ impl Scraper {
         page: ReadPage,
         tally: &mut RunTally,
         seen: &mut HashSet<ListingId>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<SeenPage> {
         let ReadPage {
             url,
             number,
@@ -559,13 +583,18 @@ impl Scraper {
                 }
             }
         }
+        Ok(SeenPage { url, number, ids })
+    }
+
+    /// Records a page whose listings were observed, with the listing ids it showed.
+    async fn record_page(&self, run: &RunIds, page: SeenPage) -> anyhow::Result<()> {
         self.record(
             run,
-            &format!("page {url}"),
+            &format!("page {}", page.url),
             ScrapeRunCommand::RecordPage {
-                url: url.to_string(),
-                page: number,
-                listings: ids,
+                url: page.url.to_string(),
+                page: page.number,
+                listings: page.ids,
                 at: self.now(),
             },
         )
