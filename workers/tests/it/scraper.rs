@@ -1,5 +1,6 @@
 //! Runs of the scraper against the fake site: what each run records in the log and in the `cars` read model.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use domain::cars::{ListingId, car_id};
@@ -800,4 +801,170 @@ async fn the_scrapers_commands_refuse_what_a_run_never_sends_with_their_reasons(
         .execute::<ScrapeRun>(&stream, &page, &metadata())
         .await;
     assert_eq!(reason(completed), "scrape_run_completed");
+}
+
+/// A list page of the recorded cassettes repeated: `ids` in page order (each id takes the place of one of the
+/// recording's two cars, alternately), with `link[rel=next]` to `next`.
+fn page_of(ids: &[String], next: Option<&str>) -> String {
+    let html = listing_page(&[], next);
+    let start = html
+        .find("<div class=\"cassette js_listTableCassette\"")
+        .unwrap();
+    let end = html.find("<div class=\"recommendCar\">").unwrap();
+    let cassettes = &html[start..end];
+    let mut page = html[..start].to_owned();
+    for pair in ids.chunks(2) {
+        let mut both = cassettes.replace("AU6877255381", &pair[0]);
+        match pair.get(1) {
+            Some(second) => both = both.replace("AU6869806001", second),
+            // one car only: the second cassette is cut off
+            None => {
+                let second = both
+                    .find("<div class=\"cassetteWrap js-mainCassette\">")
+                    .unwrap();
+                both.truncate(second);
+            }
+        }
+        page.push_str(&both);
+    }
+    page.push_str(&html[end..]);
+    page
+}
+
+/// The log from the start: (position, stream id, type, data).
+async fn log_of(world: &World) -> Vec<(i64, String, String, serde_json::Value)> {
+    world
+        .log
+        .read_all(projections::Checkpoint::START, 100_000, None)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.position, e.stream_id, e.event_type, e.data))
+        .collect()
+}
+
+#[tokio::test]
+async fn listings_observed_concurrently_while_the_next_page_is_read_are_each_listed_once_and_pages_recorded_in_order_after_their_listings()
+ {
+    let site = FakeCarsensor::start().await;
+    let pages: Vec<Vec<String>> = (0..3)
+        .map(|page| (0..11).map(|n| format!("AU10000{page}{n:04}")).collect())
+        .collect();
+    site.page(
+        "/usedcar/index.html",
+        page_of(&pages[0], Some("/usedcar/index2.html")),
+    );
+    site.page(
+        "/usedcar/index2.html",
+        page_of(&pages[1], Some("/usedcar/index3.html")),
+    );
+    site.page("/usedcar/index3.html", page_of(&pages[2], None));
+    let mut config = scraper_config(&site.url);
+    config.concurrency = 4;
+    let world = World::new(config).await;
+
+    let report = world.run().await;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(
+        (
+            report.tally.pages,
+            report.tally.listings_seen,
+            report.tally.new,
+            report.tally.errors
+        ),
+        (3, 33, 33, 0)
+    );
+    let log = log_of(&world).await;
+    let listed: Vec<&(i64, String, String, serde_json::Value)> = log
+        .iter()
+        .filter(|(_, stream, _, _)| stream.starts_with("car-"))
+        .collect();
+    // one event per car, each the first of its stream
+    assert_eq!(listed.len(), 33);
+    assert!(listed.iter().all(|(_, _, kind, _)| kind == "CarListed"));
+    let streams: HashSet<&str> = listed.iter().map(|(_, s, _, _)| s.as_str()).collect();
+    assert_eq!(streams.len(), 33);
+    // the pages in order, each with the ids it showed in page order, each recorded after all its listings
+    let recorded: Vec<&(i64, String, String, serde_json::Value)> = log
+        .iter()
+        .filter(|(_, _, kind, _)| kind == "ScrapePageScraped")
+        .collect();
+    assert_eq!(recorded.len(), 3);
+    for (n, ((position, _, _, data), ids)) in recorded.iter().zip(&pages).enumerate() {
+        assert_eq!(data["page"], json!(n + 1));
+        assert_eq!(data["listings"], json!(ids));
+        for id in ids {
+            let stream = domain::cars::car_stream(&listing(id)).to_string();
+            let listed_at = listed
+                .iter()
+                .find(|(_, s, _, _)| *s == stream)
+                .map(|(p, _, _, _)| *p)
+                .unwrap();
+            assert!(
+                listed_at < *position,
+                "{id} listed at {listed_at}, its page recorded at {position}"
+            );
+        }
+    }
+    // polite still: one request at a time, at least 1 s apart
+    let pauses = world.sleeper.pauses();
+    assert_eq!(pauses.len() as u32, site.total_hits() - 1, "{pauses:?}");
+    assert!(
+        pauses.iter().all(|p| *p >= Duration::from_secs(1)),
+        "{pauses:?}"
+    );
+    let active = model::cars(
+        &world.db.pool,
+        &model::CarFilter::default(),
+        model::CarOrder::Newest,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(active.len(), 33);
+}
+
+#[tokio::test]
+async fn a_second_run_over_unchanged_pages_writes_nothing_but_its_own_record() {
+    let site = FakeCarsensor::start().await;
+    let ids: Vec<String> = (0..9).map(|n| format!("AU200000{n:04}")).collect();
+    site.page(
+        "/usedcar/index.html",
+        page_of(&ids[..5], Some("/usedcar/index2.html")),
+    );
+    site.page("/usedcar/index2.html", page_of(&ids[5..], None));
+    let world = World::new(scraper_config(&site.url)).await;
+
+    let first = world.run().await;
+    assert_eq!((first.tally.new, first.tally.listings_seen), (9, 9));
+    let before = log_of(&world).await;
+    let second = world.run().await;
+    assert!(second.complete, "{second:?}");
+    assert_eq!(
+        (
+            second.tally.listings_seen,
+            second.tally.new,
+            second.tally.changed,
+            second.tally.delisted,
+            second.tally.errors
+        ),
+        (9, 0, 0, 0, 0)
+    );
+    let after = log_of(&world).await;
+    let run_stream = format!("scraperun-{}", second.run_id);
+    let written: Vec<(&str, &str)> = after[before.len()..]
+        .iter()
+        .map(|(_, stream, kind, _)| (stream.as_str(), kind.as_str()))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            (run_stream.as_str(), "ScrapeRunStarted"),
+            (run_stream.as_str(), "ScrapePageScraped"),
+            (run_stream.as_str(), "ScrapePageScraped"),
+            (run_stream.as_str(), "ScrapeRunCompleted"),
+        ]
+    );
 }
