@@ -275,7 +275,7 @@ impl Scraper {
                             next: following,
                         }) => {
                             complete &= !page.layout_changed;
-                            in_hand = Some(page);
+                            in_hand = Some(*page);
                             next = following;
                         }
                         Some(PageOutcome::Unusable) => complete = false,
@@ -330,7 +330,10 @@ impl Scraper {
 /// What reading one list page came to.
 enum PageOutcome {
     /// Read (perhaps with a layout change that still left listings to take in); `next` is where the walk goes on.
-    Read { page: ReadPage, next: Option<Url> },
+    Read {
+        page: Box<ReadPage>,
+        next: Option<Url>,
+    },
     /// Fetched, but no listing could be read from it and it is no page of results: a layout change; the walk
     /// cannot go on.
     Unusable,
@@ -529,12 +532,12 @@ impl Scraper {
             listings.push(self.complete_listing(run, fetcher, listing, tally).await?);
         }
         Ok(PageOutcome::Read {
-            page: ReadPage {
+            page: Box::new(ReadPage {
                 url: url.clone(),
                 number,
                 listings,
                 layout_changed,
-            },
+            }),
             next,
         })
     }
