@@ -8,7 +8,7 @@ use eventlog::{AppendRequest, EventLog, ExpectedVersion, GroupCommit, Metadata, 
 use projections::{Runner, RunnerConfig};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 use super::{BenchArgs, thousands as n};
@@ -69,7 +69,11 @@ pub(super) async fn measure(pool: &PgPool, args: &BenchArgs) -> anyhow::Result<A
     sqlx::raw_sql("create table bench_raw (like events including all)")
         .execute(&pool)
         .await?;
-    let log = EventLog::new(pool.clone());
+    let group = GroupCommit {
+        committers: args.committers,
+        max_batch: args.max_batch,
+    };
+    let log = EventLog::with_group_commit(pool.clone(), group);
     let ungrouped = EventLog::with_group_commit(pool.clone(), GroupCommit::off(writers));
 
     // each side in several rounds, alternating, so that drift (caches warming, checkpoints, a neighbour on the
@@ -145,18 +149,21 @@ async fn lone_p50(op: &Op) -> anyhow::Result<Duration> {
     Ok(took[TIMES / 2])
 }
 
-/// What a writer repeats: an append of n events, or the baseline insert of n rows.
+/// What a writer repeats: an append of n events, or the baseline insert of n rows into a table.
 #[derive(Clone)]
 enum Op {
     Append(EventLog, usize),
     Raw(PgPool, usize),
+    /// Into a table of the index benchmark.
+    RawInto(PgPool, &'static str, usize),
 }
 
 impl Op {
     async fn once(&self) -> anyhow::Result<()> {
         match self {
             Op::Append(log, events) => append(log, *events).await,
-            Op::Raw(pool, rows) => raw_insert(pool, *rows).await,
+            Op::Raw(pool, rows) => raw_insert(pool, "bench_raw", *rows).await,
+            Op::RawInto(pool, table, rows) => raw_insert(pool, table, *rows).await,
         }
     }
 }
@@ -223,20 +230,22 @@ async fn append(log: &EventLog, events: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The baseline: one autocommit `INSERT` of `rows` events-shaped rows, as a plain table would take them.
-async fn raw_insert(pool: &PgPool, rows: usize) -> anyhow::Result<()> {
+/// The baseline: one autocommit `INSERT` of `rows` events-shaped rows into `table` (one of the benchmark's own),
+/// as a plain table would take them.
+async fn raw_insert(pool: &PgPool, table: &str, rows: usize) -> anyhow::Result<()> {
     let stream = format!("bench-{}", Uuid::now_v7());
     let metadata =
         serde_json::to_value(Metadata::new(Source::Cli).actor(Uuid::now_v7().to_string(), "user"))?;
     let versions: Vec<i64> = (1..=rows as i64).collect();
     let ids: Vec<Uuid> = (0..rows).map(|_| Uuid::now_v7()).collect();
     let data: Vec<serde_json::Value> = (0..rows).map(|_| payload()).collect();
-    sqlx::query(
-        "insert into bench_raw (stream_id, stream_category, version, event_id, event_type, data, metadata,
-                                actor_id, actor_role, source, command_id, correlation_id)
+    // the table is one of this module's names, never input
+    sqlx::query(AssertSqlSafe(format!(
+        "insert into {table} (stream_id, stream_category, version, event_id, event_type, data, metadata,
+                              actor_id, actor_role, source, command_id, correlation_id)
          select $1, 'bench', v, id, 'LearnerEnrolled', d, $4, $5, 'user', 'cli', $6, $6
-           from unnest($2::bigint[], $3::uuid[], $7::jsonb[]) as x(v, id, d)",
-    )
+           from unnest($2::bigint[], $3::uuid[], $7::jsonb[]) as x(v, id, d)"
+    )))
     .bind(&stream)
     .bind(&versions)
     .bind(&ids)
@@ -276,4 +285,100 @@ async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
         from = to + 1;
     }
     Ok(())
+}
+
+/// The indexes `events` has had, each with the read path that needs it (ARCHITECTURE.md, "The log's indexes"),
+/// and `(event_id)`, which no read path needs and which the log dropped.
+const EVENT_INDEXES: [(&str, &str); 6] = [
+    (
+        "position (primary key)",
+        "alter table {t} add primary key (position)",
+    ),
+    (
+        "(stream_id, version) unique",
+        "alter table {t} add unique (stream_id, version)",
+    ),
+    (
+        "(event_id) unique [dropped]",
+        "alter table {t} add unique (event_id)",
+    ),
+    (
+        "(transaction_id, position)",
+        "create index on {t} (transaction_id, position)",
+    ),
+    (
+        "command_id (partial)",
+        "create index on {t} (command_id) where command_id is not null",
+    ),
+    (
+        "(event_type, transaction_id, position)",
+        "create index on {t} (event_type, transaction_id, position)",
+    ),
+];
+
+/// The cost of each index of `events`: single-row autocommit inserts per second into an events-shaped table
+/// with every index, without each one in turn, and with none, alternating in rounds.
+#[derive(Debug, Serialize)]
+pub struct IndexFigures {
+    /// (variant, rows/s)
+    pub index_inserts_per_s: Vec<(String, f64)>,
+}
+
+impl IndexFigures {
+    pub(super) fn print(&self) {
+        let all = self.index_inserts_per_s.first().map_or(1.0, |(_, r)| *r);
+        for (variant, rate) in &self.index_inserts_per_s {
+            println!(
+                "  single-row INSERT, {variant:<48} {:>8} rows/s   {:+.0} % against every index",
+                n(*rate),
+                (rate / all - 1.0) * 100.0
+            );
+        }
+    }
+}
+
+pub(super) async fn measure_indexes(
+    pool: &PgPool,
+    writers: usize,
+    total: usize,
+) -> anyhow::Result<IndexFigures> {
+    const TABLES: [&str; 8] = [
+        "bench_idx_all",
+        "bench_idx_0",
+        "bench_idx_1",
+        "bench_idx_2",
+        "bench_idx_3",
+        "bench_idx_4",
+        "bench_idx_5",
+        "bench_idx_none",
+    ];
+    let mut variants = vec!["every index".to_owned()];
+    variants.extend(
+        EVENT_INDEXES
+            .iter()
+            .map(|(name, _)| format!("without {name}")),
+    );
+    variants.push("no index".to_owned());
+    for (i, table) in TABLES.iter().enumerate() {
+        let sql = format!("create table {table} (like events including all excluding indexes)");
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
+        for (index, (_, create)) in EVENT_INDEXES.iter().enumerate() {
+            // the variant i (1..=6) leaves out index i - 1; the last has none
+            if i == TABLES.len() - 1 || i == index + 1 {
+                continue;
+            }
+            let sql = create.replace("{t}", table);
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await?;
+        }
+    }
+    let sides = TABLES.map(|table| Op::RawInto(pool.clone(), table, 1));
+    let took = alternating(writers, total, sides).await?;
+    let index_inserts_per_s = variants
+        .into_iter()
+        .zip(took)
+        .map(|(variant, took)| (variant, total as f64 / took.as_secs_f64()))
+        .collect();
+    Ok(IndexFigures {
+        index_inserts_per_s,
+    })
 }

@@ -28,7 +28,9 @@ use crate::config::Config;
 mod appends;
 mod read;
 mod rebuild;
+mod ryw;
 mod scrape;
+mod snapshots;
 mod upserts;
 
 #[derive(Debug, Clone, Args)]
@@ -60,6 +62,31 @@ pub struct BenchArgs {
     /// Only the listing-upsert benchmark.
     #[arg(long)]
     pub upserts_only: bool,
+    /// Only the append benchmark (and the replay after it).
+    #[arg(long, conflicts_with = "upserts_only")]
+    pub appends_only: bool,
+    /// Only read-your-writes: answers at `--ryw-rate` per second for `--ryw-seconds`, each waiting for its own
+    /// read (`bench::ryw`).
+    #[arg(long)]
+    pub ryw: bool,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub ryw_rate: u32,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub ryw_seconds: u32,
+    /// Only snapshots: commands on a track of `--snapshot-events` events, with snapshots and without.
+    #[arg(long)]
+    pub snapshots: bool,
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(10..))]
+    pub snapshot_events: u32,
+    /// Only the cost of each index of `events`: single-row inserts with every index, without each, and with none.
+    #[arg(long)]
+    pub indexes: bool,
+    /// Group commit: transactions in flight at once (`eventlog::GroupCommit`).
+    #[arg(long, default_value_t = eventlog::GroupCommit::default().committers)]
+    pub committers: usize,
+    /// Group commit: appends in one transaction at most.
+    #[arg(long, default_value_t = eventlog::GroupCommit::default().max_batch)]
+    pub max_batch: usize,
     /// Only the rebuild benchmark of this projection (`all`: each in turn), each over `--replay-events` events
     /// of its own (`bench::rebuild`).
     #[arg(long, value_name = "NAME")]
@@ -80,8 +107,8 @@ pub struct BenchArgs {
     /// Seconds of load of `--read`, for the server and for the ceiling each.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
     pub read_seconds: u32,
-    /// Keep the scratch database afterwards (with DATABASE_URL), e.g. to load a peer against the very same
-    /// tables.
+    /// Keep the scratch database (`academy_bench_<database>_<pid>`, printed) afterwards (with DATABASE_URL),
+    /// e.g. to load a peer against the very same tables.
     #[arg(long)]
     pub keep: bool,
 }
@@ -100,9 +127,25 @@ pub struct Figures {
     pub rebuild: Option<rebuild::RebuildFigures>,
     #[serde(flatten)]
     pub read: Option<read::ReadFigures>,
+    #[serde(flatten)]
+    pub ryw: Option<ryw::RywFigures>,
+    #[serde(flatten)]
+    pub indexes: Option<appends::IndexFigures>,
+    #[serde(flatten)]
+    pub snapshots: Option<snapshots::SnapshotFigures>,
 }
 
-const SCRATCH_DB: &str = "academy_bench";
+/// The scratch database of this run, beside `database` (runs on one server at once each have their own):
+/// `academy_bench_<database>_<process id>`, with only letters, digits and `_` from the database's name.
+fn scratch_db(database: &str) -> String {
+    let database: String = database
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(30)
+        .collect::<String>()
+        .to_lowercase();
+    format!("academy_bench_{database}_{}", std::process::id())
+}
 
 pub async fn run(config: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let place = Place::open(config).await?;
@@ -148,34 +191,38 @@ impl Place {
             .await
             .context("connecting for the benchmark")?;
         // separate statements: DROP/CREATE DATABASE refuse to run inside a (multi-statement) transaction
+        let scratch = scratch_db(admin.get_database().unwrap_or("postgres"));
         for sql in [
-            format!("drop database if exists {SCRATCH_DB} with (force)"),
-            format!("create database {SCRATCH_DB}"),
+            format!("drop database if exists {scratch} with (force)"),
+            format!("create database {scratch}"),
         ] {
             sqlx::raw_sql(AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await
-                .context("creating the scratch database academy_bench (the role needs CREATEDB)")?;
+                .with_context(|| {
+                    format!("creating the scratch database {scratch} (the role needs CREATEDB)")
+                })?;
         }
         conn.close().await?;
         Ok(Self {
-            options: admin.clone().database(SCRATCH_DB),
+            options: admin.clone().database(&scratch),
             admin,
             cluster,
         })
     }
 
     async fn close(self, keep: bool) {
+        let scratch = scratch_db(self.admin.get_database().unwrap_or("postgres"));
         if keep {
-            eprintln!("kept the scratch database {SCRATCH_DB}");
+            eprintln!("kept the scratch database {scratch}");
         } else if let Ok(mut conn) = PgConnection::connect_with(&self.admin).await {
             let dropped = sqlx::raw_sql(AssertSqlSafe(format!(
-                "drop database if exists {SCRATCH_DB} with (force)"
+                "drop database if exists {scratch} with (force)"
             )))
             .execute(&mut conn)
             .await;
             if let Err(error) = dropped {
-                tracing::warn!(%error, "could not drop the scratch database {SCRATCH_DB}");
+                tracing::warn!(%error, "could not drop the scratch database {scratch}");
             }
             let _ = conn.close().await;
         }
@@ -207,7 +254,27 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         appends: None,
         rebuild: None,
         read: None,
+        ryw: None,
+        indexes: None,
+        snapshots: None,
     };
+    if args.snapshots {
+        let events = args.snapshot_events as usize;
+        figures.snapshots = Some(snapshots::measure(&pool, events, 200).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
+    if args.indexes {
+        let total = args.single_commands as usize;
+        figures.indexes = Some(appends::measure_indexes(&pool, writers, total).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
+    if args.ryw {
+        figures.ryw = Some(ryw::measure(&pool, args.ryw_rate, args.ryw_seconds).await?);
+        pool.close().await;
+        return Ok(figures);
+    }
     if args.read {
         figures.read = Some(read::measure(&pool, options, args).await?);
         pool.close().await;
@@ -229,7 +296,9 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         return Ok(figures);
     }
     // the upserts first, on a small log, as a scraper's first weeks would see it
-    figures.upserts = Some(upserts::measure(&pool, writers, args.listings as usize).await?);
+    if !args.appends_only {
+        figures.upserts = Some(upserts::measure(&pool, writers, args.listings as usize).await?);
+    }
     if !args.upserts_only {
         figures.appends = Some(appends::measure(&pool, args).await?);
     }
@@ -253,6 +322,15 @@ fn print_table(figures: &Figures) {
     }
     if let Some(rebuild) = &figures.rebuild {
         rebuild.print();
+    }
+    if let Some(ryw) = &figures.ryw {
+        ryw.print();
+    }
+    if let Some(indexes) = &figures.indexes {
+        indexes.print();
+    }
+    if let Some(snapshots) = &figures.snapshots {
+        snapshots.print();
     }
     if let Some(read) = &figures.read {
         read.print();

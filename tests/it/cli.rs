@@ -168,7 +168,7 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
     );
     // the scratch database is gone again, and nothing was written to the one DATABASE_URL names
     let scratch: bool = sqlx::query_scalar(
-        "select exists(select 1 from pg_database where datname = 'academy_bench')",
+        "select exists(select 1 from pg_database where datname like 'academy_bench_' || current_database() || '_%')",
     )
     .fetch_one(&db.pool)
     .await
@@ -179,6 +179,60 @@ async fn the_benchmark_prints_every_figure_next_to_its_baseline() {
         .await
         .unwrap();
     assert_eq!(events, 0);
+}
+
+#[tokio::test]
+async fn the_read_your_writes_benchmark_checks_every_answer_is_visible_and_prints_its_latency() {
+    let db = TestDb::new().await;
+    let (_dir, mut command) = academy_on(&db);
+    let out = stdout(&run(command.args([
+        "bench",
+        "--json",
+        "--ryw",
+        "--ryw-rate",
+        "20",
+        "--ryw-seconds",
+        "1",
+    ])));
+    let figures: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(figures["ryw_commands"], 20, "{figures}");
+    let (p50, p99) = (
+        figures["ryw_p50_ms"].as_f64().unwrap(),
+        figures["ryw_p99_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "{figures}");
+}
+
+#[tokio::test]
+async fn the_snapshot_and_index_benchmarks_print_both_sides() {
+    let db = TestDb::new().await;
+    let bench = |args: &[&str]| {
+        let (_dir, mut command) = academy_on(&db);
+        let out = stdout(&run(command.args(["bench", "--json"]).args(args)));
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let snapshots = bench(&["--snapshots", "--snapshot-events", "500"]);
+    assert!(
+        snapshots["snapshot_stream_events"].as_i64().unwrap() >= 500,
+        "{snapshots}"
+    );
+    for key in ["with_snapshots_ms", "without_snapshots_ms"] {
+        assert!(
+            snapshots[key].as_f64().unwrap() > 0.0,
+            "{key} in {snapshots}"
+        );
+    }
+    let indexes = bench(&["--indexes", "--single-commands", "80"]);
+    let variants = indexes["index_inserts_per_s"].as_array().unwrap();
+    assert_eq!(
+        variants.len(),
+        8,
+        "every index, without each of six, none: {indexes}"
+    );
+    assert!(
+        variants.iter().all(|v| v[1].as_f64().unwrap() > 0.0),
+        "{indexes}"
+    );
 }
 
 #[tokio::test]
