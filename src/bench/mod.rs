@@ -91,6 +91,10 @@ pub struct BenchArgs {
     /// of its own (`bench::rebuild`).
     #[arg(long, value_name = "NAME")]
     pub rebuild: Option<String>,
+    /// Listings in `--rebuild cars`'s catalogue (default: a tenth of `--replay-events`, so the log holds many
+    /// runs; `--replay-events 103336 --rebuild-cars 100000` is one run over 100,000 listings).
+    #[arg(long)]
+    pub rebuild_cars: Option<usize>,
     /// Events per read and transaction of `--rebuild`'s builds.
     #[arg(long, default_value_t = projections::RunnerConfig::default().build_batch_size)]
     pub rebuild_batch: i64,
@@ -285,7 +289,9 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
             build_batch_size: args.rebuild_batch,
             ..projections::RunnerConfig::default()
         };
-        figures.rebuild = Some(rebuild::measure(&pool, name, args.replay_events, config).await?);
+        figures.rebuild = Some(
+            rebuild::measure(&pool, name, args.replay_events, args.rebuild_cars, config).await?,
+        );
         pool.close().await;
         return Ok(figures);
     }

@@ -89,6 +89,7 @@ pub(super) async fn measure(
     pool: &PgPool,
     name: &str,
     events: usize,
+    cars: Option<usize>,
     config: RunnerConfig,
 ) -> anyhow::Result<RebuildFigures> {
     let all = projections::all();
@@ -115,7 +116,7 @@ pub(super) async fn measure(
     let mut filled = std::collections::HashSet::new();
     for projection in chosen {
         let name = projection.name();
-        let Some(generator) = generator(name, events) else {
+        let Some(generator) = generator(name, events, cars) else {
             rebuilds.push(RebuildFigure {
                 projection: name.to_owned(),
                 events: None,
@@ -186,10 +187,13 @@ fn log_of(name: &str) -> &str {
     }
 }
 
-fn generator(name: &str, events: usize) -> Option<Generator> {
+/// The log `name` is measured over: `events` events (of a catalogue of `cars` listings, for `cars`).
+fn generator(name: &str, events: usize, cars: Option<usize>) -> Option<Generator> {
     match name {
         projections::log_stats::NAME => Some(Generator::Anything),
-        projections::cars::NAME => Some(Generator::Domain(Box::new(CarsLog::new(events / 10)))),
+        projections::cars::NAME => Some(Generator::Domain(Box::new(CarsLog::new(
+            cars.unwrap_or(events / 10),
+        )))),
         projections::accounts::NAME => Some(Generator::Domain(Box::new(accounts_log(events)))),
         projections::trainer::NAME => Some(Generator::Domain(Box::new(trainer_log()))),
         // the hosts read the tracks' events too (notices, timers)
