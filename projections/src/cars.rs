@@ -97,8 +97,8 @@ const SORT_KEYS: &[(&str, &str)] = &[
 
 crate::read_model!(Cars {
     name: NAME,
-    // 2: stored keys (`make_key`, `model_key`, `sort_*`) and one index per order's keyset
-    version: 2,
+    // 2: stored keys (`make_key`, `model_key`, `sort_*`) and one index per order's keyset; 3: pages 70 % full
+    version: 3,
     events: [CarEvent::TYPES, ScrapeRunEvent::TYPES]
 });
 
@@ -147,7 +147,10 @@ impl Projection for Cars {
                  -- combination of them
                  filter_tags      text[] generated always as ({TAG_EXPRESSION}) stored,
                  {sort_keys}
-             );
+             )
+             -- every scraper run rewrites each car it saw (last_seen_*): room on the page lets most of those
+             -- updates stay on it and skip the many indexes (heap-only tuples)
+             with (fillfactor = 70);
              -- one index per order's keyset (key, id), and for the orders a make is mostly browsed in, one
              -- behind the make: a page is a range scan that stops after `limit` rows. Newest first is served
              -- by listed_position's unique index. The status is a filter, not a leading column, so that
