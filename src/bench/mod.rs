@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// Listings the fake site serves to `--scrape`.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(100..))]
     pub scrape_listings: u32,
+    /// The recorded carsensor.net list page `--scrape` generates its pages from (default: the copy in this
+    /// checkout's test fixtures).
+    #[arg(long, default_value = scrape::RECORDED_LIST_PAGE)]
+    pub scrape_page: std::path::PathBuf,
     /// Only the listing-upsert benchmark.
     #[arg(long)]
     pub upserts_only: bool,
@@ -296,8 +300,15 @@ async fn measure_all(options: &PgConnectOptions, args: &BenchArgs) -> anyhow::Re
         return Ok(figures);
     }
     if args.scrape {
-        figures.scrape =
-            Some(scrape::measure(&pool, writers, args.scrape_listings as usize).await?);
+        figures.scrape = Some(
+            scrape::measure(
+                &pool,
+                writers,
+                args.scrape_listings as usize,
+                &args.scrape_page,
+            )
+            .await?,
+        );
         pool.close().await;
         return Ok(figures);
     }
