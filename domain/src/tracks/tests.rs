@@ -1037,7 +1037,11 @@ fn a_tracks_state_survives_its_snapshot_with_reviews_reminders_and_allocations()
     let (mut events, allocation) = closed(5, 4);
     events.extend(allocation.pairs.iter().take(2).map(|p| review_event(*p)));
     let state = Track::fold(&events);
-    assert!(state.as_ref().is_some_and(|s| !s.stages[0].reviews.is_empty()));
+    assert!(
+        state
+            .as_ref()
+            .is_some_and(|s| !s.stages[0].reviews.is_empty())
+    );
     let snapshots = Track::snapshots().expect("tracks keep snapshots");
     let stored = (snapshots.encode)(&state).expect("the state encodes");
     // through text, as the snapshot table stores it
