@@ -263,28 +263,8 @@ async fn fill_for_replay(pool: &PgPool, target: usize) -> anyhow::Result<()> {
     let have: i64 = sqlx::query_scalar("select count(*) from events")
         .fetch_one(pool)
         .await?;
-    let missing = (target as i64 - have).max(0);
-    let chunk = 25_000;
-    let mut from = 0;
-    while from < missing {
-        let to = (from + chunk).min(missing) - 1;
-        sqlx::query(
-            "insert into events (stream_id, stream_category, version, event_id, event_type, data, metadata,
-                                 actor_id, actor_role, source, command_id, correlation_id)
-             select 'replay-' || (g / 10), 'replay', g % 10 + 1, gen_random_uuid(),
-                    (array['LearnerEnrolled', 'SolutionSubmitted', 'ReviewSubmitted', 'QuestionAnswered'])[g % 4 + 1],
-                    jsonb_build_object('n', g, 'title', 'Rust from zero to production', 'seat', g % 50),
-                    jsonb_build_object('source', 'cli', 'actor_role', 'user'),
-                    'user-' || (g % 997), 'user', 'cli', gen_random_uuid(), gen_random_uuid()
-               from generate_series($1::bigint, $2::bigint) g",
-        )
-        .bind(from)
-        .bind(to)
-        .execute(pool)
-        .await?;
-        from = to + 1;
-    }
-    Ok(())
+    let missing = (target as i64 - have).max(0) as usize;
+    super::rebuild::fill_anything(pool, missing).await
 }
 
 /// The indexes `events` has had, each with the read path that needs it (ARCHITECTURE.md, "The log's indexes"),

@@ -214,7 +214,7 @@ impl Generator {
 }
 
 /// `target` events of four types no read model but `log_stats` reads, in streams of ten.
-async fn fill_anything(pool: &PgPool, target: usize) -> anyhow::Result<()> {
+pub(super) async fn fill_anything(pool: &PgPool, target: usize) -> anyhow::Result<()> {
     let chunk = 50_000;
     let mut from = 0;
     while from < target as i64 {
@@ -385,40 +385,7 @@ impl CarsLog {
     }
 
     fn details(i: usize) -> CarDetails {
-        const MAKES: [(&str, &str); 5] = [
-            ("トヨタ", "プリウス"),
-            ("ホンダ", "フィット"),
-            ("マツダ", "CX-5"),
-            ("日産", "ノート"),
-            ("スバル", "レヴォーグ"),
-        ];
-        let (make, model) = MAKES[i % MAKES.len()];
-        CarDetails {
-            make: Some(make.to_owned()),
-            model: Some(model.to_owned()),
-            grade: Some("2.0 Z".to_owned()),
-            year: Some(2010 + (i % 15) as i32),
-            mileage_km: Some((i as i64 * 37) % 150_000),
-            inspection: Some("2026(R08)年07月".to_owned()),
-            repair_history: Some(i.is_multiple_of(11)),
-            warranty: Some("保証付".to_owned()),
-            maintenance: Some("法定整備付".to_owned()),
-            displacement_cc: Some(2000),
-            transmission: Some("フロアCVT".to_owned()),
-            body_type: Some("ハッチバック".to_owned()),
-            color: Some("灰".to_owned()),
-            prefecture: Some("兵庫県".to_owned()),
-            city: Some("神戸市長田区".to_owned()),
-            shop_name: Some("リバティ ドリーム長田店".to_owned()),
-            shop_url: Some("https://www.carsensor.net/shop/hyogo/081189064/".to_owned()),
-            photo_url: Some(format!(
-                "https://ccsrpcma.carsensor.net/CSphoto/bkkn/{i}_001L.JPG"
-            )),
-            detail_url: Some(format!(
-                "https://www.carsensor.net/usedcar/detail/AU{:010}/index.html",
-                6_000_000_000 + i
-            )),
-        }
+        super::upserts::bench_details(i)
     }
 
     /// Queues the next page of the current run (and the run's start or end around it).

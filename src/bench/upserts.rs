@@ -35,7 +35,21 @@ impl UpsertFigures {
 
 /// A listing as the scraper would observe it, the `n`th of a catalogue.
 fn bench_listing(n: usize, repriced: bool) -> domain::cars::Listing {
-    use domain::cars::{CarDetails, Listing, ListingId, Prices};
+    use domain::cars::{Listing, ListingId, Prices};
+    let total = 1_000_000 + (n as i64 % 400) * 10_000 - if repriced { 50_000 } else { 0 };
+    Listing {
+        id: ListingId::parse(&format!("AU{:010}", 6_000_000_000 + n)).expect("a valid listing id"),
+        prices: Prices {
+            body_yen: Some(total - 110_000),
+            total_yen: Some(total),
+        },
+        details: bench_details(n),
+    }
+}
+
+/// The details of the `n`th car of a generated catalogue.
+pub(super) fn bench_details(n: usize) -> domain::cars::CarDetails {
+    use domain::cars::CarDetails;
     const MAKES: [(&str, &str); 5] = [
         ("トヨタ", "プリウス"),
         ("ホンダ", "フィット"),
@@ -44,39 +58,31 @@ fn bench_listing(n: usize, repriced: bool) -> domain::cars::Listing {
         ("スバル", "レヴォーグ"),
     ];
     let (make, model) = MAKES[n % MAKES.len()];
-    let total = 1_000_000 + (n as i64 % 400) * 10_000 - if repriced { 50_000 } else { 0 };
-    Listing {
-        id: ListingId::parse(&format!("AU{:010}", 6_000_000_000 + n)).expect("a valid listing id"),
-        prices: Prices {
-            body_yen: Some(total - 110_000),
-            total_yen: Some(total),
-        },
-        details: CarDetails {
-            make: Some(make.to_owned()),
-            model: Some(model.to_owned()),
-            grade: Some("2.0 Z".to_owned()),
-            year: Some(2010 + (n % 15) as i32),
-            mileage_km: Some((n as i64 * 37) % 150_000),
-            inspection: Some("2026(R08)年07月".to_owned()),
-            repair_history: Some(n.is_multiple_of(11)),
-            warranty: Some("保証付".to_owned()),
-            maintenance: Some("法定整備付".to_owned()),
-            displacement_cc: Some(2000),
-            transmission: Some("フロアCVT".to_owned()),
-            body_type: Some("ハッチバック".to_owned()),
-            color: Some("灰".to_owned()),
-            prefecture: Some("兵庫県".to_owned()),
-            city: Some("神戸市長田区".to_owned()),
-            shop_name: Some("リバティ ドリーム長田店".to_owned()),
-            shop_url: Some("https://www.carsensor.net/shop/hyogo/081189064/".to_owned()),
-            photo_url: Some(format!(
-                "https://ccsrpcma.carsensor.net/CSphoto/bkkn/{n}_001L.JPG"
-            )),
-            detail_url: Some(format!(
-                "https://www.carsensor.net/usedcar/detail/AU{:010}/index.html",
-                6_000_000_000 + n
-            )),
-        },
+    CarDetails {
+        make: Some(make.to_owned()),
+        model: Some(model.to_owned()),
+        grade: Some("2.0 Z".to_owned()),
+        year: Some(2010 + (n % 15) as i32),
+        mileage_km: Some((n as i64 * 37) % 150_000),
+        inspection: Some("2026(R08)年07月".to_owned()),
+        repair_history: Some(n.is_multiple_of(11)),
+        warranty: Some("保証付".to_owned()),
+        maintenance: Some("法定整備付".to_owned()),
+        displacement_cc: Some(2000),
+        transmission: Some("フロアCVT".to_owned()),
+        body_type: Some("ハッチバック".to_owned()),
+        color: Some("灰".to_owned()),
+        prefecture: Some("兵庫県".to_owned()),
+        city: Some("神戸市長田区".to_owned()),
+        shop_name: Some("リバティ ドリーム長田店".to_owned()),
+        shop_url: Some("https://www.carsensor.net/shop/hyogo/081189064/".to_owned()),
+        photo_url: Some(format!(
+            "https://ccsrpcma.carsensor.net/CSphoto/bkkn/{n}_001L.JPG"
+        )),
+        detail_url: Some(format!(
+            "https://www.carsensor.net/usedcar/detail/AU{:010}/index.html",
+            6_000_000_000 + n
+        )),
     }
 }
 

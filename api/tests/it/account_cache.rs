@@ -110,13 +110,14 @@ async fn a_role_revoked_by_another_process_reaches_this_processes_cache_within_a
     // one read of the account events; until then this process may still answer from its cache
     loop {
         let body = app.gql(USERS, json!({}), Some(&token)).await;
-        if code(&body) == "FORBIDDEN" {
+        if !body["errors"].is_null() {
+            assert_eq!(code(&body), "FORBIDDEN", "{body}");
             break;
         }
-        assert!(body["errors"].is_null(), "{body}");
+        // generous for a loaded machine: the wait is one notification and one read, milliseconds when idle
         assert!(
-            revoked_at.elapsed() < Duration::from_secs(1),
-            "still an admin a second after another process revoked the role"
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "still an admin 5 s after another process revoked the role"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
