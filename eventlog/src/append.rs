@@ -50,7 +50,7 @@ impl From<sqlx::Error> for AppendError {
 impl EventLog {
     /// Appends atomically to every stream of `request` and wakes subscribers.
     ///
-    /// Concurrent appends of this process are committed together (see [`crate::group`]): each keeps its own
+    /// Concurrent appends of this process are committed together (see [`crate::GroupCommit`]): each keeps its own
     /// version checks, idempotency and result, and a lone append is not delayed.
     #[tracing::instrument(skip_all, fields(streams = request.streams.len()))]
     pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
