@@ -15,6 +15,7 @@
 //! the appends caught in it, as [`AppendError::Contended`], which the executor retries like a conflict.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, oneshot};
@@ -54,8 +55,24 @@ impl GroupCommit {
 type Outcome = Result<Appended, AppendError>;
 
 struct Pending {
+    /// Which call queued it (to take it back if that call is dropped before a committer took it).
+    ticket: u64,
     prepared: Prepared,
     reply: oneshot::Sender<Outcome>,
+}
+
+/// Takes a queued append back out of the queue when its caller is dropped (a cancelled request) before a
+/// committer took it, so it is never committed later, behind its caller's back. Once taken, it is committed
+/// like a statement already sent.
+struct Withdraw<'a> {
+    group: &'a Group,
+    ticket: u64,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        self.group.lock().retain(|p| p.ticket != self.ticket);
+    }
 }
 
 /// The queue and the committer slots of one [`EventLog`] (shared by its clones).
@@ -63,6 +80,7 @@ pub(crate) struct Group {
     config: GroupCommit,
     queue: Mutex<VecDeque<Pending>>,
     slots: Arc<Semaphore>,
+    next_ticket: AtomicU64,
 }
 
 impl std::fmt::Debug for Group {
@@ -83,12 +101,22 @@ impl Group {
             config,
             queue: Mutex::new(VecDeque::new()),
             slots: Arc::new(Semaphore::new(config.committers)),
+            next_ticket: AtomicU64::new(0),
         }
     }
 
     pub(crate) async fn append(&self, log: &EventLog, prepared: Prepared) -> Outcome {
         let (reply, mut outcome) = oneshot::channel();
-        self.lock().push_back(Pending { prepared, reply });
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.lock().push_back(Pending {
+            ticket,
+            prepared,
+            reply,
+        });
+        let _withdraw = Withdraw {
+            group: self,
+            ticket,
+        };
         loop {
             tokio::select! {
                 biased;

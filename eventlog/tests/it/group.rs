@@ -11,56 +11,115 @@ use sqlx::Connection;
 
 use crate::{event, request, stream};
 
-/// A log with one committer, and the outcomes of `requests` appended while that committer waits on a stream
-/// row another session holds (so they all queue, and go as one group once it is released).
+/// A log with one committer, busy: its append waits on a stream row another session holds until `release`.
+struct BusyCommitter {
+    log: EventLog,
+    other: sqlx::PgConnection,
+    first: tokio::task::JoinHandle<Result<Appended, AppendError>>,
+}
+
+impl BusyCommitter {
+    async fn start(db: &TestDb) -> Self {
+        let one_slot = GroupCommit {
+            committers: 1,
+            max_batch: 32,
+        };
+        let log = EventLog::with_group_commit(db.pool.clone(), one_slot);
+        let blocker = stream("thing");
+        log.append(request(&blocker, ExpectedVersion::NoStream, vec![event(1)]))
+            .await
+            .unwrap();
+        let mut other = sqlx::PgConnection::connect_with(&db.connect_options())
+            .await
+            .unwrap();
+        sqlx::query("begin").execute(&mut other).await.unwrap();
+        sqlx::query("select version from streams where stream_id = $1 for update")
+            .bind(blocker.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let (log, request) = (
+                log.clone(),
+                request(&blocker, ExpectedVersion::Exactly(1), vec![event(2)]),
+            );
+            async move { log.append(request).await }
+        });
+        wait_for_lock_wait(&db.pool).await;
+        Self { log, other, first }
+    }
+
+    /// Spawns an append of each of `requests`, and lets each run up to its queueing (a current-thread runtime).
+    async fn queue(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<tokio::task::JoinHandle<Result<Appended, AppendError>>> {
+        let queued = requests
+            .into_iter()
+            .map(|r| {
+                let log = self.log.clone();
+                tokio::spawn(async move { log.append(r).await })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        queued
+    }
+
+    async fn release(mut self) -> EventLog {
+        sqlx::query("commit")
+            .execute(&mut self.other)
+            .await
+            .unwrap();
+        self.first.await.unwrap().unwrap();
+        self.log
+    }
+}
+
+/// The outcomes of `requests` appended while the only committer is busy (so they go as one group).
 async fn queued_behind_a_busy_committer(
     db: &TestDb,
     requests: Vec<AppendRequest>,
 ) -> (EventLog, Vec<Result<Appended, AppendError>>) {
-    let one_slot = GroupCommit {
-        committers: 1,
-        max_batch: 32,
-    };
-    let log = EventLog::with_group_commit(db.pool.clone(), one_slot);
-    let blocker = stream("thing");
-    log.append(request(&blocker, ExpectedVersion::NoStream, vec![event(1)]))
-        .await
-        .unwrap();
-    let mut other = sqlx::PgConnection::connect_with(&db.connect_options())
-        .await
-        .unwrap();
-    sqlx::query("begin").execute(&mut other).await.unwrap();
-    sqlx::query("select version from streams where stream_id = $1 for update")
-        .bind(blocker.as_str())
-        .execute(&mut other)
-        .await
-        .unwrap();
-    let first = tokio::spawn({
-        let (log, request) = (
-            log.clone(),
-            request(&blocker, ExpectedVersion::Exactly(1), vec![event(2)]),
-        );
-        async move { log.append(request).await }
-    });
-    wait_for_lock_wait(&db.pool).await;
-    let queued: Vec<_> = requests
-        .into_iter()
-        .map(|r| {
-            let log = log.clone();
-            tokio::spawn(async move { log.append(r).await })
-        })
-        .collect();
-    // a current-thread runtime: the spawned appends run up to their queueing
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-    sqlx::query("commit").execute(&mut other).await.unwrap();
-    first.await.unwrap().unwrap();
+    let busy = BusyCommitter::start(db).await;
+    let queued = busy.queue(requests).await;
+    let log = busy.release().await;
     let mut outcomes = Vec::new();
     for task in queued {
         outcomes.push(task.await.unwrap());
     }
     (log, outcomes)
+}
+
+#[tokio::test]
+async fn an_append_whose_caller_is_dropped_while_it_waits_in_the_queue_is_never_committed() {
+    let db = TestDb::new().await;
+    let (dropped, kept) = (stream("thing"), stream("thing"));
+    let busy = BusyCommitter::start(&db).await;
+    let queued = busy
+        .queue(vec![request(
+            &dropped,
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        )])
+        .await;
+    for task in &queued {
+        task.abort();
+    }
+    for task in queued {
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    let log = busy.release().await;
+    log.append(request(&kept, ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .unwrap();
+    assert_eq!(log.stream_version(kept.as_str()).await.unwrap(), 1);
+    assert_eq!(
+        log.stream_version(dropped.as_str()).await.unwrap(),
+        0,
+        "withdrawn"
+    );
 }
 
 #[tokio::test]
