@@ -160,19 +160,22 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     projections::rebuild(log.clone(), Arc::new(Trainer), RunnerConfig::default())
         .await
         .unwrap();
-    assert_eq!(answers().await, live_answers);
-    assert_eq!(
-        trainer::questions(log.pool(), &all, None, 100)
-            .await
-            .unwrap(),
-        live_questions
-    );
-    assert_eq!(
-        trainer::users_stats(log.pool(), None, None, 100)
-            .await
-            .unwrap(),
-        live_stats
-    );
+    let same_rows_as_live = || async {
+        assert_eq!(answers().await, live_answers);
+        assert_eq!(
+            trainer::questions(log.pool(), &all, None, 100)
+                .await
+                .unwrap(),
+            live_questions
+        );
+        assert_eq!(
+            trainer::users_stats(log.pool(), None, None, 100)
+                .await
+                .unwrap(),
+            live_stats
+        );
+    };
+    same_rows_as_live().await;
 
     // one event per batch: the same rows as the rebuild's one batch
     stop.send(true).unwrap();
@@ -185,17 +188,5 @@ async fn the_trainer_read_model_counts_streaks_and_rebuilds_to_the_same_rows() {
     projections::rebuild(log.clone(), Arc::new(Trainer), one_event_per_batch)
         .await
         .unwrap();
-    assert_eq!(answers().await, live_answers);
-    assert_eq!(
-        trainer::questions(log.pool(), &all, None, 100)
-            .await
-            .unwrap(),
-        live_questions
-    );
-    assert_eq!(
-        trainer::users_stats(log.pool(), None, None, 100)
-            .await
-            .unwrap(),
-        live_stats
-    );
+    same_rows_as_live().await;
 }
